@@ -1,0 +1,27 @@
+//! # ff-core: the vocabulary and the math of model-free forward-forward training
+//!
+//! This crate owns the traits and numerics that every other phyff crate shares:
+//! - [`PhysicalSystem`]: a physical layer as a black box, queried forward in batches;
+//! - [`Matrix`] and friends: row-major batches (`batch x features`), with a fast [`gemm`];
+//! - goodness functions, losses and their closed-form gradients, label embedding, negative
+//!   data, optimisers, and the PhyLL block schedule ([`network`]).
+//!
+//! ## Conventions
+//! - Precision: generic over [`Real`] (`f32` default, `f64` available).
+//! - Layout: row-major; a batch of `n` samples with `d` features is `n x d`; an affine map
+//!   `z = W u + b` stores `W` as `d_out x d_in`.
+//! - Randomness: every random choice takes an explicit seed ([`rng::rng_for`]); ChaCha8
+//!   streams, portable bit for bit.
+//! - This crate performs no I/O.
+
+pub mod conformance;
+pub mod error;
+pub mod matrix;
+pub mod real;
+pub mod rng;
+pub mod system;
+
+pub use error::{CoreError, Result, SystemError};
+pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
+pub use real::Real;
+pub use system::{check_batch, Identity, PhysicalSystem, Zeros};

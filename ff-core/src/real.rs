@@ -1,0 +1,107 @@
+//! The floating-point scalar the whole workspace is generic over.
+
+use num_traits::{Float, FromPrimitive, ToPrimitive};
+use std::fmt::{Debug, Display};
+use std::iter::Sum;
+use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
+
+/// A real scalar type: implemented for `f32` (the default precision) and `f64`.
+///
+/// Besides arithmetic it carries the dispatch to the matching general matrix
+/// multiply kernel, so generic code can call a fast GEMM for either precision.
+pub trait Real:
+    Float
+    + FromPrimitive
+    + ToPrimitive
+    + Sum
+    + AddAssign
+    + SubAssign
+    + MulAssign
+    + DivAssign
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + 'static
+{
+    /// `"f32"` or `"f64"`, used in configuration files and reports.
+    const NAME: &'static str;
+
+    /// Converts an `f64` constant (always exact enough for the constants used here).
+    fn c(x: f64) -> Self {
+        Self::from_f64(x).expect("every f64 converts to f32/f64")
+    }
+
+    /// Raw strided GEMM: `C <- alpha * A B + beta * C` with `A: m x k`, `B: k x n`, `C: m x n`,
+    /// each described by a row stride and a column stride in elements.
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid, non-overlapping (for `C`) memory regions
+    /// of the stated shapes, as required by `matrixmultiply::sgemm`/`dgemm`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+}
+
+impl Real for f32 {
+    const NAME: &'static str = "f32";
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_raw`.
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+impl Real for f64 {
+    const NAME: &'static str = "f64";
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f64,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_raw`.
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}

@@ -1,0 +1,183 @@
+//! The black-box physical system: the only thing forward-forward training asks of the physics.
+
+use crate::error::SystemError;
+use crate::matrix::{MatMut, MatRef, Matrix};
+use crate::real::Real;
+
+/// A physical layer seen as a black box: batched forward queries of real vectors.
+///
+/// Implemented by the simulators of `ff-physics`, by the imperfection wrappers (noise, drift,
+/// quantisation) and by adapters to real hardware. The trainer never differentiates it.
+///
+/// Conventions:
+/// - a batch is row-major, `batch x input_len` in, `batch x output_len` out;
+/// - the system owns its encoding of the input vector for the hardware (documented by each
+///   implementation) and its detection (the output is what a detector reads);
+/// - failures a real device can have (timeouts, wrong replies, NaN) are `Err`, never panics;
+/// - `&mut self`: a query may advance internal state (drift, noise streams, query counters).
+///   Two systems built from the same configuration and seed answer the same query sequence
+///   with the same bits.
+pub trait PhysicalSystem<F: Real>: Send + Sync {
+    /// A short human-readable name (e.g. `"optics 32x32"`), used in errors and reports.
+    fn name(&self) -> String;
+    /// Number of real values per input sample.
+    fn input_len(&self) -> usize;
+    /// Number of real values per output sample.
+    fn output_len(&self) -> usize;
+    /// Runs a batch through the system, writing `input.rows() x output_len()` values into `output`.
+    ///
+    /// # Errors
+    /// [`SystemError::Shape`]/[`SystemError::BatchMismatch`] for buffers of the wrong shape,
+    /// [`SystemError::NonFinite`] for NaN/inf inputs, and any device failure.
+    fn forward_batch(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) -> Result<(), SystemError>;
+
+    /// Whether queries to this system are physical queries (counted and priced by the
+    /// accounting). `false` for the digital stand-ins used in ablations.
+    fn is_physical(&self) -> bool {
+        true
+    }
+
+    /// Allocating convenience wrapper around [`PhysicalSystem::forward_batch`].
+    ///
+    /// # Errors
+    /// As [`PhysicalSystem::forward_batch`].
+    fn forward(&mut self, input: MatRef<'_, F>) -> Result<Matrix<F>, SystemError> {
+        let mut out = Matrix::zeros(input.rows(), self.output_len());
+        self.forward_batch(input, out.view_mut())?;
+        Ok(out)
+    }
+}
+
+/// Validates the shapes and finiteness of a batch against a system's declared lengths.
+/// Every implementation calls this first, so bad input is rejected with a clear message.
+///
+/// # Errors
+/// The first problem found, as a [`SystemError`].
+pub fn check_batch<F: Real>(
+    system: &str,
+    input_len: usize,
+    output_len: usize,
+    input: &MatRef<'_, F>,
+    output: &MatMut<'_, F>,
+) -> Result<(), SystemError> {
+    if input.cols() != input_len {
+        return Err(SystemError::Shape {
+            system: system.into(),
+            what: "input",
+            expected: input_len,
+            got: input.cols(),
+        });
+    }
+    if output.cols() != output_len {
+        return Err(SystemError::Shape {
+            system: system.into(),
+            what: "output",
+            expected: output_len,
+            got: output.cols(),
+        });
+    }
+    if input.rows() != output.rows() {
+        return Err(SystemError::BatchMismatch {
+            system: system.into(),
+            input_rows: input.rows(),
+            output_rows: output.rows(),
+        });
+    }
+    if let Some((row, col, value)) = input.find_non_finite() {
+        return Err(SystemError::NonFinite {
+            system: system.into(),
+            what: "input",
+            row,
+            col,
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// The identity map: the "physics removed" ablation for blocks without a skip connection
+/// (each block sees its input directly). Not a physical system.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    len: usize,
+}
+
+impl Identity {
+    /// An identity map on vectors of length `len`.
+    pub fn new(len: usize) -> Self {
+        Identity { len }
+    }
+}
+
+impl<F: Real> PhysicalSystem<F> for Identity {
+    fn name(&self) -> String {
+        format!("identity({})", self.len)
+    }
+    fn input_len(&self) -> usize {
+        self.len
+    }
+    fn output_len(&self) -> usize {
+        self.len
+    }
+    fn is_physical(&self) -> bool {
+        false
+    }
+    fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
+        check_batch(&PhysicalSystem::<F>::name(self), self.len, self.len, &input, &output)?;
+        output.data_mut().copy_from_slice(input.data());
+        Ok(())
+    }
+}
+
+/// A system that outputs zeros: the "physical output zeroed" ablation for blocks with a
+/// skip connection. Not a physical system.
+#[derive(Clone, Debug)]
+pub struct Zeros {
+    input_len: usize,
+    output_len: usize,
+}
+
+impl Zeros {
+    /// Maps `input_len` values to `output_len` zeros.
+    pub fn new(input_len: usize, output_len: usize) -> Self {
+        Zeros { input_len, output_len }
+    }
+}
+
+impl<F: Real> PhysicalSystem<F> for Zeros {
+    fn name(&self) -> String {
+        format!("zeros({} -> {})", self.input_len, self.output_len)
+    }
+    fn input_len(&self) -> usize {
+        self.input_len
+    }
+    fn output_len(&self) -> usize {
+        self.output_len
+    }
+    fn is_physical(&self) -> bool {
+        false
+    }
+    fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
+        check_batch(&PhysicalSystem::<F>::name(self), self.input_len, self.output_len, &input, &output)?;
+        output.data_mut().fill(F::zero());
+        Ok(())
+    }
+}
+
+impl<F: Real, S: PhysicalSystem<F> + ?Sized> PhysicalSystem<F> for Box<S> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn input_len(&self) -> usize {
+        (**self).input_len()
+    }
+    fn output_len(&self) -> usize {
+        (**self).output_len()
+    }
+    fn is_physical(&self) -> bool {
+        (**self).is_physical()
+    }
+    fn forward_batch(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) -> Result<(), SystemError> {
+        (**self).forward_batch(input, output)
+    }
+}
