@@ -52,27 +52,51 @@ where
     let mut b = make();
     let name = a.name();
     let (n_in, n_out) = (a.input_len(), a.output_len());
-    assert!(n_in > 0 && n_out > 0, "{name}: lengths must be positive, got {n_in} -> {n_out}");
-    assert_eq!((b.input_len(), b.output_len()), (n_in, n_out), "{name}: lengths differ between two builds");
+    assert!(
+        n_in > 0 && n_out > 0,
+        "{name}: lengths must be positive, got {n_in} -> {n_out}"
+    );
+    assert_eq!(
+        (b.input_len(), b.output_len()),
+        (n_in, n_out),
+        "{name}: lengths differ between two builds"
+    );
 
     let mut rng = ChaCha8Rng::seed_from_u64(0xC0F0);
     let (lo, hi) = opts.input_range;
-    let x = Matrix::<F>::from_fn(opts.batch, n_in, |_, _| F::c(lo + (hi - lo) * rng.random::<f64>()));
+    let x = Matrix::<F>::from_fn(opts.batch, n_in, |_, _| {
+        F::c(lo + (hi - lo) * rng.random::<f64>())
+    });
 
-    let ya = a.forward(x.view()).unwrap_or_else(|e| panic!("{name}: valid query failed: {e}"));
-    assert_eq!((ya.rows(), ya.cols()), (opts.batch, n_out), "{name}: output shape");
+    let ya = a
+        .forward(x.view())
+        .unwrap_or_else(|e| panic!("{name}: valid query failed: {e}"));
+    assert_eq!(
+        (ya.rows(), ya.cols()),
+        (opts.batch, n_out),
+        "{name}: output shape"
+    );
     if let Some((r, c, v)) = ya.find_non_finite() {
         panic!("{name}: non-finite output {v} at ({r}, {c})");
     }
     let yb = b.forward(x.view()).expect("second build answers");
-    assert!(bitwise_eq(&ya, &yb), "{name}: two builds with the same seed answer differently");
+    assert!(
+        bitwise_eq(&ya, &yb),
+        "{name}: two builds with the same seed answer differently"
+    );
     // A second query sequence must also agree between the two builds.
     let ya2 = a.forward(x.view()).expect("repeat query");
     let yb2 = b.forward(x.view()).expect("repeat query");
-    assert!(bitwise_eq(&ya2, &yb2), "{name}: not deterministic over a query sequence");
+    assert!(
+        bitwise_eq(&ya2, &yb2),
+        "{name}: not deterministic over a query sequence"
+    );
 
     if opts.stateless {
-        assert!(bitwise_eq(&ya, &ya2), "{name}: declared stateless but repeated query differs");
+        assert!(
+            bitwise_eq(&ya, &ya2),
+            "{name}: declared stateless but repeated query differs"
+        );
         for i in 0..opts.batch {
             let xi = x.slice_rows(i, i + 1);
             let yi = a.forward(xi.view()).expect("single-row query");
@@ -88,7 +112,10 @@ where
 
     // Bad input: errors, not panics.
     let wrong_in = Matrix::<F>::zeros(2, n_in + 1);
-    assert!(a.forward(wrong_in.view()).is_err(), "{name}: accepted a too-wide input");
+    assert!(
+        a.forward(wrong_in.view()).is_err(),
+        "{name}: accepted a too-wide input"
+    );
     let mut out_wrong = Matrix::<F>::zeros(2, n_out + 1);
     let ok_in = Matrix::<F>::zeros(2, n_in);
     assert!(
@@ -102,17 +129,25 @@ where
     );
     let mut nan_in = x.clone();
     nan_in.data_mut()[0] = F::nan();
-    assert!(a.forward(nan_in.view()).is_err(), "{name}: accepted a NaN input");
+    assert!(
+        a.forward(nan_in.view()).is_err(),
+        "{name}: accepted a NaN input"
+    );
     // An empty batch is valid and yields an empty answer.
     let empty = Matrix::<F>::zeros(0, n_in);
-    let ye = a.forward(empty.view()).unwrap_or_else(|e| panic!("{name}: empty batch failed: {e}"));
+    let ye = a
+        .forward(empty.view())
+        .unwrap_or_else(|e| panic!("{name}: empty batch failed: {e}"));
     assert_eq!(ye.rows(), 0);
 }
 
 fn bitwise_eq<F: Real>(a: &Matrix<F>, b: &Matrix<F>) -> bool {
     a.rows() == b.rows()
         && a.cols() == b.cols()
-        && a.data().iter().zip(b.data()).all(|(x, y)| x.to_f64().unwrap().to_bits() == y.to_f64().unwrap().to_bits())
+        && a.data()
+            .iter()
+            .zip(b.data())
+            .all(|(x, y)| x.to_f64().unwrap().to_bits() == y.to_f64().unwrap().to_bits())
 }
 
 #[cfg(test)]

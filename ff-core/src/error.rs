@@ -96,7 +96,9 @@ pub enum CoreError {
         num_classes: usize,
     },
     /// Training produced a non-finite number (diverged): lower the learning rate.
-    #[error("non-finite {what} during training (diverged); lower the learning rate or check the inputs")]
+    #[error(
+        "non-finite {what} during training (diverged); lower the learning rate or check the inputs"
+    )]
     Diverged {
         /// The quantity that became NaN or infinite.
         what: String,

@@ -220,7 +220,11 @@ impl<'a, F: Real> MatRef<'a, F> {
     /// # Panics
     /// If the range is out of bounds.
     pub fn slice_rows(&self, start: usize, end: usize) -> MatRef<'a, F> {
-        assert!(start <= end && end <= self.rows, "row range {start}..{end} out of 0..{}", self.rows);
+        assert!(
+            start <= end && end <= self.rows,
+            "row range {start}..{end} out of 0..{}",
+            self.rows
+        );
         MatRef {
             rows: end - start,
             cols: self.cols,
@@ -387,7 +391,11 @@ pub fn gemm<F: Real>(
     }
     if ka == 0 {
         for x in c.data.iter_mut() {
-            *x = if beta == F::zero() { F::zero() } else { *x * beta };
+            *x = if beta == F::zero() {
+                F::zero()
+            } else {
+                *x * beta
+            };
         }
         return;
     }
@@ -439,7 +447,12 @@ pub fn gemm_naive<F: Real>(
                 s += at(i, p) * bt(p, j);
             }
             let old = c.data[i * c.cols + j];
-            c.data[i * c.cols + j] = alpha * s + if beta == F::zero() { F::zero() } else { beta * old };
+            c.data[i * c.cols + j] = alpha * s
+                + if beta == F::zero() {
+                    F::zero()
+                } else {
+                    beta * old
+                };
         }
     }
 }
@@ -475,7 +488,9 @@ mod tests {
         let a = Matrix::<f32>::zeros(2, 1);
         let b = Matrix::<f32>::zeros(3, 1);
         assert!(a.hcat(&b).is_err());
-        let h = a.hcat(&Matrix::from_vec(2, 2, vec![1.0, 2.0, 3.0, 4.0]).unwrap()).unwrap();
+        let h = a
+            .hcat(&Matrix::from_vec(2, 2, vec![1.0, 2.0, 3.0, 4.0]).unwrap())
+            .unwrap();
         assert_eq!(h.data(), &[0.0, 1.0, 2.0, 0.0, 3.0, 4.0]);
     }
 }

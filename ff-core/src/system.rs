@@ -29,7 +29,11 @@ pub trait PhysicalSystem<F: Real>: Send + Sync {
     /// # Errors
     /// [`SystemError::Shape`]/[`SystemError::BatchMismatch`] for buffers of the wrong shape,
     /// [`SystemError::NonFinite`] for NaN/inf inputs, and any device failure.
-    fn forward_batch(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) -> Result<(), SystemError>;
+    fn forward_batch(
+        &mut self,
+        input: MatRef<'_, F>,
+        output: MatMut<'_, F>,
+    ) -> Result<(), SystemError>;
 
     /// Whether queries to this system are physical queries (counted and priced by the
     /// accounting). `false` for the digital stand-ins used in ablations.
@@ -122,8 +126,18 @@ impl<F: Real> PhysicalSystem<F> for Identity {
     fn is_physical(&self) -> bool {
         false
     }
-    fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
-        check_batch(&PhysicalSystem::<F>::name(self), self.len, self.len, &input, &output)?;
+    fn forward_batch(
+        &mut self,
+        input: MatRef<'_, F>,
+        mut output: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
+        check_batch(
+            &PhysicalSystem::<F>::name(self),
+            self.len,
+            self.len,
+            &input,
+            &output,
+        )?;
         output.data_mut().copy_from_slice(input.data());
         Ok(())
     }
@@ -140,7 +154,10 @@ pub struct Zeros {
 impl Zeros {
     /// Maps `input_len` values to `output_len` zeros.
     pub fn new(input_len: usize, output_len: usize) -> Self {
-        Zeros { input_len, output_len }
+        Zeros {
+            input_len,
+            output_len,
+        }
     }
 }
 
@@ -157,8 +174,18 @@ impl<F: Real> PhysicalSystem<F> for Zeros {
     fn is_physical(&self) -> bool {
         false
     }
-    fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
-        check_batch(&PhysicalSystem::<F>::name(self), self.input_len, self.output_len, &input, &output)?;
+    fn forward_batch(
+        &mut self,
+        input: MatRef<'_, F>,
+        mut output: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
+        check_batch(
+            &PhysicalSystem::<F>::name(self),
+            self.input_len,
+            self.output_len,
+            &input,
+            &output,
+        )?;
         output.data_mut().fill(F::zero());
         Ok(())
     }
@@ -177,7 +204,11 @@ impl<F: Real, S: PhysicalSystem<F> + ?Sized> PhysicalSystem<F> for Box<S> {
     fn is_physical(&self) -> bool {
         (**self).is_physical()
     }
-    fn forward_batch(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) -> Result<(), SystemError> {
+    fn forward_batch(
+        &mut self,
+        input: MatRef<'_, F>,
+        output: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
         (**self).forward_batch(input, output)
     }
 }
