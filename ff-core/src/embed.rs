@@ -51,8 +51,7 @@ impl LabelEmbedding {
     /// Number of classes.
     pub fn num_classes(&self) -> usize {
         match *self {
-            LabelEmbedding::Overwrite { num_classes }
-            | LabelEmbedding::ImageBands { num_classes, .. } => num_classes,
+            LabelEmbedding::Overwrite { num_classes } | LabelEmbedding::ImageBands { num_classes, .. } => num_classes,
         }
     }
 
@@ -60,12 +59,7 @@ impl LabelEmbedding {
     pub fn embedded_len(&self, raw_len: usize) -> usize {
         match *self {
             LabelEmbedding::Overwrite { .. } => raw_len,
-            LabelEmbedding::ImageBands {
-                height,
-                width,
-                band_rows,
-                ..
-            } => (height + 2 * band_rows) * width,
+            LabelEmbedding::ImageBands { height, width, band_rows, .. } => (height + 2 * band_rows) * width,
         }
     }
 
@@ -73,12 +67,7 @@ impl LabelEmbedding {
     pub fn embedded_shape(&self) -> Option<(usize, usize)> {
         match *self {
             LabelEmbedding::Overwrite { .. } => None,
-            LabelEmbedding::ImageBands {
-                height,
-                width,
-                band_rows,
-                ..
-            } => Some((height + 2 * band_rows, width)),
+            LabelEmbedding::ImageBands { height, width, band_rows, .. } => Some((height + 2 * band_rows, width)),
         }
     }
 
@@ -90,22 +79,16 @@ impl LabelEmbedding {
     pub fn validate(&self, raw_len: usize) -> Result<()> {
         let k = self.num_classes();
         if k < 2 {
-            return Err(CoreError::config(
-                "num_classes",
-                format!("need at least 2 classes, got {k}"),
-            ));
+            return Err(CoreError::config("num_classes", format!("need at least 2 classes, got {k}")));
         }
         match *self {
             LabelEmbedding::Overwrite { num_classes } if num_classes > raw_len => Err(CoreError::config(
                 "label embedding",
-                format!("{num_classes} classes need {num_classes} reserved leading entries but samples have only {raw_len}"),
+                format!(
+                    "{num_classes} classes need {num_classes} reserved leading entries but samples have only {raw_len}"
+                ),
             )),
-            LabelEmbedding::ImageBands {
-                num_classes,
-                height,
-                width,
-                band_rows,
-            } => {
+            LabelEmbedding::ImageBands { num_classes, height, width, band_rows } => {
                 if height * width != raw_len {
                     return Err(CoreError::config(
                         "image shape",
@@ -163,11 +146,7 @@ impl LabelEmbedding {
         }
         let k = self.num_classes();
         if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
-            return Err(CoreError::Label {
-                label,
-                row,
-                num_classes: k,
-            });
+            return Err(CoreError::Label { label, row, num_classes: k });
         }
         let raw = x.cols();
         let len = self.embedded_len(raw);
@@ -188,12 +167,7 @@ impl LabelEmbedding {
                     r[y] = value;
                 }
             }
-            LabelEmbedding::ImageBands {
-                height,
-                width,
-                band_rows,
-                ..
-            } => {
+            LabelEmbedding::ImageBands { height, width, band_rows, .. } => {
                 if raw != height * width {
                     return Err(CoreError::Shape {
                         context: "label embedding (image bands)".into(),
@@ -269,43 +243,25 @@ mod tests {
         let x = Matrix::from_vec(2, 4, vec![9.0f64, 9.0, 1.0, -3.0, 9.0, 9.0, 2.0, 0.5]).unwrap();
         let e = LabelEmbedding::Overwrite { num_classes: 2 };
         let mut out = Matrix::zeros(0, 0);
-        e.embed(x.view(), &[1, 0], LabelValue::BatchMaxAbs, &mut out)
-            .unwrap();
+        e.embed(x.view(), &[1, 0], LabelValue::BatchMaxAbs, &mut out).unwrap();
         assert_eq!(out.data(), &[0.0, 9.0, 1.0, -3.0, 9.0, 0.0, 2.0, 0.5]);
-        assert!(e
-            .embed(x.view(), &[2, 0], LabelValue::BatchMaxAbs, &mut out)
-            .is_err());
-        assert!(e
-            .embed(x.view(), &[0], LabelValue::BatchMaxAbs, &mut out)
-            .is_err());
+        assert!(e.embed(x.view(), &[2, 0], LabelValue::BatchMaxAbs, &mut out).is_err());
+        assert!(e.embed(x.view(), &[0], LabelValue::BatchMaxAbs, &mut out).is_err());
     }
 
     #[test]
     fn image_bands_by_hand() {
         // 1 x 2 image, 2 classes, bands of 2 rows: 5 x 2 output.
         let x = Matrix::from_vec(1, 2, vec![0.25f64, -0.5]).unwrap();
-        let e = LabelEmbedding::ImageBands {
-            num_classes: 2,
-            height: 1,
-            width: 2,
-            band_rows: 2,
-        };
+        let e = LabelEmbedding::ImageBands { num_classes: 2, height: 1, width: 2, band_rows: 2 };
         e.validate(2).unwrap();
         let mut out = Matrix::zeros(0, 0);
-        e.embed(x.view(), &[1], LabelValue::Fixed { value: 1.0 }, &mut out)
-            .unwrap();
+        e.embed(x.view(), &[1], LabelValue::Fixed { value: 1.0 }, &mut out).unwrap();
         #[rustfmt::skip]
         let expected = [0.0, 0.0,  1.0, 1.0,  0.25, -0.5,  0.0, 0.0,  1.0, 1.0];
         assert_eq!(out.data(), &expected);
         assert_eq!(e.embedded_shape(), Some((5, 2)));
-        assert!(LabelEmbedding::ImageBands {
-            num_classes: 3,
-            height: 1,
-            width: 2,
-            band_rows: 2
-        }
-        .validate(2)
-        .is_err());
+        assert!(LabelEmbedding::ImageBands { num_classes: 3, height: 1, width: 2, band_rows: 2 }.validate(2).is_err());
     }
 
     #[test]

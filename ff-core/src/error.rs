@@ -96,9 +96,7 @@ pub enum CoreError {
         num_classes: usize,
     },
     /// Training produced a non-finite number (diverged): lower the learning rate.
-    #[error(
-        "non-finite {what} during training (diverged); lower the learning rate or check the inputs"
-    )]
+    #[error("non-finite {what} during training (diverged); lower the learning rate or check the inputs")]
     Diverged {
         /// The quantity that became NaN or infinite.
         what: String,
@@ -111,10 +109,7 @@ pub enum CoreError {
 impl CoreError {
     /// Shorthand for a [`CoreError::Config`].
     pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
-        CoreError::Config {
-            field: field.into(),
-            message: message.into(),
-        }
+        CoreError::Config { field: field.into(), message: message.into() }
     }
 }
 

@@ -32,9 +32,7 @@ pub enum Goodness {
 
 impl Default for Goodness {
     fn default() -> Self {
-        Goodness::Cosine {
-            activation: Activation::Abs,
-        }
+        Goodness::Cosine { activation: Activation::Abs }
     }
 }
 
@@ -72,11 +70,7 @@ impl Goodness {
 }
 
 fn cosine<F: Real>(act: Activation, z: &[F], xi: &[F], dz: Option<&mut [F]>) -> F {
-    assert_eq!(
-        z.len(),
-        xi.len(),
-        "prototype length must match the block output"
-    );
+    assert_eq!(z.len(), xi.len(), "prototype length must match the block output");
     let eps = F::c(COSINE_EPS);
     let (mut dot, mut aa, mut xx) = (F::zero(), F::zero(), F::zero());
     for (&zi, &p) in z.iter().zip(xi) {
@@ -134,11 +128,7 @@ mod tests {
             zm[i] -= h;
             let fd = (g.eval(&zp, xi, None) - g.eval(&zm, xi, None)) / (2.0 * h);
             // Relative bound 1e-5 (central differences in f64, smooth region).
-            prop_assert!(
-                (fd - dz[i]).abs() <= 1e-5 * (1.0 + dz[i].abs()),
-                "{g:?} entry {i}: fd {fd} vs {}",
-                dz[i]
-            );
+            prop_assert!((fd - dz[i]).abs() <= 1e-5 * (1.0 + dz[i].abs()), "{g:?} entry {i}: fd {fd} vs {}", dz[i]);
         }
         Ok(())
     }
@@ -166,9 +156,7 @@ mod tests {
         let xi = [0.6, 0.8];
         assert!((g.eval(&[-3.0f64, 4.0], &xi, None) - 1.0).abs() < 1e-12);
         assert!((g.eval(&[0.0f64, 0.0], &xi, None)).abs() < 1e-12);
-        let s = Goodness::MeanSquares {
-            activation: Activation::Relu,
-        };
+        let s = Goodness::MeanSquares { activation: Activation::Relu };
         assert_eq!(s.eval(&[-1.0f64, 2.0], &[], None), 2.0);
     }
 }

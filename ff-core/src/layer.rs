@@ -56,35 +56,16 @@ impl<F: Real> LocalLayer<F> {
     ///
     /// # Errors
     /// [`CoreError::Config`] if a dimension is zero.
-    pub fn new(
-        d_in: usize,
-        d_out: usize,
-        goodness: Goodness,
-        init_rng: &mut Rng,
-        proto_rng: &mut Rng,
-    ) -> Result<Self> {
+    pub fn new(d_in: usize, d_out: usize, goodness: Goodness, init_rng: &mut Rng, proto_rng: &mut Rng) -> Result<Self> {
         if d_in == 0 || d_out == 0 {
-            return Err(CoreError::config(
-                "layer size",
-                format!("dimensions must be positive, got {d_in} -> {d_out}"),
-            ));
+            return Err(CoreError::config("layer size", format!("dimensions must be positive, got {d_in} -> {d_out}")));
         }
         let bound = 1.0 / (d_in as f64).sqrt();
-        let params = (0..d_out * d_in + d_out)
-            .map(|_| F::c(init_rng.random_range(-bound..bound)))
-            .collect();
-        let raw: Vec<f64> = (0..d_out)
-            .map(|_| StandardNormal.sample(proto_rng))
-            .collect();
+        let params = (0..d_out * d_in + d_out).map(|_| F::c(init_rng.random_range(-bound..bound))).collect();
+        let raw: Vec<f64> = (0..d_out).map(|_| StandardNormal.sample(proto_rng)).collect();
         let norm = raw.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-12);
         let prototype = raw.iter().map(|v| F::c(v / norm)).collect();
-        Ok(LocalLayer {
-            d_in,
-            d_out,
-            params,
-            prototype,
-            goodness,
-        })
+        Ok(LocalLayer { d_in, d_out, params, prototype, goodness })
     }
 
     /// Builds a layer from explicit parts (e.g. a loaded model).
@@ -101,20 +82,11 @@ impl<F: Real> LocalLayer<F> {
         if params.len() != d_out * d_in + d_out || prototype.len() != d_out {
             return Err(CoreError::Shape {
                 context: "LocalLayer::from_parts".into(),
-                expected: format!(
-                    "{} parameters and {d_out} prototype entries",
-                    d_out * d_in + d_out
-                ),
+                expected: format!("{} parameters and {d_out} prototype entries", d_out * d_in + d_out),
                 got: format!("{} and {}", params.len(), prototype.len()),
             });
         }
-        Ok(LocalLayer {
-            d_in,
-            d_out,
-            params,
-            prototype,
-            goodness,
-        })
+        Ok(LocalLayer { d_in, d_out, params, prototype, goodness })
     }
 
     /// Input dimension.
@@ -147,12 +119,7 @@ impl<F: Real> LocalLayer<F> {
     }
     /// `W` as a `d_out x d_in` view.
     pub fn weights(&self) -> MatRef<'_, F> {
-        MatRef::new(
-            self.d_out,
-            self.d_in,
-            &self.params[..self.d_out * self.d_in],
-        )
-        .expect("consistent by construction")
+        MatRef::new(self.d_out, self.d_in, &self.params[..self.d_out * self.d_in]).expect("consistent by construction")
     }
     /// `b`.
     pub fn bias(&self) -> &[F] {
@@ -170,15 +137,7 @@ impl<F: Real> LocalLayer<F> {
         for i in 0..u.rows() {
             z.row_mut(i).copy_from_slice(b);
         }
-        gemm(
-            F::one(),
-            u,
-            Op::N,
-            self.weights(),
-            Op::T,
-            F::one(),
-            &mut z.view_mut(),
-        );
+        gemm(F::one(), u, Op::N, self.weights(), Op::T, F::one(), &mut z.view_mut());
     }
 
     /// Per-sample goodness of a batch of outputs `z`.
@@ -203,11 +162,7 @@ impl<F: Real> LocalLayer<F> {
         ws: &mut Workspace<F>,
         grad: &mut [F],
     ) -> F {
-        assert_eq!(
-            up.rows(),
-            un.rows(),
-            "positive and negative batches must be paired"
-        );
+        assert_eq!(up.rows(), un.rows(), "positive and negative batches must be paired");
         assert_eq!(grad.len(), self.params.len());
         let n = up.rows();
         self.forward(up, &mut ws.zp);
@@ -264,12 +219,7 @@ mod tests {
     use crate::rng::rng_for;
     use proptest::prelude::*;
 
-    fn numeric_grad(
-        layer: &LocalLayer<f64>,
-        loss: &Loss,
-        up: &Matrix<f64>,
-        un: &Matrix<f64>,
-    ) -> Vec<f64> {
+    fn numeric_grad(layer: &LocalLayer<f64>, loss: &Loss, up: &Matrix<f64>, un: &Matrix<f64>) -> Vec<f64> {
         let mut ws = Workspace::default();
         let mut scratch = vec![0.0; layer.num_params()];
         let h = 1e-6;
@@ -324,28 +274,13 @@ mod tests {
 
     #[test]
     fn prototype_is_unit_and_seeded() {
-        let mk = |s| {
-            LocalLayer::<f32>::new(
-                4,
-                9,
-                Goodness::default(),
-                &mut rng_for(s, "i"),
-                &mut rng_for(s, "p"),
-            )
-            .unwrap()
-        };
+        let mk =
+            |s| LocalLayer::<f32>::new(4, 9, Goodness::default(), &mut rng_for(s, "i"), &mut rng_for(s, "p")).unwrap();
         let (a, b, c) = (mk(1), mk(1), mk(2));
         assert_eq!(a, b);
         assert_ne!(a.prototype(), c.prototype());
         let n: f32 = a.prototype().iter().map(|v| v * v).sum();
         assert!((n - 1.0).abs() < 1e-5);
-        assert!(LocalLayer::<f32>::new(
-            0,
-            3,
-            Goodness::default(),
-            &mut rng_for(1, "i"),
-            &mut rng_for(1, "p")
-        )
-        .is_err());
+        assert!(LocalLayer::<f32>::new(0, 3, Goodness::default(), &mut rng_for(1, "i"), &mut rng_for(1, "p")).is_err());
     }
 }

@@ -38,4 +38,4 @@ pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
 pub use network::{BlockSpec, Counters, NegativeMode, Network, NetworkState, PassOn, TrainConfig};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use real::Real;
-pub use system::{check_batch, Identity, PhysicalSystem, Zeros};
+pub use system::{check_batch, check_vjp_shapes, Differentiable, Identity, PhysicalSystem, Zeros};

@@ -55,10 +55,9 @@ impl Loss {
                 "alpha",
                 format!("must be a positive number, got {alpha}; the paper uses 4 (5 for optics)"),
             )),
-            Loss::Hinton { theta } if !theta.is_finite() => Err(CoreError::config(
-                "theta",
-                format!("must be finite, got {theta}"),
-            )),
+            Loss::Hinton { theta } if !theta.is_finite() => {
+                Err(CoreError::config("theta", format!("must be finite, got {theta}")))
+            }
             _ => Ok(()),
         }
     }
@@ -69,10 +68,7 @@ impl Loss {
     /// If the slices have different lengths (a caller bug; the network pairs them by construction).
     pub fn eval<F: Real>(&self, g_pos: &[F], g_neg: &[F], d_pos: &mut [F], d_neg: &mut [F]) -> F {
         let n = g_pos.len();
-        assert!(
-            g_neg.len() == n && d_pos.len() == n && d_neg.len() == n,
-            "loss: length mismatch"
-        );
+        assert!(g_neg.len() == n && d_pos.len() == n && d_neg.len() == n, "loss: length mismatch");
         if n == 0 {
             return F::zero();
         }

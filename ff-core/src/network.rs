@@ -89,10 +89,7 @@ impl TrainConfig {
         self.optimizer.validate()?;
         if let LabelValue::Fixed { value } = self.label_value {
             if !value.is_finite() {
-                return Err(CoreError::config(
-                    "label_value",
-                    format!("must be finite, got {value}"),
-                ));
+                return Err(CoreError::config("label_value", format!("must be finite, got {value}")));
             }
         }
         Ok(())
@@ -179,18 +176,9 @@ impl<F: Real> Network<F> {
             )?);
             d = s.out_dim;
         }
-        let optimizers = layers
-            .iter()
-            .map(|l| Optimizer::new(config.optimizer, l.num_params()))
-            .collect();
+        let optimizers = layers.iter().map(|l| Optimizer::new(config.optimizer, l.num_params())).collect();
         let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
-        Self::from_state(
-            raw_len,
-            embedding,
-            config,
-            systems,
-            NetworkState { layers, optimizers },
-        )
+        Self::from_state(raw_len, embedding, config, systems, NetworkState { layers, optimizers })
     }
 
     /// Assembles a network from systems and a saved state.
@@ -207,28 +195,19 @@ impl<F: Real> Network<F> {
         config.validate()?;
         embedding.validate(raw_len)?;
         if systems.is_empty() {
-            return Err(CoreError::config(
-                "blocks",
-                "a network needs at least one block, got 0",
-            ));
+            return Err(CoreError::config("blocks", "a network needs at least one block, got 0"));
         }
         if state.layers.len() != systems.len() || state.optimizers.len() != systems.len() {
             return Err(CoreError::Shape {
                 context: "network state".into(),
                 expected: format!("{} layers and optimisers", systems.len()),
-                got: format!(
-                    "{} layers, {} optimisers",
-                    state.layers.len(),
-                    state.optimizers.len()
-                ),
+                got: format!("{} layers, {} optimisers", state.layers.len(), state.optimizers.len()),
             });
         }
         let mut d = embedding.embedded_len(raw_len);
         let mut blocks = Vec::with_capacity(systems.len());
-        for (k, ((system, skip), (layer, optimizer))) in systems
-            .into_iter()
-            .zip(state.layers.into_iter().zip(state.optimizers))
-            .enumerate()
+        for (k, ((system, skip), (layer, optimizer))) in
+            systems.into_iter().zip(state.layers.into_iter().zip(state.optimizers)).enumerate()
         {
             if system.input_len() != d {
                 return Err(CoreError::Shape {
@@ -246,21 +225,9 @@ impl<F: Real> Network<F> {
                 });
             }
             d = layer.d_out();
-            blocks.push(Block {
-                system,
-                skip,
-                layer,
-                optimizer,
-            });
+            blocks.push(Block { system, skip, layer, optimizer });
         }
-        Ok(Network {
-            blocks,
-            embedding,
-            config,
-            raw_len,
-            counters: Counters::default(),
-            ws: Workspace::default(),
-        })
+        Ok(Network { blocks, embedding, config, raw_len, counters: Counters::default(), ws: Workspace::default() })
     }
 
     /// The trained state (layers and optimiser states), for saving.
@@ -317,9 +284,7 @@ impl<F: Real> Network<F> {
         if let Some((row, col, value)) = x.find_non_finite() {
             return Err(CoreError::config(
                 "input data",
-                format!(
-                    "non-finite value {value} at row {row}, column {col}; clean or impute the data"
-                ),
+                format!("non-finite value {value} at row {row}, column {col}; clean or impute the data"),
             ));
         }
         if let Some(labels) = labels {
@@ -332,11 +297,7 @@ impl<F: Real> Network<F> {
             }
             let k = self.num_classes();
             if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
-                return Err(CoreError::Label {
-                    label,
-                    row,
-                    num_classes: k,
-                });
+                return Err(CoreError::Label { label, row, num_classes: k });
             }
         }
         Ok(())
@@ -391,12 +352,7 @@ impl<F: Real> Network<F> {
     /// # Errors
     /// Shape/label errors, a failing physical system, or [`CoreError::Diverged`] if the loss
     /// becomes non-finite.
-    pub fn train_batch(
-        &mut self,
-        x: MatRef<'_, F>,
-        labels: &[usize],
-        rng: &mut Rng,
-    ) -> Result<BatchStats> {
+    pub fn train_batch(&mut self, x: MatRef<'_, F>, labels: &[usize], rng: &mut Rng) -> Result<BatchStats> {
         self.check_input(&x, Some(labels))?;
         let neg = match self.config.negatives {
             NegativeMode::Random => random_wrong_labels(labels, self.num_classes(), rng),
@@ -407,10 +363,8 @@ impl<F: Real> Network<F> {
         };
         let mut hp = Matrix::zeros(0, 0);
         let mut hn = Matrix::zeros(0, 0);
-        self.embedding
-            .embed(x, labels, self.config.label_value, &mut hp)?;
-        self.embedding
-            .embed(x, &neg, self.config.label_value, &mut hn)?;
+        self.embedding.embed(x, labels, self.config.label_value, &mut hp)?;
+        self.embedding.embed(x, &neg, self.config.label_value, &mut hn)?;
         let n = x.rows();
         let mut block_loss = Vec::with_capacity(self.blocks.len());
         for k in 0..self.blocks.len() {
@@ -421,20 +375,15 @@ impl<F: Real> Network<F> {
             let mut total = 0.0;
             for _ in 0..self.config.n_inner {
                 let block = &mut self.blocks[k];
-                let l =
-                    block
-                        .layer
-                        .loss_and_grad(&loss, up.view(), un.view(), &mut self.ws, &mut grad);
+                let l = block.layer.loss_and_grad(&loss, up.view(), un.view(), &mut self.ws, &mut grad);
                 let l = l.to_f64().unwrap_or(f64::NAN);
                 if !l.is_finite() || grad.iter().any(|g| !g.is_finite()) {
-                    return Err(CoreError::Diverged {
-                        what: format!("loss of block {k}"),
-                    });
+                    return Err(CoreError::Diverged { what: format!("loss of block {k}") });
                 }
                 block.optimizer.step(block.layer.params_mut(), &grad);
                 total += l;
-                self.counters.digital_flops += block.layer.flops_loss_and_grad(n)
-                    + block.optimizer.config().flops_per_step(grad.len());
+                self.counters.digital_flops +=
+                    block.layer.flops_loss_and_grad(n) + block.optimizer.config().flops_per_step(grad.len());
             }
             block_loss.push(total / self.config.n_inner as f64);
             let layer = &self.blocks[k].layer;
@@ -476,8 +425,7 @@ impl<F: Real> Network<F> {
             let labels: Vec<usize> = (0..rows).flat_map(|_| 0..k).collect();
             let stacked = xc.to_owned().select_rows(&idx);
             let mut h = Matrix::zeros(0, 0);
-            self.embedding
-                .embed_with_value(stacked.view(), &labels, value, &mut h)?;
+            self.embedding.embed_with_value(stacked.view(), &labels, value, &mut h)?;
             let mut total = vec![F::zero(); rows * k];
             let mut g = Vec::new();
             for b in 0..self.blocks.len() {
@@ -493,9 +441,7 @@ impl<F: Real> Network<F> {
                 h = self.pass_on(b, z);
             }
             for i in 0..rows {
-                scores
-                    .row_mut(start + i)
-                    .copy_from_slice(&total[i * k..(i + 1) * k]);
+                scores.row_mut(start + i).copy_from_slice(&total[i * k..(i + 1) * k]);
             }
             start = end;
         }
@@ -564,29 +510,11 @@ mod tests {
 
     fn net(seed: u64) -> Network<f64> {
         let specs = vec![
-            BlockSpec {
-                system: Box::new(Identity::new(9)) as Box<dyn PhysicalSystem<f64>>,
-                skip: false,
-                out_dim: 8,
-            },
-            BlockSpec {
-                system: Box::new(Zeros::new(8, 2)),
-                skip: true,
-                out_dim: 8,
-            },
+            BlockSpec { system: Box::new(Identity::new(9)) as Box<dyn PhysicalSystem<f64>>, skip: false, out_dim: 8 },
+            BlockSpec { system: Box::new(Zeros::new(8, 2)), skip: true, out_dim: 8 },
         ];
-        let cfg = TrainConfig {
-            optimizer: OptimizerConfig::adam(0.02),
-            ..TrainConfig::default()
-        };
-        Network::new(
-            9,
-            LabelEmbedding::Overwrite { num_classes: 3 },
-            cfg,
-            specs,
-            seed,
-        )
-        .unwrap()
+        let cfg = TrainConfig { optimizer: OptimizerConfig::adam(0.02), ..TrainConfig::default() };
+        Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, cfg, specs, seed).unwrap()
     }
 
     #[test]
@@ -613,41 +541,22 @@ mod tests {
         let x = Matrix::<f64>::zeros(2, 8);
         assert!(n.train_batch(x.view(), &[0, 1], &mut rng).is_err());
         let mut x = Matrix::<f64>::zeros(2, 9);
-        assert!(matches!(
-            n.train_batch(x.view(), &[0, 3], &mut rng),
-            Err(CoreError::Label { label: 3, .. })
-        ));
+        assert!(matches!(n.train_batch(x.view(), &[0, 3], &mut rng), Err(CoreError::Label { label: 3, .. })));
         x.data_mut()[5] = f64::NAN;
         assert!(n.train_batch(x.view(), &[0, 1], &mut rng).is_err());
-        let bad = TrainConfig {
-            n_inner: 0,
-            ..TrainConfig::default()
-        };
+        let bad = TrainConfig { n_inner: 0, ..TrainConfig::default() };
         let specs = vec![BlockSpec {
             system: Box::new(Identity::new(9)) as Box<dyn PhysicalSystem<f64>>,
             skip: false,
             out_dim: 4,
         }];
-        assert!(Network::new(
-            9,
-            LabelEmbedding::Overwrite { num_classes: 3 },
-            bad,
-            specs,
-            0
-        )
-        .is_err());
+        assert!(Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, bad, specs, 0).is_err());
         let specs = vec![BlockSpec {
             system: Box::new(Identity::new(5)) as Box<dyn PhysicalSystem<f64>>,
             skip: false,
             out_dim: 4,
         }];
-        let e = Network::new(
-            9,
-            LabelEmbedding::Overwrite { num_classes: 3 },
-            TrainConfig::default(),
-            specs,
-            0,
-        );
+        let e = Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, TrainConfig::default(), specs, 0);
         assert!(matches!(e, Err(CoreError::Shape { .. })));
     }
 
@@ -660,9 +569,7 @@ mod tests {
         let value = x.data().iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for c in 0..3 {
             let mut h = Matrix::zeros(0, 0);
-            n.embedding
-                .embed_with_value(x.view(), &[c; 7], value, &mut h)
-                .unwrap();
+            n.embedding.embed_with_value(x.view(), &[c; 7], value, &mut h).unwrap();
             let mut total = [0.0; 7];
             for b in 0..2 {
                 let u = n.physical_input(b, &h).unwrap();

@@ -33,12 +33,7 @@ pub enum OptimizerConfig {
 impl OptimizerConfig {
     /// Adam with the paper's betas and epsilon.
     pub fn adam(lr: f64) -> Self {
-        OptimizerConfig::Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
+        OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 
     /// The learning rate.
@@ -55,36 +50,22 @@ impl OptimizerConfig {
     pub fn validate(&self) -> Result<()> {
         let lr = self.lr();
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(CoreError::config(
-                "lr",
-                format!("learning rate must be a positive number, got {lr}"),
-            ));
+            return Err(CoreError::config("lr", format!("learning rate must be a positive number, got {lr}")));
         }
         match *self {
-            OptimizerConfig::Adam {
-                beta1, beta2, eps, ..
-            } => {
+            OptimizerConfig::Adam { beta1, beta2, eps, .. } => {
                 for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
                     if !(0.0..1.0).contains(&b) {
-                        return Err(CoreError::config(
-                            name,
-                            format!("must be in [0, 1), got {b}"),
-                        ));
+                        return Err(CoreError::config(name, format!("must be in [0, 1), got {b}")));
                     }
                 }
                 if !(eps.is_finite() && eps > 0.0) {
-                    return Err(CoreError::config(
-                        "eps",
-                        format!("must be positive, got {eps}"),
-                    ));
+                    return Err(CoreError::config("eps", format!("must be positive, got {eps}")));
                 }
             }
             OptimizerConfig::Sgd { momentum, .. } => {
                 if !(0.0..1.0).contains(&momentum) {
-                    return Err(CoreError::config(
-                        "momentum",
-                        format!("must be in [0, 1), got {momentum}"),
-                    ));
+                    return Err(CoreError::config("momentum", format!("must be in [0, 1), got {momentum}")));
                 }
             }
         }
@@ -118,12 +99,7 @@ impl<F: Real> Optimizer<F> {
             OptimizerConfig::Adam { .. } => vec![F::zero(); n],
             OptimizerConfig::Sgd { .. } => Vec::new(),
         };
-        Optimizer {
-            config,
-            m: vec![F::zero(); n],
-            v,
-            t: 0,
-        }
+        Optimizer { config, m: vec![F::zero(); n], v, t: 0 }
     }
 
     /// The hyper-parameters.
@@ -141,18 +117,10 @@ impl<F: Real> Optimizer<F> {
     /// # Panics
     /// If `params`, `grad` and the state have different lengths (a caller bug).
     pub fn step(&mut self, params: &mut [F], grad: &[F]) {
-        assert!(
-            params.len() == grad.len() && grad.len() == self.m.len(),
-            "optimizer length mismatch"
-        );
+        assert!(params.len() == grad.len() && grad.len() == self.m.len(), "optimizer length mismatch");
         self.t += 1;
         match self.config {
-            OptimizerConfig::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => {
+            OptimizerConfig::Adam { lr, beta1, beta2, eps } => {
                 let (b1, b2) = (F::c(beta1), F::c(beta2));
                 let t = self.t as i32;
                 let bc1 = F::one() - F::c(beta1.powi(t));
@@ -191,10 +159,7 @@ mod tests {
         let mut p = vec![1.0f64, -2.0];
         let mut opt = Optimizer::new(OptimizerConfig::adam(0.1), 2);
         opt.step(&mut p, &[3.0, -0.5]);
-        assert!(
-            (p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6,
-            "{p:?}"
-        );
+        assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6, "{p:?}");
     }
 
     #[test]
@@ -213,13 +178,7 @@ mod tests {
 
     #[test]
     fn both_minimise_a_quadratic_and_configs_are_checked() {
-        for cfg in [
-            OptimizerConfig::adam(0.05),
-            OptimizerConfig::Sgd {
-                lr: 0.1,
-                momentum: 0.5,
-            },
-        ] {
+        for cfg in [OptimizerConfig::adam(0.05), OptimizerConfig::Sgd { lr: 0.1, momentum: 0.5 }] {
             let mut p = vec![3.0f64, -4.0];
             let mut opt = Optimizer::new(cfg, 2);
             for _ in 0..500 {
@@ -228,10 +187,7 @@ mod tests {
             }
             assert!(p[0].abs() < 1e-2 && p[1].abs() < 1e-2, "{cfg:?}: {p:?}");
         }
-        let err = OptimizerConfig::adam(-0.1)
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let err = OptimizerConfig::adam(-0.1).validate().unwrap_err().to_string();
         assert!(err.contains("-0.1"), "{err}");
     }
 }
