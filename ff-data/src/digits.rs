@@ -67,7 +67,7 @@ pub fn parse_digits<F: Real>(bytes: &[u8], file: &str) -> Result<Dataset<F>, Dat
         for (col, cell) in cells(line).enumerate() {
             count += 1;
             if col < d {
-                let v = number(cell, file, ln, &format!("pixel column {}", col + 1))?;
+                let v = number(cell, file, ln, || format!("pixel column {}", col + 1))?;
                 if !(0.0..=DIGITS_MAX_PIXEL).contains(&v) {
                     return Err(DataError::parse(
                         file,

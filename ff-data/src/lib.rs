@@ -2,7 +2,9 @@
 //!
 //! Loaders for the data the experiments train on, returning one labelled [`Dataset`] type:
 //! - the built-in 8 x 8 handwritten **digits** (compiled into the crate; the default job trains
-//!   on it), see [`digits()`].
+//!   on it), see [`digits()`];
+//! - the Hillenbrand et al. (1995) **vowel** formants, from the CSV copy or the authors'
+//!   `vowdata.dat`, with the paper's preprocessing ([`read_vowels`], [`paper_preprocess`]).
 //!
 //! ## Quick start
 //! ```
@@ -27,9 +29,15 @@ mod error;
 mod spec;
 mod split;
 mod text;
+mod vowels;
 
 pub use dataset::{Batch, Batches, Dataset, Layout, TrainTest};
 pub use digits::{digits, digits_train_test, parse_digits, DIGITS_FILE, DIGITS_LEN};
 pub use error::DataError;
 pub use spec::{load, DataSpec};
 pub use split::{epoch_order, permutation, shuffle_in_place, split_indices, test_count};
+pub use vowels::{
+    load_vowels, paper_preprocess, parse_vowels, read_vowels, MissingPolicy, SpeakerGroup,
+    VowelFormat, VowelOptions, VowelPreprocessing, PAPER_RESERVED_LEADING, PAPER_VOWELS,
+    VOWEL_CODES, VOWEL_FEATURES,
+};

@@ -3,6 +3,7 @@
 use crate::error::DataError;
 use flate2::read::GzDecoder;
 use std::io::Read;
+use std::path::Path;
 
 /// The two magic bytes that open every gzip stream.
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -10,6 +11,27 @@ pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// `true` if `bytes` starts like a gzip stream.
 pub(crate) fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&GZIP_MAGIC)
+}
+
+/// Reads a whole file; a missing file becomes [`DataError::NotFound`] with `fetch` as the advice.
+pub(crate) fn read_file(path: &Path, dataset: &str, fetch: &str) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|e| io_error(path, dataset, fetch, e))
+}
+
+/// Maps an I/O error on `path` to [`DataError::NotFound`] (file absent) or [`DataError::Io`].
+pub(crate) fn io_error(path: &Path, dataset: &str, fetch: &str, e: std::io::Error) -> DataError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        DataError::NotFound {
+            dataset: dataset.to_string(),
+            path: path.to_path_buf(),
+            fetch: fetch.to_string(),
+        }
+    } else {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    }
 }
 
 /// Decompresses a complete gzip stream held in memory.
@@ -89,22 +111,29 @@ pub(crate) fn show(cell: &str) -> String {
     format!("{s:?}")
 }
 
-/// Parses a finite number; `what` names the column for the message (`"column 3"`, `"F1_50"`).
-pub(crate) fn number(cell: &str, file: &str, line: usize, what: &str) -> Result<f64, DataError> {
+/// Parses a finite number; `what` names the column for the message (`"column 3"`, `"F1_50"`),
+/// and is only called on failure.
+pub(crate) fn number(
+    cell: &str,
+    file: &str,
+    line: usize,
+    what: impl FnOnce() -> String,
+) -> Result<f64, DataError> {
     match cell.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(v) => Err(DataError::parse(
             file,
             line,
             format!(
-                "{what}: value {} is {v}; only finite numbers are accepted",
+                "{}: value {} is {v}; only finite numbers are accepted",
+                what(),
                 show(cell)
             ),
         )),
         Err(_) => Err(DataError::parse(
             file,
             line,
-            format!("{what}: {} is not a number", show(cell)),
+            format!("{}: {} is not a number", what(), show(cell)),
         )),
     }
 }
@@ -127,9 +156,11 @@ mod tests {
 
     #[test]
     fn number_rejects_non_finite_and_garbage() {
-        assert_eq!(number(" 2.5 ", "f", 1, "c").unwrap(), 2.5);
+        assert_eq!(number(" 2.5 ", "f", 1, || "c".into()).unwrap(), 2.5);
         for bad in ["nan", "NaN", "inf", "-infinity", "1e999", "abc", ""] {
-            let e = number(bad, "f.csv", 7, "column 2").unwrap_err().to_string();
+            let e = number(bad, "f.csv", 7, || "column 2".into())
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with("f.csv:7: column 2"), "{e}");
         }
     }
