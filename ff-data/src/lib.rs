@@ -1,1 +1,43 @@
-//! placeholder crate root, replaced below
+//! # ff-data: the data sets of phyff
+//!
+//! Loaders for the data the experiments train on, returning one labelled [`Dataset`] type:
+//! - the built-in 8 x 8 handwritten **digits** (compiled into the crate; the default job trains
+//!   on it), see [`digits()`];
+//! - the Hillenbrand et al. (1995) **vowel** formants, from the CSV copy or the authors'
+//!   `vowdata.dat`, with the paper's preprocessing ([`read_vowels`], [`paper_preprocess`]).
+//!
+//! ## Quick start
+//! ```
+//! use ff_data::{load, DataSpec};
+//! let spec: DataSpec = "digits".parse().unwrap();
+//! let tt = load::<f32>(&spec, 42).unwrap();
+//! assert_eq!((tt.train.len(), tt.test.len()), (1437, 360));
+//! assert_eq!(tt.train.dim(), 64);
+//! ```
+//!
+//! ## Conventions
+//! - Samples are rows of a row-major [`ff_core::Matrix`] (`n x d`); labels are `0..num_classes`.
+//! - Every random choice takes an explicit seed ([`ff_core::rng::rng_for`]); splits and shuffles
+//!   are bit-for-bit reproducible (see [`split_indices`]).
+//! - Loaders never panic on bad input: every problem is a [`DataError`] naming the file and the
+//!   line or byte offset.
+//! - Nothing is downloaded at run time.
+
+mod dataset;
+mod digits;
+mod error;
+mod spec;
+mod split;
+mod text;
+mod vowels;
+
+pub use dataset::{Batch, Batches, Dataset, Layout, TrainTest};
+pub use digits::{digits, digits_train_test, parse_digits, DIGITS_FILE, DIGITS_LEN};
+pub use error::DataError;
+pub use spec::{load, DataSpec};
+pub use split::{epoch_order, permutation, shuffle_in_place, split_indices, test_count};
+pub use vowels::{
+    load_vowels, paper_preprocess, parse_vowels, read_vowels, MissingPolicy, SpeakerGroup,
+    VowelFormat, VowelOptions, VowelPreprocessing, PAPER_RESERVED_LEADING, PAPER_VOWELS,
+    VOWEL_CODES, VOWEL_FEATURES,
+};
