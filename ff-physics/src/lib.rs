@@ -24,6 +24,7 @@
 //! - Configurations are plain data with `Default` and serde, checked by `validate()`;
 //!   invalid values are rejected with [`ff_core::CoreError::Config`] naming the field.
 
+pub mod adapt;
 pub mod camera;
 pub mod fft;
 pub mod optics;

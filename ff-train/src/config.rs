@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Result};
 use ff_core::{Activation, Goodness, Loss, NegativeMode, OptimizerConfig, PassOn, TrainConfig};
+use ff_physics::optics::OpticsConfig;
 use serde::{Deserialize, Serialize};
 
 /// Numerical precision of the whole run.
@@ -87,28 +88,11 @@ pub struct ExperimentConfig {
     pub eval_every: usize,
     /// Also train the physics-removed ablation for comparison.
     pub ablation: bool,
-    /// Optical system parameters (used when `system = "optics"`).
-    pub optics: OpticsSection,
-}
-
-/// Parameters of the optical multimode system (see `ff_physics::optics` for the model).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OpticsSection {
-    /// Side of the square simulation field, in pixels.
-    pub field: usize,
-    /// Radius of the circular input and output pupils in the Fourier plane, in frequency pixels.
-    pub pupil_radius: f64,
-    /// Side of the pooled camera image is `field / pool`; pooling window and stride, in pixels.
-    pub pool: usize,
-    /// `"unitary"` (Haar-random) or `"gaussian"` transmission matrix.
-    pub matrix: String,
-}
-
-impl Default for OpticsSection {
-    fn default() -> Self {
-        OpticsSection { field: 32, pupil_radius: 9.66, pool: 2, matrix: "unitary".into() }
-    }
+    /// Optical system parameters (used when `system = "optics"`). `input_shape` and
+    /// `placement` are set per block by the runner (block 1: the labelled image tiled; later
+    /// blocks: the previous output as a square image, upsampled to fill the field); the medium
+    /// (`seed`) is the same device for every block and does not change with the training seed.
+    pub optics: OpticsConfig,
 }
 
 impl Default for ExperimentConfig {
@@ -121,18 +105,18 @@ impl Default for ExperimentConfig {
             blocks: 2,
             hidden: 256,
             skip: None,
-            epochs: 60,
-            batch_size: 0,
-            lr: 2e-3,
+            epochs: 20,
+            batch_size: 256,
+            lr: 1e-3,
             n_inner: 10,
             alpha: 5.0,
             theta: 2.0,
             objective: Objective::Phyll,
             negatives: NegativeMode::Random,
             band_rows: 10,
-            eval_every: 10,
+            eval_every: 5,
             ablation: true,
-            optics: OpticsSection::default(),
+            optics: OpticsConfig::default(),
         }
     }
 }
@@ -203,7 +187,6 @@ impl ExperimentConfig {
         }
         self.train_config().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.system == SystemKind::Optics {
-            let o = &self.optics;
             let side = (self.hidden as f64).sqrt().round() as usize;
             if side * side != self.hidden {
                 bail!(
@@ -211,18 +194,7 @@ impl ExperimentConfig {
                     self.hidden
                 );
             }
-            if o.field < 2 {
-                bail!("invalid optics.field: must be at least 2 pixels, got {}", o.field);
-            }
-            if o.pool == 0 || o.pool > o.field {
-                bail!("invalid optics.pool: must be in 1..={}, got {}", o.field, o.pool);
-            }
-            if !(o.pupil_radius.is_finite() && o.pupil_radius > 0.0) {
-                bail!("invalid optics.pupil_radius: must be a positive number of frequency pixels, got {}", o.pupil_radius);
-            }
-            if o.matrix != "unitary" && o.matrix != "gaussian" {
-                bail!("invalid optics.matrix: must be \"unitary\" or \"gaussian\", got {:?}", o.matrix);
-            }
+            self.optics.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         Ok(())
     }
@@ -237,8 +209,8 @@ mod tests {
         let c = ExperimentConfig::default();
         let back = ExperimentConfig::from_toml(&c.to_toml()).unwrap();
         assert_eq!(c, back);
-        let partial = ExperimentConfig::from_toml("epochs = 3\n[optics]\nfield = 16\n").unwrap();
-        assert_eq!((partial.epochs, partial.optics.field, partial.blocks), (3, 16, 2));
+        let partial = ExperimentConfig::from_toml("epochs = 3\n[optics]\nfield_size = 16\n").unwrap();
+        assert_eq!((partial.epochs, partial.optics.field_size, partial.blocks), (3, 16, 2));
         let err = ExperimentConfig::from_toml("epoch = 3\n").unwrap_err().to_string();
         assert!(err.contains("epoch"), "{err}");
     }

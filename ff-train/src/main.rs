@@ -149,7 +149,7 @@ impl TrainArgs {
             c.precision = v;
         }
         if let Some(v) = self.field {
-            c.optics.field = v;
+            c.optics.field_size = v;
         }
         if let Some(v) = self.eval_every {
             c.eval_every = v;
@@ -177,6 +177,7 @@ impl Progress {
     fn update(&mut self, model: &str, r: &EpochRecord) {
         let acc = match (r.train_accuracy, r.test_accuracy) {
             (Some(tr), Some(te)) => format!(" train {tr:.4} test {te:.4}"),
+            (None, Some(te)) => format!(" test {te:.4}"),
             _ => String::new(),
         };
         let loss: Vec<String> = r.loss.iter().map(|l| format!("{l:.4}")).collect();
@@ -200,7 +201,7 @@ impl Progress {
                 b.set_position(r.epoch as u64);
                 b.set_message(msg);
             }
-        } else if r.train_accuracy.is_some() || r.epoch == 1 {
+        } else if r.test_accuracy.is_some() || r.epoch == 1 {
             eprintln!("[{:>7.1} s] epoch {:>4}/{} {msg}", r.wall_seconds, r.epoch, self.epochs);
         }
     }

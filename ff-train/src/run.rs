@@ -8,6 +8,7 @@ use crate::systems::build_blocks;
 use crate::trainer::{fit, EpochRecord, FitOptions, FitSummary};
 use anyhow::{Context, Result};
 use ff_core::{LabelEmbedding, Matrix, Network, Real};
+use ff_physics::fft::FftReal;
 use ff_data::{load, DataSpec, Dataset, Layout, TrainTest};
 use std::path::Path;
 
@@ -58,7 +59,7 @@ fn prepend_zeros<F: Real>(d: &Dataset<F>, k: usize) -> Dataset<F> {
 ///
 /// # Errors
 /// Invalid configurations and system construction errors.
-pub fn build_network<F: Real>(cfg: &ExperimentConfig, prep: &Prepared<F>, ablation: bool) -> Result<Network<F>> {
+pub fn build_network<F: FftReal>(cfg: &ExperimentConfig, prep: &Prepared<F>, ablation: bool) -> Result<Network<F>> {
     let raw = prep.data.train.dim();
     let specs = build_blocks::<F>(cfg, &prep.embedding, raw, ablation)?;
     Ok(Network::new(raw, prep.embedding, cfg.train_config(), specs, cfg.seed)?)
@@ -82,7 +83,7 @@ pub struct TrainOutcome<F: Real> {
 ///
 /// # Errors
 /// Any configuration, data, system or training error; I/O errors when writing outputs.
-pub fn train<F: Real>(
+pub fn train<F: FftReal>(
     cfg: &ExperimentConfig,
     out: Option<&Path>,
     mut progress: impl FnMut(&str, &EpochRecord),
@@ -153,7 +154,7 @@ pub struct EvalOutcome {
 ///
 /// # Errors
 /// Model loading errors, data errors, a mismatch between the model and the data.
-pub fn eval<F: Real>(path: &Path) -> Result<EvalOutcome> {
+pub fn eval<F: FftReal>(path: &Path) -> Result<EvalOutcome> {
     let model = load_model::<F>(path)?;
     let cfg = &model.config;
     let prep = prepare::<F>(cfg)?;

@@ -30,7 +30,9 @@ pub struct FitOptions {
     pub epochs: usize,
     /// Mini-batch size; 0 means the full training set.
     pub batch_size: usize,
-    /// Evaluate train and test accuracy every this many epochs (and always after the last).
+    /// Evaluate test accuracy every this many epochs; train and test accuracy are always
+    /// evaluated after the last epoch (train accuracy costs `K x L` queries per training
+    /// sample, so it is not tracked during training).
     pub eval_every: usize,
     /// Seed of the shuffles and negative labels.
     pub seed: u64,
@@ -91,13 +93,16 @@ pub fn fit<F: Real>(
         }
         let train_queries = net.counters().physical_queries - eval_queries;
         let (mut tr, mut te) = (None, None);
-        if epoch % eval_every == 0 || epoch == opts.epochs {
+        let last = epoch == opts.epochs;
+        if epoch % eval_every == 0 || last {
             let before = net.counters().physical_queries;
-            last_train = net.accuracy(train.x.view(), &train.y)?;
+            if last {
+                last_train = net.accuracy(train.x.view(), &train.y)?;
+                tr = Some(last_train);
+            }
             last_test = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
-            eval_queries += net.counters().physical_queries - before;
-            tr = Some(last_train);
             te = Some(last_test);
+            eval_queries += net.counters().physical_queries - before;
         }
         let rec = EpochRecord {
             epoch,
