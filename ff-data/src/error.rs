@@ -107,6 +107,15 @@ impl DataError {
         }
     }
 
+    /// Shorthand for [`DataError::Binary`].
+    pub(crate) fn binary(file: &str, offset: u64, message: impl Into<String>) -> Self {
+        DataError::Binary {
+            file: file.to_string(),
+            offset,
+            message: message.into(),
+        }
+    }
+
     /// Shorthand for [`DataError::Invalid`].
     pub(crate) fn invalid(name: &str, message: impl Into<String>) -> Self {
         DataError::Invalid {

@@ -4,7 +4,9 @@
 //! - the built-in 8 x 8 handwritten **digits** (compiled into the crate; the default job trains
 //!   on it), see [`digits()`];
 //! - the Hillenbrand et al. (1995) **vowel** formants, from the CSV copy or the authors'
-//!   `vowdata.dat`, with the paper's preprocessing ([`read_vowels`], [`paper_preprocess`]).
+//!   `vowdata.dat`, with the paper's preprocessing ([`read_vowels`], [`paper_preprocess`]);
+//! - **MNIST** and **Fashion-MNIST** from IDX files, plain or gzip ([`load_idx_dir`]); fetch
+//!   them once with `cargo xtask fetch-data mnist|fashion-mnist`.
 //!
 //! ## Quick start
 //! ```
@@ -26,6 +28,8 @@
 mod dataset;
 mod digits;
 mod error;
+mod idx;
+mod mnist;
 mod spec;
 mod split;
 mod text;
@@ -34,6 +38,14 @@ mod vowels;
 pub use dataset::{Batch, Batches, Dataset, Layout, TrainTest};
 pub use digits::{digits, digits_train_test, parse_digits, DIGITS_FILE, DIGITS_LEN};
 pub use error::DataError;
+pub use idx::{
+    parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, IdxImages, Normalisation,
+    FASHION_MNIST_MEAN, FASHION_MNIST_STD, MNIST_MEAN, MNIST_STD,
+};
+pub use mnist::{
+    find_idx_file, load_fashion_mnist, load_idx_dir, load_mnist, ImageSet, FASHION_MNIST_CLASSES,
+    IDX_FILES,
+};
 pub use spec::{load, DataSpec};
 pub use split::{epoch_order, permutation, shuffle_in_place, split_indices, test_count};
 pub use vowels::{

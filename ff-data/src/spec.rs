@@ -4,6 +4,7 @@
 use crate::dataset::TrainTest;
 use crate::digits::digits_train_test;
 use crate::error::DataError;
+use crate::mnist::{load_fashion_mnist, load_mnist, ImageSet};
 use crate::vowels::{load_vowels, VowelOptions, VowelPreprocessing};
 use ff_core::Real;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ use std::str::FromStr;
 /// |---|---|
 /// | `digits` | the built-in 8 x 8 digits |
 /// | `vowels:FILE` | Hillenbrand vowels from `FILE` (CSV or `vowdata.dat`, detected) |
+/// | `mnist:DIR` or `mnist` | MNIST IDX files in `DIR` (default `data/mnist`) |
+/// | `fashion:DIR`, `fashion-mnist:DIR` or `fashion` | Fashion-MNIST in `DIR` (default `data/fashion-mnist`) |
 ///
 /// # Examples
 /// ```
@@ -34,10 +37,14 @@ pub enum DataSpec {
     /// Hillenbrand vowel formants from a CSV or `vowdata.dat` file (format detected by extension
     /// or content); women, the 7 paper vowels, tokens with missing values dropped.
     Vowels(PathBuf),
+    /// MNIST: a directory holding the four standard IDX files (plain or `.gz`).
+    Mnist(PathBuf),
+    /// Fashion-MNIST: a directory holding the four standard IDX files (plain or `.gz`).
+    Fashion(PathBuf),
 }
 
 /// The accepted forms, for error messages.
-const SYNTAX: &str = "digits, vowels:FILE";
+const SYNTAX: &str = "digits, vowels:FILE, mnist[:DIR], fashion[:DIR]";
 
 impl FromStr for DataSpec {
     type Err = DataError;
@@ -59,12 +66,18 @@ impl FromStr for DataSpec {
                 what.to_uppercase()
             ))),
         };
+        let dir = |set: ImageSet| match arg {
+            None => Ok(set.default_dir()),
+            Some(_) => path("directory"),
+        };
         match kind {
             "digits" if arg.is_none() => Ok(DataSpec::Digits),
             "digits" => Err(bad(
                 "the built-in digits take no argument: \"digits\"".into()
             )),
             "vowels" => Ok(DataSpec::Vowels(path("file")?)),
+            "mnist" => Ok(DataSpec::Mnist(dir(ImageSet::Mnist)?)),
+            "fashion" | "fashion-mnist" => Ok(DataSpec::Fashion(dir(ImageSet::FashionMnist)?)),
             other => Err(bad(format!(
                 "unknown data set {other:?}; expected one of: {SYNTAX}"
             ))),
@@ -78,6 +91,9 @@ impl FromStr for DataSpec {
 /// - [`DataSpec::Vowels`]: default [`VowelOptions`] (women, 7 vowels, drop missing) and the paper's
 ///   preprocessing ([`crate::paper_preprocess`]: shuffle, z-score, shift to >= 0, first 80 % train,
 ///   8 leading zeros): 206 / 52 for `hillenbrand-women-7.csv`.
+/// - [`DataSpec::Mnist`], [`DataSpec::Fashion`]: the standard split (60 000 `train-*` /
+///   10 000 `t10k-*`, `seed` unused), pixels normalised with mean 0.1307 and std 0.3081 (MNIST's
+///   statistics, for both).
 ///
 /// # Errors
 /// Whatever the loader reports: see [`DataError`].
@@ -90,5 +106,7 @@ pub fn load<F: Real>(spec: &DataSpec, seed: u64) -> Result<TrainTest<F>, DataErr
             VowelPreprocessing::Paper,
             seed,
         ),
+        DataSpec::Mnist(dir) => load_mnist(dir),
+        DataSpec::Fashion(dir) => load_fashion_mnist(dir),
     }
 }
