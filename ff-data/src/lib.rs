@@ -6,7 +6,12 @@
 //! - the Hillenbrand et al. (1995) **vowel** formants, from the CSV copy or the authors'
 //!   `vowdata.dat`, with the paper's preprocessing ([`read_vowels`], [`paper_preprocess`]);
 //! - **MNIST** and **Fashion-MNIST** from IDX files, plain or gzip ([`load_idx_dir`]); fetch
-//!   them once with `cargo xtask fetch-data mnist|fashion-mnist`.
+//!   them once with `cargo xtask fetch-data mnist|fashion-mnist`;
+//! - any **labelled CSV** file ([`read_labelled_csv`]) and **measured input/output pairs** of a
+//!   physical layer ([`read_pairs`]).
+//!
+//! [`DataSpec`] names a data set in a string (`"digits"`, `"vowels:FILE"`, `"mnist:DIR"`,
+//! `"fashion:DIR"`, `"csv:FILE#label=NAME"`) and [`load`] turns it into a train/test pair.
 //!
 //! ## Quick start
 //! ```
@@ -25,6 +30,7 @@
 //!   line or byte offset.
 //! - Nothing is downloaded at run time.
 
+mod csv;
 mod dataset;
 mod digits;
 mod error;
@@ -35,6 +41,10 @@ mod split;
 mod text;
 mod vowels;
 
+pub use csv::{
+    parse_labelled_csv, parse_numeric_csv, read_labelled_csv, read_pairs, read_pairs_checked,
+    CsvOptions, HeaderMode, LabelColumn,
+};
 pub use dataset::{Batch, Batches, Dataset, Layout, TrainTest};
 pub use digits::{digits, digits_train_test, parse_digits, DIGITS_FILE, DIGITS_LEN};
 pub use error::DataError;

@@ -1,6 +1,7 @@
 //! Naming a data set on the command line ([`DataSpec`]) and loading it with the project's split
 //! conventions ([`load`]).
 
+use crate::csv::{read_labelled_csv, CsvOptions, LabelColumn};
 use crate::dataset::TrainTest;
 use crate::digits::digits_train_test;
 use crate::error::DataError;
@@ -20,6 +21,14 @@ use std::str::FromStr;
 /// | `vowels:FILE` | Hillenbrand vowels from `FILE` (CSV or `vowdata.dat`, detected) |
 /// | `mnist:DIR` or `mnist` | MNIST IDX files in `DIR` (default `data/mnist`) |
 /// | `fashion:DIR`, `fashion-mnist:DIR` or `fashion` | Fashion-MNIST in `DIR` (default `data/fashion-mnist`) |
+/// | `csv:FILE` | a labelled CSV file, label in the last column |
+/// | `csv:FILE#label=NAME` | label in the column whose header is `NAME` |
+/// | `csv:FILE#label=3` | label in column 3 (0-based: the fourth column) |
+/// | `csv:FILE#label=last` | label in the last column (the default) |
+///
+/// The text after `#label=` is a column index if it is all digits, `last`, or else a header name
+/// (so a column whose header is made of digits cannot be named; use its index). The file path is
+/// everything between `csv:` and the last `#label=`.
 ///
 /// # Examples
 /// ```
@@ -41,10 +50,17 @@ pub enum DataSpec {
     Mnist(PathBuf),
     /// Fashion-MNIST: a directory holding the four standard IDX files (plain or `.gz`).
     Fashion(PathBuf),
+    /// A labelled CSV file (numeric features; header detected, see [`crate::HeaderMode::Auto`]).
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// Where the label is.
+        label: LabelColumn,
+    },
 }
 
 /// The accepted forms, for error messages.
-const SYNTAX: &str = "digits, vowels:FILE, mnist[:DIR], fashion[:DIR]";
+const SYNTAX: &str = "digits, vowels:FILE, mnist[:DIR], fashion[:DIR], csv:FILE[#label=NAME|INDEX]";
 
 impl FromStr for DataSpec {
     type Err = DataError;
@@ -78,6 +94,28 @@ impl FromStr for DataSpec {
             "vowels" => Ok(DataSpec::Vowels(path("file")?)),
             "mnist" => Ok(DataSpec::Mnist(dir(ImageSet::Mnist)?)),
             "fashion" | "fashion-mnist" => Ok(DataSpec::Fashion(dir(ImageSet::FashionMnist)?)),
+            "csv" => {
+                let arg = path("file")?.to_string_lossy().into_owned();
+                let (file, label) = match arg.rsplit_once("#label=") {
+                    None => (arg.as_str(), LabelColumn::Last),
+                    Some((_, "")) => {
+                        return Err(bad("\"#label=\" needs a column name or index".into()))
+                    }
+                    Some((f, "last")) => (f, LabelColumn::Last),
+                    Some((f, l)) if l.bytes().all(|b| b.is_ascii_digit()) => match l.parse() {
+                        Ok(i) => (f, LabelColumn::Index(i)),
+                        Err(_) => return Err(bad(format!("column index {l} is too large"))),
+                    },
+                    Some((f, l)) => (f, LabelColumn::Name(l.to_string())),
+                };
+                if file.is_empty() {
+                    return Err(bad("csv needs a file: \"csv:FILE\"".into()));
+                }
+                Ok(DataSpec::Csv {
+                    path: PathBuf::from(file),
+                    label,
+                })
+            }
             other => Err(bad(format!(
                 "unknown data set {other:?}; expected one of: {SYNTAX}"
             ))),
@@ -94,6 +132,7 @@ impl FromStr for DataSpec {
 /// - [`DataSpec::Mnist`], [`DataSpec::Fashion`]: the standard split (60 000 `train-*` /
 ///   10 000 `t10k-*`, `seed` unused), pixels normalised with mean 0.1307 and std 0.3081 (MNIST's
 ///   statistics, for both).
+/// - [`DataSpec::Csv`]: 80/20, stratified, shuffled with `seed`.
 ///
 /// # Errors
 /// Whatever the loader reports: see [`DataError`].
@@ -108,5 +147,13 @@ pub fn load<F: Real>(spec: &DataSpec, seed: u64) -> Result<TrainTest<F>, DataErr
         ),
         DataSpec::Mnist(dir) => load_mnist(dir),
         DataSpec::Fashion(dir) => load_fashion_mnist(dir),
+        DataSpec::Csv { path, label } => read_labelled_csv::<F>(
+            path,
+            &CsvOptions {
+                label: label.clone(),
+                ..CsvOptions::default()
+            },
+        )?
+        .train_test(0.2, seed, true),
     }
 }
