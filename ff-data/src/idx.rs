@@ -246,9 +246,17 @@ fn images_from<F: Real, R: Read>(
     let table = norm.table::<F>()?;
     let dims = s.header("image (idx3-ubyte)", 3)?;
     let (n, rows, cols) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
-    let total = u64::from(dims[0]) * u64::from(dims[1]) * u64::from(dims[2]);
+    // Each dimension is at most 2^28, so the product fits in a u128 but not always in a u64.
+    let total = u128::from(dims[0]) * u128::from(dims[1]) * u128::from(dims[2]);
+    let Ok(total) = u64::try_from(total) else {
+        return Err(DataError::binary(
+            &s.file,
+            4,
+            format!("the header announces {n} images of {rows} x {cols}: {total} bytes is absurd"),
+        ));
+    };
     // Plain data must fit in the file; a gzip stream cannot hold more than ~1032x its size.
-    if !s.gzip && 16 + total > s.bound {
+    if !s.gzip && total.saturating_add(16) > s.bound {
         return Err(DataError::binary(
             &s.file,
             s.bound,
@@ -281,7 +289,7 @@ fn images_from<F: Real, R: Read>(
 fn labels_from<R: Read>(mut s: Stream<R>, num_classes: usize) -> Result<Vec<usize>, DataError> {
     let dims = s.header("label (idx1-ubyte)", 1)?;
     let total = u64::from(dims[0]);
-    if !s.gzip && 8 + total > s.bound {
+    if !s.gzip && total.saturating_add(8) > s.bound {
         return Err(DataError::binary(
             &s.file,
             s.bound,

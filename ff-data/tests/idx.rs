@@ -157,6 +157,20 @@ fn a_huge_announced_count_does_not_allocate_it() {
 }
 
 #[test]
+fn dimensions_whose_product_overflows_u64_are_an_error() {
+    // Found by the fuzz smoke run: 3 x 2^28 multiplied in u64 overflowed.
+    let mut b = vec![0, 0, 8, 3];
+    for _ in 0..3 {
+        b.extend_from_slice(&(1u32 << 28).to_be_bytes());
+    }
+    let e = err_images(&b);
+    assert!(
+        e.starts_with("imgs at byte offset 4: the header announces"),
+        "{e}"
+    );
+}
+
+#[test]
 fn corrupt_gzip_is_a_gzip_error() {
     let g = gz(&idx_images(4, 8, 8, |i| i as u8));
     let e = parse_idx_images::<f32>(&g[..g.len() / 2], "x.gz", Normalisation::MNIST).unwrap_err();
