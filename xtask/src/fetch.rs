@@ -9,10 +9,12 @@
 //!   against the signed archive index) and `dpkg-deb -x` unpacks it in a temporary directory: no
 //!   root and no system-wide install.
 //!
-//! Each copied file is then checked: IDX magic number, 28 x 28 images, 60 000 / 10 000 items
-//! and exact length (`.gz` files are read through `gzip -dc`). A `SOURCE.txt` beside the files
+//! Each copied file is then checked: IDX magic number, 28 x 28 images, 60 000 / 10 000 items,
+//! exact length and the MD5 of the uncompressed content against the published checksums of the
+//! original data sets (`.gz` files are read through `gzip -dc`). A `SOURCE.txt` beside the files
 //! records where they came from. Nothing else is ever downloaded.
 
+use crate::md5::Md5;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::Read;
@@ -40,6 +42,23 @@ const FILES: [(&str, u32, u32); 4] = [
     ("t10k-labels-idx1-ubyte", 0x0801, 10_000),
 ];
 
+/// Published MD5 of the uncompressed MNIST files (LeCun's originals), in the order of [`FILES`].
+const MNIST_MD5: [&str; 4] = [
+    "6bbc9ace898e44ae57da46a324031adb",
+    "a25bea736e30d166cdddb491f175f624",
+    "2646ac647ad5339dbf082846283269ea",
+    "27ae3e4e09519cfbb04c329615203637",
+];
+
+/// Published MD5 of the uncompressed Fashion-MNIST files (Zalando's originals; Debian recompressed
+/// the `.gz` files, so only the content is comparable), in the order of [`FILES`].
+const FASHION_MD5: [&str; 4] = [
+    "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "9018921c3c673c538a1fc5bad174d6f9",
+    "8181f5470baa50b63fa0f6fddb340f0a",
+    "15d484375f8d13e6eb1aabb0c3f46965",
+];
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Set {
     Mnist,
@@ -51,6 +70,13 @@ impl Set {
         match self {
             Set::Mnist => "mnist",
             Set::Fashion => "fashion-mnist",
+        }
+    }
+
+    fn md5(self) -> [&'static str; 4] {
+        match self {
+            Set::Mnist => MNIST_MD5,
+            Set::Fashion => FASHION_MD5,
         }
     }
 }
@@ -83,15 +109,18 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("which data set?\n\n{USAGE}");
     };
     let dir = dir.unwrap_or_else(|| workspace_root().join("data").join(set.name()));
-    if !force {
-        if let Ok(files) = check_dir(&dir) {
-            println!(
-                "{} is already in {} ({} files verified); use --force to fetch again",
-                set.name(),
-                dir.display(),
-                files.len()
-            );
-            return Ok(());
+    if !force && dir.exists() {
+        match check_dir(set, &dir) {
+            Ok(files) => {
+                println!(
+                    "{} is already in {} ({} files verified); use --force to fetch again",
+                    set.name(),
+                    dir.display(),
+                    files.len()
+                );
+                return Ok(());
+            }
+            Err(e) => println!("{} holds no valid copy ({e:#}); fetching", dir.display()),
         }
     }
     let tmp = TempDir::new(set.name())?;
@@ -99,7 +128,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Set::Mnist => fetch_mnist(tmp.path(), &dir)?,
         Set::Fashion => fetch_fashion(tmp.path(), &dir)?,
     };
-    let files = check_dir(&dir)
+    let files = check_dir(set, &dir)
         .with_context(|| format!("the files copied into {} are not valid", dir.display()))?;
     fs::write(dir.join("SOURCE.txt"), source).context("writing SOURCE.txt")?;
     println!("{} ready in {}:", set.name(), dir.display());
@@ -231,9 +260,9 @@ fn fetch_fashion(tmp: &Path, dir: &Path) -> Result<String> {
 }
 
 /// Finds and verifies the four files in `dir`; returns their paths.
-fn check_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+fn check_dir(set: Set, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
-    for (stem, magic, count) in FILES {
+    for ((stem, magic, count), md5) in FILES.into_iter().zip(set.md5()) {
         let plain = dir.join(stem);
         let gz = dir.join(format!("{stem}.gz"));
         let path = if plain.is_file() {
@@ -243,14 +272,15 @@ fn check_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         } else {
             bail!("{} is missing", plain.display());
         };
-        check_idx(&path, magic, count).with_context(|| format!("checking {}", path.display()))?;
+        check_idx(&path, magic, count, md5)
+            .with_context(|| format!("checking {}", path.display()))?;
         found.push(path);
     }
     Ok(found)
 }
 
-/// Checks an IDX file's header and length (through `gzip -dc` when compressed).
-fn check_idx(path: &Path, magic: u32, count: u32) -> Result<()> {
+/// Checks an IDX file's header, length and MD5 (through `gzip -dc` when compressed).
+fn check_idx(path: &Path, magic: u32, count: u32, md5: &str) -> Result<()> {
     let gz = path.extension().is_some_and(|e| e == "gz");
     let mut child = None;
     let mut reader: Box<dyn Read> = if gz {
@@ -292,7 +322,9 @@ fn check_idx(path: &Path, magic: u32, count: u32) -> Result<()> {
         }
         expected *= 28 * 28;
     }
-    let rest = std::io::copy(&mut reader, &mut std::io::sink())?;
+    let mut hash = Md5::new();
+    hash.update(&head);
+    let rest = std::io::copy(&mut reader, &mut hash)?;
     if let Some(mut c) = child {
         let status = c.wait()?;
         if !status.success() {
@@ -301,6 +333,10 @@ fn check_idx(path: &Path, magic: u32, count: u32) -> Result<()> {
     }
     if rest != expected {
         bail!("{rest} data bytes after the header, expected {expected}");
+    }
+    let got = hash.hex();
+    if got != md5 {
+        bail!("MD5 of the content is {got}, the published checksum is {md5}");
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! Each task lives in its own module; this file only dispatches.
 
 mod fetch;
+mod md5;
 
 use anyhow::{bail, Result};
 
