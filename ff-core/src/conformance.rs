@@ -29,11 +29,7 @@ pub struct Conformance {
 
 impl Default for Conformance {
     fn default() -> Self {
-        Conformance {
-            batch: 5,
-            input_range: (0.0, 1.0),
-            stateless: true,
-        }
+        Conformance { batch: 5, input_range: (0.0, 1.0), stateless: true }
     }
 }
 
@@ -91,15 +87,9 @@ where
     assert!(a.forward(wrong_in.view()).is_err(), "{name}: accepted a too-wide input");
     let mut out_wrong = Matrix::<F>::zeros(2, n_out + 1);
     let ok_in = Matrix::<F>::zeros(2, n_in);
-    assert!(
-        a.forward_batch(ok_in.view(), out_wrong.view_mut()).is_err(),
-        "{name}: accepted a too-wide output buffer"
-    );
+    assert!(a.forward_batch(ok_in.view(), out_wrong.view_mut()).is_err(), "{name}: accepted a too-wide output buffer");
     let mut out_rows = Matrix::<F>::zeros(3, n_out);
-    assert!(
-        a.forward_batch(ok_in.view(), out_rows.view_mut()).is_err(),
-        "{name}: accepted a batch-size mismatch"
-    );
+    assert!(a.forward_batch(ok_in.view(), out_rows.view_mut()).is_err(), "{name}: accepted a batch-size mismatch");
     let mut nan_in = x.clone();
     nan_in.data_mut()[0] = F::nan();
     assert!(a.forward(nan_in.view()).is_err(), "{name}: accepted a NaN input");
@@ -124,5 +114,56 @@ mod tests {
     fn digital_stand_ins_conform() {
         check_conformance::<f32, _, _>(|| Identity::new(7), &Conformance::default());
         check_conformance::<f64, _, _>(|| Zeros::new(3, 4), &Conformance::default());
+    }
+}
+
+/// Checks a [`crate::system::Differentiable`] system's vector-Jacobian product against
+/// central finite differences of its forward map, in `f64`, at random inputs drawn from
+/// `input_range`, with random output cotangents.
+///
+/// The bound: for every input entry, `|vjp - fd| <= tol * (1 + max|vjp|)`; `tol` is the
+/// caller's (finite differences with step `h` in f64 give about `1e-6` for smooth maps).
+///
+/// # Panics
+/// When the bound is violated (this is a test helper).
+pub fn check_vjp<S>(system: &mut S, input_range: (f64, f64), batch: usize, h: f64, tol: f64, seed: u64)
+where
+    S: crate::system::Differentiable<f64>,
+{
+    let name = system.name();
+    let (n_in, n_out) = (system.input_len(), system.output_len());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (lo, hi) = input_range;
+    let x = Matrix::<f64>::from_fn(batch, n_in, |_, _| lo + (hi - lo) * rng.random::<f64>());
+    let w = Matrix::<f64>::from_fn(batch, n_out, |_, _| rng.random::<f64>() * 2.0 - 1.0);
+    let mut g = Matrix::<f64>::zeros(batch, n_in);
+    system.vjp(x.view(), w.view(), g.view_mut()).unwrap_or_else(|e| panic!("{name}: vjp failed: {e}"));
+    let scale = 1.0 + g.data().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for i in 0..batch {
+        for j in 0..n_in {
+            let (mut xp, mut xm) = (x.slice_rows(i, i + 1), x.slice_rows(i, i + 1));
+            xp.data_mut()[j] += h;
+            xm.data_mut()[j] -= h;
+            let yp = system.forward(xp.view()).expect("forward");
+            let ym = system.forward(xm.view()).expect("forward");
+            let fd: f64 = (0..n_out).map(|k| w.get(i, k) * (yp.get(0, k) - ym.get(0, k)) / (2.0 * h)).sum();
+            let an = g.get(i, j);
+            assert!(
+                (an - fd).abs() <= tol * scale,
+                "{name}: vjp row {i} input {j}: analytic {an} vs finite difference {fd}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod vjp_tests {
+    use super::*;
+    use crate::system::{Identity, Zeros};
+
+    #[test]
+    fn stand_in_vjps_match_finite_differences() {
+        check_vjp(&mut Identity::new(4), (-1.0, 1.0), 3, 1e-6, 1e-6, 1);
+        check_vjp(&mut Zeros::new(3, 2), (-1.0, 1.0), 2, 1e-6, 1e-6, 2);
     }
 }

@@ -109,10 +109,7 @@ pub enum CoreError {
 impl CoreError {
     /// Shorthand for a [`CoreError::Config`].
     pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
-        CoreError::Config {
-            field: field.into(),
-            message: message.into(),
-        }
+        CoreError::Config { field: field.into(), message: message.into() }
     }
 }
 

@@ -14,14 +14,28 @@
 //!   streams, portable bit for bit.
 //! - This crate performs no I/O.
 
+pub mod activation;
 pub mod conformance;
+pub mod embed;
 pub mod error;
+pub mod goodness;
+pub mod layer;
+pub mod loss;
 pub mod matrix;
+pub mod network;
+pub mod optim;
 pub mod real;
 pub mod rng;
 pub mod system;
 
+pub use activation::Activation;
+pub use embed::{LabelEmbedding, LabelValue};
 pub use error::{CoreError, Result, SystemError};
+pub use goodness::Goodness;
+pub use layer::LocalLayer;
+pub use loss::Loss;
 pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
+pub use network::{BlockSpec, Counters, NegativeMode, Network, NetworkState, PassOn, TrainConfig};
+pub use optim::{Optimizer, OptimizerConfig};
 pub use real::Real;
-pub use system::{check_batch, Identity, PhysicalSystem, Zeros};
+pub use system::{check_batch, check_vjp_shapes, Differentiable, Identity, PhysicalSystem, Zeros};

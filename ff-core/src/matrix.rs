@@ -36,11 +36,7 @@ pub struct MatMut<'a, F> {
 impl<F: Real> Matrix<F> {
     /// A `rows x cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Matrix {
-            rows,
-            cols,
-            data: vec![F::zero(); rows * cols],
-        }
+        Matrix { rows, cols, data: vec![F::zero(); rows * cols] }
     }
 
     /// Wraps a row-major vector.
@@ -113,19 +109,11 @@ impl<F: Real> Matrix<F> {
     }
     /// A read-only view.
     pub fn view(&self) -> MatRef<'_, F> {
-        MatRef {
-            rows: self.rows,
-            cols: self.cols,
-            data: &self.data,
-        }
+        MatRef { rows: self.rows, cols: self.cols, data: &self.data }
     }
     /// A mutable view.
     pub fn view_mut(&mut self) -> MatMut<'_, F> {
-        MatMut {
-            rows: self.rows,
-            cols: self.cols,
-            data: &mut self.data,
-        }
+        MatMut { rows: self.rows, cols: self.cols, data: &mut self.data }
     }
     /// Resizes to `rows x cols`, reusing the allocation; contents are unspecified afterwards
     /// (zero where newly allocated).
@@ -150,11 +138,7 @@ impl<F: Real> Matrix<F> {
         for &i in idx {
             data.extend_from_slice(self.row(i));
         }
-        Matrix {
-            rows: idx.len(),
-            cols: self.cols,
-            data,
-        }
+        Matrix { rows: idx.len(), cols: self.cols, data }
     }
     /// Horizontal concatenation `[self, other]` (same number of rows).
     ///
@@ -168,11 +152,7 @@ impl<F: Real> Matrix<F> {
         Matrix {
             rows: self.rows,
             cols: self.cols,
-            data: self
-                .data
-                .iter()
-                .map(|&x| G::from_f64(x.to_f64().unwrap_or(f64::NAN)).unwrap_or(G::nan()))
-                .collect(),
+            data: self.data.iter().map(|&x| G::from_f64(x.to_f64().unwrap_or(f64::NAN)).unwrap_or(G::nan())).collect(),
         }
     }
     /// Position of the first non-finite value, if any, as `(row, col, value)`.
@@ -221,29 +201,18 @@ impl<'a, F: Real> MatRef<'a, F> {
     /// If the range is out of bounds.
     pub fn slice_rows(&self, start: usize, end: usize) -> MatRef<'a, F> {
         assert!(start <= end && end <= self.rows, "row range {start}..{end} out of 0..{}", self.rows);
-        MatRef {
-            rows: end - start,
-            cols: self.cols,
-            data: &self.data[start * self.cols..end * self.cols],
-        }
+        MatRef { rows: end - start, cols: self.cols, data: &self.data[start * self.cols..end * self.cols] }
     }
     /// Copies into an owned matrix.
     pub fn to_owned(&self) -> Matrix<F> {
-        Matrix {
-            rows: self.rows,
-            cols: self.cols,
-            data: self.data.to_vec(),
-        }
+        Matrix { rows: self.rows, cols: self.cols, data: self.data.to_vec() }
     }
     /// Position of the first non-finite value, if any, as `(row, col, value)`.
     pub fn find_non_finite(&self) -> Option<(usize, usize, f64)> {
-        self.data.iter().position(|x| !x.is_finite()).map(|p| {
-            (
-                p / self.cols.max(1),
-                p % self.cols.max(1),
-                self.data[p].to_f64().unwrap_or(f64::NAN),
-            )
-        })
+        self.data
+            .iter()
+            .position(|x| !x.is_finite())
+            .map(|p| (p / self.cols.max(1), p % self.cols.max(1), self.data[p].to_f64().unwrap_or(f64::NAN)))
     }
 }
 
@@ -287,19 +256,11 @@ impl<'a, F: Real> MatMut<'a, F> {
     }
     /// A read-only view of the same data.
     pub fn as_ref(&self) -> MatRef<'_, F> {
-        MatRef {
-            rows: self.rows,
-            cols: self.cols,
-            data: self.data,
-        }
+        MatRef { rows: self.rows, cols: self.cols, data: self.data }
     }
     /// Reborrows as a shorter-lived mutable view.
     pub fn reborrow(&mut self) -> MatMut<'_, F> {
-        MatMut {
-            rows: self.rows,
-            cols: self.cols,
-            data: self.data,
-        }
+        MatMut { rows: self.rows, cols: self.cols, data: self.data }
     }
     /// Splits the rows into disjoint mutable chunks of at most `chunk_rows` rows each
     /// (for parallel processing of a batch).
@@ -312,14 +273,7 @@ impl<'a, F: Real> MatMut<'a, F> {
         if cols == 0 {
             return vec![self];
         }
-        self.data
-            .chunks_mut(chunk_rows * cols)
-            .map(|d| MatMut {
-                rows: d.len() / cols,
-                cols,
-                data: d,
-            })
-            .collect()
+        self.data.chunks_mut(chunk_rows * cols).map(|d| MatMut { rows: d.len() / cols, cols, data: d }).collect()
     }
 }
 
@@ -341,11 +295,7 @@ pub fn hcat<F: Real>(a: MatRef<'_, F>, b: MatRef<'_, F>) -> Result<Matrix<F>> {
         data.extend_from_slice(a.row(i));
         data.extend_from_slice(b.row(i));
     }
-    Ok(Matrix {
-        rows: a.rows,
-        cols,
-        data,
-    })
+    Ok(Matrix { rows: a.rows, cols, data })
 }
 
 /// Whether an operand of [`gemm`] is used as stored or transposed.
@@ -363,15 +313,7 @@ pub enum Op {
 ///
 /// # Panics
 /// If the shapes do not agree (a caller bug: shapes are validated at the API boundary).
-pub fn gemm<F: Real>(
-    alpha: F,
-    a: MatRef<'_, F>,
-    op_a: Op,
-    b: MatRef<'_, F>,
-    op_b: Op,
-    beta: F,
-    c: &mut MatMut<'_, F>,
-) {
+pub fn gemm<F: Real>(alpha: F, a: MatRef<'_, F>, op_a: Op, b: MatRef<'_, F>, op_b: Op, beta: F, c: &mut MatMut<'_, F>) {
     let (m, ka, rsa, csa) = match op_a {
         Op::N => (a.rows, a.cols, a.cols as isize, 1isize),
         Op::T => (a.cols, a.rows, 1isize, a.cols as isize),

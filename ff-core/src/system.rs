@@ -84,13 +84,7 @@ pub fn check_batch<F: Real>(
         });
     }
     if let Some((row, col, value)) = input.find_non_finite() {
-        return Err(SystemError::NonFinite {
-            system: system.into(),
-            what: "input",
-            row,
-            col,
-            value,
-        });
+        return Err(SystemError::NonFinite { system: system.into(), what: "input", row, col, value });
     }
     Ok(())
 }
@@ -180,4 +174,103 @@ impl<F: Real, S: PhysicalSystem<F> + ?Sized> PhysicalSystem<F> for Box<S> {
     fn forward_batch(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) -> Result<(), SystemError> {
         (**self).forward_batch(input, output)
     }
+}
+
+/// A system with an exact vector-Jacobian product: available in simulation (and for a
+/// fitted digital twin), never from real hardware. Backprop and physics-aware training
+/// (PAT) baselines ask for this capability; forward-forward training never does.
+pub trait Differentiable<F: Real>: PhysicalSystem<F> {
+    /// For every row `i`: `grad_input_i = J(x_i)^T grad_output_i`, where `J(x_i)` is the
+    /// `output_len x input_len` Jacobian of the map at `input_i`.
+    ///
+    /// Where the map is not differentiable (a kink of `|.|`), any subgradient is allowed.
+    ///
+    /// # Errors
+    /// Shape mismatches (`grad_output` must be `batch x output_len`, `grad_input`
+    /// `batch x input_len`) and NaN inputs, as for [`PhysicalSystem::forward_batch`].
+    fn vjp(
+        &mut self,
+        input: MatRef<'_, F>,
+        grad_output: MatRef<'_, F>,
+        grad_input: MatMut<'_, F>,
+    ) -> Result<(), SystemError>;
+}
+
+impl<F: Real> Differentiable<F> for Identity {
+    fn vjp(
+        &mut self,
+        input: MatRef<'_, F>,
+        grad_output: MatRef<'_, F>,
+        mut grad_input: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
+        check_vjp_shapes(&PhysicalSystem::<F>::name(self), self.len, self.len, &input, &grad_output, &grad_input)?;
+        grad_input.data_mut().copy_from_slice(grad_output.data());
+        Ok(())
+    }
+}
+
+impl<F: Real> Differentiable<F> for Zeros {
+    fn vjp(
+        &mut self,
+        input: MatRef<'_, F>,
+        grad_output: MatRef<'_, F>,
+        mut grad_input: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
+        check_vjp_shapes(
+            &PhysicalSystem::<F>::name(self),
+            self.input_len,
+            self.output_len,
+            &input,
+            &grad_output,
+            &grad_input,
+        )?;
+        grad_input.data_mut().fill(F::zero());
+        Ok(())
+    }
+}
+
+/// Validates the buffers of a [`Differentiable::vjp`] call.
+///
+/// # Errors
+/// The first shape problem or NaN input found.
+pub fn check_vjp_shapes<F: Real>(
+    system: &str,
+    input_len: usize,
+    output_len: usize,
+    input: &MatRef<'_, F>,
+    grad_output: &MatRef<'_, F>,
+    grad_input: &MatMut<'_, F>,
+) -> Result<(), SystemError> {
+    let (n, gi_rows) = (input.rows(), grad_input.rows());
+    let go = grad_output;
+    if go.cols() != output_len {
+        return Err(SystemError::Shape { system: system.into(), what: "output", expected: output_len, got: go.cols() });
+    }
+    if go.rows() != n || gi_rows != n {
+        return Err(SystemError::BatchMismatch {
+            system: system.into(),
+            input_rows: n,
+            output_rows: go.rows().max(gi_rows),
+        });
+    }
+    if grad_input.cols() != input_len {
+        return Err(SystemError::Shape {
+            system: system.into(),
+            what: "input",
+            expected: input_len,
+            got: grad_input.cols(),
+        });
+    }
+    if input.cols() != input_len {
+        return Err(SystemError::Shape {
+            system: system.into(),
+            what: "input",
+            expected: input_len,
+            got: input.cols(),
+        });
+    }
+    if let Some((row, col, value)) = input.find_non_finite() {
+        return Err(SystemError::NonFinite { system: system.into(), what: "input", row, col, value });
+    }
+    Ok(())
 }

@@ -1,1 +1,18 @@
-//! placeholder crate root, replaced below
+//! # ff-train: the trainer, the experiment runner and the `phyff` command line
+//!
+//! - [`config::ExperimentConfig`]: every knob of a run (TOML file and flags);
+//! - [`trainer::fit`]: epochs of the PhyLL schedule with periodic evaluation and accounting;
+//! - [`run::train`] / [`run::eval`]: data + physical systems + network, result and model files;
+//! - [`systems`]: builds each block's physical system from the configuration.
+//!
+//! Library errors are `anyhow` here: this crate is the application layer.
+
+#![allow(clippy::module_name_repetitions)]
+
+pub mod config;
+pub mod io;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod systems;
+pub mod trainer;

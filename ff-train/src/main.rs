@@ -1,1 +1,288 @@
-fn main() {}
+//! `phyff`: train simulated physical neural networks with model-free forward-forward learning.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ff_core::NegativeMode;
+use ff_train::config::{ExperimentConfig, Objective, Precision, SystemKind};
+use ff_train::report::train_table;
+use ff_train::trainer::EpochRecord;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "phyff", version, about = "Train deep physical neural networks without backpropagation (PhyLL)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a physical network (default: 2-block optical PNN on the built-in digits) and its
+    /// physics-removed ablation, then print a comparison table.
+    Train(TrainArgs),
+    /// Reload a model file and measure its accuracy on the split it was trained with.
+    Eval {
+        /// The model file written by `phyff train --out DIR` (DIR/model.json).
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Print the default configuration as TOML (a starting point for --config).
+    Config,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// TOML configuration file; flags given here override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Physical system of every block.
+    #[arg(long, value_enum)]
+    system: Option<SystemKind>,
+    /// Dataset: digits | vowels:FILE | mnist:DIR | fashion:DIR | csv:FILE.
+    #[arg(long)]
+    data: Option<String>,
+    /// Number of blocks.
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// Output size of each block's affine map.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Training epochs.
+    #[arg(long, allow_negative_numbers = true)]
+    epochs: Option<i64>,
+    /// Mini-batch size (0 = full batch).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// Optimiser steps per block per mini-batch.
+    #[arg(long, allow_negative_numbers = true)]
+    n_inner: Option<i64>,
+    /// SymBa sharpness alpha.
+    #[arg(long, allow_negative_numbers = true)]
+    alpha: Option<f64>,
+    /// Local objective.
+    #[arg(long, value_enum)]
+    objective: Option<Objective>,
+    /// Hardest wrong label as negative instead of a random one.
+    #[arg(long)]
+    hard_negatives: bool,
+    /// Label band rows above and below images.
+    #[arg(long)]
+    band_rows: Option<usize>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Numerical precision.
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
+    /// Side of the optical field in pixels (optics).
+    #[arg(long)]
+    field: Option<usize>,
+    /// Evaluate every this many epochs.
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Skip the physics-removed ablation.
+    #[arg(long)]
+    no_ablation: bool,
+    /// Directory for result.json and model.json (written atomically).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn non_negative(name: &str, v: i64) -> Result<usize> {
+    usize::try_from(v).map_err(|_| anyhow::anyhow!("invalid {name}: must be a positive whole number, got {v}"))
+}
+
+impl TrainArgs {
+    fn resolve(&self) -> Result<ExperimentConfig> {
+        let mut c = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
+                ExperimentConfig::from_toml(&text).with_context(|| format!("invalid config file {}", p.display()))?
+            }
+            None => ExperimentConfig::default(),
+        };
+        if let Some(v) = self.system {
+            c.system = v;
+        }
+        if let Some(v) = &self.data {
+            c.data = v.clone();
+        }
+        if let Some(v) = self.blocks {
+            c.blocks = v;
+        }
+        if let Some(v) = self.hidden {
+            c.hidden = v;
+        }
+        if let Some(v) = self.epochs {
+            c.epochs = non_negative("epochs", v)?;
+        }
+        if let Some(v) = self.batch_size {
+            c.batch_size = v;
+        }
+        if let Some(v) = self.lr {
+            c.lr = v;
+        }
+        if let Some(v) = self.n_inner {
+            c.n_inner = non_negative("n_inner", v)?;
+        }
+        if let Some(v) = self.alpha {
+            c.alpha = v;
+        }
+        if let Some(v) = self.objective {
+            c.objective = v;
+        }
+        if self.hard_negatives {
+            c.negatives = NegativeMode::Hardest;
+        }
+        if let Some(v) = self.band_rows {
+            c.band_rows = v;
+        }
+        if let Some(v) = self.seed {
+            c.seed = v;
+        }
+        if let Some(v) = self.precision {
+            c.precision = v;
+        }
+        if let Some(v) = self.field {
+            c.optics.field = v;
+        }
+        if let Some(v) = self.eval_every {
+            c.eval_every = v;
+        }
+        if self.no_ablation {
+            c.ablation = false;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Progress display: a bar on a terminal, periodic lines otherwise (CI logs).
+struct Progress {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+    current: String,
+}
+
+impl Progress {
+    fn new(epochs: usize) -> Self {
+        Progress { bar: None, epochs, current: String::new() }
+    }
+
+    fn update(&mut self, model: &str, r: &EpochRecord) {
+        let acc = match (r.train_accuracy, r.test_accuracy) {
+            (Some(tr), Some(te)) => format!(" train {tr:.4} test {te:.4}"),
+            _ => String::new(),
+        };
+        let loss: Vec<String> = r.loss.iter().map(|l| format!("{l:.4}")).collect();
+        let msg = format!("{model}: loss [{}]{acc}", loss.join(", "));
+        if std::io::stderr().is_terminal() {
+            if self.current != model {
+                if let Some(b) = self.bar.take() {
+                    b.finish();
+                }
+                let b = ProgressBar::new(self.epochs as u64);
+                b.set_style(
+                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} epochs {elapsed_precise} {msg}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                b.set_prefix(model.to_string());
+                self.bar = Some(b);
+                self.current = model.to_string();
+            }
+            if let Some(b) = &self.bar {
+                b.set_position(r.epoch as u64);
+                b.set_message(msg);
+            }
+        } else if r.train_accuracy.is_some() || r.epoch == 1 {
+            eprintln!("[{:>7.1} s] epoch {:>4}/{} {msg}", r.wall_seconds, r.epoch, self.epochs);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+    }
+}
+
+fn train_cmd(args: &TrainArgs) -> Result<()> {
+    let cfg = args.resolve()?;
+    eprintln!(
+        "phyff train: system {}, data {}, {} blocks x {}, {} epochs, lr {}, n_inner {}, seed {}, {:?}",
+        cfg.system.name(),
+        cfg.data,
+        cfg.blocks,
+        cfg.hidden,
+        cfg.epochs,
+        cfg.lr,
+        cfg.n_inner,
+        cfg.seed,
+        cfg.precision
+    );
+    let mut progress = Progress::new(cfg.epochs);
+    let out = args.out.as_deref();
+    let (pnn, ablation, result) = match cfg.precision {
+        Precision::F32 => {
+            let o = ff_train::run::train::<f32>(&cfg, out, |m, r| progress.update(m, r))?;
+            (o.pnn, o.ablation, o.result)
+        }
+        Precision::F64 => {
+            let o = ff_train::run::train::<f64>(&cfg, out, |m, r| progress.update(m, r))?;
+            (o.pnn, o.ablation, o.result)
+        }
+    };
+    progress.finish();
+    println!(
+        "\n{} on {} ({} train / {} test samples), {} blocks, {} epochs, seed {}\n",
+        cfg.system.name(),
+        cfg.data,
+        result.train_samples,
+        result.test_samples,
+        cfg.blocks,
+        cfg.epochs,
+        cfg.seed
+    );
+    print!("{}", train_table(cfg.system.name(), &pnn, ablation.as_ref()));
+    if let Some(a) = &ablation {
+        let d = pnn.test_accuracy - a.test_accuracy;
+        println!("\nThe physics changes test accuracy by {:+.2} points over the same digital layers alone.", 100.0 * d);
+    }
+    if let Some(dir) = out {
+        println!("wrote {} and {}", dir.join("result.json").display(), dir.join("model.json").display());
+    }
+    Ok(())
+}
+
+fn eval_cmd(model: &std::path::Path) -> Result<()> {
+    let cfg = ff_train::model::model_config(model)?;
+    let o = match cfg.precision {
+        Precision::F32 => ff_train::run::eval::<f32>(model)?,
+        Precision::F64 => ff_train::run::eval::<f64>(model)?,
+    };
+    println!("test accuracy {:.4} ({} samples), train accuracy {:.4}", o.test_accuracy, o.test_samples, o.train_accuracy);
+    println!("test_accuracy={}", o.test_accuracy);
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match &cli.command {
+        Command::Train(a) => train_cmd(a),
+        Command::Eval { model } => eval_cmd(model),
+        Command::Config => {
+            print!("{}", ExperimentConfig::default().to_toml());
+            Ok(())
+        }
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}

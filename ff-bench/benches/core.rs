@@ -1,0 +1,58 @@
+//! The forward-forward inner step beside the GEMM bound of the same shapes.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ff_bench::{random_matrix, FfStep};
+use ff_core::layer::Workspace;
+use ff_core::matrix::gemm_naive;
+use ff_core::{gemm, Matrix, Op, Optimizer, OptimizerConfig};
+
+fn gemm_kernels(c: &mut Criterion) {
+    let mut g = c.benchmark_group("gemm_f32");
+    for &n in &[64usize, 256, 512] {
+        let a = random_matrix::<f32>(n, n, 1);
+        let b = random_matrix::<f32>(n, n, 2);
+        let mut out = Matrix::<f32>::zeros(n, n);
+        g.throughput(Throughput::Elements((2 * n * n * n) as u64));
+        g.bench_with_input(BenchmarkId::new("matrixmultiply", n), &n, |bench, _| {
+            bench.iter(|| gemm(1.0, a.view(), Op::N, b.view(), Op::T, 0.0, &mut out.view_mut()))
+        });
+        if n <= 256 {
+            g.bench_with_input(BenchmarkId::new("naive", n), &n, |bench, _| {
+                bench.iter(|| gemm_naive(1.0, a.view(), Op::N, b.view(), Op::T, 0.0, &mut out.view_mut()))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn ff_inner_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ff_inner_step_f32");
+    g.sample_size(20);
+    for &(n, d) in &[(1437usize, 256usize), (2000, 676)] {
+        let s = FfStep::<f32>::new(n, d, d);
+        let mut ws = Workspace::default();
+        let mut grad = vec![0.0f32; s.layer.num_params()];
+        let mut layer = s.layer.clone();
+        let mut opt = Optimizer::new(OptimizerConfig::adam(1e-4), layer.num_params());
+        // Throughput in GEMM FLOPs, so criterion's rate compares directly with gemm_f32.
+        g.throughput(Throughput::Elements(s.gemm_flops()));
+        g.bench_function(BenchmarkId::new("loss_grad_adam", format!("{n}x{d}")), |b| {
+            b.iter(|| {
+                layer.loss_and_grad(&s.loss, s.up.view(), s.un.view(), &mut ws, &mut grad);
+                opt.step(layer.params_mut(), &grad);
+            })
+        });
+        let mut out = Matrix::<f32>::zeros(n, d);
+        g.bench_function(BenchmarkId::new("gemm_bound_4x", format!("{n}x{d}")), |b| {
+            b.iter(|| {
+                for _ in 0..4 {
+                    gemm(1.0, s.up.view(), Op::N, layer.weights(), Op::T, 0.0, &mut out.view_mut());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, gemm_kernels, ff_inner_step);
+criterion_main!(benches);

@@ -1,0 +1,288 @@
+//! Label embedding (how a candidate label is written into an input) and negative labels.
+
+use crate::error::{CoreError, Result};
+use crate::matrix::{MatRef, Matrix};
+use crate::real::Real;
+use crate::rng::Rng;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+/// How a label is written into an input sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LabelEmbedding {
+    /// Vectors: zero the first `num_classes` entries and set entry `y` to the label value.
+    /// The data must reserve those entries (e.g. the vowel preprocessing prepends 8 zeros).
+    /// Input length is unchanged.
+    Overwrite {
+        /// Number of classes `K`.
+        num_classes: usize,
+    },
+    /// Images (`height x width`, row-major): a band of `band_rows` rows is added above and
+    /// below the image; row `y` of both bands is set to the label value. The embedded image
+    /// is `(band_rows + height + band_rows) x width`.
+    ImageBands {
+        /// Number of classes `K` (at most `band_rows`).
+        num_classes: usize,
+        /// Height of the image in pixels.
+        height: usize,
+        /// Width of the image in pixels.
+        width: usize,
+        /// Rows per band (PhyLL: 10).
+        band_rows: usize,
+    },
+}
+
+/// Which value is written at the label position.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LabelValue {
+    /// The largest absolute value in the batch being embedded (PhyLL's choice).
+    #[default]
+    BatchMaxAbs,
+    /// A fixed value.
+    Fixed {
+        /// The value written.
+        value: f64,
+    },
+}
+
+impl LabelEmbedding {
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        match *self {
+            LabelEmbedding::Overwrite { num_classes } | LabelEmbedding::ImageBands { num_classes, .. } => num_classes,
+        }
+    }
+
+    /// Length of an embedded sample for raw samples of length `raw_len`.
+    pub fn embedded_len(&self, raw_len: usize) -> usize {
+        match *self {
+            LabelEmbedding::Overwrite { .. } => raw_len,
+            LabelEmbedding::ImageBands { height, width, band_rows, .. } => (height + 2 * band_rows) * width,
+        }
+    }
+
+    /// Shape `(height, width)` of an embedded image, `None` for vectors.
+    pub fn embedded_shape(&self) -> Option<(usize, usize)> {
+        match *self {
+            LabelEmbedding::Overwrite { .. } => None,
+            LabelEmbedding::ImageBands { height, width, band_rows, .. } => Some((height + 2 * band_rows, width)),
+        }
+    }
+
+    /// Checks the embedding against raw samples of length `raw_len`.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] when the classes do not fit (fewer than 2 classes, more classes
+    /// than reserved entries or band rows, image shape not matching `raw_len`).
+    pub fn validate(&self, raw_len: usize) -> Result<()> {
+        let k = self.num_classes();
+        if k < 2 {
+            return Err(CoreError::config("num_classes", format!("need at least 2 classes, got {k}")));
+        }
+        match *self {
+            LabelEmbedding::Overwrite { num_classes } if num_classes > raw_len => Err(CoreError::config(
+                "label embedding",
+                format!(
+                    "{num_classes} classes need {num_classes} reserved leading entries but samples have only {raw_len}"
+                ),
+            )),
+            LabelEmbedding::ImageBands { num_classes, height, width, band_rows } => {
+                if height * width != raw_len {
+                    return Err(CoreError::config(
+                        "image shape",
+                        format!("{height} x {width} = {} pixels but samples have {raw_len} values", height * width),
+                    ));
+                }
+                if band_rows < num_classes {
+                    return Err(CoreError::config(
+                        "band_rows",
+                        format!("{band_rows} band rows cannot hold {num_classes} classes; use at least {num_classes}"),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes labels into a batch: `out` becomes `x.rows() x embedded_len`.
+    ///
+    /// # Errors
+    /// [`CoreError::Label`] for a label out of range, [`CoreError::Shape`] for a wrong width
+    /// or a label count different from the batch size.
+    pub fn embed<F: Real>(
+        &self,
+        x: MatRef<'_, F>,
+        labels: &[usize],
+        value: LabelValue,
+        out: &mut Matrix<F>,
+    ) -> Result<()> {
+        let value = match value {
+            LabelValue::BatchMaxAbs => x.data().iter().fold(F::zero(), |m, v| m.max(v.abs())),
+            LabelValue::Fixed { value } => F::c(value),
+        };
+        self.embed_with_value(x, labels, value, out)
+    }
+
+    /// As [`LabelEmbedding::embed`] with an explicit label value.
+    ///
+    /// # Errors
+    /// As [`LabelEmbedding::embed`].
+    pub fn embed_with_value<F: Real>(
+        &self,
+        x: MatRef<'_, F>,
+        labels: &[usize],
+        value: F,
+        out: &mut Matrix<F>,
+    ) -> Result<()> {
+        if labels.len() != x.rows() {
+            return Err(CoreError::Shape {
+                context: "label embedding".into(),
+                expected: format!("{} labels (one per row)", x.rows()),
+                got: format!("{} labels", labels.len()),
+            });
+        }
+        let k = self.num_classes();
+        if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
+            return Err(CoreError::Label { label, row, num_classes: k });
+        }
+        let raw = x.cols();
+        let len = self.embedded_len(raw);
+        match *self {
+            LabelEmbedding::Overwrite { .. } => {
+                if raw < k {
+                    return Err(CoreError::Shape {
+                        context: "label embedding (overwrite)".into(),
+                        expected: format!("at least {k} values per sample"),
+                        got: format!("{raw}"),
+                    });
+                }
+                out.resize(x.rows(), len);
+                out.data_mut().copy_from_slice(x.data());
+                for (i, &y) in labels.iter().enumerate() {
+                    let r = out.row_mut(i);
+                    r[..k].fill(F::zero());
+                    r[y] = value;
+                }
+            }
+            LabelEmbedding::ImageBands { height, width, band_rows, .. } => {
+                if raw != height * width {
+                    return Err(CoreError::Shape {
+                        context: "label embedding (image bands)".into(),
+                        expected: format!("{height} x {width} = {} pixels", height * width),
+                        got: format!("{raw}"),
+                    });
+                }
+                out.resize(x.rows(), len);
+                let band = band_rows * width;
+                for (i, &y) in labels.iter().enumerate() {
+                    let r = out.row_mut(i);
+                    r.fill(F::zero());
+                    r[band..band + raw].copy_from_slice(x.row(i));
+                    r[y * width..(y + 1) * width].fill(value);
+                    let bottom = band + raw + y * width;
+                    r[bottom..bottom + width].fill(value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A uniformly random wrong label for each true label (redrawn at every call).
+///
+/// # Panics
+/// If `num_classes < 2` or a label is out of range (validated by the network beforehand).
+pub fn random_wrong_labels(labels: &[usize], num_classes: usize, rng: &mut Rng) -> Vec<usize> {
+    assert!(num_classes >= 2, "need at least two classes for negatives");
+    labels
+        .iter()
+        .map(|&y| {
+            assert!(y < num_classes, "label {y} out of range");
+            let r = rng.random_range(0..num_classes - 1);
+            if r >= y {
+                r + 1
+            } else {
+                r
+            }
+        })
+        .collect()
+}
+
+/// For each row of `scores` (`n x K`, higher = more likely), the highest-scoring wrong label.
+///
+/// # Panics
+/// If `scores` has fewer than 2 columns or `labels.len() != scores.rows()`.
+pub fn hardest_wrong_labels<F: Real>(labels: &[usize], scores: MatRef<'_, F>) -> Vec<usize> {
+    assert!(scores.cols() >= 2 && labels.len() == scores.rows());
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| {
+            let row = scores.row(i);
+            let mut best = if y == 0 { 1 } else { 0 };
+            for (c, &s) in row.iter().enumerate() {
+                if c != y && s > row[best] {
+                    best = c;
+                }
+            }
+            best
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::rng_for;
+
+    #[test]
+    fn overwrite_embedding() {
+        let x = Matrix::from_vec(2, 4, vec![9.0f64, 9.0, 1.0, -3.0, 9.0, 9.0, 2.0, 0.5]).unwrap();
+        let e = LabelEmbedding::Overwrite { num_classes: 2 };
+        let mut out = Matrix::zeros(0, 0);
+        e.embed(x.view(), &[1, 0], LabelValue::BatchMaxAbs, &mut out).unwrap();
+        assert_eq!(out.data(), &[0.0, 9.0, 1.0, -3.0, 9.0, 0.0, 2.0, 0.5]);
+        assert!(e.embed(x.view(), &[2, 0], LabelValue::BatchMaxAbs, &mut out).is_err());
+        assert!(e.embed(x.view(), &[0], LabelValue::BatchMaxAbs, &mut out).is_err());
+    }
+
+    #[test]
+    fn image_bands_by_hand() {
+        // 1 x 2 image, 2 classes, bands of 2 rows: 5 x 2 output.
+        let x = Matrix::from_vec(1, 2, vec![0.25f64, -0.5]).unwrap();
+        let e = LabelEmbedding::ImageBands { num_classes: 2, height: 1, width: 2, band_rows: 2 };
+        e.validate(2).unwrap();
+        let mut out = Matrix::zeros(0, 0);
+        e.embed(x.view(), &[1], LabelValue::Fixed { value: 1.0 }, &mut out).unwrap();
+        #[rustfmt::skip]
+        let expected = [0.0, 0.0,  1.0, 1.0,  0.25, -0.5,  0.0, 0.0,  1.0, 1.0];
+        assert_eq!(out.data(), &expected);
+        assert_eq!(e.embedded_shape(), Some((5, 2)));
+        assert!(LabelEmbedding::ImageBands { num_classes: 3, height: 1, width: 2, band_rows: 2 }.validate(2).is_err());
+    }
+
+    #[test]
+    fn negatives_are_wrong_and_cover_all_classes() {
+        let mut rng = rng_for(1, "neg");
+        let labels: Vec<usize> = (0..3000).map(|i| i % 5).collect();
+        let neg = random_wrong_labels(&labels, 5, &mut rng);
+        let mut counts = [[0usize; 5]; 5];
+        for (&y, &n) in labels.iter().zip(&neg) {
+            assert_ne!(y, n);
+            counts[y][n] += 1;
+        }
+        // Uniform over the 4 wrong labels: each cell ~150 of 600.
+        for (y, row) in counts.iter().enumerate() {
+            for (n, &c) in row.iter().enumerate() {
+                if n != y {
+                    assert!((100..200).contains(&c), "label {y} -> {n}: {c}");
+                }
+            }
+        }
+        let scores = Matrix::from_vec(2, 3, vec![0.9f64, 0.5, 0.7, 0.1, 0.2, 0.3]).unwrap();
+        assert_eq!(hardest_wrong_labels(&[0, 2], scores.view()), vec![2, 1]);
+    }
+}

@@ -1,0 +1,142 @@
+//! Local losses built from the goodness of positive and negative samples.
+
+use crate::error::{CoreError, Result};
+use crate::real::Real;
+use serde::{Deserialize, Serialize};
+
+/// A block's local loss over a batch of positive and negative goodness values.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Loss {
+    /// SymBa (PhyLL): `L = mean_i softplus(-alpha (g_pos_i - g_neg_i))`. Positive and negative
+    /// samples are paired (same input, true vs wrong label). alpha = 4 (5 for optics).
+    Symba {
+        /// Sharpness `alpha > 0`.
+        alpha: f64,
+    },
+    /// Hinton: `L = mean_i [softplus(theta - g_pos_i) + softplus(g_neg_i - theta)]`.
+    Hinton {
+        /// Threshold `theta` on the goodness.
+        theta: f64,
+    },
+}
+
+impl Default for Loss {
+    fn default() -> Self {
+        Loss::Symba { alpha: 4.0 }
+    }
+}
+
+/// `ln(1 + e^x)`, stable for all `x`.
+#[inline]
+pub fn softplus<F: Real>(x: F) -> F {
+    x.max(F::zero()) + (-x.abs()).exp().ln_1p()
+}
+
+/// `1 / (1 + e^-x)`, stable for all `x`.
+#[inline]
+pub fn sigmoid<F: Real>(x: F) -> F {
+    if x >= F::zero() {
+        F::one() / (F::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (F::one() + e)
+    }
+}
+
+impl Loss {
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] for a non-positive or non-finite alpha, or a non-finite theta.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Loss::Symba { alpha } if !(alpha.is_finite() && alpha > 0.0) => Err(CoreError::config(
+                "alpha",
+                format!("must be a positive number, got {alpha}; the paper uses 4 (5 for optics)"),
+            )),
+            Loss::Hinton { theta } if !theta.is_finite() => {
+                Err(CoreError::config("theta", format!("must be finite, got {theta}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Mean loss over the batch; writes `dL/dg_pos` and `dL/dg_neg` (same lengths as the inputs).
+    ///
+    /// # Panics
+    /// If the slices have different lengths (a caller bug; the network pairs them by construction).
+    pub fn eval<F: Real>(&self, g_pos: &[F], g_neg: &[F], d_pos: &mut [F], d_neg: &mut [F]) -> F {
+        let n = g_pos.len();
+        assert!(g_neg.len() == n && d_pos.len() == n && d_neg.len() == n, "loss: length mismatch");
+        if n == 0 {
+            return F::zero();
+        }
+        let inv_n = F::one() / F::from_usize(n).unwrap();
+        let mut total = F::zero();
+        match *self {
+            Loss::Symba { alpha } => {
+                let a = F::c(alpha);
+                for i in 0..n {
+                    let x = -a * (g_pos[i] - g_neg[i]);
+                    total += softplus(x);
+                    let s = sigmoid(x) * a * inv_n;
+                    d_pos[i] = -s;
+                    d_neg[i] = s;
+                }
+            }
+            Loss::Hinton { theta } => {
+                let t = F::c(theta);
+                for i in 0..n {
+                    let xp = t - g_pos[i];
+                    let xn = g_neg[i] - t;
+                    total += softplus(xp) + softplus(xn);
+                    d_pos[i] = -sigmoid(xp) * inv_n;
+                    d_neg[i] = sigmoid(xn) * inv_n;
+                }
+            }
+        }
+        total * inv_n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn loss_gradients_match_finite_differences(
+            gp in proptest::collection::vec(-2.0f64..2.0, 1..8),
+            shift in -1.0f64..1.0,
+            hinton: bool,
+        ) {
+            let gn: Vec<f64> = gp.iter().map(|g| g * 0.5 + shift).collect();
+            let loss = if hinton { Loss::Hinton { theta: 0.7 } } else { Loss::Symba { alpha: 4.0 } };
+            let n = gp.len();
+            let (mut dp, mut dn) = (vec![0.0; n], vec![0.0; n]);
+            loss.eval(&gp, &gn, &mut dp, &mut dn);
+            let h = 1e-6;
+            let f = |p: &[f64], q: &[f64]| { let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]); loss.eval(p, q, &mut a, &mut b) };
+            for i in 0..n {
+                let (mut p1, mut p2) = (gp.clone(), gp.clone());
+                p1[i] += h; p2[i] -= h;
+                let fd = (f(&p1, &gn) - f(&p2, &gn)) / (2.0 * h);
+                prop_assert!((fd - dp[i]).abs() < 1e-6 * (1.0 + dp[i].abs()));
+                let (mut q1, mut q2) = (gn.clone(), gn.clone());
+                q1[i] += h; q2[i] -= h;
+                let fd = (f(&gp, &q1) - f(&gp, &q2)) / (2.0 * h);
+                prop_assert!((fd - dn[i]).abs() < 1e-6 * (1.0 + dn[i].abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn softplus_is_stable() {
+        assert_eq!(softplus(1000.0f64), 1000.0);
+        assert!(softplus(-1000.0f64) >= 0.0 && softplus(-1000.0f64) < 1e-300);
+        assert!((softplus(0.0f64) - 2f64.ln()).abs() < 1e-15);
+        assert!(Loss::Symba { alpha: -1.0 }.validate().is_err());
+    }
+}

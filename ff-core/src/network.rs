@@ -1,0 +1,589 @@
+//! Blocks and the PhyLL schedule: a deep physical network trained block by block.
+//!
+//! Block `k` maps its input `h` to `z = W_k u + b_k` with `u = P_k(h)` (or `[P_k(h); h]` with a
+//! skip connection). Training a mini-batch: embed the true label (positives) and a wrong label
+//! (negatives); for each block in order, query `P_k` once on the positives and once on the
+//! negatives, take `n_inner` optimiser steps on `(W_k, b_k)` with those physical outputs held
+//! fixed, then pass the (detached) outputs on. Prediction: for every candidate label, run all
+//! blocks and sum the goodness; the argmax wins.
+
+use crate::embed::{hardest_wrong_labels, random_wrong_labels, LabelEmbedding, LabelValue};
+use crate::error::{CoreError, Result};
+use crate::goodness::Goodness;
+use crate::layer::{LocalLayer, Workspace};
+use crate::loss::Loss;
+use crate::matrix::{hcat, MatRef, Matrix};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::real::Real;
+use crate::rng::{rng_for, Rng};
+use crate::system::PhysicalSystem;
+use serde::{Deserialize, Serialize};
+
+/// How negative labels are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NegativeMode {
+    /// A uniformly random wrong label, redrawn at every pass (the paper).
+    #[default]
+    Random,
+    /// The wrong label the current network scores highest (costs `K x L` extra queries per sample).
+    Hardest,
+}
+
+/// What a block passes to the next block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PassOn {
+    /// The raw `z` (PhyLL).
+    #[default]
+    Raw,
+    /// The activation of `z`, normalised to unit length per sample (Hinton's layer
+    /// normalisation: `f(z) / (|f(z)| + 1e-4)`), so the next block cannot read the goodness
+    /// off the length.
+    Normalized,
+}
+
+/// Training hyper-parameters shared by all blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Optimiser steps per block per mini-batch with the physical outputs held fixed.
+    pub n_inner: usize,
+    /// Local loss.
+    pub loss: Loss,
+    /// Goodness of every block.
+    pub goodness: Goodness,
+    /// Optimiser.
+    pub optimizer: OptimizerConfig,
+    /// How negatives are chosen.
+    pub negatives: NegativeMode,
+    /// The value written at the label position.
+    pub label_value: LabelValue,
+    /// What each block passes on.
+    pub pass_on: PassOn,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            n_inner: 10,
+            loss: Loss::default(),
+            goodness: Goodness::default(),
+            optimizer: OptimizerConfig::adam(5e-4),
+            negatives: NegativeMode::Random,
+            label_value: LabelValue::BatchMaxAbs,
+            pass_on: PassOn::Raw,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] naming the offending field and value.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_inner == 0 {
+            return Err(CoreError::config("n_inner", "must be at least 1, got 0"));
+        }
+        self.loss.validate()?;
+        self.optimizer.validate()?;
+        if let LabelValue::Fixed { value } = self.label_value {
+            if !value.is_finite() {
+                return Err(CoreError::config("label_value", format!("must be finite, got {value}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One block as specified by the caller: its physical system, skip flag and output size.
+pub struct BlockSpec<F: Real> {
+    /// The physical system `P_k` (a black box).
+    pub system: Box<dyn PhysicalSystem<F>>,
+    /// Whether the block input is concatenated after the physical output (`u = [p; h]`).
+    pub skip: bool,
+    /// Output size of the affine map.
+    pub out_dim: usize,
+}
+
+/// The trained state of a network (what a model file stores besides its configuration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: Real")]
+pub struct NetworkState<F> {
+    /// One layer per block.
+    pub layers: Vec<LocalLayer<F>>,
+    /// One optimiser state per block (to resume training exactly).
+    pub optimizers: Vec<Optimizer<F>>,
+}
+
+/// Work counters, incremented where the work happens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Samples sent through physical systems (one query = one input vector).
+    pub physical_queries: u64,
+    /// Digital floating-point operations (affine maps, gradients, goodness, optimiser).
+    pub digital_flops: u64,
+}
+
+/// Statistics of one trained mini-batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchStats {
+    /// Mean loss over the inner steps, per block.
+    pub block_loss: Vec<f64>,
+}
+
+struct Block<F: Real> {
+    system: Box<dyn PhysicalSystem<F>>,
+    skip: bool,
+    layer: LocalLayer<F>,
+    optimizer: Optimizer<F>,
+}
+
+/// A deep physical network trained by local (forward-forward) learning.
+pub struct Network<F: Real> {
+    blocks: Vec<Block<F>>,
+    embedding: LabelEmbedding,
+    config: TrainConfig,
+    raw_len: usize,
+    counters: Counters,
+    ws: Workspace<F>,
+}
+
+impl<F: Real> Network<F> {
+    /// Builds a network for raw samples of length `raw_len`, initialising every layer and
+    /// prototype from `seed` (independent streams per block).
+    ///
+    /// # Errors
+    /// [`CoreError::Config`]/[`CoreError::Shape`] when the configuration is invalid or the
+    /// block dimensions do not chain (each system's input length must equal its block's input).
+    pub fn new(
+        raw_len: usize,
+        embedding: LabelEmbedding,
+        config: TrainConfig,
+        specs: Vec<BlockSpec<F>>,
+        seed: u64,
+    ) -> Result<Self> {
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut d = embedding.embedded_len(raw_len);
+        for (k, s) in specs.iter().enumerate() {
+            let u = s.system.output_len() + if s.skip { d } else { 0 };
+            layers.push(LocalLayer::new(
+                u,
+                s.out_dim,
+                config.goodness,
+                &mut rng_for(seed, &format!("layer{k}")),
+                &mut rng_for(seed, &format!("prototype{k}")),
+            )?);
+            d = s.out_dim;
+        }
+        let optimizers = layers.iter().map(|l| Optimizer::new(config.optimizer, l.num_params())).collect();
+        let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
+        Self::from_state(raw_len, embedding, config, systems, NetworkState { layers, optimizers })
+    }
+
+    /// Assembles a network from systems and a saved state.
+    ///
+    /// # Errors
+    /// As [`Network::new`], plus a mismatch between the state and the systems.
+    pub fn from_state(
+        raw_len: usize,
+        embedding: LabelEmbedding,
+        config: TrainConfig,
+        systems: Vec<(Box<dyn PhysicalSystem<F>>, bool)>,
+        state: NetworkState<F>,
+    ) -> Result<Self> {
+        config.validate()?;
+        embedding.validate(raw_len)?;
+        if systems.is_empty() {
+            return Err(CoreError::config("blocks", "a network needs at least one block, got 0"));
+        }
+        if state.layers.len() != systems.len() || state.optimizers.len() != systems.len() {
+            return Err(CoreError::Shape {
+                context: "network state".into(),
+                expected: format!("{} layers and optimisers", systems.len()),
+                got: format!("{} layers, {} optimisers", state.layers.len(), state.optimizers.len()),
+            });
+        }
+        let mut d = embedding.embedded_len(raw_len);
+        let mut blocks = Vec::with_capacity(systems.len());
+        for (k, ((system, skip), (layer, optimizer))) in
+            systems.into_iter().zip(state.layers.into_iter().zip(state.optimizers)).enumerate()
+        {
+            if system.input_len() != d {
+                return Err(CoreError::Shape {
+                    context: format!("block {k} ({})", system.name()),
+                    expected: format!("a system taking {d} inputs (the block's input width)"),
+                    got: format!("{} inputs", system.input_len()),
+                });
+            }
+            let u = system.output_len() + if skip { d } else { 0 };
+            if layer.d_in() != u {
+                return Err(CoreError::Shape {
+                    context: format!("block {k} layer"),
+                    expected: format!("{u} inputs"),
+                    got: format!("{}", layer.d_in()),
+                });
+            }
+            d = layer.d_out();
+            blocks.push(Block { system, skip, layer, optimizer });
+        }
+        Ok(Network { blocks, embedding, config, raw_len, counters: Counters::default(), ws: Workspace::default() })
+    }
+
+    /// The trained state (layers and optimiser states), for saving.
+    pub fn state(&self) -> NetworkState<F> {
+        NetworkState {
+            layers: self.blocks.iter().map(|b| b.layer.clone()).collect(),
+            optimizers: self.blocks.iter().map(|b| b.optimizer.clone()).collect(),
+        }
+    }
+
+    /// The layers, block by block.
+    pub fn layers(&self) -> impl Iterator<Item = &LocalLayer<F>> {
+        self.blocks.iter().map(|b| &b.layer)
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.embedding.num_classes()
+    }
+
+    /// The label embedding.
+    pub fn embedding(&self) -> &LabelEmbedding {
+        &self.embedding
+    }
+
+    /// The training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Work done so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Names of the blocks' systems.
+    pub fn system_names(&self) -> Vec<String> {
+        self.blocks.iter().map(|b| b.system.name()).collect()
+    }
+
+    fn check_input(&self, x: &MatRef<'_, F>, labels: Option<&[usize]>) -> Result<()> {
+        if x.cols() != self.raw_len {
+            return Err(CoreError::Shape {
+                context: "network input".into(),
+                expected: format!("{} features per sample", self.raw_len),
+                got: format!("{}", x.cols()),
+            });
+        }
+        if let Some((row, col, value)) = x.find_non_finite() {
+            return Err(CoreError::config(
+                "input data",
+                format!("non-finite value {value} at row {row}, column {col}; clean or impute the data"),
+            ));
+        }
+        if let Some(labels) = labels {
+            if labels.len() != x.rows() {
+                return Err(CoreError::Shape {
+                    context: "labels".into(),
+                    expected: format!("{} labels", x.rows()),
+                    got: format!("{}", labels.len()),
+                });
+            }
+            let k = self.num_classes();
+            if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
+                return Err(CoreError::Label { label, row, num_classes: k });
+            }
+        }
+        Ok(())
+    }
+
+    /// Queries block `k`'s system on `h` and forms `u` (with the skip when configured).
+    fn physical_input(&mut self, k: usize, h: &Matrix<F>) -> Result<Matrix<F>> {
+        let block = &mut self.blocks[k];
+        let p = block.system.forward(h.view())?;
+        if block.system.is_physical() {
+            self.counters.physical_queries += h.rows() as u64;
+        }
+        if let Some((row, col, value)) = p.find_non_finite() {
+            return Err(CoreError::System(crate::error::SystemError::NonFinite {
+                system: block.system.name(),
+                what: "output",
+                row,
+                col,
+                value,
+            }));
+        }
+        if block.skip {
+            hcat(p.view(), h.view())
+        } else {
+            Ok(p)
+        }
+    }
+
+    fn pass_on(&self, k: usize, z: Matrix<F>) -> Matrix<F> {
+        match self.config.pass_on {
+            PassOn::Raw => z,
+            PassOn::Normalized => {
+                let act = self.blocks[k].layer.goodness().activation();
+                let mut z = z;
+                for i in 0..z.rows() {
+                    let r = z.row_mut(i);
+                    let mut s = F::zero();
+                    for v in r.iter_mut() {
+                        *v = act.apply(*v);
+                        s += *v * *v;
+                    }
+                    let inv = F::one() / (s.sqrt() + F::c(1e-4));
+                    r.iter_mut().for_each(|v| *v *= inv);
+                }
+                z
+            }
+        }
+    }
+
+    /// Trains on one mini-batch of raw samples `x` (`n x raw_len`) with labels `labels`.
+    ///
+    /// # Errors
+    /// Shape/label errors, a failing physical system, or [`CoreError::Diverged`] if the loss
+    /// becomes non-finite.
+    pub fn train_batch(&mut self, x: MatRef<'_, F>, labels: &[usize], rng: &mut Rng) -> Result<BatchStats> {
+        self.check_input(&x, Some(labels))?;
+        let neg = match self.config.negatives {
+            NegativeMode::Random => random_wrong_labels(labels, self.num_classes(), rng),
+            NegativeMode::Hardest => {
+                let s = self.scores(x)?;
+                hardest_wrong_labels(labels, s.view())
+            }
+        };
+        let mut hp = Matrix::zeros(0, 0);
+        let mut hn = Matrix::zeros(0, 0);
+        self.embedding.embed(x, labels, self.config.label_value, &mut hp)?;
+        self.embedding.embed(x, &neg, self.config.label_value, &mut hn)?;
+        let n = x.rows();
+        let mut block_loss = Vec::with_capacity(self.blocks.len());
+        for k in 0..self.blocks.len() {
+            let up = self.physical_input(k, &hp)?;
+            let un = self.physical_input(k, &hn)?;
+            let loss = self.config.loss;
+            let mut grad = vec![F::zero(); self.blocks[k].layer.num_params()];
+            let mut total = 0.0;
+            for _ in 0..self.config.n_inner {
+                let block = &mut self.blocks[k];
+                let l = block.layer.loss_and_grad(&loss, up.view(), un.view(), &mut self.ws, &mut grad);
+                let l = l.to_f64().unwrap_or(f64::NAN);
+                if !l.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+                    return Err(CoreError::Diverged { what: format!("loss of block {k}") });
+                }
+                block.optimizer.step(block.layer.params_mut(), &grad);
+                total += l;
+                self.counters.digital_flops +=
+                    block.layer.flops_loss_and_grad(n) + block.optimizer.config().flops_per_step(grad.len());
+            }
+            block_loss.push(total / self.config.n_inner as f64);
+            let layer = &self.blocks[k].layer;
+            let (mut zp, mut zn) = (Matrix::zeros(0, 0), Matrix::zeros(0, 0));
+            layer.forward(up.view(), &mut zp);
+            layer.forward(un.view(), &mut zn);
+            self.counters.digital_flops += 2 * layer.flops_forward(n);
+            hp = self.pass_on(k, zp);
+            hn = self.pass_on(k, zn);
+        }
+        Ok(BatchStats { block_loss })
+    }
+
+    /// Summed goodness over blocks for every candidate label: an `n x K` matrix.
+    ///
+    /// All candidate labels of a chunk of samples are stacked into one batch, so each block's
+    /// system is queried once per chunk. The label value (for [`LabelValue::BatchMaxAbs`]) is
+    /// taken over the whole `x`, so the result does not depend on the chunking.
+    ///
+    /// # Errors
+    /// Shape errors or a failing physical system.
+    pub fn scores(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
+        self.check_input(&x, None)?;
+        let k = self.num_classes();
+        let value = match self.config.label_value {
+            LabelValue::BatchMaxAbs => x.data().iter().fold(F::zero(), |m, v| m.max(v.abs())),
+            LabelValue::Fixed { value } => F::c(value),
+        };
+        let n = x.rows();
+        let mut scores = Matrix::zeros(n, k);
+        let chunk = (4096 / k).max(1);
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            let xc = x.slice_rows(start, end);
+            let rows = end - start;
+            // Stack: row i*K + c holds sample i with label c.
+            let idx: Vec<usize> = (0..rows).flat_map(|i| std::iter::repeat_n(i, k)).collect();
+            let labels: Vec<usize> = (0..rows).flat_map(|_| 0..k).collect();
+            let stacked = xc.to_owned().select_rows(&idx);
+            let mut h = Matrix::zeros(0, 0);
+            self.embedding.embed_with_value(stacked.view(), &labels, value, &mut h)?;
+            let mut total = vec![F::zero(); rows * k];
+            let mut g = Vec::new();
+            for b in 0..self.blocks.len() {
+                let u = self.physical_input(b, &h)?;
+                let mut z = Matrix::zeros(0, 0);
+                let layer = &self.blocks[b].layer;
+                layer.forward(u.view(), &mut z);
+                layer.goodness_batch(z.view(), &mut g);
+                self.counters.digital_flops += layer.flops_forward(rows * k);
+                for (t, gi) in total.iter_mut().zip(&g) {
+                    *t += *gi;
+                }
+                h = self.pass_on(b, z);
+            }
+            for i in 0..rows {
+                scores.row_mut(start + i).copy_from_slice(&total[i * k..(i + 1) * k]);
+            }
+            start = end;
+        }
+        Ok(scores)
+    }
+
+    /// Predicted labels: argmax over candidate labels of the summed goodness.
+    ///
+    /// # Errors
+    /// As [`Network::scores`].
+    pub fn predict(&mut self, x: MatRef<'_, F>) -> Result<Vec<usize>> {
+        let s = self.scores(x)?;
+        Ok((0..s.rows()).map(|i| argmax(s.row(i))).collect())
+    }
+
+    /// Fraction of correctly predicted labels.
+    ///
+    /// # Errors
+    /// As [`Network::scores`], plus label errors.
+    pub fn accuracy(&mut self, x: MatRef<'_, F>, labels: &[usize]) -> Result<f64> {
+        self.check_input(&x, Some(labels))?;
+        if labels.is_empty() {
+            return Ok(0.0);
+        }
+        let pred = self.predict(x)?;
+        let correct = pred.iter().zip(labels).filter(|(p, y)| p == y).count();
+        Ok(correct as f64 / labels.len() as f64)
+    }
+}
+
+/// Index of the largest value (the first one on ties; NaN never wins).
+pub fn argmax<F: Real>(row: &[F]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] || row[best].is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{Identity, Zeros};
+    use rand::Rng as _;
+
+    /// Two Gaussian blobs per class in 6-D with 3 classes; reserved leading entries for labels.
+    fn toy(n: usize, seed: u64) -> (Matrix<f64>, Vec<usize>) {
+        let mut rng = rng_for(seed, "toy");
+        let mut y = Vec::new();
+        let x = Matrix::from_fn(n, 9, |i, c| {
+            let label = i % 3;
+            if c == 0 {
+                y.push(label);
+            }
+            if c < 3 {
+                0.0
+            } else {
+                let centre = if (c - 3) / 2 == label { 2.0 } else { 0.0 };
+                centre + 0.3 * rng.random_range(-1.0..1.0)
+            }
+        });
+        (x, y)
+    }
+
+    fn net(seed: u64) -> Network<f64> {
+        let specs = vec![
+            BlockSpec { system: Box::new(Identity::new(9)) as Box<dyn PhysicalSystem<f64>>, skip: false, out_dim: 8 },
+            BlockSpec { system: Box::new(Zeros::new(8, 2)), skip: true, out_dim: 8 },
+        ];
+        let cfg = TrainConfig { optimizer: OptimizerConfig::adam(0.02), ..TrainConfig::default() };
+        Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, cfg, specs, seed).unwrap()
+    }
+
+    #[test]
+    fn learns_a_separable_toy_problem_deterministically() {
+        let (x, y) = toy(90, 1);
+        let run = |seed| {
+            let mut n = net(seed);
+            let mut rng = rng_for(seed, "negatives");
+            for _ in 0..60 {
+                n.train_batch(x.view(), &y, &mut rng).unwrap();
+            }
+            (n.accuracy(x.view(), &y).unwrap(), n.state())
+        };
+        let (acc, s1) = run(3);
+        assert!(acc > 0.9, "accuracy {acc}");
+        let (_, s2) = run(3);
+        assert_eq!(s1, s2, "same seed must give the same bits");
+    }
+
+    #[test]
+    fn rejects_bad_input_and_bad_config() {
+        let mut n = net(0);
+        let mut rng = rng_for(0, "n");
+        let x = Matrix::<f64>::zeros(2, 8);
+        assert!(n.train_batch(x.view(), &[0, 1], &mut rng).is_err());
+        let mut x = Matrix::<f64>::zeros(2, 9);
+        assert!(matches!(n.train_batch(x.view(), &[0, 3], &mut rng), Err(CoreError::Label { label: 3, .. })));
+        x.data_mut()[5] = f64::NAN;
+        assert!(n.train_batch(x.view(), &[0, 1], &mut rng).is_err());
+        let bad = TrainConfig { n_inner: 0, ..TrainConfig::default() };
+        let specs = vec![BlockSpec {
+            system: Box::new(Identity::new(9)) as Box<dyn PhysicalSystem<f64>>,
+            skip: false,
+            out_dim: 4,
+        }];
+        assert!(Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, bad, specs, 0).is_err());
+        let specs = vec![BlockSpec {
+            system: Box::new(Identity::new(5)) as Box<dyn PhysicalSystem<f64>>,
+            skip: false,
+            out_dim: 4,
+        }];
+        let e = Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, TrainConfig::default(), specs, 0);
+        assert!(matches!(e, Err(CoreError::Shape { .. })));
+    }
+
+    #[test]
+    fn stacked_scores_equal_per_label_scores() {
+        let (x, _) = toy(7, 2);
+        let mut n = net(5);
+        let s = n.scores(x.view()).unwrap();
+        // Score each label separately by running one sample at a time with a fixed label value.
+        let value = x.data().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for c in 0..3 {
+            let mut h = Matrix::zeros(0, 0);
+            n.embedding.embed_with_value(x.view(), &[c; 7], value, &mut h).unwrap();
+            let mut total = [0.0; 7];
+            for b in 0..2 {
+                let u = n.physical_input(b, &h).unwrap();
+                let mut z = Matrix::zeros(0, 0);
+                n.blocks[b].layer.forward(u.view(), &mut z);
+                let mut g = Vec::new();
+                n.blocks[b].layer.goodness_batch(z.view(), &mut g);
+                total.iter_mut().zip(&g).for_each(|(t, v)| *t += v);
+                h = n.pass_on(b, z);
+            }
+            for (i, t) in total.iter().enumerate() {
+                assert!((s.get(i, c) - t).abs() < 1e-12);
+            }
+        }
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, f64::NAN]), 1);
+    }
+}

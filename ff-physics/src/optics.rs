@@ -1,0 +1,449 @@
+//! The multimode optical system of PhyLL: SLM -> multimode medium -> camera (SPEC.md §4).
+//!
+//! # Model
+//! For every input row (a row-major `h x w` image, `input_len = h w`):
+//! 1. **SLM.** The image is laid out on the `N x N` field by a [`Placement`] and encoded by an
+//!    [`Encoding`] (amplitude `E = v` by default, or phase `E = exp(i pi v)`); see [`crate::slm`].
+//! 2. **Input pupil.** 2-D FFT of the field (unnormalised, [`crate::fft`] conventions), centred
+//!    (zero frequency at pixel `(N/2, N/2)` after `fftshift`); the `m_in` pixels within
+//!    `input_pupil_radius_px` of the centre (`di^2 + dj^2 <= r^2`) are the input modes, in
+//!    row-major order of the centred spectrum.
+//! 3. **Medium.** The mode vector is multiplied by the seeded transmission matrix `T`
+//!    (`m_out x m_in`, see [`MediumKind`]).
+//! 4. **Output pupil.** The `m_out` output modes are scattered into the pixels of the output
+//!    pupil (zero elsewhere), `ifftshift`, inverse 2-D FFT (scaled by `1/N^2`).
+//! 5. **Camera.** [`Detection`] (amplitude `|E|` by default) then average [`Pooling`].
+//!
+//! The shifts are folded into precomputed pupil index maps (centred pixel `(i, j)` lives at
+//! unshifted index `((i - N/2) mod N, (j - N/2) mod N)`), so no shift is done per query.
+//!
+//! With a unitary `T`, both pupils covering all `N^2` pixels and no detection, the camera field
+//! carries exactly the input power (Parseval): the model is lossless, and every loss comes
+//! from the pupils, as in a real multimode fibre or scattering medium.
+//!
+//! # Batching and determinism
+//! A batch is processed in fixed chunks of [`CHUNK_ROWS`] rows: encode and FFT every row, one
+//! real GEMM for the chunk's medium product, inverse FFT and detect every row. Large batches
+//! spread the chunks over rayon's threads. Chunk boundaries depend only on the row index, and
+//! each output row depends only on its own input row, so the same seed gives the same bits
+//! whatever the thread count.
+
+mod medium;
+
+pub use medium::{draw_transmission, Medium, MediumKind};
+
+use crate::camera::{Detection, Pooling};
+use crate::fft::{Direction, Fft2d, FftReal};
+use crate::slm::{Encoding, Placement, SlmMap};
+use ff_core::{check_batch, CoreError, MatMut, MatRef, Matrix, PhysicalSystem, SystemError};
+use num_complex::Complex;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Rows per chunk of a batch (fixed, so results never depend on the thread count).
+pub const CHUNK_ROWS: usize = 32;
+
+/// Configuration of an [`OpticsSystem`]. Plain data; checked by [`OpticsConfig::validate`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpticsConfig {
+    /// Side `N` of the square SLM and camera field, in pixels.
+    pub field_size: usize,
+    /// Shape `(h, w)` (rows, columns) of the input image; `input_len = h * w`, row-major.
+    pub input_shape: (usize, usize),
+    /// How the image is laid out on the `N x N` field.
+    pub placement: Placement,
+    /// How a pixel value becomes a complex field.
+    pub encoding: Encoding,
+    /// Radius of the circular input pupil, in frequency pixels of the centred `N x N`
+    /// spectrum (a pixel is inside when `di^2 + dj^2 <= r^2`). Any radius above
+    /// `N / sqrt(2)` passes all `N^2` modes.
+    pub input_pupil_radius_px: f64,
+    /// Radius of the circular output pupil, in frequency pixels (same convention).
+    pub output_pupil_radius_px: f64,
+    /// Ensemble of the transmission matrix.
+    pub medium: MediumKind,
+    /// What the camera detects.
+    pub detection: Detection,
+    /// Average pooling of the detected `N x N` image (output `output_side x output_side`).
+    pub pooling: Pooling,
+    /// Seed of the transmission matrix (stream `"optics medium"`).
+    pub seed: u64,
+}
+
+impl Default for OpticsConfig {
+    /// The feasibility setup: a 32 x 32 field showing the tiled 28 x 8 labelled image (an 8 x 8
+    /// digit with label bands of 10 rows above and below), pupils of radius 9.66 px passing
+    /// 293 modes each, a Haar-random unitary medium, amplitude detection and 2 x 2 pooling to
+    /// 16 x 16 = 256 outputs.
+    fn default() -> Self {
+        OpticsConfig {
+            field_size: 32,
+            input_shape: (28, 8),
+            placement: Placement::Tile,
+            encoding: Encoding::Amplitude,
+            input_pupil_radius_px: 9.66,
+            output_pupil_radius_px: 9.66,
+            medium: MediumKind::Unitary,
+            detection: Detection::Amplitude,
+            pooling: Pooling {
+                kernel: 2,
+                stride: 2,
+                padding: 0,
+            },
+            seed: 0,
+        }
+    }
+}
+
+impl OpticsConfig {
+    /// The configuration of a later block: the previous block's 16 x 16 output upsampled x2
+    /// onto the 32 x 32 field; everything else as [`OpticsConfig::default`] with `seed`.
+    pub fn second_block(seed: u64) -> Self {
+        OpticsConfig {
+            input_shape: (16, 16),
+            placement: Placement::Upsample { factor: 2 },
+            seed,
+            ..OpticsConfig::default()
+        }
+    }
+
+    /// Checks every field, naming the first bad one, its value and the fix.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] with the field path (e.g. `optics.input_pupil_radius_px`).
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let n = self.field_size;
+        if n == 0 {
+            return Err(CoreError::config(
+                "optics.field_size",
+                "must be at least 1 pixel, got 0",
+            ));
+        }
+        SlmMap::new(self.placement, self.input_shape, (n, n), "optics")?;
+        for (name, r) in [
+            ("optics.input_pupil_radius_px", self.input_pupil_radius_px),
+            ("optics.output_pupil_radius_px", self.output_pupil_radius_px),
+        ] {
+            if !(r.is_finite() && r >= 0.0) {
+                return Err(CoreError::config(
+                    name,
+                    format!("must be a finite radius >= 0 pixels, got {r}"),
+                ));
+            }
+        }
+        let (m_in, m_out) = (self.input_modes(), self.output_modes());
+        if self.medium == MediumKind::Unitary && m_in != m_out {
+            return Err(CoreError::config(
+                "optics.medium",
+                format!(
+                    "a unitary medium needs as many output as input modes, but the pupils pass \
+                     {m_in} (radius {}) and {m_out} (radius {}); use equal radii or `gaussian`",
+                    self.input_pupil_radius_px, self.output_pupil_radius_px
+                ),
+            ));
+        }
+        self.pooling.validate("optics.pooling", n)
+    }
+
+    /// Number of input modes `m_in` (pixels inside the input pupil).
+    pub fn input_modes(&self) -> usize {
+        pupil_mode_count(self.field_size, self.input_pupil_radius_px)
+    }
+
+    /// Number of output modes `m_out` (pixels inside the output pupil).
+    pub fn output_modes(&self) -> usize {
+        pupil_mode_count(self.field_size, self.output_pupil_radius_px)
+    }
+
+    /// Side of the pooled camera image (`output_len` is its square), or 0 if invalid.
+    pub fn output_side(&self) -> usize {
+        self.pooling.output_side(self.field_size).unwrap_or(0)
+    }
+}
+
+/// Centred row-major pixel coordinates of a circular pupil of radius `r` (frequency pixels)
+/// on an `n x n` centred spectrum, as unshifted FFT indices (row-major order of the centred
+/// pixels).
+pub fn pupil_indices(n: usize, r: f64) -> Vec<usize> {
+    let c = (n / 2) as f64;
+    let mut idx = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            let (di, dj) = (i as f64 - c, j as f64 - c);
+            if di * di + dj * dj <= r * r {
+                // Centred pixel i sits at unshifted index (i - n/2) mod n (inverse of fftshift).
+                idx.push(((i + n - n / 2) % n) * n + (j + n - n / 2) % n);
+            }
+        }
+    }
+    idx
+}
+
+/// Number of pixels of an `n x n` grid within `r` pixels of the centre `(n/2, n/2)`.
+pub fn pupil_mode_count(n: usize, r: f64) -> usize {
+    pupil_indices(n, r).len()
+}
+
+/// Buffers of one chunk of rows, reused across queries (serial path) or per rayon job.
+struct Workspace<F: FftReal> {
+    fields: Vec<Complex<F>>,
+    scratch: Vec<Complex<F>>,
+    modes_in: Matrix<F>,
+    modes_out: Matrix<F>,
+    detected: Vec<F>,
+}
+
+impl<F: FftReal> Workspace<F> {
+    fn new(sys: &OpticsSystem<F>) -> Self {
+        let n2 = sys.n * sys.n;
+        Workspace {
+            fields: vec![Complex::new(F::zero(), F::zero()); CHUNK_ROWS * n2],
+            scratch: sys.fft.make_scratch(),
+            modes_in: Matrix::zeros(CHUNK_ROWS, 2 * sys.pupil_in.len()),
+            modes_out: Matrix::zeros(CHUNK_ROWS, 2 * sys.pupil_out.len()),
+            detected: vec![F::zero(); n2],
+        }
+    }
+}
+
+/// The SLM -> multimode medium -> camera system (see the module docs for the model).
+pub struct OpticsSystem<F: FftReal> {
+    config: OpticsConfig,
+    n: usize,
+    slm: SlmMap,
+    fft: Fft2d<F>,
+    pupil_in: Vec<usize>,
+    pupil_out: Vec<usize>,
+    medium: Medium<F>,
+    out_side: usize,
+    work: Workspace<F>,
+}
+
+impl<F: FftReal> std::fmt::Debug for OpticsSystem<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpticsSystem")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<F: FftReal> OpticsSystem<F> {
+    /// Builds the system: validates `config`, draws the transmission matrix from its seed and
+    /// plans the FFTs.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] from [`OpticsConfig::validate`].
+    pub fn new(config: OpticsConfig) -> Result<Self, CoreError> {
+        config.validate()?;
+        let n = config.field_size;
+        let slm = SlmMap::new(config.placement, config.input_shape, (n, n), "optics")?;
+        let pupil_in = pupil_indices(n, config.input_pupil_radius_px);
+        let pupil_out = pupil_indices(n, config.output_pupil_radius_px);
+        let t = draw_transmission(config.medium, pupil_out.len(), pupil_in.len(), config.seed);
+        let medium = Medium::new(&t, pupil_out.len(), pupil_in.len());
+        let out_side = config.output_side();
+        let mut sys = OpticsSystem {
+            n,
+            slm,
+            fft: Fft2d::new(n, n),
+            pupil_in,
+            pupil_out,
+            medium,
+            out_side,
+            config,
+            work: Workspace::empty(),
+        };
+        sys.work = Workspace::new(&sys);
+        Ok(sys)
+    }
+
+    /// The configuration this system was built from.
+    pub fn config(&self) -> &OpticsConfig {
+        &self.config
+    }
+
+    /// The transmission matrix (`m_out x m_in`).
+    pub fn medium(&self) -> &Medium<F> {
+        &self.medium
+    }
+
+    /// Unshifted FFT indices of the input-pupil modes, in mode order.
+    pub fn input_pupil(&self) -> &[usize] {
+        &self.pupil_in
+    }
+
+    /// Unshifted FFT indices of the output-pupil modes, in mode order.
+    pub fn output_pupil(&self) -> &[usize] {
+        &self.pupil_out
+    }
+
+    /// The complex camera-plane field before detection, for every input row: a row-major
+    /// `batch x N^2` matrix of complex values (each row an `N x N` field, field units: the
+    /// SLM field `E` propagated with the conventions of the module docs). Useful for exact
+    /// adjoints and for checking power.
+    ///
+    /// # Errors
+    /// [`SystemError`] for a wrong input width or non-finite input.
+    pub fn camera_field(&self, input: MatRef<'_, F>) -> Result<Vec<Complex<F>>, SystemError> {
+        let n2 = self.n * self.n;
+        if input.cols() != self.slm.input_len() {
+            return Err(SystemError::Shape {
+                system: self.name_(),
+                what: "input",
+                expected: self.slm.input_len(),
+                got: input.cols(),
+            });
+        }
+        if let Some((row, col, value)) = input.find_non_finite() {
+            return Err(SystemError::NonFinite {
+                system: self.name_(),
+                what: "input",
+                row,
+                col,
+                value,
+            });
+        }
+        let mut out = vec![Complex::new(F::zero(), F::zero()); input.rows() * n2];
+        let mut ws = Workspace::new(self);
+        for (start, fields) in (0..input.rows())
+            .step_by(CHUNK_ROWS)
+            .zip(out.chunks_mut(CHUNK_ROWS * n2))
+        {
+            let rows = fields.len() / n2;
+            self.propagate_chunk(input.slice_rows(start, start + rows), &mut ws);
+            fields.copy_from_slice(&ws.fields[..rows * n2]);
+        }
+        Ok(out)
+    }
+
+    fn name_(&self) -> String {
+        let (h, w) = self.config.input_shape;
+        format!(
+            "optics {n}x{n} ({h}x{w} -> {o}x{o}, {m} modes)",
+            n = self.n,
+            o = self.out_side,
+            m = self.pupil_in.len()
+        )
+    }
+
+    fn output_len_(&self) -> usize {
+        self.out_side * self.out_side
+    }
+
+    /// SLM -> pupil -> medium -> pupil -> inverse FFT for up to [`CHUNK_ROWS`] rows; leaves the
+    /// camera fields in `ws.fields[..rows * N^2]`.
+    fn propagate_chunk(&self, input: MatRef<'_, F>, ws: &mut Workspace<F>) {
+        let rows = input.rows();
+        let n2 = self.n * self.n;
+        let (m_in, m_out) = (self.pupil_in.len(), self.pupil_out.len());
+        let fields = &mut ws.fields[..rows * n2];
+        for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
+            self.slm.encode(input.row(r), self.config.encoding, field);
+        }
+        self.fft
+            .process_with_scratch(fields, &mut ws.scratch, Direction::Forward);
+        ws.modes_in.resize(rows, 2 * m_in);
+        for (r, field) in fields.chunks_exact(n2).enumerate() {
+            let (re, im) = ws.modes_in.row_mut(r).split_at_mut(m_in);
+            for ((a, b), &p) in re.iter_mut().zip(im.iter_mut()).zip(&self.pupil_in) {
+                *a = field[p].re;
+                *b = field[p].im;
+            }
+        }
+        ws.modes_out.resize(rows, 2 * m_out);
+        self.medium
+            .apply(ws.modes_in.view(), &mut ws.modes_out.view_mut());
+        fields.fill(Complex::new(F::zero(), F::zero()));
+        for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
+            let (re, im) = ws.modes_out.row(r).split_at(m_out);
+            for ((&a, &b), &p) in re.iter().zip(im).zip(&self.pupil_out) {
+                field[p] = Complex::new(a, b);
+            }
+        }
+        self.fft
+            .process_with_scratch(fields, &mut ws.scratch, Direction::Inverse);
+    }
+
+    /// Full forward of one chunk into its output rows.
+    fn forward_chunk(
+        &self,
+        input: MatRef<'_, F>,
+        output: &mut MatMut<'_, F>,
+        ws: &mut Workspace<F>,
+    ) {
+        self.propagate_chunk(input, ws);
+        let n2 = self.n * self.n;
+        let det = self.config.detection;
+        for (r, field) in ws.fields[..input.rows() * n2].chunks_exact(n2).enumerate() {
+            for (d, &e) in ws.detected.iter_mut().zip(field) {
+                *d = det.apply(e);
+            }
+            self.config
+                .pooling
+                .apply(&ws.detected, self.n, self.n, output.row_mut(r));
+        }
+    }
+}
+
+impl<F: FftReal> PhysicalSystem<F> for OpticsSystem<F> {
+    fn name(&self) -> String {
+        self.name_()
+    }
+
+    fn input_len(&self) -> usize {
+        self.slm.input_len()
+    }
+
+    fn output_len(&self) -> usize {
+        self.output_len_()
+    }
+
+    fn forward_batch(
+        &mut self,
+        input: MatRef<'_, F>,
+        mut output: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
+        check_batch(
+            &self.name_(),
+            self.slm.input_len(),
+            self.output_len_(),
+            &input,
+            &output,
+        )?;
+        let rows = input.rows();
+        if rows <= CHUNK_ROWS {
+            // Serial path with the cached workspace: no allocation per query.
+            let mut ws = std::mem::replace(&mut self.work, Workspace::empty());
+            self.forward_chunk(input, &mut output, &mut ws);
+            self.work = ws;
+            return Ok(());
+        }
+        let this = &*self;
+        let chunks = output.into_row_chunks(CHUNK_ROWS);
+        chunks.into_par_iter().enumerate().for_each_init(
+            || Workspace::new(this),
+            |ws, (c, mut out)| {
+                let start = c * CHUNK_ROWS;
+                let inp = input.slice_rows(start, start + out.rows());
+                this.forward_chunk(inp, &mut out, ws);
+            },
+        );
+        Ok(())
+    }
+}
+
+impl<F: FftReal> Workspace<F> {
+    fn empty() -> Self {
+        Workspace {
+            fields: Vec::new(),
+            scratch: Vec::new(),
+            modes_in: Matrix::zeros(0, 0),
+            modes_out: Matrix::zeros(0, 0),
+            detected: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! The experiment configuration: defaults, then a TOML file, then command-line flags.
+
+use anyhow::{bail, Result};
+use ff_core::{Activation, Goodness, Loss, NegativeMode, OptimizerConfig, PassOn, TrainConfig};
+use serde::{Deserialize, Serialize};
+
+/// Numerical precision of the whole run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats (default).
+    #[default]
+    F32,
+    /// 64-bit floats.
+    F64,
+}
+
+/// Which physical system every block queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemKind {
+    /// Multimode optical medium: SLM -> transmission matrix -> camera (`ff_physics::optics`).
+    #[default]
+    Optics,
+}
+
+impl SystemKind {
+    /// The name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemKind::Optics => "optics",
+        }
+    }
+}
+
+/// The local objective: PhyLL's cosine goodness with the SymBa loss, or Hinton's original
+/// sum-of-squares goodness with a threshold and layer-normalised pass-on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// `g = cos(|z|, xi)`, `L = softplus(-alpha (g+ - g-))`, raw `z` passed on.
+    #[default]
+    Phyll,
+    /// `g = mean(relu(z)^2)`, `L = softplus(theta - g+) + softplus(g- - theta)`, normalised pass-on.
+    Hinton,
+}
+
+/// Everything that defines a training run. Field names are the TOML keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Seed of every random choice (split, weights, prototypes, negatives, the medium).
+    pub seed: u64,
+    /// `f32` or `f64`.
+    pub precision: Precision,
+    /// Dataset: `digits` (built in), `vowels:FILE`, `mnist:DIR`, `fashion:DIR`, `csv:FILE`.
+    pub data: String,
+    /// The physical system of every block.
+    pub system: SystemKind,
+    /// Number of blocks.
+    pub blocks: usize,
+    /// Output size of each block's affine map. For optics, a perfect square (the next block's
+    /// input is shown on the SLM as a square image).
+    pub hidden: usize,
+    /// Concatenate each block's input after the physical output; `None` = the system's default
+    /// (optics: no skip).
+    pub skip: Option<bool>,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Mini-batch size; 0 = the full training set.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Optimiser steps per block per mini-batch, physical outputs held fixed.
+    pub n_inner: usize,
+    /// SymBa sharpness (PhyLL objective).
+    pub alpha: f64,
+    /// Goodness threshold (Hinton objective).
+    pub theta: f64,
+    /// Local objective.
+    pub objective: Objective,
+    /// How negative labels are chosen.
+    pub negatives: NegativeMode,
+    /// Rows of the label band above and below an image (at least the number of classes).
+    pub band_rows: usize,
+    /// Evaluate accuracy every this many epochs.
+    pub eval_every: usize,
+    /// Also train the physics-removed ablation for comparison.
+    pub ablation: bool,
+    /// Optical system parameters (used when `system = "optics"`).
+    pub optics: OpticsSection,
+}
+
+/// Parameters of the optical multimode system (see `ff_physics::optics` for the model).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpticsSection {
+    /// Side of the square simulation field, in pixels.
+    pub field: usize,
+    /// Radius of the circular input and output pupils in the Fourier plane, in frequency pixels.
+    pub pupil_radius: f64,
+    /// Side of the pooled camera image is `field / pool`; pooling window and stride, in pixels.
+    pub pool: usize,
+    /// `"unitary"` (Haar-random) or `"gaussian"` transmission matrix.
+    pub matrix: String,
+}
+
+impl Default for OpticsSection {
+    fn default() -> Self {
+        OpticsSection { field: 32, pupil_radius: 9.66, pool: 2, matrix: "unitary".into() }
+    }
+}
+
+impl Default for ExperimentConfig {
+    fn default() -> Self {
+        ExperimentConfig {
+            seed: 0,
+            precision: Precision::F32,
+            data: "digits".into(),
+            system: SystemKind::Optics,
+            blocks: 2,
+            hidden: 256,
+            skip: None,
+            epochs: 60,
+            batch_size: 0,
+            lr: 2e-3,
+            n_inner: 10,
+            alpha: 5.0,
+            theta: 2.0,
+            objective: Objective::Phyll,
+            negatives: NegativeMode::Random,
+            band_rows: 10,
+            eval_every: 10,
+            ablation: true,
+            optics: OpticsSection::default(),
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Parses a TOML configuration; missing keys take their defaults, unknown keys are errors.
+    ///
+    /// # Errors
+    /// TOML syntax errors and unknown keys, with the location.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// The configuration as TOML (all keys, defaults included).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the configuration always serialises")
+    }
+
+    /// Whether blocks use the skip connection.
+    pub fn skip(&self) -> bool {
+        self.skip.unwrap_or(match self.system {
+            SystemKind::Optics => false,
+        })
+    }
+
+    /// The core training configuration this experiment implies.
+    pub fn train_config(&self) -> TrainConfig {
+        let (goodness, loss, pass_on) = match self.objective {
+            Objective::Phyll => {
+                (Goodness::Cosine { activation: Activation::Abs }, Loss::Symba { alpha: self.alpha }, PassOn::Raw)
+            }
+            Objective::Hinton => (
+                Goodness::MeanSquares { activation: Activation::Relu },
+                Loss::Hinton { theta: self.theta },
+                PassOn::Normalized,
+            ),
+        };
+        TrainConfig {
+            n_inner: self.n_inner,
+            loss,
+            goodness,
+            optimizer: OptimizerConfig::adam(self.lr),
+            negatives: self.negatives,
+            pass_on,
+            ..TrainConfig::default()
+        }
+    }
+
+    /// Checks every value; the message names the key, the value and what is accepted.
+    ///
+    /// # Errors
+    /// The first invalid value.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            bail!("invalid epochs: must be at least 1, got 0");
+        }
+        if self.blocks == 0 {
+            bail!("invalid blocks: must be at least 1, got 0");
+        }
+        if self.hidden == 0 {
+            bail!("invalid hidden: must be at least 1, got 0");
+        }
+        if self.eval_every == 0 {
+            bail!("invalid eval_every: must be at least 1, got 0");
+        }
+        if self.band_rows == 0 {
+            bail!("invalid band_rows: must be at least 1, got 0");
+        }
+        self.train_config().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.system == SystemKind::Optics {
+            let o = &self.optics;
+            let side = (self.hidden as f64).sqrt().round() as usize;
+            if side * side != self.hidden {
+                bail!(
+                    "invalid hidden: the optical system shows each block's output as a square image, so hidden must be a perfect square (e.g. 256 = 16 x 16), got {}",
+                    self.hidden
+                );
+            }
+            if o.field < 2 {
+                bail!("invalid optics.field: must be at least 2 pixels, got {}", o.field);
+            }
+            if o.pool == 0 || o.pool > o.field {
+                bail!("invalid optics.pool: must be in 1..={}, got {}", o.field, o.pool);
+            }
+            if !(o.pupil_radius.is_finite() && o.pupil_radius > 0.0) {
+                bail!("invalid optics.pupil_radius: must be a positive number of frequency pixels, got {}", o.pupil_radius);
+            }
+            if o.matrix != "unitary" && o.matrix != "gaussian" {
+                bail!("invalid optics.matrix: must be \"unitary\" or \"gaussian\", got {:?}", o.matrix);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_round_trip_and_unknown_keys() {
+        let c = ExperimentConfig::default();
+        let back = ExperimentConfig::from_toml(&c.to_toml()).unwrap();
+        assert_eq!(c, back);
+        let partial = ExperimentConfig::from_toml("epochs = 3\n[optics]\nfield = 16\n").unwrap();
+        assert_eq!((partial.epochs, partial.optics.field, partial.blocks), (3, 16, 2));
+        let err = ExperimentConfig::from_toml("epoch = 3\n").unwrap_err().to_string();
+        assert!(err.contains("epoch"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = ExperimentConfig { lr: -0.1, ..Default::default() };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("lr") && e.contains("-0.1"), "{e}");
+        let bad = ExperimentConfig { epochs: 0, ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("epochs"));
+        let bad = ExperimentConfig { hidden: 200, ..Default::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("perfect square"));
+        ExperimentConfig::default().validate().unwrap();
+    }
+}

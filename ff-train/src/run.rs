@@ -1,0 +1,173 @@
+//! Orchestration of `phyff train` and `phyff eval`: data, systems, network, training, outputs.
+
+use crate::config::ExperimentConfig;
+use crate::io::write_atomic;
+use crate::model::{load_model, ModelFile, MODEL_FORMAT, MODEL_VERSION};
+use crate::report::TrainResult;
+use crate::systems::build_blocks;
+use crate::trainer::{fit, EpochRecord, FitOptions, FitSummary};
+use anyhow::{Context, Result};
+use ff_core::{LabelEmbedding, Matrix, Network, Real};
+use ff_data::{load, DataSpec, Dataset, Layout, TrainTest};
+use std::path::Path;
+
+/// Prepared data: the split, the label embedding, and how many label slots were prepended.
+pub struct Prepared<F: Real> {
+    /// Train and test sets (with label slots when prepended).
+    pub data: TrainTest<F>,
+    /// The embedding that writes labels into samples.
+    pub embedding: LabelEmbedding,
+    /// Zero columns prepended to vector data that reserved no label entries.
+    pub prepended: usize,
+}
+
+/// Loads the configured dataset and chooses the label embedding for its layout.
+///
+/// # Errors
+/// Data loading errors (which say how to obtain a missing dataset) and invalid embeddings.
+pub fn prepare<F: Real>(cfg: &ExperimentConfig) -> Result<Prepared<F>> {
+    let spec: DataSpec = cfg.data.parse().with_context(|| format!("invalid data spec {:?}", cfg.data))?;
+    let mut data = load::<F>(&spec, cfg.seed).with_context(|| format!("cannot load data {:?}", cfg.data))?;
+    let k = data.train.num_classes;
+    let (embedding, prepended) = match data.train.layout {
+        Layout::Image { height, width } => {
+            if cfg.band_rows < k {
+                anyhow::bail!(
+                    "invalid band_rows: {} rows cannot hold {k} classes; use --band-rows {k} or more",
+                    cfg.band_rows
+                );
+            }
+            (LabelEmbedding::ImageBands { num_classes: k, height, width, band_rows: cfg.band_rows }, 0)
+        }
+        Layout::Vector { reserved_leading } if reserved_leading >= k => (LabelEmbedding::Overwrite { num_classes: k }, 0),
+        Layout::Vector { .. } => {
+            data.train = prepend_zeros(&data.train, k);
+            data.test = prepend_zeros(&data.test, k);
+            (LabelEmbedding::Overwrite { num_classes: k }, k)
+        }
+    };
+    Ok(Prepared { data, embedding, prepended })
+}
+
+fn prepend_zeros<F: Real>(d: &Dataset<F>, k: usize) -> Dataset<F> {
+    let x = Matrix::from_fn(d.len(), d.dim() + k, |r, c| if c < k { F::zero() } else { d.x.get(r, c - k) });
+    Dataset { x, layout: Layout::Vector { reserved_leading: k }, ..d.clone() }
+}
+
+/// Builds a fresh network (or the physics-removed ablation) for prepared data.
+///
+/// # Errors
+/// Invalid configurations and system construction errors.
+pub fn build_network<F: Real>(cfg: &ExperimentConfig, prep: &Prepared<F>, ablation: bool) -> Result<Network<F>> {
+    let raw = prep.data.train.dim();
+    let specs = build_blocks::<F>(cfg, &prep.embedding, raw, ablation)?;
+    Ok(Network::new(raw, prep.embedding, cfg.train_config(), specs, cfg.seed)?)
+}
+
+/// Outcome of [`train`].
+pub struct TrainOutcome<F: Real> {
+    /// The physical network's run.
+    pub pnn: FitSummary,
+    /// The ablation's run, when requested.
+    pub ablation: Option<FitSummary>,
+    /// The result record (what `result.json` holds).
+    pub result: TrainResult,
+    /// The trained physical network's model file.
+    pub model: ModelFile<F>,
+}
+
+/// Trains the configured physical network (and its ablation) and optionally writes
+/// `result.json` and `model.json` into `out`. `progress` is told about every epoch, with a
+/// label saying which model is training.
+///
+/// # Errors
+/// Any configuration, data, system or training error; I/O errors when writing outputs.
+pub fn train<F: Real>(
+    cfg: &ExperimentConfig,
+    out: Option<&Path>,
+    mut progress: impl FnMut(&str, &EpochRecord),
+) -> Result<TrainOutcome<F>> {
+    cfg.validate()?;
+    let prep = prepare::<F>(cfg)?;
+    let opts = FitOptions { epochs: cfg.epochs, batch_size: cfg.batch_size, eval_every: cfg.eval_every, seed: cfg.seed };
+    let mut net = build_network(cfg, &prep, false)?;
+    let pnn = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| progress("pnn", r))?;
+    let model = ModelFile {
+        format: MODEL_FORMAT.into(),
+        version: MODEL_VERSION,
+        config: cfg.clone(),
+        raw_len: prep.data.train.dim(),
+        prepended_label_slots: prep.prepended,
+        embedding: prep.embedding,
+        ablation: false,
+        state: net.state(),
+    };
+    if let Some(dir) = out {
+        // Save the model before the ablation runs: an interrupted ablation loses nothing.
+        write_atomic(&dir.join("model.json"), model.to_json().as_bytes())?;
+    }
+    let ablation = if cfg.ablation {
+        let mut abl = build_network(cfg, &prep, true)?;
+        Some(fit(&mut abl, &prep.data.train, &prep.data.test, &opts, |r| progress("ablation", r))?)
+    } else {
+        None
+    };
+    let result = TrainResult {
+        phyff_version: env!("CARGO_PKG_VERSION").into(),
+        test_accuracy: pnn.test_accuracy,
+        train_accuracy: pnn.train_accuracy,
+        ablation_test_accuracy: ablation.as_ref().map(|a| a.test_accuracy),
+        ablation_train_accuracy: ablation.as_ref().map(|a| a.train_accuracy),
+        epochs: cfg.epochs,
+        wall_seconds: pnn.wall_seconds,
+        ablation_wall_seconds: ablation.as_ref().map(|a| a.wall_seconds),
+        physical_queries: pnn.train_physical_queries,
+        eval_physical_queries: pnn.eval_physical_queries,
+        digital_flops: pnn.digital_flops,
+        seed: cfg.seed,
+        train_samples: prep.data.train.len(),
+        test_samples: prep.data.test.len(),
+        config: cfg.clone(),
+        history: pnn.history.clone(),
+    };
+    if let Some(dir) = out {
+        let json = serde_json::to_string_pretty(&result)?;
+        write_atomic(&dir.join("result.json"), json.as_bytes())?;
+    }
+    Ok(TrainOutcome { pnn, ablation, result, model })
+}
+
+/// Result of [`eval`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalOutcome {
+    /// Test accuracy of the reloaded model.
+    pub test_accuracy: f64,
+    /// Train accuracy of the reloaded model.
+    pub train_accuracy: f64,
+    /// Test set size.
+    pub test_samples: usize,
+}
+
+/// Reloads a model, rebuilds its data split and physical systems from the saved
+/// configuration, and measures its accuracy.
+///
+/// # Errors
+/// Model loading errors, data errors, a mismatch between the model and the data.
+pub fn eval<F: Real>(path: &Path) -> Result<EvalOutcome> {
+    let model = load_model::<F>(path)?;
+    let cfg = &model.config;
+    let prep = prepare::<F>(cfg)?;
+    anyhow::ensure!(
+        prep.data.train.dim() == model.raw_len && prep.embedding == model.embedding,
+        "the data {:?} does not match the model (sample length {} vs {})",
+        cfg.data,
+        prep.data.train.dim(),
+        model.raw_len
+    );
+    let specs = build_blocks::<F>(cfg, &prep.embedding, model.raw_len, model.ablation)?;
+    let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
+    let mut net = Network::from_state(model.raw_len, model.embedding, cfg.train_config(), systems, model.state)?;
+    let test_accuracy = net.accuracy(prep.data.test.x.view(), &prep.data.test.y)?;
+    let train_accuracy = net.accuracy(prep.data.train.x.view(), &prep.data.train.y)?;
+    Ok(EvalOutcome { test_accuracy, train_accuracy, test_samples: prep.data.test.len() })
+}
