@@ -15,9 +15,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn main() {
-    let arg = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "mnist".to_string());
+    let arg = std::env::args().nth(1).unwrap_or_else(|| "mnist".to_string());
     let spec: ff_data::DataSpec = match arg.parse() {
         Ok(s) => s,
         Err(e) => {

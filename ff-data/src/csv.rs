@@ -54,11 +54,7 @@ pub struct CsvOptions {
 /// [`DataError::NotFound`] / [`DataError::Io`] if the file cannot be read; otherwise as
 /// [`parse_labelled_csv`].
 pub fn read_labelled_csv<F: Real>(path: &Path, opts: &CsvOptions) -> Result<Dataset<F>, DataError> {
-    let bytes = read_file(
-        path,
-        "CSV file",
-        "check the path; CSV files are not fetched",
-    )?;
+    let bytes = read_file(path, "CSV file", "check the path; CSV files are not fetched")?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().trim_end_matches(".csv").to_string())
@@ -81,11 +77,7 @@ pub fn read_labelled_csv<F: Real>(path: &Path, opts: &CsvOptions) -> Result<Data
 /// [`DataError::Invalid`] for a label chosen by name with [`HeaderMode::Absent`];
 /// [`DataError::Empty`] if there is no data row or no feature column; [`DataError::Gzip`] for a
 /// corrupt compressed file.
-pub fn parse_labelled_csv<F: Real>(
-    bytes: &[u8],
-    file: &str,
-    opts: &CsvOptions,
-) -> Result<Dataset<F>, DataError> {
+pub fn parse_labelled_csv<F: Real>(bytes: &[u8], file: &str, opts: &CsvOptions) -> Result<Dataset<F>, DataError> {
     let raw = maybe_gunzip(bytes, file)?;
     let text = utf8(&raw, file)?;
     let mut rows = lines(text).filter(|(_, l)| !l.trim().is_empty()).peekable();
@@ -107,9 +99,7 @@ pub fn parse_labelled_csv<F: Real>(
             return Err(DataError::parse(
                 file,
                 first_ln,
-                format!(
-                "label column index {i} does not exist: the rows have {width} columns (0..{width})"
-            ),
+                format!("label column index {i} does not exist: the rows have {width} columns (0..{width})"),
             ))
         }
         LabelColumn::Name(name) => {
@@ -123,10 +113,7 @@ pub fn parse_labelled_csv<F: Real>(
                 DataError::parse(
                     file,
                     first_ln,
-                    format!(
-                        "no header column named {name:?}; columns: {}",
-                        first_cells.join(", ")
-                    ),
+                    format!("no header column named {name:?}; columns: {}", first_cells.join(", ")),
                 )
             })?
         }
@@ -136,10 +123,7 @@ pub fn parse_labelled_csv<F: Real>(
         HeaderMode::Absent => false,
         HeaderMode::Auto => {
             matches!(opts.label, LabelColumn::Name(_))
-                || first_cells
-                    .iter()
-                    .enumerate()
-                    .any(|(c, cell)| c != label_col && cell.trim().parse::<f64>().is_err())
+                || first_cells.iter().enumerate().any(|(c, cell)| c != label_col && cell.trim().parse::<f64>().is_err())
         }
     };
     if has_header {
@@ -156,20 +140,13 @@ pub fn parse_labelled_csv<F: Real>(
             return Err(DataError::parse(
                 file,
                 ln,
-                format!(
-                    "expected {width} comma-separated cells (as on line {first_ln}), found {}",
-                    row.len()
-                ),
+                format!("expected {width} comma-separated cells (as on line {first_ln}), found {}", row.len()),
             ));
         }
         for (c, cell) in row.iter().enumerate() {
             if c == label_col {
                 if cell.is_empty() {
-                    return Err(DataError::parse(
-                        file,
-                        ln,
-                        format!("label (column {c}) is empty"),
-                    ));
+                    return Err(DataError::parse(file, ln, format!("label (column {c}) is empty")));
                 }
                 labels.push(cell);
             } else {
@@ -190,9 +167,7 @@ pub fn parse_labelled_csv<F: Real>(
         y,
         num_classes: class_names.len(),
         class_names,
-        layout: Layout::Vector {
-            reserved_leading: 0,
-        },
+        layout: Layout::Vector { reserved_leading: 0 },
     })
 }
 
@@ -201,10 +176,7 @@ fn find_column(header: &[&str], name: &str) -> Option<usize> {
     if let Some(i) = header.iter().position(|h| *h == name) {
         return Some(i);
     }
-    let mut it = header
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| h.eq_ignore_ascii_case(name));
+    let mut it = header.iter().enumerate().filter(|(_, h)| h.eq_ignore_ascii_case(name));
     match (it.next(), it.next()) {
         (Some((i, _)), None) => Some(i),
         _ => None,
@@ -223,10 +195,7 @@ fn classes(labels: &[&str]) -> (Vec<usize>, Vec<String>) {
         names = order.into_iter().map(|i| names[i]).collect();
     }
     let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, &s)| (s, i)).collect();
-    let y = labels
-        .iter()
-        .map(|s| index.get(s).copied().unwrap_or(0))
-        .collect();
+    let y = labels.iter().map(|s| index.get(s).copied().unwrap_or(0)).collect();
     (y, names.into_iter().map(str::to_string).collect())
 }
 
@@ -248,11 +217,7 @@ pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>,
         let mut k = 0;
         for cell in cells(line) {
             data.push(F::c(number(cell, file, ln, || {
-                let hint = if n == 0 {
-                    " (this file must not have a header)"
-                } else {
-                    ""
-                };
+                let hint = if n == 0 { " (this file must not have a header)" } else { "" };
                 format!("column {k}{hint}")
             })?));
             k += 1;
@@ -260,11 +225,7 @@ pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>,
         match width {
             None => width = Some((k, ln)),
             Some((w, first)) if w != k => {
-                return Err(DataError::parse(
-                    file,
-                    ln,
-                    format!("expected {w} cells (as on line {first}), found {k}"),
-                ))
+                return Err(DataError::parse(file, ln, format!("expected {w} cells (as on line {first}), found {k}")))
             }
             Some(_) => {}
         }
@@ -293,19 +254,10 @@ pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>,
 /// assert_eq!((x.rows(), x.cols(), y.cols()), (10_001, 20, 20));
 /// # Ok::<(), ff_data::DataError>(())
 /// ```
-pub fn read_pairs<F: Real>(
-    x_path: &Path,
-    y_path: &Path,
-) -> Result<(Matrix<F>, Matrix<F>), DataError> {
+pub fn read_pairs<F: Real>(x_path: &Path, y_path: &Path) -> Result<(Matrix<F>, Matrix<F>), DataError> {
     let advice = "check the path; measured pairs are not fetched";
-    let x = parse_numeric_csv(
-        &read_file(x_path, "input file", advice)?,
-        &x_path.display().to_string(),
-    )?;
-    let y = parse_numeric_csv(
-        &read_file(y_path, "output file", advice)?,
-        &y_path.display().to_string(),
-    )?;
+    let x = parse_numeric_csv(&read_file(x_path, "input file", advice)?, &x_path.display().to_string())?;
+    let y = parse_numeric_csv(&read_file(y_path, "output file", advice)?, &y_path.display().to_string())?;
     if x.rows() != y.rows() {
         return Err(DataError::Mismatch {
             first: x_path.display().to_string(),
@@ -331,10 +283,7 @@ pub fn read_pairs_checked<F: Real>(
     y_width: usize,
 ) -> Result<(Matrix<F>, Matrix<F>), DataError> {
     let (x, y) = read_pairs::<F>(x_path, y_path)?;
-    for (m, path, want, what) in [
-        (&x, x_path, x_width, "input"),
-        (&y, y_path, y_width, "output"),
-    ] {
+    for (m, path, want, what) in [(&x, x_path, x_width, "input"), (&y, y_path, y_width, "output")] {
         if m.cols() != want {
             return Err(DataError::Mismatch {
                 first: path.display().to_string(),

@@ -49,35 +49,21 @@ pub struct Normalisation {
 impl Normalisation {
     /// MNIST's mean 0.1307 and standard deviation 0.3081: the project's default for MNIST and
     /// Fashion-MNIST alike.
-    pub const MNIST: Normalisation = Normalisation {
-        mean: MNIST_MEAN,
-        std: MNIST_STD,
-    };
+    pub const MNIST: Normalisation = Normalisation { mean: MNIST_MEAN, std: MNIST_STD };
     /// Fashion-MNIST's own statistics (mean 0.2860, std 0.3530), for experiments that want them.
-    pub const FASHION_MNIST: Normalisation = Normalisation {
-        mean: FASHION_MNIST_MEAN,
-        std: FASHION_MNIST_STD,
-    };
+    pub const FASHION_MNIST: Normalisation = Normalisation { mean: FASHION_MNIST_MEAN, std: FASHION_MNIST_STD };
     /// Plain scaling to `[0, 1]`.
-    pub const UNIT: Normalisation = Normalisation {
-        mean: 0.0,
-        std: 1.0,
-    };
+    pub const UNIT: Normalisation = Normalisation { mean: 0.0, std: 1.0 };
 
     /// The value of each possible byte.
     fn table<F: Real>(self) -> Result<[F; 256], DataError> {
         if !(self.std > 0.0 && self.std.is_finite() && self.mean.is_finite()) {
             return Err(DataError::invalid(
                 "normalisation",
-                format!(
-                    "need a finite mean and a positive std, got mean {} std {}",
-                    self.mean, self.std
-                ),
+                format!("need a finite mean and a positive std, got mean {} std {}", self.mean, self.std),
             ));
         }
-        Ok(std::array::from_fn(|p| {
-            F::c((p as f64 / 255.0 - self.mean) / self.std)
-        }))
+        Ok(std::array::from_fn(|p| F::c((p as f64 / 255.0 - self.mean) / self.std)))
     }
 }
 
@@ -114,11 +100,7 @@ impl<R: Read> Stream<R> {
                 Err(e) => {
                     let at = self.offset + got as u64;
                     return Err(if self.gzip {
-                        DataError::Gzip {
-                            file: self.file.clone(),
-                            decompressed: at,
-                            message: e.to_string(),
-                        }
+                        DataError::Gzip { file: self.file.clone(), decompressed: at, message: e.to_string() }
                     } else {
                         DataError::binary(&self.file, at, format!("read failed: {e}"))
                     });
@@ -170,11 +152,7 @@ impl<R: Read> Stream<R> {
                 return Err(DataError::binary(
                     &self.file,
                     at,
-                    format!(
-                        "file ends inside the IDX header (dimension {} of {want_dims}){}",
-                        k + 1,
-                        self.where_()
-                    ),
+                    format!("file ends inside the IDX header (dimension {} of {want_dims}){}", k + 1, self.where_()),
                 ));
             }
             let d = u32::from_be_bytes(b);
@@ -182,11 +160,7 @@ impl<R: Read> Stream<R> {
                 return Err(DataError::binary(
                     &self.file,
                     at,
-                    format!(
-                        "IDX dimension {} is {d}; expected 1..={MAX_DIM}{}",
-                        k + 1,
-                        self.where_()
-                    ),
+                    format!("IDX dimension {} is {d}; expected 1..={MAX_DIM}{}", k + 1, self.where_()),
                 ));
             }
             dims.push(d);
@@ -209,11 +183,7 @@ impl<R: Read> Stream<R> {
     }
 
     /// Reads `total` data bytes, handing each chunk to `sink`.
-    fn data(
-        &mut self,
-        total: u64,
-        mut sink: impl FnMut(&[u8]) -> Result<(), DataError>,
-    ) -> Result<(), DataError> {
+    fn data(&mut self, total: u64, mut sink: impl FnMut(&[u8]) -> Result<(), DataError>) -> Result<(), DataError> {
         let start = self.offset;
         let mut buf = vec![0u8; CHUNK];
         let mut left = total;
@@ -239,10 +209,7 @@ impl<R: Read> Stream<R> {
     }
 }
 
-fn images_from<F: Real, R: Read>(
-    mut s: Stream<R>,
-    norm: Normalisation,
-) -> Result<IdxImages<F>, DataError> {
+fn images_from<F: Real, R: Read>(mut s: Stream<R>, norm: Normalisation) -> Result<IdxImages<F>, DataError> {
     let table = norm.table::<F>()?;
     let dims = s.header("image (idx3-ubyte)", 3)?;
     let (n, rows, cols) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
@@ -270,19 +237,14 @@ fn images_from<F: Real, R: Read>(
     let capacity = total.min(s.bound) as usize;
     let mut data: Vec<F> = Vec::new();
     data.try_reserve_exact(capacity).map_err(|_| {
-        DataError::binary(
-            &s.file,
-            4,
-            format!("cannot allocate {total} pixels announced by the header"),
-        )
+        DataError::binary(&s.file, 4, format!("cannot allocate {total} pixels announced by the header"))
     })?;
     s.data(total, |chunk| {
         data.extend(chunk.iter().map(|&p| table[usize::from(p)]));
         Ok(())
     })?;
     s.expect_end()?;
-    let x = Matrix::from_vec(n, rows * cols, data)
-        .map_err(|e| DataError::binary(&s.file, 16, e.to_string()))?;
+    let x = Matrix::from_vec(n, rows * cols, data).map_err(|e| DataError::binary(&s.file, 16, e.to_string()))?;
     Ok(IdxImages { rows, cols, x })
 }
 
@@ -293,21 +255,13 @@ fn labels_from<R: Read>(mut s: Stream<R>, num_classes: usize) -> Result<Vec<usiz
         return Err(DataError::binary(
             &s.file,
             s.bound,
-            format!(
-                "truncated: the header announces {total} labels but the file has {} bytes",
-                s.bound
-            ),
+            format!("truncated: the header announces {total} labels but the file has {} bytes", s.bound),
         ));
     }
     let mut y: Vec<usize> = Vec::new();
-    y.try_reserve_exact(total.min(s.bound) as usize)
-        .map_err(|_| {
-            DataError::binary(
-                &s.file,
-                4,
-                format!("cannot allocate {total} labels announced by the header"),
-            )
-        })?;
+    y.try_reserve_exact(total.min(s.bound) as usize).map_err(|_| {
+        DataError::binary(&s.file, 4, format!("cannot allocate {total} labels announced by the header"))
+    })?;
     let file = s.file.clone();
     let suffix = s.where_();
     s.data(total, |chunk| {
@@ -333,33 +287,18 @@ fn stream_bytes<'a>(bytes: &'a [u8], file: &str) -> Stream<Box<dyn Read + 'a>> {
     let gzip = is_gzip(bytes);
     let len = bytes.len() as u64;
     Stream {
-        inner: if gzip {
-            Box::new(GzDecoder::new(bytes))
-        } else {
-            Box::new(bytes)
-        },
+        inner: if gzip { Box::new(GzDecoder::new(bytes)) } else { Box::new(bytes) },
         offset: 0,
         file: file.to_string(),
         gzip,
-        bound: if gzip {
-            len.saturating_mul(MAX_DEFLATE_RATIO)
-        } else {
-            len
-        },
+        bound: if gzip { len.saturating_mul(MAX_DEFLATE_RATIO) } else { len },
     }
 }
 
 /// Opens a file (plain or gzip) as a stream; `dataset` and `fetch` describe a missing file.
-fn stream_file(
-    path: &Path,
-    dataset: &str,
-    fetch: &str,
-) -> Result<Stream<Box<dyn Read>>, DataError> {
+fn stream_file(path: &Path, dataset: &str, fetch: &str) -> Result<Stream<Box<dyn Read>>, DataError> {
     let f = File::open(path).map_err(|e| io_error(path, dataset, fetch, e))?;
-    let len = f
-        .metadata()
-        .map_err(|e| io_error(path, dataset, fetch, e))?
-        .len();
+    let len = f.metadata().map_err(|e| io_error(path, dataset, fetch, e))?.len();
     let mut r = BufReader::with_capacity(CHUNK, f);
     let mut head = [0u8; 2];
     let mut got = 0;
@@ -375,19 +314,11 @@ fn stream_file(
     // Put the peeked bytes back in front of the rest.
     let r = std::io::Cursor::new(head[..got].to_vec()).chain(r);
     Ok(Stream {
-        inner: if gzip {
-            Box::new(GzDecoder::new(r))
-        } else {
-            Box::new(r)
-        },
+        inner: if gzip { Box::new(GzDecoder::new(r)) } else { Box::new(r) },
         offset: 0,
         file: path.display().to_string(),
         gzip,
-        bound: if gzip {
-            len.saturating_mul(MAX_DEFLATE_RATIO)
-        } else {
-            len
-        },
+        bound: if gzip { len.saturating_mul(MAX_DEFLATE_RATIO) } else { len },
     })
 }
 
@@ -397,11 +328,7 @@ fn stream_file(
 /// [`DataError::Binary`] with the byte offset for a bad magic number, a zero or absurd dimension,
 /// truncation or trailing data; [`DataError::Gzip`] for a corrupt compressed stream;
 /// [`DataError::Invalid`] for a bad normalisation.
-pub fn parse_idx_images<F: Real>(
-    bytes: &[u8],
-    file: &str,
-    norm: Normalisation,
-) -> Result<IdxImages<F>, DataError> {
+pub fn parse_idx_images<F: Real>(bytes: &[u8], file: &str, norm: Normalisation) -> Result<IdxImages<F>, DataError> {
     images_from(stream_bytes(bytes, file), norm)
 }
 
@@ -409,11 +336,7 @@ pub fn parse_idx_images<F: Real>(
 ///
 /// # Errors
 /// As [`parse_idx_images`], and [`DataError::Binary`] for a label out of range (with its offset).
-pub fn parse_idx_labels(
-    bytes: &[u8],
-    file: &str,
-    num_classes: usize,
-) -> Result<Vec<usize>, DataError> {
+pub fn parse_idx_labels(bytes: &[u8], file: &str, num_classes: usize) -> Result<Vec<usize>, DataError> {
     labels_from(stream_bytes(bytes, file), num_classes)
 }
 
@@ -422,11 +345,7 @@ pub fn parse_idx_labels(
 /// # Errors
 /// [`DataError::NotFound`] (with `fetch` as the advice) or [`DataError::Io`] if the file cannot be
 /// opened; otherwise as [`parse_idx_images`].
-pub fn read_idx_images<F: Real>(
-    path: &Path,
-    norm: Normalisation,
-    fetch: &str,
-) -> Result<IdxImages<F>, DataError> {
+pub fn read_idx_images<F: Real>(path: &Path, norm: Normalisation, fetch: &str) -> Result<IdxImages<F>, DataError> {
     images_from(stream_file(path, "IDX image file", fetch)?, norm)
 }
 
@@ -434,10 +353,6 @@ pub fn read_idx_images<F: Real>(
 ///
 /// # Errors
 /// As [`read_idx_images`] and [`parse_idx_labels`].
-pub fn read_idx_labels(
-    path: &Path,
-    num_classes: usize,
-    fetch: &str,
-) -> Result<Vec<usize>, DataError> {
+pub fn read_idx_labels(path: &Path, num_classes: usize, fetch: &str) -> Result<Vec<usize>, DataError> {
     labels_from(stream_file(path, "IDX label file", fetch)?, num_classes)
 }

@@ -21,18 +21,8 @@ pub enum ImageSet {
 }
 
 /// Class names of Fashion-MNIST, by label.
-pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+pub const FASHION_MNIST_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 impl ImageSet {
     /// Short name (`"mnist"`, `"fashion-mnist"`): the data set name and the `fetch-data` argument.
@@ -58,44 +48,28 @@ impl ImageSet {
 
     /// The exact command that fetches the files into `dir`.
     pub fn fetch_command(self, dir: &Path) -> String {
-        format!(
-            "cargo xtask fetch-data {} --dir {}",
-            self.name(),
-            dir.display()
-        )
+        format!("cargo xtask fetch-data {} --dir {}", self.name(), dir.display())
     }
 
     /// Class names by label.
     pub fn class_names(self) -> Vec<String> {
         match self {
             ImageSet::Mnist => (0..10).map(|d| d.to_string()).collect(),
-            ImageSet::FashionMnist => FASHION_MNIST_CLASSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            ImageSet::FashionMnist => FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
 
 /// The standard file names of the four IDX files (without `.gz`).
-pub const IDX_FILES: [&str; 4] = [
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-];
+pub const IDX_FILES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
 
 /// Finds the file for a standard `stem` in `dir`: `stem`, `stem.gz`, or the variant with a dot
 /// before `idx` (`train-images.idx3-ubyte`) that some mirrors use, plain or `.gz`.
 /// Returns the path to report (`dir/stem`) when none exists.
 pub fn find_idx_file(dir: &Path, stem: &str) -> Result<PathBuf, PathBuf> {
     let dotted = stem.replacen("-idx", ".idx", 1);
-    for name in [
-        stem.to_string(),
-        format!("{stem}.gz"),
-        dotted.clone(),
-        format!("{dotted}.gz"),
-    ] {
+    for name in [stem.to_string(), format!("{stem}.gz"), dotted.clone(), format!("{dotted}.gz")] {
         let p = dir.join(&name);
         if p.is_file() {
             return Ok(p);
@@ -105,12 +79,7 @@ pub fn find_idx_file(dir: &Path, stem: &str) -> Result<PathBuf, PathBuf> {
 }
 
 /// Loads one part (`"train"` or `"t10k"`) of an IDX data set from `dir`.
-fn load_part<F: Real>(
-    dir: &Path,
-    set: ImageSet,
-    part: &str,
-    norm: Normalisation,
-) -> Result<Dataset<F>, DataError> {
+fn load_part<F: Real>(dir: &Path, set: ImageSet, part: &str, norm: Normalisation) -> Result<Dataset<F>, DataError> {
     let fetch = set.fetch_command(dir);
     let locate = |stem: String| {
         find_idx_file(dir, &stem).map_err(|path| DataError::NotFound {
@@ -136,10 +105,7 @@ fn load_part<F: Real>(
         y,
         num_classes: 10,
         class_names: set.class_names(),
-        layout: Layout::Image {
-            height: rows,
-            width: cols,
-        },
+        layout: Layout::Image { height: rows, width: cols },
     })
 }
 
@@ -150,21 +116,14 @@ fn load_part<F: Real>(
 /// [`DataError::NotFound`] quoting `cargo xtask fetch-data ... --dir DIR` if a file is absent;
 /// [`DataError::Binary`] / [`DataError::Gzip`] for a malformed file; [`DataError::Mismatch`] if
 /// images and labels differ in count, or train and test images in size.
-pub fn load_idx_dir<F: Real>(
-    dir: &Path,
-    set: ImageSet,
-    norm: Normalisation,
-) -> Result<TrainTest<F>, DataError> {
+pub fn load_idx_dir<F: Real>(dir: &Path, set: ImageSet, norm: Normalisation) -> Result<TrainTest<F>, DataError> {
     let train = load_part(dir, set, "train", norm)?;
     let test = load_part(dir, set, "t10k", norm)?;
     if train.layout != test.layout {
         return Err(DataError::Mismatch {
             first: format!("{}/train-images", dir.display()),
             second: format!("{}/t10k-images", dir.display()),
-            message: format!(
-                "image sizes differ: {:?} vs {:?}",
-                train.layout, test.layout
-            ),
+            message: format!("image sizes differ: {:?} vs {:?}", train.layout, test.layout),
         });
     }
     Ok(TrainTest { train, test })

