@@ -82,19 +82,11 @@ impl<'a, F: Real> Iterator for Batches<'a, F> {
         let start = self.next;
         let end = (start + self.batch_size).min(n);
         self.next = end;
-        Some(Batch {
-            start,
-            x: self.data.x.view().slice_rows(start, end),
-            y: &self.data.y[start..end],
-        })
+        Some(Batch { start, x: self.data.x.view().slice_rows(start, end), y: &self.data.y[start..end] })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self
-            .data
-            .len()
-            .saturating_sub(self.next)
-            .div_ceil(self.batch_size);
+        let left = self.data.len().saturating_sub(self.next).div_ceil(self.batch_size);
         (left, Some(left))
     }
 }
@@ -164,8 +156,7 @@ impl<F: Real> Dataset<F> {
         seed: u64,
         stratified: bool,
     ) -> Result<(Dataset<F>, Dataset<F>), DataError> {
-        let (train, test) =
-            split_indices(&self.y, self.num_classes, test_fraction, seed, stratified)?;
+        let (train, test) = split_indices(&self.y, self.num_classes, test_fraction, seed, stratified)?;
         Ok((self.subset(&train), self.subset(&test)))
     }
 
@@ -173,12 +164,7 @@ impl<F: Real> Dataset<F> {
     ///
     /// # Errors
     /// As [`Dataset::split`].
-    pub fn train_test(
-        &self,
-        test_fraction: f64,
-        seed: u64,
-        stratified: bool,
-    ) -> Result<TrainTest<F>, DataError> {
+    pub fn train_test(&self, test_fraction: f64, seed: u64, stratified: bool) -> Result<TrainTest<F>, DataError> {
         let (train, test) = self.split(test_fraction, seed, stratified)?;
         Ok(TrainTest { train, test })
     }
@@ -198,16 +184,9 @@ impl<F: Real> Dataset<F> {
     /// ```
     pub fn batches(&self, batch_size: usize) -> Result<Batches<'_, F>, DataError> {
         if batch_size == 0 {
-            return Err(DataError::invalid(
-                "batch_size",
-                "must be at least 1, got 0",
-            ));
+            return Err(DataError::invalid("batch_size", "must be at least 1, got 0"));
         }
-        Ok(Batches {
-            data: self,
-            batch_size,
-            next: 0,
-        })
+        Ok(Batches { data: self, batch_size, next: 0 })
     }
 
     /// Copies the samples at `idx` into reusable buffers (`x` is resized to `idx.len() x d`, `y`
@@ -251,9 +230,7 @@ mod tests {
             y: (0..n).map(|i| i % 3).collect(),
             num_classes: 3,
             class_names: vec!["a".into(), "b".into(), "c".into()],
-            layout: Layout::Vector {
-                reserved_leading: 0,
-            },
+            layout: Layout::Vector { reserved_leading: 0 },
         }
     }
 
@@ -273,13 +250,7 @@ mod tests {
         let d = toy(30);
         let (a, b) = d.split(0.3, 5, false).unwrap();
         assert_eq!((a.len(), b.len()), (21, 9));
-        let mut firsts: Vec<i64> =
-            a.x.data()
-                .iter()
-                .chain(b.x.data())
-                .step_by(2)
-                .map(|&v| v as i64)
-                .collect();
+        let mut firsts: Vec<i64> = a.x.data().iter().chain(b.x.data()).step_by(2).map(|&v| v as i64).collect();
         firsts.sort_unstable();
         assert_eq!(firsts, (0..30).map(|i| i * 10).collect::<Vec<_>>());
         for part in [&a, &b] {
@@ -302,10 +273,7 @@ mod tests {
         assert_eq!(batches[2].start, 8);
         assert_eq!(batches[2].y, &[2, 0]);
         assert_eq!(batches[1].x.row(0), d.x.row(4));
-        assert!(std::ptr::eq(
-            batches[1].x.data().as_ptr(),
-            d.x.row(4).as_ptr()
-        ));
+        assert!(std::ptr::eq(batches[1].x.data().as_ptr(), d.x.row(4).as_ptr()));
         assert!(d.batches(0).is_err());
     }
 

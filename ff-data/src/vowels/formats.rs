@@ -33,31 +33,19 @@ fn vowel_index(code: &str, file: &str, line: usize) -> Result<usize, DataError> 
         DataError::parse(
             file,
             line,
-            format!(
-                "unknown vowel code {}; known codes: {}",
-                show(code),
-                VOWEL_CODES.join(", ")
-            ),
+            format!("unknown vowel code {}; known codes: {}", show(code), VOWEL_CODES.join(", ")),
         )
     })
 }
 
 /// Parses a formant value: a finite number `>= 0` (0 = not measurable).
-fn formant(
-    cell: &str,
-    file: &str,
-    line: usize,
-    what: impl Fn() -> String,
-) -> Result<f64, DataError> {
+fn formant(cell: &str, file: &str, line: usize, what: impl Fn() -> String) -> Result<f64, DataError> {
     let v = number(cell, file, line, &what)?;
     if v < 0.0 {
         return Err(DataError::parse(
             file,
             line,
-            format!(
-                "{}: negative value {v}; values are >= 0 (0 = not measurable)",
-                what()
-            ),
+            format!("{}: negative value {v}; values are >= 0 (0 = not measurable)", what()),
         ));
     }
     Ok(v)
@@ -108,34 +96,20 @@ pub(super) fn parse_vowdata_tokens(text: &str, file: &str) -> Result<Vec<Token>,
                 ),
             ));
         }
-        let group = SpeakerGroup::from_letter(char::from(name.as_bytes()[0])).ok_or_else(|| {
-            DataError::parse(file, ln, format!("unknown speaker group in {name}"))
-        })?;
+        let group = SpeakerGroup::from_letter(char::from(name.as_bytes()[0]))
+            .ok_or_else(|| DataError::parse(file, ln, format!("unknown speaker group in {name}")))?;
         let vowel = vowel_index(&name[3..5], file, ln)?;
         // Check every numeric field, also those (duration, F0, F4) that are not used.
         let mut values = [0.0; VOWDATA_FIELDS];
         for (k, cell) in fields.iter().enumerate().skip(1) {
-            values[k] = formant(cell, file, ln, || {
-                format!(
-                    "token {name}, column {} ({})",
-                    k + 1,
-                    VOWDATA_FIELD_NAMES[k - 1]
-                )
-            })?;
+            values[k] =
+                formant(cell, file, ln, || format!("token {name}, column {} ({})", k + 1, VOWDATA_FIELD_NAMES[k - 1]))?;
         }
         let features = VOWDATA_FEATURE_FIELDS.map(|k| values[k]);
-        tokens.push(Token {
-            line: ln,
-            group,
-            vowel,
-            features,
-        });
+        tokens.push(Token { line: ln, group, vowel, features });
     }
     if tokens.is_empty() {
-        return Err(DataError::empty(
-            file,
-            "no token lines found (expected lines like \"w01ae 323 174 663 ...\")",
-        ));
+        return Err(DataError::empty(file, "no token lines found (expected lines like \"w01ae 323 174 663 ...\")"));
     }
     Ok(tokens)
 }
@@ -148,19 +122,11 @@ pub(super) fn parse_csv_tokens(text: &str, file: &str) -> Result<Vec<Token>, Dat
     let names: Vec<String> = cells(header).map(|c| c.to_ascii_lowercase()).collect();
     let find = |want: &str| names.iter().position(|n| n == want);
     let missing_col = |what: &str| {
-        DataError::parse(
-            file,
-            hl,
-            format!(
-                "header has no {what} column; found columns: {}",
-                names.join(", ")
-            ),
-        )
+        DataError::parse(file, hl, format!("header has no {what} column; found columns: {}", names.join(", ")))
     };
     let vowel_col = find("vowel").ok_or_else(|| missing_col("\"vowel\""))?;
-    let speaker_col = find("speaker")
-        .or_else(|| find("token"))
-        .ok_or_else(|| missing_col("\"speaker\" (or \"token\")"))?;
+    let speaker_col =
+        find("speaker").or_else(|| find("token")).ok_or_else(|| missing_col("\"speaker\" (or \"token\")"))?;
     let mut feature_cols = [0usize; 12];
     for (slot, name) in feature_cols.iter_mut().zip(VOWEL_FEATURES) {
         *slot = find(name).ok_or_else(|| missing_col(&format!("{name:?}")))?;
@@ -174,46 +140,30 @@ pub(super) fn parse_csv_tokens(text: &str, file: &str) -> Result<Vec<Token>, Dat
             return Err(DataError::parse(
                 file,
                 ln,
-                format!(
-                    "expected {} comma-separated cells as in the header, found {}",
-                    names.len(),
-                    row.len()
-                ),
+                format!("expected {} comma-separated cells as in the header, found {}", names.len(), row.len()),
             ));
         }
         let speaker = row[speaker_col];
-        let group = speaker
-            .chars()
-            .next()
-            .and_then(SpeakerGroup::from_letter)
-            .ok_or_else(|| {
-                DataError::parse(
-                    file,
-                    ln,
-                    format!(
-                        "column {:?}: {} does not start with a speaker group letter m/w/b/g",
-                        names[speaker_col],
-                        show(speaker)
-                    ),
-                )
-            })?;
+        let group = speaker.chars().next().and_then(SpeakerGroup::from_letter).ok_or_else(|| {
+            DataError::parse(
+                file,
+                ln,
+                format!(
+                    "column {:?}: {} does not start with a speaker group letter m/w/b/g",
+                    names[speaker_col],
+                    show(speaker)
+                ),
+            )
+        })?;
         let vowel = vowel_index(row[vowel_col], file, ln)?;
         let mut features = [0.0; 12];
         for ((f, &c), name) in features.iter_mut().zip(&feature_cols).zip(VOWEL_FEATURES) {
             *f = formant(row[c], file, ln, || format!("column {name:?}"))?;
         }
-        tokens.push(Token {
-            line: ln,
-            group,
-            vowel,
-            features,
-        });
+        tokens.push(Token { line: ln, group, vowel, features });
     }
     if tokens.is_empty() {
-        return Err(DataError::empty(
-            file,
-            "the header is not followed by any token",
-        ));
+        return Err(DataError::empty(file, "the header is not followed by any token"));
     }
     Ok(tokens)
 }

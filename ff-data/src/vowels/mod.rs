@@ -36,9 +36,7 @@ use std::path::Path;
 /// The 12 vowel codes of the database, with the word each was recorded in: `ae` "had", `ah` "hod",
 /// `aw` "hawed", `eh` "head", `er` "heard", `ei` "haid", `ih` "hid", `iy` "heed", `oa` "boat",
 /// `oo` "hood", `uh` "hud", `uw` "who'd".
-pub const VOWEL_CODES: [&str; 12] = [
-    "ae", "ah", "aw", "eh", "er", "ei", "ih", "iy", "oa", "oo", "uh", "uw",
-];
+pub const VOWEL_CODES: [&str; 12] = ["ae", "ah", "aw", "eh", "er", "ei", "ih", "iy", "oa", "oo", "uh", "uw"];
 
 /// The 7 vowel classes of the paper and of `hillenbrand-women-7.csv`, in class-index order.
 pub const PAPER_VOWELS: [&str; 7] = ["ae", "ah", "aw", "er", "ih", "iy", "uw"];
@@ -77,12 +75,8 @@ pub enum SpeakerGroup {
 
 impl SpeakerGroup {
     /// All four groups.
-    pub const ALL: [SpeakerGroup; 4] = [
-        SpeakerGroup::Men,
-        SpeakerGroup::Women,
-        SpeakerGroup::Boys,
-        SpeakerGroup::Girls,
-    ];
+    pub const ALL: [SpeakerGroup; 4] =
+        [SpeakerGroup::Men, SpeakerGroup::Women, SpeakerGroup::Boys, SpeakerGroup::Girls];
 
     /// The letter that opens the group's token names.
     pub fn letter(self) -> char {
@@ -146,32 +140,20 @@ impl VowelOptions {
     /// [`DataError::Invalid`] naming the offending option.
     pub fn validate(&self) -> Result<(), DataError> {
         if self.groups.is_empty() {
-            return Err(DataError::invalid(
-                "groups",
-                "select at least one speaker group",
-            ));
+            return Err(DataError::invalid("groups", "select at least one speaker group"));
         }
         if self.vowels.is_empty() {
-            return Err(DataError::invalid(
-                "vowels",
-                "select at least one vowel class",
-            ));
+            return Err(DataError::invalid("vowels", "select at least one vowel class"));
         }
         for (i, v) in self.vowels.iter().enumerate() {
             if !VOWEL_CODES.contains(&v.as_str()) {
                 return Err(DataError::invalid(
                     "vowels",
-                    format!(
-                        "unknown vowel code {v:?}; known codes: {}",
-                        VOWEL_CODES.join(", ")
-                    ),
+                    format!("unknown vowel code {v:?}; known codes: {}", VOWEL_CODES.join(", ")),
                 ));
             }
             if self.vowels[..i].contains(v) {
-                return Err(DataError::invalid(
-                    "vowels",
-                    format!("vowel {v:?} is listed twice"),
-                ));
+                return Err(DataError::invalid("vowels", format!("vowel {v:?} is listed twice")));
             }
         }
         Ok(())
@@ -269,15 +251,9 @@ pub fn parse_vowels<F: Real>(
 }
 
 /// Keeps the tokens of the selected groups and vowels, handles missing values, builds the set.
-fn select<F: Real>(
-    tokens: Vec<Token>,
-    file: &str,
-    opts: &VowelOptions,
-) -> Result<Dataset<F>, DataError> {
-    let class_of: Vec<Option<usize>> = VOWEL_CODES
-        .iter()
-        .map(|code| opts.vowels.iter().position(|v| v == code))
-        .collect();
+fn select<F: Real>(tokens: Vec<Token>, file: &str, opts: &VowelOptions) -> Result<Dataset<F>, DataError> {
+    let class_of: Vec<Option<usize>> =
+        VOWEL_CODES.iter().map(|code| opts.vowels.iter().position(|v| v == code)).collect();
     let mut kept: Vec<(usize, Token)> = tokens
         .into_iter()
         .filter(|t| opts.groups.contains(&t.group))
@@ -323,11 +299,7 @@ fn select<F: Real>(
         per_class[*c] += 1;
     }
     if let Some(c) = per_class.iter().position(|&n| n == 0) {
-        let groups: Vec<String> = opts
-            .groups
-            .iter()
-            .map(|g| format!("{g:?}").to_lowercase())
-            .collect();
+        let groups: Vec<String> = opts.groups.iter().map(|g| format!("{g:?}").to_lowercase()).collect();
         return Err(DataError::empty(
             file,
             format!(
@@ -352,9 +324,7 @@ fn select<F: Real>(
         y,
         num_classes: k,
         class_names: opts.vowels.clone(),
-        layout: Layout::Vector {
-            reserved_leading: 0,
-        },
+        layout: Layout::Vector { reserved_leading: 0 },
     })
 }
 

@@ -31,11 +31,7 @@ pub fn paper_preprocess<F: Real>(data: &Dataset<F>, seed: u64) -> Result<TrainTe
             format!("the paper's preprocessing needs at least 2 tokens, got {n}"),
         ));
     }
-    if data.layout
-        != (Layout::Vector {
-            reserved_leading: 0,
-        })
-    {
+    if data.layout != (Layout::Vector { reserved_leading: 0 }) {
         return Err(DataError::invalid(
             "vowel data",
             format!("expected raw feature vectors, got layout {:?}", data.layout),
@@ -77,13 +73,8 @@ pub fn paper_preprocess<F: Real>(data: &Dataset<F>, seed: u64) -> Result<TrainTe
             y: rows.map(|i| data.y[order[i]]).collect(),
             num_classes: data.num_classes,
             class_names: data.class_names.clone(),
-            layout: Layout::Vector {
-                reserved_leading: r,
-            },
+            layout: Layout::Vector { reserved_leading: r },
         }
     };
-    Ok(TrainTest {
-        train: part(0..n_train),
-        test: part(n_train..n),
-    })
+    Ok(TrainTest { train: part(0..n_train), test: part(n_train..n) })
 }

@@ -15,11 +15,7 @@ m01ae 280 120  550 1800 2500 3500  560 1810 2510  570 1820 2520  580 1830 2530 \
 g01iy 240 250  450 3000 3500 4500  460 3010 3510  470 3020 3520  480 3030 3530 \r\n";
 
 fn opts(vowels: &[&str], groups: &[SpeakerGroup], missing: MissingPolicy) -> VowelOptions {
-    VowelOptions {
-        groups: groups.to_vec(),
-        vowels: vowels.iter().map(|s| s.to_string()).collect(),
-        missing,
-    }
+    VowelOptions { groups: groups.to_vec(), vowels: vowels.iter().map(|s| s.to_string()).collect(), missing }
 }
 
 fn women(vowels: &[&str], missing: MissingPolicy) -> VowelOptions {
@@ -38,10 +34,7 @@ fn vowdata_selects_groups_and_vowels_in_file_order() {
     assert_eq!(d.class_names, ["ae", "iy"]);
     assert_eq!(
         d.x.row(0),
-        &[
-            600.0, 2300.0, 2900.0, 610.0, 2310.0, 2910.0, 620.0, 2320.0, 2920.0, 630.0, 2330.0,
-            2930.0
-        ]
+        &[600.0, 2300.0, 2900.0, 610.0, 2310.0, 2910.0, 620.0, 2320.0, 2920.0, 630.0, 2330.0, 2930.0]
     );
     // Class order follows the options, not the file.
     let d = parse(VOWDATA, &women(&["iy", "ae"], MissingPolicy::Drop)).unwrap();
@@ -66,14 +59,8 @@ fn impute_replaces_zeros_by_the_class_mean() {
 
 #[test]
 fn impute_fails_when_a_class_never_has_the_feature() {
-    let text = VOWDATA.replace(
-        "w03iy 270 240  420 2900 3400",
-        "w03iy 270 240  420 2900    0",
-    );
-    let text = text.replace(
-        "w01iy 250 220  400 2800 3300",
-        "w01iy 250 220  400 2800    0",
-    );
+    let text = VOWDATA.replace("w03iy 270 240  420 2900 3400", "w03iy 270 240  420 2900    0");
+    let text = text.replace("w01iy 250 220  400 2800 3300", "w01iy 250 220  400 2800    0");
     let e = parse(&text, &women(&["iy"], MissingPolicy::Impute)).unwrap_err();
     assert!(matches!(e, DataError::Empty { .. }), "{e}");
     assert!(e.to_string().contains("f3_steady"), "{e}");
@@ -82,9 +69,7 @@ fn impute_fails_when_a_class_never_has_the_feature() {
 /// Replaces `old` by `new` in the fixture and returns the error message.
 fn broken(old: &str, new: &str) -> String {
     assert!(VOWDATA.contains(old), "fixture lacks {old:?}");
-    parse(&VOWDATA.replacen(old, new, 1), &VowelOptions::default())
-        .unwrap_err()
-        .to_string()
+    parse(&VOWDATA.replacen(old, new, 1), &VowelOptions::default()).unwrap_err().to_string()
 }
 
 #[test]
@@ -103,10 +88,7 @@ fn wrong_field_count_names_file_and_line() {
 #[test]
 fn bad_numbers_are_errors() {
     let e = broken("w01iy 250 220  400", "w01iy 250 220  4o0");
-    assert!(
-        e.starts_with("v.dat:7: token w01iy, column 4 (F1 steady): \"4o0\" is not a number"),
-        "{e}"
-    );
+    assert!(e.starts_with("v.dat:7: token w01iy, column 4 (F1 steady): \"4o0\" is not a number"), "{e}");
     assert!(broken("w01iy 250 220  400", "w01iy 250 220  NaN").contains("only finite"));
     assert!(broken("w01iy 250 220  400", "w01iy 250 220  inf").contains("only finite"));
     assert!(broken("w01iy 250 220  400", "w01iy 250 220  -40").contains("negative value -40"));
@@ -124,10 +106,7 @@ fn garbage_after_the_data_starts_is_an_error() {
 fn empty_class_and_empty_file_are_errors() {
     let e = parse(VOWDATA, &women(&["ae", "uw"], MissingPolicy::Drop)).unwrap_err();
     assert!(matches!(e, DataError::Empty { .. }));
-    assert!(
-        e.to_string().contains("vowel class \"uw\" has no tokens"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("vowel class \"uw\" has no tokens"), "{e}");
     let e = parse("just a header\n", &VowelOptions::default()).unwrap_err();
     assert!(matches!(e, DataError::Empty { .. }), "{e}");
 }
@@ -140,24 +119,17 @@ fn bad_options_are_rejected() {
         women(&[], MissingPolicy::Drop),
         opts(&["ae"], &[], MissingPolicy::Drop),
     ] {
-        assert!(
-            matches!(parse(VOWDATA, &o), Err(DataError::Invalid { .. })),
-            "{o:?}"
-        );
+        assert!(matches!(parse(VOWDATA, &o), Err(DataError::Invalid { .. })), "{o:?}");
     }
 }
 
-const CSV: &str = "token,speaker,vowel,f1_steady,f2_steady,f3_steady,f1_20,f2_20,f3_20,f1_50,f2_50,f3_50,f1_80,f2_80,f3_80\r\n\
+const CSV: &str =
+    "token,speaker,vowel,f1_steady,f2_steady,f3_steady,f1_20,f2_20,f3_20,f1_50,f2_50,f3_50,f1_80,f2_80,f3_80\r\n\
 w01ae,w01,ae,678,2293,2861,681,2295,2868,711,2160,2867,705,1968,2906\r\n\
 w01iy,w01,iy,441,2806,3260,446,2767,3193,441,2815,3260,439,2822,3264\r\n";
 
 fn parse_csv(text: &str) -> Result<Dataset<f32>, DataError> {
-    parse_vowels(
-        text,
-        "v.csv",
-        VowelFormat::Csv,
-        &women(&["ae", "iy"], MissingPolicy::Drop),
-    )
+    parse_vowels(text, "v.csv", VowelFormat::Csv, &women(&["ae", "iy"], MissingPolicy::Drop))
 }
 
 #[test]
@@ -167,7 +139,8 @@ fn csv_reads_columns_by_name() {
     assert_eq!(d.x.row(1)[0], 441.0);
     assert_eq!(d.x.row(1)[11], 3264.0);
     // Columns in another order, an extra column, no token column.
-    let text = "vowel,extra,speaker,f3_80,f2_80,f1_80,f3_50,f2_50,f1_50,f3_20,f2_20,f1_20,F3_STEADY,f2_steady,f1_steady\n\
+    let text =
+        "vowel,extra,speaker,f3_80,f2_80,f1_80,f3_50,f2_50,f1_50,f3_20,f2_20,f1_20,F3_STEADY,f2_steady,f1_steady\n\
                 iy,x,w07,1,2,3,4,5,6,7,8,9,10,11,12\nae,y,w07,1,2,3,4,5,6,7,8,9,10,11,12\n";
     let d = parse_csv(text).unwrap();
     assert_eq!(d.y, [1, 0]);
@@ -177,59 +150,29 @@ fn csv_reads_columns_by_name() {
 
 #[test]
 fn csv_errors_name_file_and_line() {
-    let e = parse_csv(&CSV.replace("w01,iy", "w01,zz"))
-        .unwrap_err()
-        .to_string();
+    let e = parse_csv(&CSV.replace("w01,iy", "w01,zz")).unwrap_err().to_string();
     assert!(e.starts_with("v.csv:3: unknown vowel code \"zz\""), "{e}");
-    let e = parse_csv(&CSV.replace(",3264", ""))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("v.csv:3: expected 15 comma-separated cells"),
-        "{e}"
-    );
-    let e = parse_csv(&CSV.replace("2806", "abc"))
-        .unwrap_err()
-        .to_string();
+    let e = parse_csv(&CSV.replace(",3264", "")).unwrap_err().to_string();
+    assert!(e.starts_with("v.csv:3: expected 15 comma-separated cells"), "{e}");
+    let e = parse_csv(&CSV.replace("2806", "abc")).unwrap_err().to_string();
     assert_eq!(e, "v.csv:3: column \"f2_steady\": \"abc\" is not a number");
-    let e = parse_csv(&CSV.replace("2806", "inf"))
-        .unwrap_err()
-        .to_string();
+    let e = parse_csv(&CSV.replace("2806", "inf")).unwrap_err().to_string();
     assert!(e.contains("only finite"), "{e}");
-    let e = parse_csv(&CSV.replace("f2_20", "f2_21"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("v.csv:1: header has no \"f2_20\" column"),
-        "{e}"
-    );
-    let e = parse_csv(&CSV.replace("w01,iy", "x01,iy"))
-        .unwrap_err()
-        .to_string();
+    let e = parse_csv(&CSV.replace("f2_20", "f2_21")).unwrap_err().to_string();
+    assert!(e.starts_with("v.csv:1: header has no \"f2_20\" column"), "{e}");
+    let e = parse_csv(&CSV.replace("w01,iy", "x01,iy")).unwrap_err().to_string();
     assert!(e.contains("speaker group letter"), "{e}");
     assert!(matches!(parse_csv(""), Err(DataError::Empty { .. })));
-    assert!(matches!(
-        parse_csv(CSV.lines().next().unwrap()),
-        Err(DataError::Empty { .. })
-    ));
+    assert!(matches!(parse_csv(CSV.lines().next().unwrap()), Err(DataError::Empty { .. })));
 }
 
 #[test]
 fn format_detection() {
     assert_eq!(VowelFormat::detect(None, CSV), VowelFormat::Csv);
     assert_eq!(VowelFormat::detect(None, VOWDATA), VowelFormat::Vowdata);
-    assert_eq!(
-        VowelFormat::detect(Some(Path::new("a.CSV")), VOWDATA),
-        VowelFormat::Csv
-    );
-    assert_eq!(
-        VowelFormat::detect(Some(Path::new("a.dat")), CSV),
-        VowelFormat::Vowdata
-    );
-    assert_eq!(
-        VowelFormat::detect(Some(Path::new("noext")), CSV),
-        VowelFormat::Csv
-    );
+    assert_eq!(VowelFormat::detect(Some(Path::new("a.CSV")), VOWDATA), VowelFormat::Csv);
+    assert_eq!(VowelFormat::detect(Some(Path::new("a.dat")), CSV), VowelFormat::Vowdata);
+    assert_eq!(VowelFormat::detect(Some(Path::new("noext")), CSV), VowelFormat::Csv);
 }
 
 #[test]
@@ -242,19 +185,12 @@ fn paper_preprocessing_matches_the_public_code() {
         y: (0..10).map(|i| i % 2).collect(),
         num_classes: 2,
         class_names: vec!["a".into(), "b".into()],
-        layout: Layout::Vector {
-            reserved_leading: 0,
-        },
+        layout: Layout::Vector { reserved_leading: 0 },
     };
     let tt = paper_preprocess(&data, 3).unwrap();
     assert_eq!((tt.train.len(), tt.test.len()), (8, 2));
     assert_eq!(tt.train.dim(), 10);
-    assert_eq!(
-        tt.train.layout,
-        Layout::Vector {
-            reserved_leading: 8
-        }
-    );
+    assert_eq!(tt.train.layout, Layout::Vector { reserved_leading: 8 });
     // Expected values, computed independently: feature 0 is 0..9 (mean 4.5, std sqrt(8.25)).
     let std0 = 8.25f64.sqrt();
     let sq: Vec<f64> = (0..10).map(|r| (r * r) as f64).collect();
@@ -272,14 +208,7 @@ fn paper_preprocessing_matches_the_public_code() {
             assert_eq!(part.y[i], r % 2);
         }
     }
-    let all: Vec<f64> = tt
-        .train
-        .x
-        .data()
-        .iter()
-        .chain(tt.test.x.data())
-        .copied()
-        .collect();
+    let all: Vec<f64> = tt.train.x.data().iter().chain(tt.test.x.data()).copied().collect();
     assert_eq!(all.iter().copied().fold(f64::INFINITY, f64::min), 0.0);
     assert_eq!(tt, paper_preprocess(&data, 3).unwrap());
     assert_ne!(tt.train.y, paper_preprocess(&data, 4).unwrap().train.y);
@@ -293,18 +222,10 @@ fn paper_preprocessing_rejects_constant_features_and_tiny_sets() {
         y: vec![0, 1, 0, 1],
         num_classes: 2,
         class_names: vec!["a".into(), "b".into()],
-        layout: Layout::Vector {
-            reserved_leading: 0,
-        },
+        layout: Layout::Vector { reserved_leading: 0 },
     };
-    assert!(matches!(
-        paper_preprocess(&data, 0),
-        Err(DataError::Invalid { .. })
-    ));
+    assert!(matches!(paper_preprocess(&data, 0), Err(DataError::Invalid { .. })));
     data.x = Matrix::from_fn(1, 2, |_, c| c as f64);
     data.y = vec![0];
-    assert!(matches!(
-        paper_preprocess(&data, 0),
-        Err(DataError::Invalid { .. })
-    ));
+    assert!(matches!(paper_preprocess(&data, 0), Err(DataError::Invalid { .. })));
 }
