@@ -5,6 +5,8 @@
 //! documented detection of the output:
 //! - [`microwave`]: a reverberating 2-D cavity with a programmable metasurface (PhysFad
 //!   coupled-dipole model): 2-bit metasurface encoding in, `|S21|` at several frequencies out;
+//! - [`acoustic`]: a chaotic 2-D cavity of rigid scatterers with nonlinear (Duffing) membrane
+//!   scatterers: 20 tone amplitudes in, 20 spectral amplitudes at a microphone out;
 //! - [`imperfections`]: detector noise, ADC quantisation and drift as wrappers around any system.
 //!
 //! ## Conventions
@@ -19,9 +21,11 @@ mod geometry;
 mod linalg;
 mod special;
 
+pub mod acoustic;
 pub mod imperfections;
 pub mod microwave;
 
+pub use acoustic::{AcousticCavity, AcousticConfig};
 pub use imperfections::{
     AdcConfig, Drift, DriftConfig, NoiseConfig, Noisy, Perturbable, Quantized,
 };

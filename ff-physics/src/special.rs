@@ -39,6 +39,12 @@ pub(crate) fn hankel2_0(x: f64) -> Complex64 {
     Complex64::new(j, -y)
 }
 
+/// `H0^(1)(x) = J0(x) + i Y0(x)`: the outgoing wave for the `exp(-i omega t)` convention.
+pub(crate) fn hankel1_0(x: f64) -> Complex64 {
+    let (j, y) = bessel_j0_y0(x);
+    Complex64::new(j, y)
+}
+
 fn miller(x: f64) -> (f64, f64) {
     // Start order: J_N(x) ~ (e x / 2N)^N must be negligible; N = 1.5 x + 30 gives < 1e-20 on (0, 20).
     let n_start = 2 * (((1.5 * x + 30.0) / 2.0).ceil() as usize);
@@ -179,5 +185,6 @@ mod tests {
     fn hankel_conventions() {
         let (j, y) = bessel_j0_y0(1.3);
         assert_eq!(hankel2_0(1.3), Complex64::new(j, -y));
+        assert_eq!(hankel1_0(1.3), hankel2_0(1.3).conj());
     }
 }
