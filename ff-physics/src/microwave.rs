@@ -109,7 +109,12 @@ pub struct MicrowaveConfig {
     pub wall: DipoleParams,
     /// Both antennas (identical, so the channel is reciprocal). Default `f_res = 1, chi = 0.5, gamma = 0`.
     pub antenna: DipoleParams,
-    /// Metasurface element coupling `chi`. Default 50.
+    /// Metasurface element coupling `chi`. Default 50 (the specification's value).
+    ///
+    /// With `chi = 50` both element states are strong, nearly unitary-limit scatterers (the
+    /// resonance term `((2 pi f_i)^2 - (2 pi f)^2)/chi^2` is small next to `k^2/4`), so the
+    /// configuration modulates `|S21|` weakly: measured relative spread over random
+    /// configurations ~2 % on the default geometry, against ~27 % for `chi = 5`.
     pub meta_chi: f64,
     /// Metasurface element loss `gamma`. Default 0.
     pub meta_gamma: f64,
