@@ -33,8 +33,9 @@ pub struct FfStep<F: Real> {
 impl<F: Real> FfStep<F> {
     /// A seeded set-up.
     pub fn new(n: usize, d_in: usize, d_out: usize) -> Self {
-        let layer = LocalLayer::new(d_in, d_out, Goodness::default(), &mut rng_for(1, "init"), &mut rng_for(1, "proto"))
-            .expect("positive sizes");
+        let layer =
+            LocalLayer::new(d_in, d_out, Goodness::default(), &mut rng_for(1, "init"), &mut rng_for(1, "proto"))
+                .expect("positive sizes");
         FfStep { layer, up: random_matrix(n, d_in, 2), un: random_matrix(n, d_in, 3), loss: Loss::Symba { alpha: 5.0 } }
     }
 

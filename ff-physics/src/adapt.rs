@@ -12,7 +12,9 @@
 //! The map is not trained and costs `d` additions per sample; it is counted as part of the
 //! physical query, not as digital work of the network.
 
-use ff_core::{check_batch, check_vjp_shapes, Differentiable, MatMut, MatRef, Matrix, PhysicalSystem, Real, SystemError};
+use ff_core::{
+    check_batch, check_vjp_shapes, Differentiable, MatMut, MatRef, Matrix, PhysicalSystem, Real, SystemError,
+};
 
 /// A system behind a fixed linear resampling of its input (see the module docs).
 #[derive(Clone, Debug)]
@@ -92,7 +94,12 @@ impl<F: Real, S: PhysicalSystem<F>> PhysicalSystem<F> for Resampled<S> {
 }
 
 impl<F: Real, S: Differentiable<F>> Differentiable<F> for Resampled<S> {
-    fn vjp(&mut self, input: MatRef<'_, F>, grad_output: MatRef<'_, F>, mut grad_input: MatMut<'_, F>) -> Result<(), SystemError> {
+    fn vjp(
+        &mut self,
+        input: MatRef<'_, F>,
+        grad_output: MatRef<'_, F>,
+        mut grad_input: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
         check_vjp_shapes(&self.name(), self.d, self.inner.output_len(), &input, &grad_output, &grad_input)?;
         let x = self.resample(input);
         let mut gx = Matrix::zeros(input.rows(), self.ranges.len());

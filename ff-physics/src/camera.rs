@@ -47,11 +47,7 @@ pub struct Pooling {
 
 impl Pooling {
     /// No pooling (the identity).
-    pub const NONE: Pooling = Pooling {
-        kernel: 1,
-        stride: 1,
-        padding: 0,
-    };
+    pub const NONE: Pooling = Pooling { kernel: 1, stride: 1, padding: 0 };
 
     /// Output side for an input side `n`, or `None` if the window does not fit.
     pub fn output_side(&self, n: usize) -> Option<usize> {
@@ -68,25 +64,15 @@ impl Pooling {
     /// [`CoreError::Config`] naming the offending parameter, its value and the valid range.
     pub fn validate(&self, field: &str, n: usize) -> Result<(), CoreError> {
         if self.kernel == 0 {
-            return Err(CoreError::config(
-                format!("{field}.kernel"),
-                "must be at least 1, got 0",
-            ));
+            return Err(CoreError::config(format!("{field}.kernel"), "must be at least 1, got 0"));
         }
         if self.stride == 0 {
-            return Err(CoreError::config(
-                format!("{field}.stride"),
-                "must be at least 1, got 0",
-            ));
+            return Err(CoreError::config(format!("{field}.stride"), "must be at least 1, got 0"));
         }
         if self.padding > self.kernel / 2 {
             return Err(CoreError::config(
                 format!("{field}.padding"),
-                format!(
-                    "must be at most kernel / 2 = {}, got {}",
-                    self.kernel / 2,
-                    self.padding
-                ),
+                format!("must be at most kernel / 2 = {}, got {}", self.kernel / 2, self.padding),
             ));
         }
         if self.output_side(n).is_none() {
@@ -152,14 +138,7 @@ impl Pooling {
 ///
 /// # Panics
 /// If the output grid does not divide the input grid or the buffer lengths disagree.
-pub fn bin_sum<F: FftReal>(
-    src: &[F],
-    rows: usize,
-    cols: usize,
-    out_rows: usize,
-    out_cols: usize,
-    dst: &mut [F],
-) {
+pub fn bin_sum<F: FftReal>(src: &[F], rows: usize, cols: usize, out_rows: usize, out_cols: usize, dst: &mut [F]) {
     assert!(out_rows > 0 && out_cols > 0 && rows % out_rows == 0 && cols % out_cols == 0);
     assert_eq!(src.len(), rows * cols, "binning input length");
     assert_eq!(dst.len(), out_rows * out_cols, "binning output length");
@@ -181,17 +160,9 @@ mod tests {
 
     #[test]
     fn output_sides_match_pytorch() {
-        let phyll = Pooling {
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-        };
+        let phyll = Pooling { kernel: 3, stride: 2, padding: 1 };
         assert_eq!(phyll.output_side(51), Some(26));
-        let two = Pooling {
-            kernel: 2,
-            stride: 2,
-            padding: 0,
-        };
+        let two = Pooling { kernel: 2, stride: 2, padding: 0 };
         assert_eq!(two.output_side(32), Some(16));
         assert_eq!(Pooling::NONE.output_side(7), Some(7));
         assert_eq!(two.output_side(1), None);
@@ -204,11 +175,7 @@ mod tests {
         // Window (0,1) covers rows 0..2, cols 1..3: (2+3+5+6)/9 = 16/9.
         // Window (1,0): rows 1..3, cols 0..2: (4+5+7+8)/9 = 24/9; window (1,1): 28/9.
         let src: Vec<f64> = (1..=9).map(f64::from).collect();
-        let pool = Pooling {
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-        };
+        let pool = Pooling { kernel: 3, stride: 2, padding: 1 };
         let mut dst = vec![0.0; 4];
         pool.apply(&src, 3, 3, &mut dst);
         let want = [12.0 / 9.0, 16.0 / 9.0, 24.0 / 9.0, 28.0 / 9.0];
@@ -221,11 +188,7 @@ mod tests {
     fn pooling_2x2_averages_blocks_of_a_rectangle() {
         // 2 x 4 image -> 1 x 2: (1+2+5+6)/4, (3+4+7+8)/4.
         let src: Vec<f32> = (1..=8).map(|v| v as f32).collect();
-        let pool = Pooling {
-            kernel: 2,
-            stride: 2,
-            padding: 0,
-        };
+        let pool = Pooling { kernel: 2, stride: 2, padding: 0 };
         let mut dst = vec![0.0; 2];
         pool.apply(&src, 2, 4, &mut dst);
         assert_eq!(dst, vec![3.5, 5.5]);
@@ -233,26 +196,11 @@ mod tests {
 
     #[test]
     fn pooling_validation_names_the_parameter() {
-        let bad = Pooling {
-            kernel: 2,
-            stride: 2,
-            padding: 2,
-        };
+        let bad = Pooling { kernel: 2, stride: 2, padding: 2 };
         let e = bad.validate("optics.pooling", 32).unwrap_err().to_string();
-        assert!(
-            e.contains("optics.pooling.padding") && e.contains("got 2"),
-            "{e}"
-        );
-        let big = Pooling {
-            kernel: 9,
-            stride: 1,
-            padding: 0,
-        };
-        assert!(big
-            .validate("p", 8)
-            .unwrap_err()
-            .to_string()
-            .contains("p.kernel"));
+        assert!(e.contains("optics.pooling.padding") && e.contains("got 2"), "{e}");
+        let big = Pooling { kernel: 9, stride: 1, padding: 0 };
+        assert!(big.validate("p", 8).unwrap_err().to_string().contains("p.kernel"));
         assert!(Pooling { stride: 0, ..big }.validate("p", 32).is_err());
     }
 

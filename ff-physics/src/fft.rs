@@ -62,15 +62,8 @@ impl<F: FftReal> Fft1d<F> {
         let mut planner = FftPlanner::<F>::new();
         let fwd = planner.plan_fft_forward(n);
         let inv = planner.plan_fft_inverse(n);
-        let scratch_len = fwd
-            .get_inplace_scratch_len()
-            .max(inv.get_inplace_scratch_len());
-        Fft1d {
-            n,
-            fwd,
-            inv,
-            scratch_len,
-        }
+        let scratch_len = fwd.get_inplace_scratch_len().max(inv.get_inplace_scratch_len());
+        Fft1d { n, fwd, inv, scratch_len }
     }
 
     /// The transform length `n`.
@@ -99,19 +92,8 @@ impl<F: FftReal> Fft1d<F> {
     /// # Panics
     /// If `data.len()` is not a multiple of `n` or `scratch` is shorter than
     /// [`Fft1d::scratch_len`].
-    pub fn process_with_scratch(
-        &self,
-        data: &mut [Complex<F>],
-        scratch: &mut [Complex<F>],
-        dir: Direction,
-    ) {
-        assert_eq!(
-            data.len() % self.n,
-            0,
-            "data length {} is not a multiple of {}",
-            data.len(),
-            self.n
-        );
+    pub fn process_with_scratch(&self, data: &mut [Complex<F>], scratch: &mut [Complex<F>], dir: Direction) {
+        assert_eq!(data.len() % self.n, 0, "data length {} is not a multiple of {}", data.len(), self.n);
         if data.is_empty() {
             return;
         }
@@ -151,10 +133,7 @@ pub struct Fft2d<F: FftReal> {
 
 impl<F: FftReal> std::fmt::Debug for Fft2d<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fft2d")
-            .field("rows", &self.rows)
-            .field("cols", &self.cols)
-            .finish()
+        f.debug_struct("Fft2d").field("rows", &self.rows).field("cols", &self.cols).finish()
     }
 }
 
@@ -164,16 +143,8 @@ impl<F: FftReal> Fft2d<F> {
     /// # Panics
     /// If `rows == 0` or `cols == 0`.
     pub fn new(rows: usize, cols: usize) -> Self {
-        assert!(
-            rows > 0 && cols > 0,
-            "2-D FFT shape must be positive, got {rows} x {cols}"
-        );
-        Fft2d {
-            rows,
-            cols,
-            row_plan: Fft1d::new(cols),
-            col_plan: Fft1d::new(rows),
-        }
+        assert!(rows > 0 && cols > 0, "2-D FFT shape must be positive, got {rows} x {cols}");
+        Fft2d { rows, cols, row_plan: Fft1d::new(cols), col_plan: Fft1d::new(rows) }
     }
 
     /// Number of rows of a field.
@@ -203,20 +174,10 @@ impl<F: FftReal> Fft2d<F> {
     /// # Panics
     /// If `fields.len()` is not a multiple of `rows * cols` or `scratch` is shorter than
     /// [`Fft2d::scratch_len`].
-    pub fn process_with_scratch(
-        &self,
-        fields: &mut [Complex<F>],
-        scratch: &mut [Complex<F>],
-        dir: Direction,
-    ) {
+    pub fn process_with_scratch(&self, fields: &mut [Complex<F>], scratch: &mut [Complex<F>], dir: Direction) {
         let (r, c) = (self.rows, self.cols);
         let size = r * c;
-        assert_eq!(
-            fields.len() % size,
-            0,
-            "data length {} is not a multiple of {r} x {c}",
-            fields.len()
-        );
+        assert_eq!(fields.len() % size, 0, "data length {} is not a multiple of {r} x {c}", fields.len());
         assert!(scratch.len() >= self.scratch_len(), "scratch too short");
         if fields.is_empty() {
             return;
@@ -226,12 +187,8 @@ impl<F: FftReal> Fft2d<F> {
         if c > 1 {
             let plan = &self.row_plan;
             match dir {
-                Direction::Forward => plan
-                    .fwd
-                    .process_with_scratch(fields, &mut fft_scratch[..plan.scratch_len]),
-                Direction::Inverse => plan
-                    .inv
-                    .process_with_scratch(fields, &mut fft_scratch[..plan.scratch_len]),
+                Direction::Forward => plan.fwd.process_with_scratch(fields, &mut fft_scratch[..plan.scratch_len]),
+                Direction::Inverse => plan.inv.process_with_scratch(fields, &mut fft_scratch[..plan.scratch_len]),
             }
         }
         if r > 1 {
@@ -239,12 +196,8 @@ impl<F: FftReal> Fft2d<F> {
             for field in fields.chunks_exact_mut(size) {
                 transpose(field, tbuf, r, c);
                 match dir {
-                    Direction::Forward => plan
-                        .fwd
-                        .process_with_scratch(tbuf, &mut fft_scratch[..plan.scratch_len]),
-                    Direction::Inverse => plan
-                        .inv
-                        .process_with_scratch(tbuf, &mut fft_scratch[..plan.scratch_len]),
+                    Direction::Forward => plan.fwd.process_with_scratch(tbuf, &mut fft_scratch[..plan.scratch_len]),
+                    Direction::Inverse => plan.inv.process_with_scratch(tbuf, &mut fft_scratch[..plan.scratch_len]),
                 }
                 transpose(tbuf, field, c, r);
             }
@@ -301,11 +254,7 @@ pub fn ifftshift<T>(data: &mut [T]) {
 /// # Panics
 /// If `data.len() != rows * cols`.
 pub fn fftshift2<T>(data: &mut [T], rows: usize, cols: usize) {
-    assert_eq!(
-        data.len(),
-        rows * cols,
-        "fftshift2: data is not {rows} x {cols}"
-    );
+    assert_eq!(data.len(), rows * cols, "fftshift2: data is not {rows} x {cols}");
     if cols > 0 {
         for row in data.chunks_exact_mut(cols) {
             row.rotate_right(cols / 2);
@@ -319,11 +268,7 @@ pub fn fftshift2<T>(data: &mut [T], rows: usize, cols: usize) {
 /// # Panics
 /// If `data.len() != rows * cols`.
 pub fn ifftshift2<T>(data: &mut [T], rows: usize, cols: usize) {
-    assert_eq!(
-        data.len(),
-        rows * cols,
-        "ifftshift2: data is not {rows} x {cols}"
-    );
+    assert_eq!(data.len(), rows * cols, "ifftshift2: data is not {rows} x {cols}");
     if cols > 0 {
         for row in data.chunks_exact_mut(cols) {
             row.rotate_left(cols / 2);
@@ -345,9 +290,7 @@ pub fn freq_index(k: usize, n: usize) -> i64 {
 /// Frequencies of the bins of an unshifted length-`n` spectrum for sample spacing `d`, in
 /// cycles per unit of `d` (NumPy's `fftfreq(n, d)`); multiply by `2 pi` for angular frequency.
 pub fn fftfreq(n: usize, d: f64) -> Vec<f64> {
-    (0..n)
-        .map(|k| freq_index(k, n) as f64 / (n as f64 * d))
-        .collect()
+    (0..n).map(|k| freq_index(k, n) as f64 / (n as f64 * d)).collect()
 }
 
 /// `exp(sign * 2 pi i (jk mod n) / n)` in `f64`, reducing `jk` first so large products stay exact.
@@ -357,10 +300,7 @@ fn twiddle(jk: usize, n: usize, sign: f64) -> Complex<f64> {
 }
 
 fn to_c64<F: Real>(z: Complex<F>) -> Complex<f64> {
-    Complex::new(
-        z.re.to_f64().unwrap_or(f64::NAN),
-        z.im.to_f64().unwrap_or(f64::NAN),
-    )
+    Complex::new(z.re.to_f64().unwrap_or(f64::NAN), z.im.to_f64().unwrap_or(f64::NAN))
 }
 
 fn from_c64<F: Real>(z: Complex<f64>) -> Complex<F> {
@@ -377,11 +317,7 @@ pub fn dft_naive<F: Real>(input: &[Complex<F>], dir: Direction) -> Vec<Complex<F
     };
     (0..n)
         .map(|k| {
-            let s: Complex<f64> = input
-                .iter()
-                .enumerate()
-                .map(|(j, &x)| to_c64(x) * twiddle(j * k, n, sign))
-                .sum();
+            let s: Complex<f64> = input.iter().enumerate().map(|(j, &x)| to_c64(x) * twiddle(j * k, n, sign)).sum();
             from_c64(s * norm)
         })
         .collect()
@@ -392,17 +328,8 @@ pub fn dft_naive<F: Real>(input: &[Complex<F>], dir: Direction) -> Vec<Complex<F
 ///
 /// # Panics
 /// If `input.len() != rows * cols`.
-pub fn dft2_naive<F: Real>(
-    input: &[Complex<F>],
-    rows: usize,
-    cols: usize,
-    dir: Direction,
-) -> Vec<Complex<F>> {
-    assert_eq!(
-        input.len(),
-        rows * cols,
-        "dft2_naive: input is not {rows} x {cols}"
-    );
+pub fn dft2_naive<F: Real>(input: &[Complex<F>], rows: usize, cols: usize, dir: Direction) -> Vec<Complex<F>> {
+    assert_eq!(input.len(), rows * cols, "dft2_naive: input is not {rows} x {cols}");
     let (sign, norm) = match dir {
         Direction::Forward => (-1.0, 1.0),
         Direction::Inverse => (1.0, 1.0 / (rows * cols).max(1) as f64),

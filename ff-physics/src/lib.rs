@@ -1,7 +1,15 @@
 //! # ff-physics: FFT-based wave simulators behind the `PhysicalSystem` trait
 //!
-//! Each simulator turns a real input vector into a real output vector through a documented
-//! encoding, wave propagation and detection, and implements [`ff_core::PhysicalSystem`].
+//! Each simulator turns a physical wave system into a black-box map from a real input vector to
+//! a real output vector, with a documented encoding of the input for the hardware and a
+//! documented detection of the output, and implements [`ff_core::PhysicalSystem`]:
+//! - [`optics`]: SLM -> multimode medium (transmission matrix between Fourier pupils) -> camera;
+//! - [`microwave`]: a reverberating 2-D cavity with a programmable metasurface (PhysFad
+//!   coupled-dipole model): 2-bit metasurface encoding in, `|S21|` at several frequencies out;
+//! - [`acoustic`]: a chaotic 2-D cavity of rigid scatterers with nonlinear (Duffing) membrane
+//!   scatterers: 20 tone amplitudes in, 20 spectral amplitudes at a microphone out;
+//! - [`imperfections`]: detector noise, ADC quantisation and drift as wrappers around any system;
+//! - [`adapt`]: fits a block's input width to a system's native number of channels.
 //!
 //! ## Quick start
 //! ```
@@ -17,19 +25,31 @@
 //! ```
 //!
 //! ## Conventions
-//! - Precision: generic over `F: Real + rustfft::FftNum` (`f32`, `f64`), see [`fft::FftReal`].
+//! - Precision: generic over `F: Real + rustfft::FftNum` (`f32`, `f64`), see [`fft::FftReal`];
+//!   the cavity simulators compute in `f64` internally whatever the batch precision `F`.
 //! - FFT: forward `exp(-2 pi i jk/n)` unnormalised, inverse scaled by `1/n` (see [`fft`]).
-//! - Units are in field names (`wavelength_m`, `length_km`); every random choice (e.g. a
-//!   transmission matrix) takes an explicit seed and uses [`ff_core::rng::rng_for`].
+//! - Units are in field names or field docs; every random choice (a transmission matrix, a
+//!   geometry, noise, drift) takes an explicit seed through [`ff_core::rng::rng_for`]; the same
+//!   configuration gives the same bits, independent of the batch size and the thread count.
 //! - Configurations are plain data with `Default` and serde, checked by `validate()`;
 //!   invalid values are rejected with [`ff_core::CoreError::Config`] naming the field.
 
+mod geometry;
+mod linalg;
+mod special;
+
+pub mod acoustic;
 pub mod adapt;
 pub mod camera;
 pub mod fft;
+pub mod imperfections;
+pub mod microwave;
 pub mod optics;
 pub mod slm;
 
+pub use acoustic::{AcousticCavity, AcousticConfig};
 pub use camera::{Detection, Pooling};
+pub use imperfections::{AdcConfig, Drift, DriftConfig, NoiseConfig, Noisy, Perturbable, Quantized};
+pub use microwave::{DipoleParams, MicrowaveCavity, MicrowaveConfig};
 pub use optics::{MediumKind, OpticsConfig, OpticsSystem};
 pub use slm::{Encoding, Placement};

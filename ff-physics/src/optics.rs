@@ -86,11 +86,7 @@ impl Default for OpticsConfig {
             output_pupil_radius_px: 9.66,
             medium: MediumKind::Unitary,
             detection: Detection::Amplitude,
-            pooling: Pooling {
-                kernel: 2,
-                stride: 2,
-                padding: 0,
-            },
+            pooling: Pooling { kernel: 2, stride: 2, padding: 0 },
             seed: 0,
         }
     }
@@ -115,10 +111,7 @@ impl OpticsConfig {
     pub fn validate(&self) -> Result<(), CoreError> {
         let n = self.field_size;
         if n == 0 {
-            return Err(CoreError::config(
-                "optics.field_size",
-                "must be at least 1 pixel, got 0",
-            ));
+            return Err(CoreError::config("optics.field_size", "must be at least 1 pixel, got 0"));
         }
         SlmMap::new(self.placement, self.input_shape, (n, n), "optics")?;
         for (name, r) in [
@@ -126,10 +119,7 @@ impl OpticsConfig {
             ("optics.output_pupil_radius_px", self.output_pupil_radius_px),
         ] {
             if !(r.is_finite() && r >= 0.0) {
-                return Err(CoreError::config(
-                    name,
-                    format!("must be a finite radius >= 0 pixels, got {r}"),
-                ));
+                return Err(CoreError::config(name, format!("must be a finite radius >= 0 pixels, got {r}")));
             }
         }
         let (m_in, m_out) = (self.input_modes(), self.output_modes());
@@ -222,9 +212,7 @@ pub struct OpticsSystem<F: FftReal> {
 
 impl<F: FftReal> std::fmt::Debug for OpticsSystem<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpticsSystem")
-            .field("config", &self.config)
-            .finish()
+        f.debug_struct("OpticsSystem").field("config", &self.config).finish()
     }
 }
 
@@ -296,20 +284,11 @@ impl<F: FftReal> OpticsSystem<F> {
             });
         }
         if let Some((row, col, value)) = input.find_non_finite() {
-            return Err(SystemError::NonFinite {
-                system: self.name_(),
-                what: "input",
-                row,
-                col,
-                value,
-            });
+            return Err(SystemError::NonFinite { system: self.name_(), what: "input", row, col, value });
         }
         let mut out = vec![Complex::new(F::zero(), F::zero()); input.rows() * n2];
         let mut ws = Workspace::new(self);
-        for (start, fields) in (0..input.rows())
-            .step_by(CHUNK_ROWS)
-            .zip(out.chunks_mut(CHUNK_ROWS * n2))
-        {
+        for (start, fields) in (0..input.rows()).step_by(CHUNK_ROWS).zip(out.chunks_mut(CHUNK_ROWS * n2)) {
             let rows = fields.len() / n2;
             self.propagate_chunk(input.slice_rows(start, start + rows), &mut ws);
             fields.copy_from_slice(&ws.fields[..rows * n2]);
@@ -341,8 +320,7 @@ impl<F: FftReal> OpticsSystem<F> {
         for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
             self.slm.encode(input.row(r), self.config.encoding, field);
         }
-        self.fft
-            .process_with_scratch(fields, &mut ws.scratch, Direction::Forward);
+        self.fft.process_with_scratch(fields, &mut ws.scratch, Direction::Forward);
         ws.modes_in.resize(rows, 2 * m_in);
         for (r, field) in fields.chunks_exact(n2).enumerate() {
             let (re, im) = ws.modes_in.row_mut(r).split_at_mut(m_in);
@@ -352,8 +330,7 @@ impl<F: FftReal> OpticsSystem<F> {
             }
         }
         ws.modes_out.resize(rows, 2 * m_out);
-        self.medium
-            .apply(ws.modes_in.view(), &mut ws.modes_out.view_mut());
+        self.medium.apply(ws.modes_in.view(), &mut ws.modes_out.view_mut());
         fields.fill(Complex::new(F::zero(), F::zero()));
         for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
             let (re, im) = ws.modes_out.row(r).split_at(m_out);
@@ -361,17 +338,11 @@ impl<F: FftReal> OpticsSystem<F> {
                 field[p] = Complex::new(a, b);
             }
         }
-        self.fft
-            .process_with_scratch(fields, &mut ws.scratch, Direction::Inverse);
+        self.fft.process_with_scratch(fields, &mut ws.scratch, Direction::Inverse);
     }
 
     /// Full forward of one chunk into its output rows.
-    fn forward_chunk(
-        &self,
-        input: MatRef<'_, F>,
-        output: &mut MatMut<'_, F>,
-        ws: &mut Workspace<F>,
-    ) {
+    fn forward_chunk(&self, input: MatRef<'_, F>, output: &mut MatMut<'_, F>, ws: &mut Workspace<F>) {
         self.propagate_chunk(input, ws);
         let n2 = self.n * self.n;
         let det = self.config.detection;
@@ -379,9 +350,7 @@ impl<F: FftReal> OpticsSystem<F> {
             for (d, &e) in ws.detected.iter_mut().zip(field) {
                 *d = det.apply(e);
             }
-            self.config
-                .pooling
-                .apply(&ws.detected, self.n, self.n, output.row_mut(r));
+            self.config.pooling.apply(&ws.detected, self.n, self.n, output.row_mut(r));
         }
     }
 }
@@ -399,18 +368,8 @@ impl<F: FftReal> PhysicalSystem<F> for OpticsSystem<F> {
         self.output_len_()
     }
 
-    fn forward_batch(
-        &mut self,
-        input: MatRef<'_, F>,
-        mut output: MatMut<'_, F>,
-    ) -> Result<(), SystemError> {
-        check_batch(
-            &self.name_(),
-            self.slm.input_len(),
-            self.output_len_(),
-            &input,
-            &output,
-        )?;
+    fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
+        check_batch(&self.name_(), self.slm.input_len(), self.output_len_(), &input, &output)?;
         let rows = input.rows();
         if rows <= CHUNK_ROWS {
             // Serial path with the cached workspace: no allocation per query.

@@ -88,9 +88,7 @@ impl SlmMap {
         }
         let idx = |r: usize, c: usize| (r * w + c) as u32;
         let src: Vec<u32> = match placement {
-            Placement::Tile => (0..rows * cols)
-                .map(|p| idx((p / cols) % h, (p % cols) % w))
-                .collect(),
+            Placement::Tile => (0..rows * cols).map(|p| idx((p / cols) % h, (p % cols) % w)).collect(),
             Placement::Upsample { factor } => {
                 if factor == 0 {
                     return Err(CoreError::config(
@@ -132,12 +130,7 @@ impl SlmMap {
                     .collect()
             }
         };
-        Ok(SlmMap {
-            rows,
-            cols,
-            input_len: h * w,
-            src,
-        })
+        Ok(SlmMap { rows, cols, input_len: h * w, src })
     }
 
     /// Number of input values (`h * w`).
@@ -241,14 +234,7 @@ mod tests {
         let m = SlmMap::new(Placement::Center, (1, 1), (1, 3), "t").unwrap();
         let mut out = vec![Complex::new(9.0f64, 9.0); 3];
         m.encode(&[0.5], Encoding::Amplitude, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                Complex::new(0.0, 0.0),
-                Complex::new(0.5, 0.0),
-                Complex::new(0.0, 0.0)
-            ]
-        );
+        assert_eq!(out, vec![Complex::new(0.0, 0.0), Complex::new(0.5, 0.0), Complex::new(0.0, 0.0)]);
         m.encode(&[0.5], Encoding::Phase, &mut out);
         // exp(i pi/2) = i in the image pixel, exp(0) = 1 on the lit padding.
         assert!((out[1] - Complex::new(0.0, 1.0)).norm() < 1e-15);

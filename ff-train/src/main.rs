@@ -267,7 +267,10 @@ fn eval_cmd(model: &std::path::Path) -> Result<()> {
         Precision::F32 => ff_train::run::eval::<f32>(model)?,
         Precision::F64 => ff_train::run::eval::<f64>(model)?,
     };
-    println!("test accuracy {:.4} ({} samples), train accuracy {:.4}", o.test_accuracy, o.test_samples, o.train_accuracy);
+    println!(
+        "test accuracy {:.4} ({} samples), train accuracy {:.4}",
+        o.test_accuracy, o.test_samples, o.train_accuracy
+    );
     println!("test_accuracy={}", o.test_accuracy);
     Ok(())
 }

@@ -8,8 +8,8 @@ use crate::systems::build_blocks;
 use crate::trainer::{fit, EpochRecord, FitOptions, FitSummary};
 use anyhow::{Context, Result};
 use ff_core::{LabelEmbedding, Matrix, Network, Real};
-use ff_physics::fft::FftReal;
 use ff_data::{load, DataSpec, Dataset, Layout, TrainTest};
+use ff_physics::fft::FftReal;
 use std::path::Path;
 
 /// Prepared data: the split, the label embedding, and how many label slots were prepended.
@@ -40,7 +40,9 @@ pub fn prepare<F: Real>(cfg: &ExperimentConfig) -> Result<Prepared<F>> {
             }
             (LabelEmbedding::ImageBands { num_classes: k, height, width, band_rows: cfg.band_rows }, 0)
         }
-        Layout::Vector { reserved_leading } if reserved_leading >= k => (LabelEmbedding::Overwrite { num_classes: k }, 0),
+        Layout::Vector { reserved_leading } if reserved_leading >= k => {
+            (LabelEmbedding::Overwrite { num_classes: k }, 0)
+        }
         Layout::Vector { .. } => {
             data.train = prepend_zeros(&data.train, k);
             data.test = prepend_zeros(&data.test, k);
@@ -90,7 +92,8 @@ pub fn train<F: FftReal>(
 ) -> Result<TrainOutcome<F>> {
     cfg.validate()?;
     let prep = prepare::<F>(cfg)?;
-    let opts = FitOptions { epochs: cfg.epochs, batch_size: cfg.batch_size, eval_every: cfg.eval_every, seed: cfg.seed };
+    let opts =
+        FitOptions { epochs: cfg.epochs, batch_size: cfg.batch_size, eval_every: cfg.eval_every, seed: cfg.seed };
     let mut net = build_network(cfg, &prep, false)?;
     let pnn = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| progress("pnn", r))?;
     let model = ModelFile {

@@ -15,33 +15,19 @@ fn c(re: f64, im: f64) -> C64 {
 /// Largest absolute difference between two complex sequences.
 fn max_abs_diff<F: Real>(a: &[Complex<F>], b: &[Complex<F>]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (to_c64(*x) - to_c64(*y)).norm())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (to_c64(*x) - to_c64(*y)).norm()).fold(0.0, f64::max)
 }
 
 /// Relative L2 error `||a - b|| / ||b||`.
 fn rel_l2<F: Real>(a: &[Complex<F>], b: &[Complex<F>]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (to_c64(*x) - to_c64(*y)).norm_sqr())
-        .sum();
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (to_c64(*x) - to_c64(*y)).norm_sqr()).sum();
     let den: f64 = b.iter().map(|y| to_c64(*y).norm_sqr()).sum();
     (num / den.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 fn random_field<F: Real>(n: usize, seed: u64) -> Vec<Complex<F>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            Complex::new(
-                F::c(rng.random::<f64>() * 2.0 - 1.0),
-                F::c(rng.random::<f64>() * 2.0 - 1.0),
-            )
-        })
-        .collect()
+    (0..n).map(|_| Complex::new(F::c(rng.random::<f64>() * 2.0 - 1.0), F::c(rng.random::<f64>() * 2.0 - 1.0))).collect()
 }
 
 /// Tolerance of the fast transforms against the oracle, as a relative L2 error: the FFT's
@@ -59,18 +45,12 @@ fn naive_dft_of_a_delta_is_constant_and_of_a_constant_is_a_delta() {
         let mut delta = vec![c(0.0, 0.0); n];
         delta[0] = c(1.0, 0.0);
         let spec = dft_naive(&delta, Direction::Forward);
-        assert!(
-            spec.iter().all(|z| (*z - c(1.0, 0.0)).norm() < 1e-15),
-            "n = {n}: {spec:?}"
-        );
+        assert!(spec.iter().all(|z| (*z - c(1.0, 0.0)).norm() < 1e-15), "n = {n}: {spec:?}");
 
         let constant = vec![c(2.0, -1.0); n];
         let spec = dft_naive(&constant, Direction::Forward);
         assert!((spec[0] - c(2.0 * n as f64, -(n as f64))).norm() < 1e-13);
-        assert!(
-            spec[1..].iter().all(|z| z.norm() < 1e-13),
-            "n = {n}: {spec:?}"
-        );
+        assert!(spec[1..].iter().all(|z| z.norm() < 1e-13), "n = {n}: {spec:?}");
     }
 }
 
@@ -81,11 +61,7 @@ fn naive_dft_of_a_shifted_delta_is_a_linear_phase_with_negative_sign() {
     let mut x = vec![c(0.0, 0.0); n];
     x[1] = c(1.0, 0.0);
     let spec = dft_naive(&x, Direction::Forward);
-    assert!(
-        (spec[2] - c(0.0, -1.0)).norm() < 1e-15,
-        "X[2] = exp(-i pi/2) = -i, got {}",
-        spec[2]
-    );
+    assert!((spec[2] - c(0.0, -1.0)).norm() < 1e-15, "X[2] = exp(-i pi/2) = -i, got {}", spec[2]);
     assert!((spec[4] - c(-1.0, 0.0)).norm() < 1e-15);
 }
 
@@ -95,10 +71,7 @@ fn naive_dft_of_a_cosine_and_a_sine_has_two_bins() {
     let w = |j: usize| 2.0 * PI * (k0 * j) as f64 / n as f64;
     let cos: Vec<C64> = (0..n).map(|j| c(w(j).cos(), 0.0)).collect();
     let sin: Vec<C64> = (0..n).map(|j| c(w(j).sin(), 0.0)).collect();
-    let (cs, ss) = (
-        dft_naive(&cos, Direction::Forward),
-        dft_naive(&sin, Direction::Forward),
-    );
+    let (cs, ss) = (dft_naive(&cos, Direction::Forward), dft_naive(&sin, Direction::Forward));
     let half = n as f64 / 2.0;
     for k in 0..n {
         let (ec, es) = if k == k0 {
@@ -108,16 +81,8 @@ fn naive_dft_of_a_cosine_and_a_sine_has_two_bins() {
         } else {
             (c(0.0, 0.0), c(0.0, 0.0))
         };
-        assert!(
-            (cs[k] - ec).norm() < 1e-12,
-            "cos bin {k}: {} vs {ec}",
-            cs[k]
-        );
-        assert!(
-            (ss[k] - es).norm() < 1e-12,
-            "sin bin {k}: {} vs {es}",
-            ss[k]
-        );
+        assert!((cs[k] - ec).norm() < 1e-12, "cos bin {k}: {} vs {ec}", cs[k]);
+        assert!((ss[k] - es).norm() < 1e-12, "sin bin {k}: {} vs {es}", ss[k]);
     }
 }
 
@@ -129,10 +94,7 @@ fn naive_dft_of_1234_matches_the_hand_computation() {
     let want = [c(10.0, 0.0), c(-2.0, 2.0), c(-2.0, 0.0), c(-2.0, -2.0)];
     assert!(max_abs_diff(&spec, &want) < 1e-14, "{spec:?}");
     let back = dft_naive(&spec, Direction::Inverse);
-    assert!(
-        max_abs_diff(&back, &x) < 1e-14,
-        "inverse is scaled by 1/n: {back:?}"
-    );
+    assert!(max_abs_diff(&back, &x) < 1e-14, "inverse is scaled by 1/n: {back:?}");
 }
 
 #[test]
@@ -141,16 +103,12 @@ fn naive_2d_dft_of_hand_made_fields() {
     let (r, cc) = (3usize, 4usize);
     let mut delta = vec![c(0.0, 0.0); r * cc];
     delta[0] = c(1.0, 0.0);
-    assert!(dft2_naive(&delta, r, cc, Direction::Forward)
-        .iter()
-        .all(|z| (*z - c(1.0, 0.0)).norm() < 1e-15));
+    assert!(dft2_naive(&delta, r, cc, Direction::Forward).iter().all(|z| (*z - c(1.0, 0.0)).norm() < 1e-15));
     let spec = dft2_naive(&vec![c(1.0, 0.0); r * cc], r, cc, Direction::Forward);
     assert!((spec[0] - c(12.0, 0.0)).norm() < 1e-13 && spec[1..].iter().all(|z| z.norm() < 1e-13));
     // A plane wave along the columns, cos(2 pi j / 4), constant down the rows:
     // two bins (0, 1) and (0, 3) of height rows*cols/2 = 6.
-    let wave: Vec<C64> = (0..r * cc)
-        .map(|p| c((2.0 * PI * (p % cc) as f64 / 4.0).cos(), 0.0))
-        .collect();
+    let wave: Vec<C64> = (0..r * cc).map(|p| c((2.0 * PI * (p % cc) as f64 / 4.0).cos(), 0.0)).collect();
     let spec = dft2_naive(&wave, r, cc, Direction::Forward);
     for (p, z) in spec.iter().enumerate() {
         let want = if p == 1 || p == 3 { 6.0 } else { 0.0 };
@@ -173,10 +131,7 @@ fn fft1d_matches_naive_dft_for_sizes_1_to_64_and_primes() {
             plan.process_with_scratch(&mut fast, &mut plan.make_scratch(), dir);
             let err = rel_l2(&fast, &dft_naive(&x, dir));
             worst = worst.max(err / fft_tol(f64::EPSILON, n));
-            assert!(
-                err <= fft_tol(f64::EPSILON, n),
-                "n = {n} {dir:?}: rel err {err:e}"
-            );
+            assert!(err <= fft_tol(f64::EPSILON, n), "n = {n} {dir:?}: rel err {err:e}");
         }
     }
     eprintln!("fft1d f64: worst error / tolerance = {worst:.3}");
@@ -190,10 +145,7 @@ fn fft1d_f32_matches_naive_dft() {
         let mut fast = x.clone();
         plan.forward(&mut fast);
         let err = rel_l2(&fast, &dft_naive(&x, Direction::Forward));
-        assert!(
-            err <= fft_tol(f32::EPSILON as f64, n),
-            "n = {n}: rel err {err:e}"
-        );
+        assert!(err <= fft_tol(f32::EPSILON as f64, n), "n = {n}: rel err {err:e}");
     }
 }
 
@@ -210,10 +162,7 @@ fn fft2d_matches_naive_dft_on_many_shapes() {
             let mut fast = x.clone();
             plan.process_with_scratch(&mut fast, &mut plan.make_scratch(), dir);
             let err = rel_l2(&fast, &dft2_naive(&x, r, cc, dir));
-            assert!(
-                err <= fft_tol(f64::EPSILON, r * cc),
-                "{r} x {cc} {dir:?}: rel err {err:e}"
-            );
+            assert!(err <= fft_tol(f64::EPSILON, r * cc), "{r} x {cc} {dir:?}: rel err {err:e}");
         }
     }
 }
@@ -228,11 +177,7 @@ fn fft2d_batched_equals_one_field_at_a_time_bit_for_bit() {
     for (b, field) in x.chunks_exact(r * cc).enumerate() {
         let mut one = field.to_vec();
         plan.forward(&mut one);
-        assert_eq!(
-            one.as_slice(),
-            &all[b * r * cc..(b + 1) * r * cc],
-            "field {b}"
-        );
+        assert_eq!(one.as_slice(), &all[b * r * cc..(b + 1) * r * cc], "field {b}");
     }
 }
 
@@ -245,10 +190,7 @@ fn shifts_move_the_zero_frequency_to_the_centre_and_back() {
         let mut shifted = idx.clone();
         fftshift(&mut shifted);
         assert_eq!(shifted[n / 2], 0, "n = {n}: {shifted:?}");
-        assert!(
-            shifted.windows(2).all(|w| w[1] == w[0] + 1),
-            "shifted frequencies ascend: {shifted:?}"
-        );
+        assert!(shifted.windows(2).all(|w| w[1] == w[0] + 1), "shifted frequencies ascend: {shifted:?}");
         ifftshift(&mut shifted);
         assert_eq!(shifted, idx);
     }

@@ -36,12 +36,7 @@ pub enum MediumKind {
 ///
 /// # Panics
 /// For [`MediumKind::Unitary`] with `m_out != m_in` (configurations are validated first).
-pub fn draw_transmission(
-    kind: MediumKind,
-    m_out: usize,
-    m_in: usize,
-    seed: u64,
-) -> Vec<Complex<f64>> {
+pub fn draw_transmission(kind: MediumKind, m_out: usize, m_in: usize, seed: u64) -> Vec<Complex<f64>> {
     let mut rng = rng_for(seed, "optics medium");
     let mut gauss = |sd: f64| {
         let re: f64 = StandardNormal.sample(&mut rng);
@@ -63,11 +58,7 @@ pub fn draw_transmission(
             let mut t = vec![Complex::new(0.0, 0.0); m * m];
             for j in 0..m {
                 let d = r[(j, j)];
-                let phase = if d.norm() > 0.0 {
-                    d / d.norm()
-                } else {
-                    Complex::new(1.0, 0.0)
-                };
+                let phase = if d.norm() > 0.0 { d / d.norm() } else { Complex::new(1.0, 0.0) };
                 for i in 0..m {
                     t[i * m + j] = q[(i, j)] * phase;
                 }
@@ -163,16 +154,10 @@ mod tests {
         let m = 12;
         let mut rng = rng_for(0, "qr check");
         let z = DMatrix::<Complex<f64>>::from_fn(m, m, |_, _| {
-            Complex::new(
-                StandardNormal.sample(&mut rng),
-                StandardNormal.sample(&mut rng),
-            )
+            Complex::new(StandardNormal.sample(&mut rng), StandardNormal.sample(&mut rng))
         });
         let qr = z.clone().qr();
-        let err = (qr.q() * qr.r() - &z)
-            .iter()
-            .map(|e| e.norm())
-            .fold(0.0, f64::max);
+        let err = (qr.q() * qr.r() - &z).iter().map(|e| e.norm()).fold(0.0, f64::max);
         assert!(err < 1e-12, "|QR - Z|_max = {err:e}");
     }
 
@@ -185,14 +170,12 @@ mod tests {
         let t = draw_transmission(MediumKind::Unitary, m, m, 11);
         let p: f64 = t.iter().map(|z| z.norm_sqr()).sum::<f64>() / (m * m) as f64 * m as f64;
         assert!((p - 1.0).abs() < 0.05, "mean |T|^2 m = {p}");
-        let mean: Complex<f64> =
-            t.iter().sum::<Complex<f64>>() / (m * m) as f64 * (m as f64).sqrt();
+        let mean: Complex<f64> = t.iter().sum::<Complex<f64>>() / (m * m) as f64 * (m as f64).sqrt();
         assert!(mean.norm() < 0.05, "mean T sqrt(m) = {mean}");
         // The diagonal is where a QR phase convention would show: with R's diagonal left
         // negative-real-times-phase (LAPACK style) the diagonal mean times sqrt(m) is about
         // -0.89; Haar gives 0 with sd 0.1 for m = 100 (tolerance 3.5 sd).
-        let diag: Complex<f64> =
-            (0..m).map(|i| t[i * m + i]).sum::<Complex<f64>>() / m as f64 * (m as f64).sqrt();
+        let diag: Complex<f64> = (0..m).map(|i| t[i * m + i]).sum::<Complex<f64>>() / m as f64 * (m as f64).sqrt();
         assert!(diag.norm() < 0.35, "diagonal mean {diag} (sd ~0.1)");
     }
 
@@ -202,11 +185,7 @@ mod tests {
         let t = draw_transmission(MediumKind::Gaussian, m_out, m_in, 5);
         let var = t.iter().map(|z| z.norm_sqr()).sum::<f64>() / t.len() as f64;
         // 30 000 samples of an exponential variable: relative sd ~0.6 %; tolerance 3 %.
-        assert!(
-            (var * m_in as f64 - 1.0).abs() < 0.03,
-            "variance x m_in = {}",
-            var * m_in as f64
-        );
+        assert!((var * m_in as f64 - 1.0).abs() < 0.03, "variance x m_in = {}", var * m_in as f64);
     }
 
     #[test]
@@ -224,13 +203,18 @@ mod tests {
         let t = draw_transmission(MediumKind::Gaussian, m_out, m_in, 8);
         let x: Vec<Complex<f64>> = draw_transmission(MediumKind::Gaussian, batch, m_in, 9);
         let med = Medium::<f64>::new(&t, m_out, m_in);
-        let packed = Matrix::from_fn(batch, 2 * m_in, |b, c| {
-            if c < m_in {
-                x[b * m_in + c].re
-            } else {
-                x[b * m_in + c - m_in].im
-            }
-        });
+        let packed =
+            Matrix::from_fn(
+                batch,
+                2 * m_in,
+                |b, c| {
+                    if c < m_in {
+                        x[b * m_in + c].re
+                    } else {
+                        x[b * m_in + c - m_in].im
+                    }
+                },
+            );
         let mut y = Matrix::zeros(batch, 2 * m_out);
         med.apply(packed.view(), &mut y.view_mut());
         for b in 0..batch {
@@ -241,9 +225,6 @@ mod tests {
                 assert!((got - want).norm() < 1e-14, "({b}, {o}): {got} vs {want}");
             }
         }
-        assert_eq!(
-            med.get(3, 4),
-            Complex::new(t[3 * m_in + 4].re, t[3 * m_in + 4].im)
-        );
+        assert_eq!(med.get(3, 4), Complex::new(t[3 * m_in + 4].re, t[3 * m_in + 4].im));
     }
 }

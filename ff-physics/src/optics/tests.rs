@@ -22,11 +22,7 @@ fn small_config() -> OpticsConfig {
         output_pupil_radius_px: 1.5,
         medium: MediumKind::Gaussian,
         detection: Detection::Amplitude,
-        pooling: Pooling {
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-        },
+        pooling: Pooling { kernel: 3, stride: 2, padding: 1 },
         seed: 4,
     }
 }
@@ -62,11 +58,7 @@ fn pupil_indices_agree_with_an_explicit_fftshift() {
             .map(|p| marks[p])
             .collect();
         assert_eq!(pupil_indices(n, 2.3), want, "n = {n}");
-        assert_eq!(
-            pupil_indices(n, 0.0),
-            vec![0],
-            "the zero radius keeps only DC"
-        );
+        assert_eq!(pupil_indices(n, 0.0), vec![0], "the zero radius keeps only DC");
     }
 }
 
@@ -83,20 +75,12 @@ fn reference_forward(cfg: &OpticsConfig, x: &[f64]) -> (Vec<Complex<f64>>, Vec<f
         let (di, dj) = ((p / n) as f64 - c, (p % n) as f64 - c);
         di * di + dj * dj <= r * r
     };
-    let pin: Vec<usize> = (0..n * n)
-        .filter(|&p| inside(p, cfg.input_pupil_radius_px))
-        .collect();
-    let pout: Vec<usize> = (0..n * n)
-        .filter(|&p| inside(p, cfg.output_pupil_radius_px))
-        .collect();
+    let pin: Vec<usize> = (0..n * n).filter(|&p| inside(p, cfg.input_pupil_radius_px)).collect();
+    let pout: Vec<usize> = (0..n * n).filter(|&p| inside(p, cfg.output_pupil_radius_px)).collect();
     let t = draw_transmission(cfg.medium, pout.len(), pin.len(), cfg.seed);
     let mut out_spec = vec![Complex::new(0.0, 0.0); n * n];
     for (o, &po) in pout.iter().enumerate() {
-        out_spec[po] = pin
-            .iter()
-            .enumerate()
-            .map(|(i, &pi)| t[o * pin.len() + i] * spec[pi])
-            .sum();
+        out_spec[po] = pin.iter().enumerate().map(|(i, &pi)| t[o * pin.len() + i] * spec[pi]).sum();
     }
     ifftshift2(&mut out_spec, n, n);
     let cam = dft2_naive(&out_spec, n, n, Direction::Inverse);
@@ -122,11 +106,7 @@ fn fast_pipeline_matches_the_literal_reference() {
         pooling: Pooling::NONE,
         seed: 9,
     });
-    configs.push(OpticsConfig {
-        input_shape: (4, 4),
-        placement: Placement::Center,
-        ..small_config()
-    });
+    configs.push(OpticsConfig { input_shape: (4, 4), placement: Placement::Center, ..small_config() });
     for cfg in configs {
         let sys = OpticsSystem::<f64>::new(cfg.clone()).unwrap();
         let x = random_input::<f64>(3, sys.input_len(), 17);
@@ -143,10 +123,7 @@ fn fast_pipeline_matches_the_literal_reference() {
                 assert!((a - b).norm() <= 1e-12 * scale, "{cfg:?}: field {a} vs {b}");
             }
             for (a, b) in y.row(r).iter().zip(&pooled) {
-                assert!(
-                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
-                    "{cfg:?}: output {a} vs {b}"
-                );
+                assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{cfg:?}: output {a} vs {b}");
             }
         }
     }
@@ -175,27 +152,11 @@ fn check_power_conservation<F: FftReal>(tol: f64) {
     let fields = sys.camera_field(x.view()).unwrap();
     let slm = SlmMap::new(cfg.placement, cfg.input_shape, (12, 12), "t").unwrap();
     for r in 0..4 {
-        let p_in: f64 = (0..144)
-            .map(|p| {
-                slm.source(p)
-                    .map_or(0.0, |s| x.get(r, s).to_f64().unwrap().powi(2))
-            })
-            .sum();
+        let p_in: f64 = (0..144).map(|p| slm.source(p).map_or(0.0, |s| x.get(r, s).to_f64().unwrap().powi(2))).sum();
         let p_out: f64 = y.row(r).iter().map(|v| v.to_f64().unwrap()).sum();
-        let p_field: f64 = fields[r * 144..(r + 1) * 144]
-            .iter()
-            .map(|z| z.norm_sqr().to_f64().unwrap())
-            .sum();
-        assert!(
-            (p_out - p_in).abs() <= tol * p_in,
-            "{}: detected power {p_out} vs input {p_in}",
-            F::NAME
-        );
-        assert!(
-            (p_field - p_in).abs() <= tol * p_in,
-            "{}: field power {p_field} vs {p_in}",
-            F::NAME
-        );
+        let p_field: f64 = fields[r * 144..(r + 1) * 144].iter().map(|z| z.norm_sqr().to_f64().unwrap()).sum();
+        assert!((p_out - p_in).abs() <= tol * p_in, "{}: detected power {p_out} vs input {p_in}", F::NAME);
+        assert!((p_field - p_in).abs() <= tol * p_in, "{}: field power {p_field} vs {p_in}", F::NAME);
     }
 }
 
@@ -209,11 +170,7 @@ fn power_is_conserved_with_open_pupils_and_a_unitary_medium() {
 fn closing_the_pupils_loses_power() {
     // The same medium with pupils of radius 3 (29 modes out of 144) must pass less power:
     // the test above would also pass for a system that ignores the pupils otherwise.
-    let cfg = OpticsConfig {
-        input_pupil_radius_px: 3.0,
-        output_pupil_radius_px: 3.0,
-        ..open_lossless(12, 2)
-    };
+    let cfg = OpticsConfig { input_pupil_radius_px: 3.0, output_pupil_radius_px: 3.0, ..open_lossless(12, 2) };
     let mut sys = OpticsSystem::<f64>::new(cfg).unwrap();
     let x = random_input::<f64>(1, sys.input_len(), 5);
     let p_in: f64 = x.data().iter().map(|v| v * v).sum::<f64>() * 144.0 / 15.0;
@@ -246,15 +203,9 @@ fn conformance_f32_and_f64() {
         output_pupil_radius_px: 5.0,
         ..OpticsConfig::second_block(3)
     };
-    check_conformance::<f32, _, _>(
-        || OpticsSystem::<f32>::new(phase.clone()).unwrap(),
-        &Conformance::default(),
-    );
+    check_conformance::<f32, _, _>(|| OpticsSystem::<f32>::new(phase.clone()).unwrap(), &Conformance::default());
     // A batch larger than a chunk goes through the parallel path.
-    let big = Conformance {
-        batch: 2 * CHUNK_ROWS + 3,
-        ..Conformance::default()
-    };
+    let big = Conformance { batch: 2 * CHUNK_ROWS + 3, ..Conformance::default() };
     check_conformance::<f64, _, _>(|| OpticsSystem::<f64>::new(small_config()).unwrap(), &big);
 }
 
@@ -263,16 +214,8 @@ fn same_bits_whatever_the_thread_count_and_the_batch_split() {
     let batch = 3 * CHUNK_ROWS + 5;
     let x = random_input::<f32>(batch, 224, 21);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            OpticsSystem::<f32>::new(OpticsConfig::default())
-                .unwrap()
-                .forward(x.view())
-                .unwrap()
-        })
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| OpticsSystem::<f32>::new(OpticsConfig::default()).unwrap().forward(x.view()).unwrap())
     };
     let (one, two) = (run(1), run(2));
     assert_eq!(one.data(), two.data(), "1 vs 2 threads");
@@ -287,11 +230,7 @@ fn same_bits_whatever_the_thread_count_and_the_batch_split() {
 #[test]
 fn different_seeds_give_different_media() {
     let a = OpticsSystem::<f64>::new(OpticsConfig::default()).unwrap();
-    let b = OpticsSystem::<f64>::new(OpticsConfig {
-        seed: 1,
-        ..OpticsConfig::default()
-    })
-    .unwrap();
+    let b = OpticsSystem::<f64>::new(OpticsConfig { seed: 1, ..OpticsConfig::default() }).unwrap();
     assert_ne!(a.medium().get(0, 0), b.medium().get(0, 0));
     let x = random_input::<f64>(2, 224, 1);
     let (mut a, mut b) = (a, b);
@@ -303,70 +242,27 @@ fn bad_inputs_are_errors() {
     let mut sys = OpticsSystem::<f32>::new(OpticsConfig::default()).unwrap();
     let mut x = random_input::<f32>(2, 224, 1);
     x.data_mut()[5] = f32::NAN;
-    assert!(matches!(
-        sys.forward(x.view()),
-        Err(SystemError::NonFinite { row: 0, col: 5, .. })
-    ));
-    assert!(matches!(
-        sys.camera_field(x.view()),
-        Err(SystemError::NonFinite { .. })
-    ));
+    assert!(matches!(sys.forward(x.view()), Err(SystemError::NonFinite { row: 0, col: 5, .. })));
+    assert!(matches!(sys.camera_field(x.view()), Err(SystemError::NonFinite { .. })));
     let wide = random_input::<f32>(2, 225, 1);
-    assert!(matches!(
-        sys.forward(wide.view()),
-        Err(SystemError::Shape {
-            expected: 224,
-            got: 225,
-            ..
-        })
-    ));
+    assert!(matches!(sys.forward(wide.view()), Err(SystemError::Shape { expected: 224, got: 225, .. })));
     assert!(sys.camera_field(wide.view()).is_err());
 }
 
 #[test]
 fn bad_configs_name_the_field_and_value() {
     let msg = |c: OpticsConfig| c.validate().unwrap_err().to_string();
-    let m = msg(OpticsConfig {
-        output_pupil_radius_px: 5.0,
-        ..OpticsConfig::default()
-    });
-    assert!(
-        m.contains("optics.medium") && m.contains("293") && m.contains("gaussian"),
-        "{m}"
-    );
-    let m = msg(OpticsConfig {
-        input_pupil_radius_px: -1.0,
-        ..OpticsConfig::default()
-    });
-    assert!(
-        m.contains("optics.input_pupil_radius_px") && m.contains("-1"),
-        "{m}"
-    );
-    let m = msg(OpticsConfig {
-        field_size: 0,
-        ..OpticsConfig::default()
-    });
+    let m = msg(OpticsConfig { output_pupil_radius_px: 5.0, ..OpticsConfig::default() });
+    assert!(m.contains("optics.medium") && m.contains("293") && m.contains("gaussian"), "{m}");
+    let m = msg(OpticsConfig { input_pupil_radius_px: -1.0, ..OpticsConfig::default() });
+    assert!(m.contains("optics.input_pupil_radius_px") && m.contains("-1"), "{m}");
+    let m = msg(OpticsConfig { field_size: 0, ..OpticsConfig::default() });
     assert!(m.contains("optics.field_size"), "{m}");
-    let m = msg(OpticsConfig {
-        placement: Placement::Center,
-        field_size: 16,
-        ..OpticsConfig::default()
-    });
+    let m = msg(OpticsConfig { placement: Placement::Center, field_size: 16, ..OpticsConfig::default() });
     assert!(m.contains("28 x 8") && m.contains("16 x 16"), "{m}");
-    let m = msg(OpticsConfig {
-        pooling: Pooling {
-            kernel: 2,
-            stride: 0,
-            padding: 0,
-        },
-        ..OpticsConfig::default()
-    });
+    let m = msg(OpticsConfig { pooling: Pooling { kernel: 2, stride: 0, padding: 0 }, ..OpticsConfig::default() });
     assert!(m.contains("optics.pooling.stride"), "{m}");
-    assert!(OpticsSystem::<f32>::new(OpticsConfig {
-        field_size: 0,
-        ..OpticsConfig::default()
-    })
-    .is_err());
+    assert!(OpticsSystem::<f32>::new(OpticsConfig { field_size: 0, ..OpticsConfig::default() }).is_err());
 }
 
 /// Throughput and complex-GEMM variants; run with
@@ -390,9 +286,8 @@ fn optics_speed() {
         let xre = Matrix::from_fn(batch, m, |b, i| x.get(b, i));
         let xim = Matrix::from_fn(batch, m, |b, i| x.get(b, m + i));
         let xsum = Matrix::from_fn(batch, m, |b, i| x.get(b, i) + x.get(b, m + i));
-        let xn = nalgebra::DMatrix::<Complex<f32>>::from_fn(batch, m, |b, i| {
-            Complex::new(x.get(b, i), x.get(b, m + i))
-        });
+        let xn =
+            nalgebra::DMatrix::<Complex<f32>>::from_fn(batch, m, |b, i| Complex::new(x.get(b, i), x.get(b, m + i)));
         let reps = 20_000 / batch;
         let time = |name: &str, f: &mut dyn FnMut()| {
             f();
@@ -405,77 +300,17 @@ fn optics_speed() {
         };
         let mut y = Matrix::<f32>::zeros(batch, 2 * m);
         time("block", &mut || med.apply(x.view(), &mut y.view_mut()));
-        let (mut yre, mut yim, mut p) = (
-            Matrix::zeros(batch, m),
-            Matrix::zeros(batch, m),
-            Matrix::zeros(batch, m),
-        );
+        let (mut yre, mut yim, mut p) = (Matrix::zeros(batch, m), Matrix::zeros(batch, m), Matrix::zeros(batch, m));
         time("4 gemm", &mut || {
-            gemm(
-                1.0,
-                xre.view(),
-                Op::N,
-                tre.view(),
-                Op::T,
-                0.0,
-                &mut yre.view_mut(),
-            );
-            gemm(
-                -1.0,
-                xim.view(),
-                Op::N,
-                tim.view(),
-                Op::T,
-                1.0,
-                &mut yre.view_mut(),
-            );
-            gemm(
-                1.0,
-                xre.view(),
-                Op::N,
-                tim.view(),
-                Op::T,
-                0.0,
-                &mut yim.view_mut(),
-            );
-            gemm(
-                1.0,
-                xim.view(),
-                Op::N,
-                tre.view(),
-                Op::T,
-                1.0,
-                &mut yim.view_mut(),
-            );
+            gemm(1.0, xre.view(), Op::N, tre.view(), Op::T, 0.0, &mut yre.view_mut());
+            gemm(-1.0, xim.view(), Op::N, tim.view(), Op::T, 1.0, &mut yre.view_mut());
+            gemm(1.0, xre.view(), Op::N, tim.view(), Op::T, 0.0, &mut yim.view_mut());
+            gemm(1.0, xim.view(), Op::N, tre.view(), Op::T, 1.0, &mut yim.view_mut());
         });
         time("3 gemm", &mut || {
-            gemm(
-                1.0,
-                xre.view(),
-                Op::N,
-                tre.view(),
-                Op::T,
-                0.0,
-                &mut yre.view_mut(),
-            );
-            gemm(
-                1.0,
-                xim.view(),
-                Op::N,
-                tim.view(),
-                Op::T,
-                0.0,
-                &mut p.view_mut(),
-            );
-            gemm(
-                1.0,
-                xsum.view(),
-                Op::N,
-                tsum.view(),
-                Op::T,
-                0.0,
-                &mut yim.view_mut(),
-            );
+            gemm(1.0, xre.view(), Op::N, tre.view(), Op::T, 0.0, &mut yre.view_mut());
+            gemm(1.0, xim.view(), Op::N, tim.view(), Op::T, 0.0, &mut p.view_mut());
+            gemm(1.0, xsum.view(), Op::N, tsum.view(), Op::T, 0.0, &mut yim.view_mut());
             for ((a, b), c) in yre.data_mut().iter_mut().zip(p.data()).zip(yim.data_mut()) {
                 *c -= *a + *b;
                 *a -= *b;
@@ -494,9 +329,6 @@ fn optics_speed() {
             std::hint::black_box(sys.forward(x.view()).unwrap());
         }
         let rows = (reps * batch) as f64;
-        eprintln!(
-            "optics default f32, batch {batch:5}: {:9.0} rows/s",
-            rows / t0.elapsed().as_secs_f64()
-        );
+        eprintln!("optics default f32, batch {batch:5}: {:9.0} rows/s", rows / t0.elapsed().as_secs_f64());
     }
 }
