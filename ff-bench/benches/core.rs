@@ -1,4 +1,5 @@
 //! The forward-forward inner step beside the GEMM bound of the same shapes.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ff_bench::{random_matrix, FfStep};

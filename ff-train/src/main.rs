@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Train a physical network (default: 2-block optical PNN on the built-in digits) and its
     /// physics-removed ablation, then print a comparison table.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Reload a model file and measure its accuracy on the split it was trained with.
     Eval {
         /// The model file written by `phyff train --out DIR` (DIR/model.json).
