@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 use ff_core::{Activation, Goodness, Loss, NegativeMode, OptimizerConfig, PassOn, TrainConfig};
 use ff_physics::optics::OpticsConfig;
+use ff_physics::{AcousticConfig, MicrowaveConfig};
 use serde::{Deserialize, Serialize};
 
 /// Numerical precision of the whole run.
@@ -23,6 +24,10 @@ pub enum SystemKind {
     /// Multimode optical medium: SLM -> transmission matrix -> camera (`ff_physics::optics`).
     #[default]
     Optics,
+    /// Reverberating microwave cavity with a programmable metasurface (`ff_physics::microwave`).
+    Microwave,
+    /// Chaotic acoustic cavity with nonlinear membrane scatterers (`ff_physics::acoustic`).
+    Acoustic,
 }
 
 impl SystemKind {
@@ -30,6 +35,8 @@ impl SystemKind {
     pub fn name(self) -> &'static str {
         match self {
             SystemKind::Optics => "optics",
+            SystemKind::Microwave => "microwave",
+            SystemKind::Acoustic => "acoustic",
         }
     }
 }
@@ -64,7 +71,7 @@ pub struct ExperimentConfig {
     /// input is shown on the SLM as a square image).
     pub hidden: usize,
     /// Concatenate each block's input after the physical output; `None` = the system's default
-    /// (optics: no skip).
+    /// (optics: no skip; microwave and acoustic: skip, as in the paper).
     pub skip: Option<bool>,
     /// Training epochs.
     pub epochs: usize,
@@ -88,11 +95,20 @@ pub struct ExperimentConfig {
     pub eval_every: usize,
     /// Also train the physics-removed ablation for comparison.
     pub ablation: bool,
+    /// Measure train accuracy after the last epoch (costs `K x L` queries per training sample).
+    pub train_eval: bool,
     /// Optical system parameters (used when `system = "optics"`). `input_shape` and
     /// `placement` are set per block by the runner (block 1: the labelled image tiled; later
     /// blocks: the previous output as a square image, upsampled to fill the field); the medium
     /// (`seed`) is the same device for every block and does not change with the training seed.
     pub optics: OpticsConfig,
+    /// Microwave cavity parameters (used when `system = "microwave"`). Each block's input is
+    /// resampled onto the cavity's `n_inputs` channels (`ff_physics::adapt`); every block
+    /// queries the same cavity.
+    pub microwave: MicrowaveConfig,
+    /// Acoustic cavity parameters (used when `system = "acoustic"`). Each block's input is
+    /// resampled onto the cavity's `n_tones` channels; every block queries the same cavity.
+    pub acoustic: AcousticConfig,
 }
 
 impl Default for ExperimentConfig {
@@ -116,7 +132,10 @@ impl Default for ExperimentConfig {
             band_rows: 10,
             eval_every: 5,
             ablation: true,
+            train_eval: true,
             optics: OpticsConfig::default(),
+            microwave: MicrowaveConfig::default(),
+            acoustic: AcousticConfig::default(),
         }
     }
 }
@@ -139,6 +158,7 @@ impl ExperimentConfig {
     pub fn skip(&self) -> bool {
         self.skip.unwrap_or(match self.system {
             SystemKind::Optics => false,
+            SystemKind::Microwave | SystemKind::Acoustic => true,
         })
     }
 
@@ -195,6 +215,11 @@ impl ExperimentConfig {
                 );
             }
             self.optics.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        match self.system {
+            SystemKind::Optics => {}
+            SystemKind::Microwave => self.microwave.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
+            SystemKind::Acoustic => self.acoustic.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
         }
         Ok(())
     }

@@ -88,6 +88,9 @@ struct TrainArgs {
     /// Skip the physics-removed ablation.
     #[arg(long)]
     no_ablation: bool,
+    /// Skip measuring train accuracy at the end (saves K x L queries per training sample).
+    #[arg(long)]
+    no_train_eval: bool,
     /// Directory for result.json and model.json (written atomically).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -156,6 +159,9 @@ impl TrainArgs {
         }
         if self.no_ablation {
             c.ablation = false;
+        }
+        if self.no_train_eval {
+            c.train_eval = false;
         }
         c.validate()?;
         Ok(c)

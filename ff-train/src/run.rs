@@ -92,8 +92,13 @@ pub fn train<F: FftReal>(
 ) -> Result<TrainOutcome<F>> {
     cfg.validate()?;
     let prep = prepare::<F>(cfg)?;
-    let opts =
-        FitOptions { epochs: cfg.epochs, batch_size: cfg.batch_size, eval_every: cfg.eval_every, seed: cfg.seed };
+    let opts = FitOptions {
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        eval_every: cfg.eval_every,
+        seed: cfg.seed,
+        train_eval: cfg.train_eval,
+    };
     let mut net = build_network(cfg, &prep, false)?;
     let pnn = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| progress("pnn", r))?;
     let model = ModelFile {

@@ -9,9 +9,11 @@
 use crate::config::{ExperimentConfig, SystemKind};
 use anyhow::Result;
 use ff_core::{BlockSpec, Identity, LabelEmbedding, PhysicalSystem, Zeros};
+use ff_physics::adapt::Resampled;
 use ff_physics::fft::FftReal;
 use ff_physics::optics::OpticsSystem;
 use ff_physics::slm::Placement;
+use ff_physics::{AcousticCavity, MicrowaveCavity};
 
 /// The systems, skip flags and output sizes of every block.
 ///
@@ -57,6 +59,7 @@ fn physical_system<F: FftReal>(
     k: usize,
     shape: (usize, usize),
 ) -> Result<Box<dyn PhysicalSystem<F>>> {
+    let d = shape.0 * shape.1;
     match cfg.system {
         SystemKind::Optics => {
             let mut o = cfg.optics.clone();
@@ -67,6 +70,14 @@ fn physical_system<F: FftReal>(
                 Placement::Upsample { factor: o.field_size.div_ceil(shape.0).max(1) }
             };
             Ok(Box::new(OpticsSystem::<F>::new(o).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
+        }
+        SystemKind::Microwave => {
+            let cavity = MicrowaveCavity::new(cfg.microwave.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Box::new(Resampled::new::<F>(cavity, d)))
+        }
+        SystemKind::Acoustic => {
+            let cavity = AcousticCavity::new(cfg.acoustic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Box::new(Resampled::new::<F>(cavity, d)))
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct FitOptions {
     pub eval_every: usize,
     /// Seed of the shuffles and negative labels.
     pub seed: u64,
+    /// Measure train accuracy after the last epoch (costs `K x L` physical queries per
+    /// training sample; reported as 0 when skipped).
+    pub train_eval: bool,
 }
 
 /// The outcome of [`fit`].
@@ -96,7 +99,7 @@ pub fn fit<F: Real>(
         let last = epoch == opts.epochs;
         if epoch % eval_every == 0 || last {
             let before = net.counters().physical_queries;
-            if last {
+            if last && opts.train_eval {
                 last_train = net.accuracy(train.x.view(), &train.y)?;
                 tr = Some(last_train);
             }

@@ -1,0 +1,111 @@
+//! End-to-end tests of the `phyff` binary: small runs, result files, reloading, bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn phyff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phyff")).args(args).output().expect("phyff runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("phyff-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn result(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("result.json")).expect("result.json written");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+#[test]
+fn train_writes_results_and_eval_reproduces_accuracy_exactly() {
+    let out = tmp("train");
+    let o = phyff(&["train", "--epochs", "2", "--hidden", "64", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("PNN (optics + FF)") && stdout.contains("physics removed"), "{stdout}");
+    let r = result(&out);
+    for key in [
+        "test_accuracy",
+        "train_accuracy",
+        "ablation_test_accuracy",
+        "epochs",
+        "wall_seconds",
+        "physical_queries",
+        "seed",
+        "config",
+    ] {
+        assert!(r.get(key).is_some(), "result.json lacks {key}");
+    }
+    let acc = r["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.5, "2 epochs on digits should be well above chance, got {acc}");
+    // 2 epochs x 1437 samples x (positive + negative) x 2 blocks.
+    assert_eq!(r["physical_queries"].as_u64().unwrap(), 2 * 1437 * 2 * 2);
+
+    let e = phyff(&["eval", "--model", out.join("model.json").to_str().unwrap()]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let text = String::from_utf8_lossy(&e.stdout);
+    let line = text.lines().find(|l| l.starts_with("test_accuracy=")).expect("machine-readable line");
+    let reloaded: f64 = line["test_accuracy=".len()..].parse().unwrap();
+    assert_eq!(reloaded.to_bits(), acc.to_bits(), "eval must reproduce the trained accuracy exactly");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn same_seed_same_bits() {
+    let (a, b) = (tmp("seed-a"), tmp("seed-b"));
+    for d in [&a, &b] {
+        let o = phyff(&["train", "--epochs", "1", "--hidden", "16", "--no-ablation", "--out", d.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let ma = std::fs::read(a.join("model.json")).unwrap();
+    let mb = std::fs::read(b.join("model.json")).unwrap();
+    assert!(ma == mb, "two runs with the same seed saved different models");
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+#[test]
+fn every_system_learns_above_chance() {
+    // A reduced version of `phyff train --system NAME --epochs 5` (chance is 0.1).
+    for system in ["microwave", "acoustic"] {
+        let out = tmp(system);
+        let o = phyff(&[
+            "train",
+            "--system",
+            system,
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--no-ablation",
+            "--no-train-eval",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{system}: {}", String::from_utf8_lossy(&o.stderr));
+        let acc = result(&out)["test_accuracy"].as_f64().unwrap();
+        assert!(acc > 0.3, "{system}: test accuracy {acc}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+#[test]
+fn bad_values_give_one_line_errors_naming_the_value() {
+    for (args, needle) in [
+        (vec!["train", "--lr", "-0.1"], "-0.1"),
+        (vec!["train", "--epochs", "0"], "epochs"),
+        (vec!["train", "--system", "warp-drive"], "warp-drive"),
+        (vec!["train", "--hidden", "200"], "perfect square"),
+        (vec!["train", "--data", "mnist:/nonexistent/dir"], "fetch-data"),
+        (vec!["eval", "--model", "/nonexistent/model.json"], "/nonexistent/model.json"),
+    ] {
+        let o = phyff(&args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(lines.len() <= 3, "{args:?}: error should be short: {err}");
+    }
+}
