@@ -26,9 +26,11 @@
 
 pub mod camera;
 pub mod fft;
+pub mod freespace;
 pub mod optics;
 pub mod slm;
 
 pub use camera::{Detection, Pooling};
+pub use freespace::{FreeSpaceConfig, FreeSpaceSystem};
 pub use optics::{MediumKind, OpticsConfig, OpticsSystem};
 pub use slm::{Encoding, Placement};
