@@ -26,11 +26,13 @@
 
 pub mod camera;
 pub mod fft;
+pub mod fiber;
 pub mod freespace;
 pub mod optics;
 pub mod slm;
 
 pub use camera::{Detection, Pooling};
+pub use fiber::{FiberConfig, FiberSystem};
 pub use freespace::{FreeSpaceConfig, FreeSpaceSystem};
 pub use optics::{MediumKind, OpticsConfig, OpticsSystem};
 pub use slm::{Encoding, Placement};
