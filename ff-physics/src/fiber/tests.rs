@@ -310,3 +310,17 @@ fn bad_configs_name_the_field() {
     });
     assert!(m.contains("fiber.length_km"), "{m}");
 }
+
+/// Throughput; run with `cargo test -p ff-physics --release fiber_speed -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, not a check"]
+fn fiber_speed() {
+    let mut sys = FiberSystem::<f32>::new(FiberConfig::default()).unwrap();
+    let x = Matrix::<f32>::from_fn(256, 20, |r, c| ((r + c) % 10) as f32 / 10.0);
+    let t0 = std::time::Instant::now();
+    std::hint::black_box(sys.forward(x.view()).unwrap());
+    eprintln!(
+        "fibre default f32, batch 256: {:.0} rows/s",
+        256.0 / t0.elapsed().as_secs_f64()
+    );
+}

@@ -387,3 +387,17 @@ fn bad_configs_name_the_field() {
         None
     );
 }
+
+/// Throughput; run with `cargo test -p ff-physics --release freespace_speed -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, not a check"]
+fn freespace_speed() {
+    let mut sys = FreeSpaceSystem::<f32>::new(FreeSpaceConfig::default()).unwrap();
+    let x = Matrix::<f32>::from_fn(256, 256, |r, c| ((r + c) % 10) as f32 / 10.0);
+    let t0 = std::time::Instant::now();
+    std::hint::black_box(sys.forward(x.view()).unwrap());
+    eprintln!(
+        "free space default f32, batch 256: {:.0} rows/s",
+        256.0 / t0.elapsed().as_secs_f64()
+    );
+}
