@@ -17,13 +17,7 @@ use num_complex::Complex;
 fn optics_config(n: usize) -> OpticsConfig {
     let base = OpticsConfig::default();
     let r = base.input_pupil_radius_px * n as f64 / 32.0;
-    OpticsConfig {
-        field_size: n,
-        input_shape: (n, n),
-        input_pupil_radius_px: r,
-        output_pupil_radius_px: r,
-        ..base
-    }
+    OpticsConfig { field_size: n, input_shape: (n, n), input_pupil_radius_px: r, output_pupil_radius_px: r, ..base }
 }
 
 fn optics(c: &mut Criterion) {

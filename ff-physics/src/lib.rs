@@ -8,6 +8,10 @@
 //!   coupled-dipole model): 2-bit metasurface encoding in, `|S21|` at several frequencies out;
 //! - [`acoustic`]: a chaotic 2-D cavity of rigid scatterers with nonlinear (Duffing) membrane
 //!   scatterers: 20 tone amplitudes in, 20 spectral amplitudes at a microphone out;
+//! - [`freespace`]: free-space propagation by the angular-spectrum method through a stack of
+//!   phase masks (a diffractive network), camera detection;
+//! - [`fiber`]: a nonlinear fibre (split-step Fourier solution of the NLSE), spectral-phase
+//!   encoding in, binned output spectrum out;
 //! - [`imperfections`]: detector noise, ADC quantisation and drift as wrappers around any system;
 //! - [`adapt`]: fits a block's input width to a system's native number of channels.
 //!
@@ -42,6 +46,8 @@ pub mod acoustic;
 pub mod adapt;
 pub mod camera;
 pub mod fft;
+pub mod fiber;
+pub mod freespace;
 pub mod imperfections;
 pub mod microwave;
 pub mod optics;
@@ -49,6 +55,8 @@ pub mod slm;
 
 pub use acoustic::{AcousticCavity, AcousticConfig};
 pub use camera::{Detection, Pooling};
+pub use fiber::{FiberConfig, FiberSystem};
+pub use freespace::{FreeSpaceConfig, FreeSpaceSystem};
 pub use imperfections::{AdcConfig, Drift, DriftConfig, NoiseConfig, Noisy, Perturbable, Quantized};
 pub use microwave::{DipoleParams, MicrowaveCavity, MicrowaveConfig};
 pub use optics::{MediumKind, OpticsConfig, OpticsSystem};

@@ -22,26 +22,26 @@
 //! from the pupils, as in a real multimode fibre or scattering medium.
 //!
 //! # Batching and determinism
-//! A batch is processed in fixed chunks of [`CHUNK_ROWS`] rows: encode and FFT every row, one
-//! real GEMM for the chunk's medium product, inverse FFT and detect every row. Large batches
+//! A batch is processed in fixed chunks of [`CHUNK_ROWS`] rows: encode and FFT every row, three
+//! real GEMMs for the chunk's medium product ([`Medium::apply`]), inverse FFT and detect every row. Large batches
 //! spread the chunks over rayon's threads. Chunk boundaries depend only on the row index, and
 //! each output row depends only on its own input row, so the same seed gives the same bits
 //! whatever the thread count.
 
 mod medium;
 
-pub use medium::{draw_transmission, Medium, MediumKind};
+pub use medium::{draw_transmission, Medium, MediumKind, ModeBatch};
 
 use crate::camera::{Detection, Pooling};
 use crate::fft::{Direction, Fft2d, FftReal};
 use crate::slm::{Encoding, Placement, SlmMap};
-use ff_core::{check_batch, CoreError, MatMut, MatRef, Matrix, PhysicalSystem, SystemError};
+use ff_core::{check_batch, CoreError, MatMut, MatRef, PhysicalSystem, SystemError};
 use num_complex::Complex;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Rows per chunk of a batch (fixed, so results never depend on the thread count).
-pub const CHUNK_ROWS: usize = 32;
+pub const CHUNK_ROWS: usize = 64;
 
 /// Configuration of an [`OpticsSystem`]. Plain data; checked by [`OpticsConfig::validate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,8 +179,8 @@ pub fn pupil_mode_count(n: usize, r: f64) -> usize {
 struct Workspace<F: FftReal> {
     fields: Vec<Complex<F>>,
     scratch: Vec<Complex<F>>,
-    modes_in: Matrix<F>,
-    modes_out: Matrix<F>,
+    modes_in: ModeBatch<F>,
+    modes_out: ModeBatch<F>,
     detected: Vec<F>,
 }
 
@@ -190,8 +190,8 @@ impl<F: FftReal> Workspace<F> {
         Workspace {
             fields: vec![Complex::new(F::zero(), F::zero()); CHUNK_ROWS * n2],
             scratch: sys.fft.make_scratch(),
-            modes_in: Matrix::zeros(CHUNK_ROWS, 2 * sys.pupil_in.len()),
-            modes_out: Matrix::zeros(CHUNK_ROWS, 2 * sys.pupil_out.len()),
+            modes_in: ModeBatch::zeros(CHUNK_ROWS, sys.pupil_in.len()),
+            modes_out: ModeBatch::zeros(CHUNK_ROWS, sys.pupil_out.len()),
             detected: vec![F::zero(); n2],
         }
     }
@@ -315,25 +315,24 @@ impl<F: FftReal> OpticsSystem<F> {
     fn propagate_chunk(&self, input: MatRef<'_, F>, ws: &mut Workspace<F>) {
         let rows = input.rows();
         let n2 = self.n * self.n;
-        let (m_in, m_out) = (self.pupil_in.len(), self.pupil_out.len());
+        let m_in = self.pupil_in.len();
         let fields = &mut ws.fields[..rows * n2];
         for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
             self.slm.encode(input.row(r), self.config.encoding, field);
         }
         self.fft.process_with_scratch(fields, &mut ws.scratch, Direction::Forward);
-        ws.modes_in.resize(rows, 2 * m_in);
+        ws.modes_in.resize(rows, m_in);
         for (r, field) in fields.chunks_exact(n2).enumerate() {
-            let (re, im) = ws.modes_in.row_mut(r).split_at_mut(m_in);
+            let (re, im) = (ws.modes_in.re.row_mut(r), ws.modes_in.im.row_mut(r));
             for ((a, b), &p) in re.iter_mut().zip(im.iter_mut()).zip(&self.pupil_in) {
                 *a = field[p].re;
                 *b = field[p].im;
             }
         }
-        ws.modes_out.resize(rows, 2 * m_out);
-        self.medium.apply(ws.modes_in.view(), &mut ws.modes_out.view_mut());
+        self.medium.apply(&mut ws.modes_in, &mut ws.modes_out);
         fields.fill(Complex::new(F::zero(), F::zero()));
         for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
-            let (re, im) = ws.modes_out.row(r).split_at(m_out);
+            let (re, im) = (ws.modes_out.re.row(r), ws.modes_out.im.row(r));
             for ((&a, &b), &p) in re.iter().zip(im).zip(&self.pupil_out) {
                 field[p] = Complex::new(a, b);
             }
@@ -397,8 +396,8 @@ impl<F: FftReal> Workspace<F> {
         Workspace {
             fields: Vec::new(),
             scratch: Vec::new(),
-            modes_in: Matrix::zeros(0, 0),
-            modes_out: Matrix::zeros(0, 0),
+            modes_in: ModeBatch::zeros(0, 0),
+            modes_out: ModeBatch::zeros(0, 0),
             detected: Vec::new(),
         }
     }

@@ -2,17 +2,19 @@
 //!
 //! The matrix `T` (`m_out x m_in`) maps the input-pupil mode amplitudes `x` to the
 //! output-pupil mode amplitudes `y = T x`. For a batch stored as rows (`X: batch x m_in`)
-//! the product is `Y = X T^T`, done as one real GEMM on the packed layout
-//! `[Re X | Im X] (batch x 2 m_in)` times the real block matrix
-//! `[[Re T^T, Im T^T], [-Im T^T, Re T^T]] (2 m_in x 2 m_out)`, giving `[Re Y | Im Y]`.
+//! the product is `Y = X T^T`, done with three real GEMMs on split real/imaginary planes
+//! (Gauss's trick, see [`Medium::apply`]).
 //!
-//! Measured (`optics_speed` test, f32, m = 293, 2 shared cores, noisy) per row of a batch of
-//! 32 (the chunk size): block GEMM 17-34 us, four real GEMMs on split planes 53-57 us, three
-//! (Gauss) 33-70 us, nalgebra's complex product 380-510 us. Three GEMMs win slightly only from
-//! batches of ~256 (16-30 us vs 23-35 us), so the block form is used with 32-row chunks.
+//! Measured in release (`optics_speed` test, f32, m = 293) per row, over four runs on 2 cores
+//! shared with other builds (load 3-7, so only the ordering is meaningful): Gauss's three GEMMs
+//! 13-20 us, one real block GEMM `[Re X | Im X] [[Re T^T, Im T^T], [-Im T^T, Re T^T]]` 17-30 us,
+//! four real GEMMs 18-31 us, nalgebra's complex product 87-146 us. Gauss was fastest or tied
+//! in most comparisons and does 25 % fewer flops than the other real forms, so it is used, on
+//! chunks of 64 rows; its extra rounding (the cancellation in `P3 - P1 - P2`) stays far below
+//! the f32 tolerances of the tests.
 
 use crate::fft::FftReal;
-use ff_core::{gemm, rng::rng_for, MatMut, MatRef, Matrix, Op};
+use ff_core::{gemm, rng::rng_for, Matrix, Op};
 use nalgebra::DMatrix;
 use num_complex::Complex;
 use rand_distr::{Distribution, StandardNormal};
@@ -68,13 +70,41 @@ pub fn draw_transmission(kind: MediumKind, m_out: usize, m_in: usize, seed: u64)
     }
 }
 
+/// A batch of complex mode vectors in split form: `re` and `im` are `batch x m` row-major,
+/// `aux` is working space of the same shape.
+#[derive(Clone, Debug)]
+pub struct ModeBatch<F: FftReal> {
+    /// Real parts, `batch x m`.
+    pub re: Matrix<F>,
+    /// Imaginary parts, `batch x m`.
+    pub im: Matrix<F>,
+    /// Working space, `batch x m` (contents unspecified).
+    pub aux: Matrix<F>,
+}
+
+impl<F: FftReal> ModeBatch<F> {
+    /// A zeroed batch of `rows` vectors of `m` modes.
+    pub fn zeros(rows: usize, m: usize) -> Self {
+        ModeBatch { re: Matrix::zeros(rows, m), im: Matrix::zeros(rows, m), aux: Matrix::zeros(rows, m) }
+    }
+
+    /// Reshapes to `rows x m`, reusing the allocations (contents unspecified).
+    pub fn resize(&mut self, rows: usize, m: usize) {
+        self.re.resize(rows, m);
+        self.im.resize(rows, m);
+        self.aux.resize(rows, m);
+    }
+}
+
 /// A transmission matrix prepared for batched products.
 #[derive(Clone, Debug)]
 pub struct Medium<F: FftReal> {
     m_in: usize,
     m_out: usize,
-    /// The block matrix `[[Re T^T, Im T^T], [-Im T^T, Re T^T]]`, `2 m_in x 2 m_out`.
-    block: Matrix<F>,
+    /// `Re T`, `Im T` and `Re T + Im T`, each `m_out x m_in`.
+    re: Matrix<F>,
+    im: Matrix<F>,
+    sum: Matrix<F>,
 }
 
 impl<F: FftReal> Medium<F> {
@@ -84,18 +114,8 @@ impl<F: FftReal> Medium<F> {
     /// If `t.len() != m_out * m_in`.
     pub fn new(t: &[Complex<f64>], m_out: usize, m_in: usize) -> Self {
         assert_eq!(t.len(), m_out * m_in, "transmission matrix length");
-        let mut block = Matrix::zeros(2 * m_in, 2 * m_out);
-        for o in 0..m_out {
-            for i in 0..m_in {
-                let (re, im) = (F::c(t[o * m_in + i].re), F::c(t[o * m_in + i].im));
-                let d = block.data_mut();
-                d[i * 2 * m_out + o] = re;
-                d[i * 2 * m_out + m_out + o] = im;
-                d[(m_in + i) * 2 * m_out + o] = -im;
-                d[(m_in + i) * 2 * m_out + m_out + o] = re;
-            }
-        }
-        Medium { m_in, m_out, block }
+        let plane = |f: &dyn Fn(Complex<f64>) -> f64| Matrix::from_fn(m_out, m_in, |o, i| F::c(f(t[o * m_in + i])));
+        Medium { m_in, m_out, re: plane(&|z| z.re), im: plane(&|z| z.im), sum: plane(&|z| z.re + z.im) }
     }
 
     /// Number of input modes.
@@ -110,16 +130,38 @@ impl<F: FftReal> Medium<F> {
 
     /// Element `T[o, i]` (output mode `o`, input mode `i`).
     pub fn get(&self, o: usize, i: usize) -> Complex<F> {
-        Complex::new(self.block.get(i, o), self.block.get(i, self.m_out + o))
+        Complex::new(self.re.get(o, i), self.im.get(o, i))
     }
 
-    /// `Y = X T^T` on packed rows: `x` is `batch x 2 m_in` (`[Re | Im]` per row), `y` is
-    /// `batch x 2 m_out`. Each output row depends only on its input row.
+    /// The whole matrix as row-major `m_out x m_in` complex values (e.g. for an exact adjoint,
+    /// `T^H`, together with [`crate::optics::OpticsSystem::camera_field`]).
+    pub fn to_dense(&self) -> Vec<Complex<F>> {
+        self.re.data().iter().zip(self.im.data()).map(|(&a, &b)| Complex::new(a, b)).collect()
+    }
+
+    /// `Y = X T^T` for a batch of row vectors (`x`: `batch x m_in`, `y`: `batch x m_out`), by
+    /// Gauss's three real products: `P1 = Re X Re T^T`, `P2 = Im X Im T^T`,
+    /// `P3 = (Re X + Im X)(Re T + Im T)^T`, `Re Y = P1 - P2`, `Im Y = P3 - P1 - P2`.
+    /// Each output row depends only on its input row. Uses `x.aux` and `y.aux` as scratch.
     ///
     /// # Panics
     /// If the shapes disagree.
-    pub fn apply(&self, x: MatRef<'_, F>, y: &mut MatMut<'_, F>) {
-        gemm(F::one(), x, Op::N, self.block.view(), Op::N, F::zero(), y);
+    pub fn apply(&self, x: &mut ModeBatch<F>, y: &mut ModeBatch<F>) {
+        let rows = x.re.rows();
+        assert_eq!((x.re.cols(), x.im.rows(), x.im.cols()), (self.m_in, rows, self.m_in), "input modes");
+        y.resize(rows, self.m_out);
+        for ((s, &a), &b) in x.aux.data_mut().iter_mut().zip(x.re.data()).zip(x.im.data()) {
+            *s = a + b;
+        }
+        let (one, zero) = (F::one(), F::zero());
+        gemm(one, x.re.view(), Op::N, self.re.view(), Op::T, zero, &mut y.re.view_mut());
+        gemm(one, x.im.view(), Op::N, self.im.view(), Op::T, zero, &mut y.aux.view_mut());
+        gemm(one, x.aux.view(), Op::N, self.sum.view(), Op::T, zero, &mut y.im.view_mut());
+        let (p1, p3, p2) = (y.re.data_mut(), y.im.data_mut(), y.aux.data());
+        for ((re, im), &b) in p1.iter_mut().zip(p3.iter_mut()).zip(p2) {
+            *im -= *re + b;
+            *re -= b;
+        }
     }
 }
 
@@ -198,33 +240,25 @@ mod tests {
     }
 
     #[test]
-    fn packed_gemm_matches_a_naive_complex_loop() {
+    fn gauss_product_matches_a_naive_complex_loop() {
         let (m_out, m_in, batch) = (7, 9, 5);
         let t = draw_transmission(MediumKind::Gaussian, m_out, m_in, 8);
         let x: Vec<Complex<f64>> = draw_transmission(MediumKind::Gaussian, batch, m_in, 9);
         let med = Medium::<f64>::new(&t, m_out, m_in);
-        let packed =
-            Matrix::from_fn(
-                batch,
-                2 * m_in,
-                |b, c| {
-                    if c < m_in {
-                        x[b * m_in + c].re
-                    } else {
-                        x[b * m_in + c - m_in].im
-                    }
-                },
-            );
-        let mut y = Matrix::zeros(batch, 2 * m_out);
-        med.apply(packed.view(), &mut y.view_mut());
+        let mut xb = ModeBatch::zeros(batch, m_in);
+        xb.re = Matrix::from_fn(batch, m_in, |b, i| x[b * m_in + i].re);
+        xb.im = Matrix::from_fn(batch, m_in, |b, i| x[b * m_in + i].im);
+        let mut y = ModeBatch::zeros(0, 0);
+        med.apply(&mut xb, &mut y);
         for b in 0..batch {
             for o in 0..m_out {
                 let want: Complex<f64> = (0..m_in).map(|i| t[o * m_in + i] * x[b * m_in + i]).sum();
-                let got = Complex::new(y.get(b, o), y.get(b, m_out + o));
+                let got = Complex::new(y.re.get(b, o), y.im.get(b, o));
                 // m_in = 9 terms of size ~1/3: rounding ~ 9 eps; tolerance 1e-14 absolute.
                 assert!((got - want).norm() < 1e-14, "({b}, {o}): {got} vs {want}");
             }
         }
         assert_eq!(med.get(3, 4), Complex::new(t[3 * m_in + 4].re, t[3 * m_in + 4].im));
+        assert_eq!(med.to_dense(), t);
     }
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::fft::{dft2_naive, fftshift2, ifftshift2};
 use ff_core::conformance::{check_conformance, Conformance};
+use ff_core::Matrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -277,15 +278,23 @@ fn optics_speed() {
     let med = Medium::<f32>::new(&t, m, m);
     let tre = Matrix::<f32>::from_fn(m, m, |o, i| t[o * m + i].re as f32);
     let tim = Matrix::<f32>::from_fn(m, m, |o, i| t[o * m + i].im as f32);
-    let tsum = Matrix::<f32>::from_fn(m, m, |o, i| (t[o * m + i].re + t[o * m + i].im) as f32);
+    // The block form [[Re T^T, Im T^T], [-Im T^T, Re T^T]] for one real GEMM on [Re X | Im X].
+    let block = Matrix::<f32>::from_fn(2 * m, 2 * m, |r, c| {
+        let (i, o) = (r % m, c % m);
+        match (r < m, c < m) {
+            (true, true) | (false, false) => tre.get(o, i),
+            (true, false) => tim.get(o, i),
+            (false, true) => -tim.get(o, i),
+        }
+    });
     let tn = nalgebra::DMatrix::<Complex<f32>>::from_fn(m, m, |i, o| {
         Complex::new(t[o * m + i].re as f32, t[o * m + i].im as f32)
     });
-    for batch in [32usize, 256] {
+    for batch in [32usize, 64, 256] {
         let x = random_input::<f32>(batch, 2 * m, 1);
-        let xre = Matrix::from_fn(batch, m, |b, i| x.get(b, i));
-        let xim = Matrix::from_fn(batch, m, |b, i| x.get(b, m + i));
-        let xsum = Matrix::from_fn(batch, m, |b, i| x.get(b, i) + x.get(b, m + i));
+        let mut xb = ModeBatch::zeros(batch, m);
+        xb.re = Matrix::from_fn(batch, m, |b, i| x.get(b, i));
+        xb.im = Matrix::from_fn(batch, m, |b, i| x.get(b, m + i));
         let xn =
             nalgebra::DMatrix::<Complex<f32>>::from_fn(batch, m, |b, i| Complex::new(x.get(b, i), x.get(b, m + i)));
         let reps = 20_000 / batch;
@@ -298,23 +307,16 @@ fn optics_speed() {
             let per_row = t0.elapsed().as_secs_f64() / (reps * batch) as f64;
             eprintln!("batch {batch:4} {name:10}: {:7.2} us/row", per_row * 1e6);
         };
+        let mut yb = ModeBatch::zeros(batch, m);
+        time("gauss (3)", &mut || med.apply(&mut xb, &mut yb));
         let mut y = Matrix::<f32>::zeros(batch, 2 * m);
-        time("block", &mut || med.apply(x.view(), &mut y.view_mut()));
-        let (mut yre, mut yim, mut p) = (Matrix::zeros(batch, m), Matrix::zeros(batch, m), Matrix::zeros(batch, m));
+        time("block (1)", &mut || gemm(1.0, x.view(), Op::N, block.view(), Op::N, 0.0, &mut y.view_mut()));
+        let (mut yre, mut yim) = (Matrix::zeros(batch, m), Matrix::zeros(batch, m));
         time("4 gemm", &mut || {
-            gemm(1.0, xre.view(), Op::N, tre.view(), Op::T, 0.0, &mut yre.view_mut());
-            gemm(-1.0, xim.view(), Op::N, tim.view(), Op::T, 1.0, &mut yre.view_mut());
-            gemm(1.0, xre.view(), Op::N, tim.view(), Op::T, 0.0, &mut yim.view_mut());
-            gemm(1.0, xim.view(), Op::N, tre.view(), Op::T, 1.0, &mut yim.view_mut());
-        });
-        time("3 gemm", &mut || {
-            gemm(1.0, xre.view(), Op::N, tre.view(), Op::T, 0.0, &mut yre.view_mut());
-            gemm(1.0, xim.view(), Op::N, tim.view(), Op::T, 0.0, &mut p.view_mut());
-            gemm(1.0, xsum.view(), Op::N, tsum.view(), Op::T, 0.0, &mut yim.view_mut());
-            for ((a, b), c) in yre.data_mut().iter_mut().zip(p.data()).zip(yim.data_mut()) {
-                *c -= *a + *b;
-                *a -= *b;
-            }
+            gemm(1.0, xb.re.view(), Op::N, tre.view(), Op::T, 0.0, &mut yre.view_mut());
+            gemm(-1.0, xb.im.view(), Op::N, tim.view(), Op::T, 1.0, &mut yre.view_mut());
+            gemm(1.0, xb.re.view(), Op::N, tim.view(), Op::T, 0.0, &mut yim.view_mut());
+            gemm(1.0, xb.im.view(), Op::N, tre.view(), Op::T, 1.0, &mut yim.view_mut());
         });
         time("nalgebra", &mut || {
             let _ = std::hint::black_box(&xn * &tn);

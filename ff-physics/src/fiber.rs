@@ -1,0 +1,526 @@
+//! Nonlinear fibre: the nonlinear Schrödinger equation solved by the symmetric split-step
+//! Fourier method, and a fibre system with spectral encoding (SPEC.md §4, Oguz et al. 2023).
+//!
+//! # Equation, units and conventions
+//! The slowly varying envelope `A(z, T)` (`sqrt(W)`, so `|A|^2` is the power in W) in the
+//! frame moving with the group velocity obeys
+//!
+//! `dA/dz = -(alpha/2) A - i (beta2/2) d^2A/dT^2 + i gamma |A|^2 A`
+//!
+//! with `T` in ps, `z` in km, `beta2` in ps^2/km (negative: anomalous dispersion, solitons),
+//! `gamma` in 1/(W km) and the power loss `alpha` in 1/km. This is Agrawal's form for an
+//! optical field `E ~ A exp(i(beta0 z - omega0 t))`.
+//!
+//! Samples `T_j = (j - n/2) dt`, `dt = window_ps / n`, on a periodic window. The spectrum is
+//! the FFT of [`crate::fft`] (`A~_k = sum_j A_j exp(-2 pi i jk/n)`), with angular frequency
+//! `omega_k = 2 pi freq_index(k) / window_ps` (rad/ps). In that convention `d/dT -> i omega`,
+//! so dispersion is `A~ -> A~ exp(i (beta2/2) omega^2 h)` over a step `h`; it only depends
+//! on `omega^2`, so the solution does not depend on the sign convention. The sign does decide
+//! which side of the spectrum is blue: FFT bin `k` holds the optical frequency offset
+//! `-omega_k` (a component `exp(+i omega T)` of `A` is `omega0 - omega` in the field). The
+//! system therefore orders its spectral bins by increasing optical frequency
+//! ([`optical_frequency_order`]).
+//!
+//! # Scheme
+//! Symmetric split step, second order in `h = length / steps`: half a dispersion step (in the
+//! frequency domain), a full Kerr-and-loss step (in the time domain, exact:
+//! `A <- A exp(-alpha h/2) exp(i gamma |A|^2 L_eff)` with `L_eff = (1 - exp(-alpha h))/alpha`,
+//! `= h` without loss, since `|A|` only decays during the step), half a dispersion step.
+//! Consecutive half dispersion steps are merged, so a propagation costs `steps` FFT pairs.
+
+use crate::fft::{freq_index, Direction, Fft1d, FftReal};
+use ff_core::{check_batch, CoreError, MatMut, MatRef, PhysicalSystem, SystemError};
+use num_complex::Complex;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+
+/// Linear and nonlinear constants of the fibre.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiberParams {
+    /// Group-velocity dispersion `beta2`, in ps^2/km (negative = anomalous, e.g. -20 for
+    /// standard single-mode fibre at 1550 nm).
+    pub beta2_ps2_per_km: f64,
+    /// Kerr coefficient `gamma`, in 1/(W km) (about 1.3 for standard fibre).
+    pub gamma_per_w_km: f64,
+    /// Power attenuation `alpha`, in 1/km (0.2 dB/km is 0.046/km); at least 0.
+    pub alpha_per_km: f64,
+}
+
+/// A periodic time window sampled at `points` instants.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeGrid {
+    /// Number of samples `n` (at least 2; powers of two are fastest).
+    pub points: usize,
+    /// Window length, in ps (`dt = window_ps / points`).
+    pub window_ps: f64,
+}
+
+impl TimeGrid {
+    /// Sample spacing `dt`, in ps.
+    pub fn dt_ps(&self) -> f64 {
+        self.window_ps / self.points as f64
+    }
+
+    /// Sample instants `T_j = (j - n/2) dt`, in ps (the pulse centre is sample `n/2`).
+    pub fn times_ps(&self) -> Vec<f64> {
+        let dt = self.dt_ps();
+        (0..self.points).map(|j| (j as f64 - (self.points / 2) as f64) * dt).collect()
+    }
+
+    /// Angular frequency `omega_k` of FFT bin `k`, in rad/ps (see the module conventions).
+    pub fn omegas_rad_per_ps(&self) -> Vec<f64> {
+        (0..self.points).map(|k| 2.0 * PI * freq_index(k, self.points) as f64 / self.window_ps).collect()
+    }
+
+    fn validate(&self, field: &str) -> Result<(), CoreError> {
+        if self.points < 2 {
+            return Err(CoreError::config(
+                format!("{field}.points"),
+                format!("needs at least 2 samples, got {}", self.points),
+            ));
+        }
+        if !(self.window_ps.is_finite() && self.window_ps > 0.0) {
+            return Err(CoreError::config(
+                format!("{field}.window_ps"),
+                format!("must be a positive duration in ps, got {}", self.window_ps),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// FFT bins of an `n`-point spectrum in order of increasing optical frequency offset
+/// (`-omega_k` ascending): position `n/2` holds the carrier (bin 0).
+pub fn optical_frequency_order(n: usize) -> Vec<usize> {
+    let mut bins: Vec<usize> = (0..n).collect();
+    bins.sort_by_key(|&k| -freq_index(k, n));
+    // Ties are impossible (freq_index is injective); for even n the lone Nyquist bin,
+    // freq_index = -n/2, becomes the highest optical frequency.
+    bins
+}
+
+/// A split-step propagator over a fixed length with a fixed number of steps.
+#[derive(Clone, Debug)]
+pub struct SplitStep<F: FftReal> {
+    fft: Fft1d<F>,
+    /// `exp(i (beta2/2) omega^2 h/2)` per bin.
+    half: Vec<Complex<F>>,
+    /// `exp(i (beta2/2) omega^2 h)` per bin.
+    full: Vec<Complex<F>>,
+    steps: usize,
+    /// `gamma L_eff`, in 1/W.
+    kerr: F,
+    /// `exp(-alpha h/2)`, the amplitude factor of one step.
+    loss: F,
+    dt_ps: f64,
+}
+
+impl<F: FftReal> SplitStep<F> {
+    /// Prepares propagation over `length_km` in `steps` equal steps.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] for non-finite constants, negative loss or length, zero steps or
+    /// an invalid grid.
+    pub fn new(params: &FiberParams, grid: &TimeGrid, length_km: f64, steps: usize) -> Result<Self, CoreError> {
+        grid.validate("fiber.grid")?;
+        for (name, v) in [
+            ("fiber.params.beta2_ps2_per_km", params.beta2_ps2_per_km),
+            ("fiber.params.gamma_per_w_km", params.gamma_per_w_km),
+        ] {
+            if !v.is_finite() {
+                return Err(CoreError::config(name, format!("must be finite, got {v}")));
+            }
+        }
+        if !(params.alpha_per_km.is_finite() && params.alpha_per_km >= 0.0) {
+            return Err(CoreError::config(
+                "fiber.params.alpha_per_km",
+                format!("loss must be finite and >= 0 per km, got {}", params.alpha_per_km),
+            ));
+        }
+        if !(length_km.is_finite() && length_km >= 0.0) {
+            return Err(CoreError::config("fiber.length_km", format!("must be finite and >= 0 km, got {length_km}")));
+        }
+        if steps == 0 {
+            return Err(CoreError::config("fiber.steps", "needs at least 1 step, got 0"));
+        }
+        let h = length_km / steps as f64;
+        let phase = |omega: f64, dz: f64| {
+            let c = Complex::from_polar(1.0, 0.5 * params.beta2_ps2_per_km * omega * omega * dz);
+            Complex::new(F::c(c.re), F::c(c.im))
+        };
+        let omegas = grid.omegas_rad_per_ps();
+        let a = params.alpha_per_km;
+        let l_eff = if a * h > 1e-12 { -(-a * h).exp_m1() / a } else { h };
+        Ok(SplitStep {
+            fft: Fft1d::new(grid.points),
+            half: omegas.iter().map(|&w| phase(w, 0.5 * h)).collect(),
+            full: omegas.iter().map(|&w| phase(w, h)).collect(),
+            steps,
+            kerr: F::c(params.gamma_per_w_km * l_eff),
+            loss: F::c((-0.5 * a * h).exp()),
+            dt_ps: grid.dt_ps(),
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.fft.len()
+    }
+
+    /// Always `false`; present for symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Sample spacing, in ps.
+    pub fn dt_ps(&self) -> f64 {
+        self.dt_ps
+    }
+
+    /// Length of the scratch buffer of the `*_with_scratch` methods.
+    pub fn scratch_len(&self) -> usize {
+        self.fft.scratch_len()
+    }
+
+    /// A zeroed scratch buffer of length [`SplitStep::scratch_len`].
+    pub fn make_scratch(&self) -> Vec<Complex<F>> {
+        self.fft.make_scratch()
+    }
+
+    /// Propagates a spectrum `A~(0)` (FFT of the envelope, `sqrt(W)` x samples) to `A~(L)` in
+    /// place, without allocating.
+    ///
+    /// # Panics
+    /// If `spectrum.len()` differs from the grid or `scratch` is too short.
+    pub fn propagate_spectrum_with_scratch(&self, spectrum: &mut [Complex<F>], scratch: &mut [Complex<F>]) {
+        assert_eq!(spectrum.len(), self.len(), "spectrum length");
+        for step in 0..self.steps {
+            let disp = if step == 0 { &self.half } else { &self.full };
+            for (a, d) in spectrum.iter_mut().zip(disp) {
+                *a = *a * *d;
+            }
+            self.fft.process_with_scratch(spectrum, scratch, Direction::Inverse);
+            for a in spectrum.iter_mut() {
+                let rot = Complex::from_polar(self.loss, self.kerr * a.norm_sqr());
+                *a = *a * rot;
+            }
+            self.fft.process_with_scratch(spectrum, scratch, Direction::Forward);
+        }
+        for (a, d) in spectrum.iter_mut().zip(&self.half) {
+            *a = *a * *d;
+        }
+    }
+
+    /// Propagates an envelope `A(0, T)` (`sqrt(W)`, samples of the grid) to `A(L, T)` in place
+    /// (allocates its scratch).
+    pub fn propagate(&self, envelope: &mut [Complex<F>]) {
+        let mut scratch = self.make_scratch();
+        self.fft.process_with_scratch(envelope, &mut scratch, Direction::Forward);
+        self.propagate_spectrum_with_scratch(envelope, &mut scratch);
+        self.fft.process_with_scratch(envelope, &mut scratch, Direction::Inverse);
+    }
+}
+
+/// Temporal shape of the launched pulse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PulseShape {
+    /// `A = sqrt(P0) sech(T / T0)` (the soliton shape).
+    Sech,
+    /// `A = sqrt(P0) exp(-T^2 / (2 T0^2))`.
+    Gaussian,
+}
+
+/// The launched pulse, centred in the window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pulse {
+    /// Temporal shape.
+    pub shape: PulseShape,
+    /// Width parameter `T0`, in ps.
+    pub t0_ps: f64,
+    /// Peak power `P0`, in W.
+    pub peak_power_w: f64,
+}
+
+impl Pulse {
+    /// The envelope sampled on `grid` (`sqrt(W)`).
+    pub fn envelope(&self, grid: &TimeGrid) -> Vec<Complex<f64>> {
+        let a0 = self.peak_power_w.sqrt();
+        grid.times_ps()
+            .iter()
+            .map(|&t| {
+                let x = t / self.t0_ps;
+                let v = match self.shape {
+                    PulseShape::Sech => 1.0 / x.cosh(),
+                    PulseShape::Gaussian => (-0.5 * x * x).exp(),
+                };
+                Complex::new(a0 * v, 0.0)
+            })
+            .collect()
+    }
+}
+
+/// How the input vector shapes the launched spectrum (a pulse shaper).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpectralEncoding {
+    /// Value `v` of group `g` adds a spectral phase `pi v` to every bin of the group.
+    Phase,
+    /// Value `v` of group `g` multiplies the spectral amplitude of the group's bins by `v`.
+    Amplitude,
+}
+
+/// Configuration of a [`FiberSystem`]. Plain data; checked by [`FiberConfig::validate`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FiberConfig {
+    /// Fibre constants.
+    pub params: FiberParams,
+    /// Fibre length, in km.
+    pub length_km: f64,
+    /// Split-step steps over the length (the error falls as `1/steps^2`).
+    pub steps: usize,
+    /// Time window and sampling.
+    pub grid: TimeGrid,
+    /// The launched pulse before encoding.
+    pub pulse: Pulse,
+    /// Number of input values; each drives one group of spectral bins.
+    pub input_len: usize,
+    /// Input encoding.
+    pub encoding: SpectralEncoding,
+    /// Number of bins around the carrier (in optical-frequency order) that carry the input,
+    /// split into `input_len` contiguous groups (sizes differ by at most one; the lowest
+    /// optical frequency first). Bins outside pass unchanged. `input_len <= encoded_bins <= points`.
+    pub encoded_bins: usize,
+    /// Number of output values.
+    pub output_len: usize,
+    /// Number of bins around the carrier read by the spectrometer, split into `output_len`
+    /// contiguous groups like the input. `output_len <= output_bins <= points`.
+    pub output_bins: usize,
+    /// Output the square root of each group's energy (`sqrt(pJ)`) instead of the energy (pJ).
+    pub output_sqrt: bool,
+}
+
+impl Default for FiberConfig {
+    /// A 100 fs (T0) sech pulse of 6154 W (soliton order N = 2) in 0.8 m of anomalous fibre
+    /// (beta2 = -20 ps^2/km, gamma = 1.3 /(W km), no loss; one soliton period), 200 steps, a
+    /// 12.8 ps window of 256 samples; 20 inputs phase-encoded on the 40 central bins (about
+    /// the spectral FWHM); 20 outputs binning the 160 central bins of the output spectrum.
+    fn default() -> Self {
+        let (beta2, gamma, t0) = (-20.0, 1.3, 0.1);
+        FiberConfig {
+            params: FiberParams { beta2_ps2_per_km: beta2, gamma_per_w_km: gamma, alpha_per_km: 0.0 },
+            length_km: 0.8e-3,
+            steps: 200,
+            grid: TimeGrid { points: 256, window_ps: 12.8 },
+            pulse: Pulse {
+                shape: PulseShape::Sech,
+                t0_ps: t0,
+                // N^2 = gamma P0 T0^2 / |beta2| = 4.
+                peak_power_w: 4.0 * f64::abs(beta2) / (gamma * t0 * t0),
+            },
+            input_len: 20,
+            encoding: SpectralEncoding::Phase,
+            encoded_bins: 40,
+            output_len: 20,
+            output_bins: 160,
+            output_sqrt: false,
+        }
+    }
+}
+
+impl FiberConfig {
+    /// Checks every field, naming the first bad one, its value and the fix.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] with the field path (e.g. `fiber.encoded_bins`).
+    pub fn validate(&self) -> Result<(), CoreError> {
+        SplitStep::<f64>::new(&self.params, &self.grid, self.length_km, self.steps)?;
+        let (n, dt) = (self.grid.points, self.grid.dt_ps());
+        let p = &self.pulse;
+        if !(p.t0_ps.is_finite() && p.t0_ps >= 2.0 * dt) {
+            return Err(CoreError::config(
+                "fiber.pulse.t0_ps",
+                format!("pulse width {} ps is not resolved by dt = {dt} ps; use t0_ps >= 2 dt or more points", p.t0_ps),
+            ));
+        }
+        if self.grid.window_ps < 10.0 * p.t0_ps {
+            return Err(CoreError::config(
+                "fiber.grid.window_ps",
+                format!("window {} ps must be at least 10 t0 = {} ps", self.grid.window_ps, 10.0 * p.t0_ps),
+            ));
+        }
+        if !(p.peak_power_w.is_finite() && p.peak_power_w >= 0.0) {
+            return Err(CoreError::config(
+                "fiber.pulse.peak_power_w",
+                format!("must be finite and >= 0 W, got {}", p.peak_power_w),
+            ));
+        }
+        for (len_name, len, bins_name, bins) in [
+            ("fiber.input_len", self.input_len, "fiber.encoded_bins", self.encoded_bins),
+            ("fiber.output_len", self.output_len, "fiber.output_bins", self.output_bins),
+        ] {
+            if len == 0 {
+                return Err(CoreError::config(len_name, "must be at least 1, got 0"));
+            }
+            if bins < len || bins > n {
+                return Err(CoreError::config(
+                    bins_name,
+                    format!("must be between {len_name} = {len} and grid.points = {n}, got {bins}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// FFT bins of the `bins` central optical frequencies, each with its group in `0..groups`.
+fn band_groups(n: usize, bins: usize, groups: usize) -> Vec<(usize, usize)> {
+    let order = optical_frequency_order(n);
+    let start = n / 2 - bins / 2;
+    (0..bins).map(|j| (order[start + j], j * groups / bins)).collect()
+}
+
+/// A pulse shaper -> nonlinear fibre -> spectrometer system.
+///
+/// Each input row shapes the spectrum of the launched pulse ([`SpectralEncoding`]), the pulse
+/// propagates through the fibre ([`SplitStep`]), and the output is the energy spectrum
+/// `S_k = |A~_k|^2 dt / n` (pJ per bin; `sum_k S_k` is the pulse energy `sum_j |A_j|^2 dt`)
+/// summed over the groups of the read-out band (optionally square-rooted).
+#[derive(Debug)]
+pub struct FiberSystem<F: FftReal> {
+    config: FiberConfig,
+    solver: SplitStep<F>,
+    launch: Vec<Complex<F>>,
+    input_bins: Vec<(usize, usize)>,
+    output_bins: Vec<(usize, usize)>,
+    scratch: Vec<Complex<F>>,
+}
+
+/// Rows per rayon job (fixed; rows are independent, so this only affects speed).
+const ROWS_PER_JOB: usize = 4;
+
+impl<F: FftReal> FiberSystem<F> {
+    /// Builds the system: validates `config`, samples the pulse and precomputes the steps.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] from [`FiberConfig::validate`].
+    pub fn new(config: FiberConfig) -> Result<Self, CoreError> {
+        config.validate()?;
+        let solver = SplitStep::new(&config.params, &config.grid, config.length_km, config.steps)?;
+        let mut launch: Vec<Complex<F>> =
+            config.pulse.envelope(&config.grid).iter().map(|z| Complex::new(F::c(z.re), F::c(z.im))).collect();
+        Fft1d::new(config.grid.points).forward(&mut launch);
+        let n = config.grid.points;
+        let input_bins = band_groups(n, config.encoded_bins, config.input_len);
+        let output_bins = band_groups(n, config.output_bins, config.output_len);
+        let scratch = solver.make_scratch();
+        Ok(FiberSystem { config, solver, launch, input_bins, output_bins, scratch })
+    }
+
+    /// The configuration this system was built from.
+    pub fn config(&self) -> &FiberConfig {
+        &self.config
+    }
+
+    /// The output spectrum `A~(L)` (FFT of the envelope, unshifted bins) for one input row;
+    /// `spec` must have `grid.points` elements.
+    fn output_spectrum(&self, input: &[F], spec: &mut [Complex<F>], scratch: &mut [Complex<F>]) {
+        self.shape_spectrum(input, spec);
+        self.solver.propagate_spectrum_with_scratch(spec, scratch);
+    }
+
+    /// The pulse shaper: the launched spectrum with the input applied to its groups.
+    fn shape_spectrum(&self, input: &[F], spec: &mut [Complex<F>]) {
+        spec.copy_from_slice(&self.launch);
+        let pi = F::c(PI);
+        for &(k, g) in &self.input_bins {
+            spec[k] = match self.config.encoding {
+                SpectralEncoding::Phase => spec[k] * Complex::from_polar(F::one(), pi * input[g]),
+                SpectralEncoding::Amplitude => spec[k].scale(input[g]),
+            };
+        }
+    }
+
+    /// The launched envelope `A(0, T)` (`sqrt(W)`) for one input vector, after the shaper.
+    ///
+    /// # Panics
+    /// If `input.len() != input_len`.
+    pub fn launched_envelope(&self, input: &[F]) -> Vec<Complex<F>> {
+        assert_eq!(input.len(), self.config.input_len, "input length");
+        let mut spec = self.launch.clone();
+        self.shape_spectrum(input, &mut spec);
+        Fft1d::new(spec.len()).inverse(&mut spec);
+        spec
+    }
+
+    fn forward_row(&self, input: &[F], out: &mut [F], spec: &mut [Complex<F>], scratch: &mut [Complex<F>]) {
+        self.output_spectrum(input, spec, scratch);
+        let norm = F::c(self.config.grid.dt_ps() / self.config.grid.points as f64);
+        out.fill(F::zero());
+        for &(k, g) in &self.output_bins {
+            out[g] += spec[k].norm_sqr() * norm;
+        }
+        if self.config.output_sqrt {
+            for o in out.iter_mut() {
+                *o = o.sqrt();
+            }
+        }
+    }
+
+    fn name_(&self) -> String {
+        format!(
+            "fibre {} m, {} steps ({} -> {})",
+            self.config.length_km * 1e3,
+            self.config.steps,
+            self.config.input_len,
+            self.config.output_len
+        )
+    }
+}
+
+impl<F: FftReal> PhysicalSystem<F> for FiberSystem<F> {
+    fn name(&self) -> String {
+        self.name_()
+    }
+
+    fn input_len(&self) -> usize {
+        self.config.input_len
+    }
+
+    fn output_len(&self) -> usize {
+        self.config.output_len
+    }
+
+    fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
+        check_batch(&self.name_(), self.config.input_len, self.config.output_len, &input, &output)?;
+        let n = self.config.grid.points;
+        let zero = Complex::new(F::zero(), F::zero());
+        if input.rows() <= ROWS_PER_JOB {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let mut spec = vec![zero; n];
+            for r in 0..input.rows() {
+                self.forward_row(input.row(r), output.row_mut(r), &mut spec, &mut scratch);
+            }
+            self.scratch = scratch;
+            return Ok(());
+        }
+        let this = &*self;
+        output.into_row_chunks(ROWS_PER_JOB).into_par_iter().enumerate().for_each_init(
+            || (vec![zero; n], this.solver.make_scratch()),
+            |(spec, scratch), (c, mut out)| {
+                for r in 0..out.rows() {
+                    this.forward_row(input.row(c * ROWS_PER_JOB + r), out.row_mut(r), spec, scratch);
+                }
+            },
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
