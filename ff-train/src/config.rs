@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use ff_core::{Activation, Goodness, Loss, NegativeMode, OptimizerConfig, PassOn, TrainConfig};
 use ff_physics::optics::OpticsConfig;
-use ff_physics::{AcousticConfig, MicrowaveConfig};
+use ff_physics::{AcousticConfig, FiberConfig, FreeSpaceConfig, MicrowaveConfig};
 use serde::{Deserialize, Serialize};
 
 /// Numerical precision of the whole run.
@@ -28,6 +28,11 @@ pub enum SystemKind {
     Microwave,
     /// Chaotic acoustic cavity with nonlinear membrane scatterers (`ff_physics::acoustic`).
     Acoustic,
+    /// Free-space diffractive stack: SLM, phase masks, angular-spectrum propagation, camera
+    /// (`ff_physics::freespace`).
+    Freespace,
+    /// Nonlinear fibre: spectral-phase encoding, split-step NLSE, binned spectrum (`ff_physics::fiber`).
+    Fiber,
 }
 
 impl SystemKind {
@@ -37,6 +42,8 @@ impl SystemKind {
             SystemKind::Optics => "optics",
             SystemKind::Microwave => "microwave",
             SystemKind::Acoustic => "acoustic",
+            SystemKind::Freespace => "freespace",
+            SystemKind::Fiber => "fiber",
         }
     }
 }
@@ -71,7 +78,7 @@ pub struct ExperimentConfig {
     /// input is shown on the SLM as a square image).
     pub hidden: usize,
     /// Concatenate each block's input after the physical output; `None` = the system's default
-    /// (optics: no skip; microwave and acoustic: skip, as in the paper).
+    /// (optics and free space: no skip; microwave and acoustic: skip, as in the paper; fibre: skip).
     pub skip: Option<bool>,
     /// Training epochs.
     pub epochs: usize,
@@ -109,6 +116,12 @@ pub struct ExperimentConfig {
     /// Acoustic cavity parameters (used when `system = "acoustic"`). Each block's input is
     /// resampled onto the cavity's `n_tones` channels; every block queries the same cavity.
     pub acoustic: AcousticConfig,
+    /// Free-space parameters (used when `system = "freespace"`). `input_shape` and `placement`
+    /// are set per block as for optics.
+    pub freespace: FreeSpaceConfig,
+    /// Fibre parameters (used when `system = "fiber"`). Each block's input is resampled onto the
+    /// fibre's `input_len` spectral channels.
+    pub fiber: FiberConfig,
 }
 
 impl Default for ExperimentConfig {
@@ -136,6 +149,8 @@ impl Default for ExperimentConfig {
             optics: OpticsConfig::default(),
             microwave: MicrowaveConfig::default(),
             acoustic: AcousticConfig::default(),
+            freespace: FreeSpaceConfig::default(),
+            fiber: FiberConfig::default(),
         }
     }
 }
@@ -157,8 +172,8 @@ impl ExperimentConfig {
     /// Whether blocks use the skip connection.
     pub fn skip(&self) -> bool {
         self.skip.unwrap_or(match self.system {
-            SystemKind::Optics => false,
-            SystemKind::Microwave | SystemKind::Acoustic => true,
+            SystemKind::Optics | SystemKind::Freespace => false,
+            SystemKind::Microwave | SystemKind::Acoustic | SystemKind::Fiber => true,
         })
     }
 
@@ -218,6 +233,8 @@ impl ExperimentConfig {
         }
         match self.system {
             SystemKind::Optics => {}
+            SystemKind::Freespace => self.freespace.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
+            SystemKind::Fiber => self.fiber.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
             SystemKind::Microwave => self.microwave.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
             SystemKind::Acoustic => self.acoustic.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
         }

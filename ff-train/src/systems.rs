@@ -13,7 +13,7 @@ use ff_physics::adapt::Resampled;
 use ff_physics::fft::FftReal;
 use ff_physics::optics::OpticsSystem;
 use ff_physics::slm::Placement;
-use ff_physics::{AcousticCavity, MicrowaveCavity};
+use ff_physics::{AcousticCavity, FiberSystem, FreeSpaceSystem, MicrowaveCavity};
 
 /// The systems, skip flags and output sizes of every block.
 ///
@@ -71,6 +71,21 @@ fn physical_system<F: FftReal>(
             };
             Ok(Box::new(OpticsSystem::<F>::new(o).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
         }
+        SystemKind::Freespace => {
+            let mut f = cfg.freespace.clone();
+            f.input_shape = shape;
+            let n = f.grid.n;
+            f.placement = if k == 0 || shape.0 == 1 {
+                Placement::Tile
+            } else {
+                Placement::Upsample { factor: n.div_ceil(shape.0).max(1) }
+            };
+            Ok(Box::new(FreeSpaceSystem::<F>::new(f).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
+        }
+        SystemKind::Fiber => {
+            let fiber = FiberSystem::<F>::new(cfg.fiber.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Box::new(Resampled::new::<F>(fiber, d)))
+        }
         SystemKind::Microwave => {
             let cavity = MicrowaveCavity::new(cfg.microwave.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
@@ -78,6 +93,35 @@ fn physical_system<F: FftReal>(
         SystemKind::Acoustic => {
             let cavity = AcousticCavity::new(cfg.acoustic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ff_core::Matrix;
+
+    /// Every selectable system builds for the digits geometry (labelled 28 x 8 images, 2 blocks)
+    /// and answers a small batch with finite values of the declared width.
+    #[test]
+    fn every_system_builds_and_answers() {
+        let embedding = LabelEmbedding::ImageBands { num_classes: 10, height: 8, width: 8, band_rows: 10 };
+        for system in
+            [SystemKind::Optics, SystemKind::Freespace, SystemKind::Microwave, SystemKind::Acoustic, SystemKind::Fiber]
+        {
+            let cfg = ExperimentConfig { system, hidden: 16, ..ExperimentConfig::default() };
+            cfg.validate().unwrap();
+            for ablation in [false, true] {
+                let mut specs = build_blocks::<f32>(&cfg, &embedding, 64, ablation).unwrap();
+                assert_eq!(specs.len(), 2);
+                assert_eq!(specs[0].system.input_len(), 224, "{system:?}");
+                assert_eq!(specs[1].system.input_len(), 16, "{system:?}");
+                assert_eq!(specs[0].system.is_physical(), !ablation);
+                let x = Matrix::<f32>::from_fn(2, 224, |r, c| ((r + c) % 7) as f32 / 7.0);
+                let y = specs[0].system.forward(x.view()).unwrap();
+                assert!(y.find_non_finite().is_none(), "{system:?}");
+            }
         }
     }
 }
