@@ -10,7 +10,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ff_bench::{fft_flops, random_matrix};
 use ff_core::{gemm, Matrix, Op, PhysicalSystem};
 use ff_physics::fft::{Direction, Fft2d};
-use ff_physics::{AcousticCavity, AcousticConfig, MicrowaveCavity, MicrowaveConfig, OpticsConfig, OpticsSystem};
+use ff_physics::{
+    AcousticCavity, AcousticConfig, FiberConfig, FiberSystem, FreeSpaceConfig, FreeSpaceSystem, MicrowaveCavity,
+    MicrowaveConfig, OpticsConfig, OpticsSystem,
+};
 use num_complex::Complex;
 
 /// An optics configuration with an `n x n` field, pupils scaled from the 32 x 32 default.
@@ -90,5 +93,21 @@ fn cavities(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, optics, cavities);
+fn fft_systems(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fft_system_forward_f32");
+    g.sample_size(10);
+    let batch = 32;
+    let mut fs = FreeSpaceSystem::<f32>::new(FreeSpaceConfig::default()).expect("valid config");
+    let x = random_matrix::<f32>(batch, fs.input_len(), 6);
+    let mut y = Matrix::<f32>::zeros(batch, fs.output_len());
+    g.throughput(Throughput::Elements(batch as u64));
+    g.bench_function("freespace", |b| b.iter(|| fs.forward_batch(x.view(), y.view_mut()).expect("forward")));
+    let mut fiber = FiberSystem::<f32>::new(FiberConfig::default()).expect("valid config");
+    let xf = random_matrix::<f32>(batch, fiber.input_len(), 7);
+    let mut yf = Matrix::<f32>::zeros(batch, fiber.output_len());
+    g.bench_function("fiber", |b| b.iter(|| fiber.forward_batch(xf.view(), yf.view_mut()).expect("forward")));
+    g.finish();
+}
+
+criterion_group!(benches, optics, cavities, fft_systems);
 criterion_main!(benches);
