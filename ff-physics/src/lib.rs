@@ -9,6 +9,7 @@
 //! - [`acoustic`]: a chaotic 2-D cavity of rigid scatterers with nonlinear (Duffing) membrane
 //!   scatterers: 20 tone amplitudes in, 20 spectral amplitudes at a microphone out;
 //! - [`imperfections`]: detector noise, ADC quantisation and drift as wrappers around any system;
+//! - [`device`]: hardware in the loop, a system answered by an external process over a small protocol;
 //! - [`adapt`]: fits a block's input width to a system's native number of channels.
 //!
 //! ## Quick start
@@ -41,6 +42,7 @@ mod special;
 pub mod acoustic;
 pub mod adapt;
 pub mod camera;
+pub mod device;
 pub mod fft;
 pub mod imperfections;
 pub mod microwave;
