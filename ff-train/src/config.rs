@@ -23,6 +23,9 @@ pub enum SystemKind {
     /// Multimode optical medium: SLM -> transmission matrix -> camera (`ff_physics::optics`).
     #[default]
     Optics,
+    /// An external device process (hardware in the loop) reached as configured in `[device]`
+    /// (`ff_physics::device`).
+    Device,
 }
 
 impl SystemKind {
@@ -30,6 +33,7 @@ impl SystemKind {
     pub fn name(self) -> &'static str {
         match self {
             SystemKind::Optics => "optics",
+            SystemKind::Device => "device",
         }
     }
 }
@@ -93,6 +97,31 @@ pub struct ExperimentConfig {
     /// blocks: the previous output as a square image, upsampled to fill the field); the medium
     /// (`seed`) is the same device for every block and does not change with the training seed.
     pub optics: OpticsConfig,
+    /// How to reach the external device (used when `system = "device"`).
+    pub device: DeviceSettings,
+}
+
+/// How `system = "device"` reaches the external device of each block (see
+/// `ff_physics::device` for the protocol). Exactly one of `command` and `tcp` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSettings {
+    /// Command line that starts a device speaking the protocol on stdin/stdout, one child per
+    /// block; `{block}` (from 0), `{rows}` and `{cols}` (the block's input shape) are replaced,
+    /// e.g. `"phyff-device --stdio --system optics --block {block} --input-shape {rows}x{cols}"`.
+    pub command: Option<String>,
+    /// TCP addresses of running devices: one for every block, or one per block separated by commas.
+    pub tcp: Option<String>,
+    /// Time allowed for one request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Attempts per request; the connection is re-established (the child restarted) between attempts.
+    pub attempts: u32,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        DeviceSettings { command: None, tcp: None, timeout_ms: 30_000, attempts: 3 }
+    }
 }
 
 impl Default for ExperimentConfig {
@@ -117,6 +146,7 @@ impl Default for ExperimentConfig {
             eval_every: 5,
             ablation: true,
             optics: OpticsConfig::default(),
+            device: DeviceSettings::default(),
         }
     }
 }
@@ -138,7 +168,7 @@ impl ExperimentConfig {
     /// Whether blocks use the skip connection.
     pub fn skip(&self) -> bool {
         self.skip.unwrap_or(match self.system {
-            SystemKind::Optics => false,
+            SystemKind::Optics | SystemKind::Device => false,
         })
     }
 
@@ -195,6 +225,15 @@ impl ExperimentConfig {
                 );
             }
             self.optics.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if self.system == SystemKind::Device {
+            let d = &self.device;
+            if d.command.is_some() == d.tcp.is_some() {
+                bail!("invalid device: system \"device\" needs exactly one of --device-cmd \"PROGRAM ARGS\" and --device-tcp HOST:PORT (device.command / device.tcp)");
+            }
+            if d.timeout_ms == 0 || d.attempts == 0 {
+                bail!("invalid device: timeout_ms ({}) and attempts ({}) must be at least 1", d.timeout_ms, d.attempts);
+            }
         }
         Ok(())
     }
