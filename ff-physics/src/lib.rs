@@ -13,6 +13,7 @@
 //! - [`fiber`]: a nonlinear fibre (split-step Fourier solution of the NLSE), spectral-phase
 //!   encoding in, binned output spectrum out;
 //! - [`imperfections`]: detector noise, ADC quantisation and drift as wrappers around any system;
+//! - [`device`]: hardware in the loop, a system answered by an external process over a small protocol;
 //! - [`adapt`]: fits a block's input width to a system's native number of channels.
 //!
 //! ## Quick start
@@ -45,6 +46,7 @@ mod special;
 pub mod acoustic;
 pub mod adapt;
 pub mod camera;
+pub mod device;
 pub mod fft;
 pub mod fiber;
 pub mod freespace;

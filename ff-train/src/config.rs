@@ -33,6 +33,9 @@ pub enum SystemKind {
     Freespace,
     /// Nonlinear fibre: spectral-phase encoding, split-step NLSE, binned spectrum (`ff_physics::fiber`).
     Fiber,
+    /// An external device process (hardware in the loop) reached as configured in `[device]`
+    /// (`ff_physics::device`).
+    Device,
 }
 
 impl SystemKind {
@@ -44,6 +47,7 @@ impl SystemKind {
             SystemKind::Acoustic => "acoustic",
             SystemKind::Freespace => "freespace",
             SystemKind::Fiber => "fiber",
+            SystemKind::Device => "device",
         }
     }
 }
@@ -122,6 +126,31 @@ pub struct ExperimentConfig {
     /// Fibre parameters (used when `system = "fiber"`). Each block's input is resampled onto the
     /// fibre's `input_len` spectral channels.
     pub fiber: FiberConfig,
+    /// How to reach the external device (used when `system = "device"`).
+    pub device: DeviceSettings,
+}
+
+/// How `system = "device"` reaches the external device of each block (see
+/// `ff_physics::device` for the protocol). Exactly one of `command` and `tcp` is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSettings {
+    /// Command line that starts a device speaking the protocol on stdin/stdout, one child per
+    /// block; `{block}` (from 0), `{rows}` and `{cols}` (the block's input shape) are replaced,
+    /// e.g. `"phyff-device --stdio --system optics --block {block} --input-shape {rows}x{cols}"`.
+    pub command: Option<String>,
+    /// TCP addresses of running devices: one for every block, or one per block separated by commas.
+    pub tcp: Option<String>,
+    /// Time allowed for one request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Attempts per request; the connection is re-established (the child restarted) between attempts.
+    pub attempts: u32,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        DeviceSettings { command: None, tcp: None, timeout_ms: 30_000, attempts: 3 }
+    }
 }
 
 impl Default for ExperimentConfig {
@@ -151,6 +180,7 @@ impl Default for ExperimentConfig {
             acoustic: AcousticConfig::default(),
             freespace: FreeSpaceConfig::default(),
             fiber: FiberConfig::default(),
+            device: DeviceSettings::default(),
         }
     }
 }
@@ -172,7 +202,7 @@ impl ExperimentConfig {
     /// Whether blocks use the skip connection.
     pub fn skip(&self) -> bool {
         self.skip.unwrap_or(match self.system {
-            SystemKind::Optics | SystemKind::Freespace => false,
+            SystemKind::Optics | SystemKind::Freespace | SystemKind::Device => false,
             SystemKind::Microwave | SystemKind::Acoustic | SystemKind::Fiber => true,
         })
     }
@@ -237,6 +267,19 @@ impl ExperimentConfig {
             SystemKind::Fiber => self.fiber.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
             SystemKind::Microwave => self.microwave.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
             SystemKind::Acoustic => self.acoustic.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
+            SystemKind::Device => {
+                let d = &self.device;
+                if d.command.is_some() == d.tcp.is_some() {
+                    bail!("invalid device: system \"device\" needs exactly one of --device-cmd \"PROGRAM ARGS\" and --device-tcp HOST:PORT (device.command / device.tcp)");
+                }
+                if d.timeout_ms == 0 || d.attempts == 0 {
+                    bail!(
+                        "invalid device: timeout_ms ({}) and attempts ({}) must be at least 1",
+                        d.timeout_ms,
+                        d.attempts
+                    );
+                }
+            }
         }
         Ok(())
     }

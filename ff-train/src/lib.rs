@@ -3,12 +3,14 @@
 //! - [`config::ExperimentConfig`]: every knob of a run (TOML file and flags);
 //! - [`trainer::fit`]: epochs of the PhyLL schedule with periodic evaluation and accounting;
 //! - [`run::train`] / [`run::eval`]: data + physical systems + network, result and model files;
+//! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
 //! - [`systems`]: builds each block's physical system from the configuration.
 //!
 //! Library errors are `anyhow` here: this crate is the application layer.
 
 #![allow(clippy::module_name_repetitions)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod io;
 pub mod model;

@@ -91,9 +91,27 @@ struct TrainArgs {
     /// Skip measuring train accuracy at the end (saves K x L queries per training sample).
     #[arg(long)]
     no_train_eval: bool,
-    /// Directory for result.json and model.json (written atomically).
+    /// Directory for result.json and model.json (written atomically), and checkpoint.json
+    /// after every epoch.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue the run checkpointed in DIR (DIR/checkpoint.json) with its saved configuration;
+    /// only --epochs may change (to extend the run). Outputs go to DIR.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
+    resume: Option<PathBuf>,
+    /// Device command for --system device (stdio transport); {block}, {rows}, {cols} are
+    /// replaced per block, e.g. "phyff-device --stdio --block {block} --input-shape {rows}x{cols}".
+    #[arg(long, value_name = "\"PROGRAM ARGS\"")]
+    device_cmd: Option<String>,
+    /// Device address(es) for --system device (TCP transport): HOST:PORT, or one per block, comma-separated.
+    #[arg(long, value_name = "HOST:PORT")]
+    device_tcp: Option<String>,
+    /// Time allowed for one device request, in milliseconds.
+    #[arg(long)]
+    device_timeout_ms: Option<u64>,
+    /// Attempts per device request (reconnecting between attempts).
+    #[arg(long)]
+    device_attempts: Option<u32>,
 }
 
 fn non_negative(name: &str, v: i64) -> Result<usize> {
@@ -163,6 +181,18 @@ impl TrainArgs {
         if self.no_train_eval {
             c.train_eval = false;
         }
+        if let Some(v) = &self.device_cmd {
+            c.device.command = Some(v.clone());
+        }
+        if let Some(v) = &self.device_tcp {
+            c.device.tcp = Some(v.clone());
+        }
+        if let Some(v) = self.device_timeout_ms {
+            c.device.timeout_ms = v;
+        }
+        if let Some(v) = self.device_attempts {
+            c.device.attempts = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -220,7 +250,18 @@ impl Progress {
 }
 
 fn train_cmd(args: &TrainArgs) -> Result<()> {
-    let cfg = args.resolve()?;
+    let (cfg, out) = match &args.resume {
+        Some(dir) => {
+            let mut c = ff_train::checkpoint::checkpoint_config(&dir.join(ff_train::checkpoint::CHECKPOINT_FILE))?;
+            if let Some(v) = args.epochs {
+                c.epochs = non_negative("epochs", v)?;
+            }
+            eprintln!("phyff train: resuming the run checkpointed in {}", dir.display());
+            (c, Some(dir.as_path()))
+        }
+        None => (args.resolve()?, args.out.as_deref()),
+    };
+    let resume = args.resume.as_deref();
     eprintln!(
         "phyff train: system {}, data {}, {} blocks x {}, {} epochs, lr {}, n_inner {}, seed {}, {:?}",
         cfg.system.name(),
@@ -234,14 +275,22 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         cfg.precision
     );
     let mut progress = Progress::new(cfg.epochs);
-    let out = args.out.as_deref();
-    let (pnn, ablation, result) = match cfg.precision {
-        Precision::F32 => {
+    let epochs = Some(cfg.epochs);
+    let (pnn, ablation, result) = match (cfg.precision, resume) {
+        (Precision::F32, None) => {
             let o = ff_train::run::train::<f32>(&cfg, out, |m, r| progress.update(m, r))?;
             (o.pnn, o.ablation, o.result)
         }
-        Precision::F64 => {
+        (Precision::F64, None) => {
             let o = ff_train::run::train::<f64>(&cfg, out, |m, r| progress.update(m, r))?;
+            (o.pnn, o.ablation, o.result)
+        }
+        (Precision::F32, Some(dir)) => {
+            let o = ff_train::run::resume::<f32>(dir, epochs, |m, r| progress.update(m, r))?;
+            (o.pnn, o.ablation, o.result)
+        }
+        (Precision::F64, Some(dir)) => {
+            let o = ff_train::run::resume::<f64>(dir, epochs, |m, r| progress.update(m, r))?;
             (o.pnn, o.ablation, o.result)
         }
     };

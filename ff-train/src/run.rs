@@ -1,11 +1,12 @@
 //! Orchestration of `phyff train` and `phyff eval`: data, systems, network, training, outputs.
 
+use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
 use crate::config::ExperimentConfig;
 use crate::io::write_atomic;
 use crate::model::{load_model, ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::report::TrainResult;
 use crate::systems::build_blocks;
-use crate::trainer::{fit, EpochRecord, FitOptions, FitSummary};
+use crate::trainer::{fit, fit_from, EpochRecord, FitOptions, FitSummary};
 use anyhow::{Context, Result};
 use ff_core::{LabelEmbedding, Matrix, Network, Real};
 use ff_data::{load, DataSpec, Dataset, Layout, TrainTest};
@@ -80,14 +81,45 @@ pub struct TrainOutcome<F: Real> {
 }
 
 /// Trains the configured physical network (and its ablation) and optionally writes
-/// `result.json` and `model.json` into `out`. `progress` is told about every epoch, with a
-/// label saying which model is training.
+/// `result.json` and `model.json` into `out`, plus `checkpoint.json` after every epoch (see
+/// [`resume`]). `progress` is told about every epoch, with a label saying which model is
+/// training.
 ///
 /// # Errors
 /// Any configuration, data, system or training error; I/O errors when writing outputs.
 pub fn train<F: FftReal>(
     cfg: &ExperimentConfig,
     out: Option<&Path>,
+    progress: impl FnMut(&str, &EpochRecord),
+) -> Result<TrainOutcome<F>> {
+    train_from(cfg, out, None, progress)
+}
+
+/// Continues the run checkpointed in `dir` (`dir/checkpoint.json`) up to `epochs` epochs
+/// (default: the configured number), then writes the outputs as [`train`] does. For a
+/// deterministic system the model ends with the same bits as an uninterrupted run. The
+/// ablation, when configured, is not checkpointed and is trained from scratch.
+///
+/// # Errors
+/// A missing or foreign checkpoint, data that no longer match it, and everything [`train`]
+/// can fail with.
+pub fn resume<F: FftReal>(
+    dir: &Path,
+    epochs: Option<usize>,
+    progress: impl FnMut(&str, &EpochRecord),
+) -> Result<TrainOutcome<F>> {
+    let ck = load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?;
+    let mut cfg = ck.model.config.clone();
+    if let Some(e) = epochs {
+        cfg.epochs = e;
+    }
+    train_from(&cfg, Some(dir), Some(ck), progress)
+}
+
+fn train_from<F: FftReal>(
+    cfg: &ExperimentConfig,
+    out: Option<&Path>,
+    resume_from: Option<Checkpoint<F>>,
     mut progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
     cfg.validate()?;
@@ -99,9 +131,7 @@ pub fn train<F: FftReal>(
         seed: cfg.seed,
         train_eval: cfg.train_eval,
     };
-    let mut net = build_network(cfg, &prep, false)?;
-    let pnn = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| progress("pnn", r))?;
-    let model = ModelFile {
+    let model_file = |state| ModelFile {
         format: MODEL_FORMAT.into(),
         version: MODEL_VERSION,
         config: cfg.clone(),
@@ -109,8 +139,39 @@ pub fn train<F: FftReal>(
         prepended_label_slots: prep.prepended,
         embedding: prep.embedding,
         ablation: false,
-        state: net.state(),
+        state,
     };
+    let (mut net, start) = match resume_from {
+        None => (build_network(cfg, &prep, false)?, None),
+        Some(ck) => {
+            anyhow::ensure!(
+                ck.model.raw_len == prep.data.train.dim() && ck.model.embedding == prep.embedding,
+                "the data {:?} no longer match the checkpoint (sample length {} vs {})",
+                cfg.data,
+                prep.data.train.dim(),
+                ck.model.raw_len
+            );
+            let specs = build_blocks::<F>(cfg, &prep.embedding, ck.model.raw_len, false)?;
+            let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
+            let net =
+                Network::from_state(ck.model.raw_len, prep.embedding, cfg.train_config(), systems, ck.model.state)?;
+            (net, Some(ck.progress))
+        }
+    };
+    let pnn = fit_from(&mut net, &prep.data.train, &prep.data.test, &opts, start, |r, net, p| {
+        progress("pnn", r);
+        if let Some(dir) = out {
+            let ck = Checkpoint {
+                format: CHECKPOINT_FORMAT.into(),
+                version: CHECKPOINT_VERSION,
+                model: model_file(net.state()),
+                progress: p.clone(),
+            };
+            ck.save(&dir.join(CHECKPOINT_FILE))?;
+        }
+        Ok(())
+    })?;
+    let model = model_file(net.state());
     if let Some(dir) = out {
         // Save the model before the ablation runs: an interrupted ablation loses nothing.
         write_atomic(&dir.join("model.json"), model.to_json().as_bytes())?;

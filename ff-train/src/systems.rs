@@ -10,8 +10,9 @@ use crate::config::{ExperimentConfig, SystemKind};
 use anyhow::Result;
 use ff_core::{BlockSpec, Identity, LabelEmbedding, PhysicalSystem, Zeros};
 use ff_physics::adapt::Resampled;
+use ff_physics::device::{DeviceConfig, DeviceSystem, Transport};
 use ff_physics::fft::FftReal;
-use ff_physics::optics::OpticsSystem;
+use ff_physics::optics::{OpticsConfig, OpticsSystem};
 use ff_physics::slm::Placement;
 use ff_physics::{AcousticCavity, FiberSystem, FreeSpaceSystem, MicrowaveCavity};
 
@@ -62,13 +63,7 @@ fn physical_system<F: FftReal>(
     let d = shape.0 * shape.1;
     match cfg.system {
         SystemKind::Optics => {
-            let mut o = cfg.optics.clone();
-            o.input_shape = shape;
-            o.placement = if k == 0 || shape.0 == 1 {
-                Placement::Tile
-            } else {
-                Placement::Upsample { factor: o.field_size.div_ceil(shape.0).max(1) }
-            };
+            let o = optics_for_block(&cfg.optics, k, shape);
             Ok(Box::new(OpticsSystem::<F>::new(o).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
         }
         SystemKind::Freespace => {
@@ -94,7 +89,65 @@ fn physical_system<F: FftReal>(
             let cavity = AcousticCavity::new(cfg.acoustic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
         }
+        SystemKind::Device => device_for_block::<F>(cfg, k, shape),
     }
+}
+
+/// The optical configuration of block `k` (from 0) for inputs of shape `shape`: block 1 tiles
+/// the labelled image, later blocks upsample the previous output to fill the field. Shared with
+/// `phyff-device`, so that a served optical device is the same device as the in-process one.
+pub fn optics_for_block(base: &OpticsConfig, k: usize, shape: (usize, usize)) -> OpticsConfig {
+    let mut o = base.clone();
+    o.input_shape = shape;
+    o.placement = if k == 0 || shape.0 == 1 {
+        Placement::Tile
+    } else {
+        Placement::Upsample { factor: o.field_size.div_ceil(shape.0).max(1) }
+    };
+    o
+}
+
+/// Connects block `k`'s device and checks that it takes the block's input width.
+fn device_for_block<F: FftReal>(
+    cfg: &ExperimentConfig,
+    k: usize,
+    shape: (usize, usize),
+) -> Result<Box<dyn PhysicalSystem<F>>> {
+    let d = &cfg.device;
+    let transport = match (&d.command, &d.tcp) {
+        (Some(cmd), _) => {
+            let line = cmd
+                .replace("{block}", &k.to_string())
+                .replace("{rows}", &shape.0.to_string())
+                .replace("{cols}", &shape.1.to_string());
+            Transport::command_line(&line)?
+        }
+        (None, Some(list)) => {
+            let addrs: Vec<&str> = list.split(',').map(str::trim).collect();
+            let a = if addrs.len() == 1 { addrs[0] } else { addrs.get(k).copied().unwrap_or("") };
+            let addr = a.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "block {}: invalid device address {a:?} in {list:?} ({e}); give HOST:PORT, one for all blocks or one per block",
+                    k + 1
+                )
+            })?;
+            Transport::Tcp(addr)
+        }
+        (None, None) => anyhow::bail!("system \"device\" needs --device-cmd or --device-tcp"),
+    };
+    let dev = DeviceSystem::<F>::connect(DeviceConfig { transport, timeout_ms: d.timeout_ms, attempts: d.attempts })
+        .map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?;
+    let want = shape.0 * shape.1;
+    anyhow::ensure!(
+        dev.input_len() == want,
+        "block {}: the device {} takes {} inputs but the block feeds it {want} ({} x {}); start the device for this block's input shape",
+        k + 1,
+        dev.name(),
+        dev.input_len(),
+        shape.0,
+        shape.1
+    );
+    Ok(Box::new(dev))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The training loop: epochs of PhyLL mini-batches, periodic evaluation, accounting.
 
 use ff_core::rng::rng_for;
-use ff_core::{Matrix, Network, Real};
+use ff_core::{Counters, Matrix, Network, Real};
 use ff_data::{epoch_order, Dataset};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -60,6 +60,27 @@ pub struct FitSummary {
     pub history: Vec<EpochRecord>,
 }
 
+/// Where a run stands after an epoch: everything besides the network's state that is needed
+/// to continue it exactly (the random streams of epoch `e` derive from `(seed, e)`, so the
+/// epoch number is all the RNG state there is).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitProgress {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Records of the completed epochs.
+    pub history: Vec<EpochRecord>,
+    /// Work done so far (training and evaluation).
+    pub counters: Counters,
+    /// Physical queries spent on evaluation so far.
+    pub eval_physical_queries: u64,
+    /// Latest train accuracy (0 until evaluated).
+    pub train_accuracy: f64,
+    /// Latest test accuracy (0 until evaluated).
+    pub test_accuracy: f64,
+    /// Wall time spent so far, in seconds.
+    pub wall_seconds: f64,
+}
+
 /// Trains `net` on `train` with the PhyLL schedule and evaluates on both sets.
 ///
 /// `on_epoch` is called after every epoch (for progress display).
@@ -73,18 +94,60 @@ pub fn fit<F: Real>(
     opts: &FitOptions,
     mut on_epoch: impl FnMut(&EpochRecord),
 ) -> anyhow::Result<FitSummary> {
+    fit_from(net, train, test, opts, None, |r, _, _| {
+        on_epoch(r);
+        Ok(())
+    })
+}
+
+/// [`fit`], continuing from `resume` (a run stopped after `resume.epochs_done` epochs, with
+/// `net` restored from the same moment) and calling `after_epoch` with the record, the network
+/// and the progress after every epoch (to checkpoint them). For a deterministic system,
+/// resuming gives the same bits as the uninterrupted run.
+///
+/// # Errors
+/// As [`fit`], errors of `after_epoch`, and a `resume` past `opts.epochs`.
+pub fn fit_from<F: Real>(
+    net: &mut Network<F>,
+    train: &Dataset<F>,
+    test: &Dataset<F>,
+    opts: &FitOptions,
+    resume: Option<FitProgress>,
+    mut after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
+) -> anyhow::Result<FitSummary> {
     anyhow::ensure!(opts.epochs >= 1, "epochs must be at least 1, got {}", opts.epochs);
     anyhow::ensure!(!train.is_empty(), "the training set is empty");
     let start = Instant::now();
-    let mut rng = rng_for(opts.seed, "negatives");
+    let mut p = resume.unwrap_or(FitProgress {
+        epochs_done: 0,
+        history: Vec::with_capacity(opts.epochs),
+        counters: Counters::default(),
+        eval_physical_queries: 0,
+        train_accuracy: 0.0,
+        test_accuracy: 0.0,
+        wall_seconds: 0.0,
+    });
+    anyhow::ensure!(
+        p.epochs_done <= opts.epochs,
+        "the checkpoint has {} epochs done but the run has only {}; resume with --epochs {} or more",
+        p.epochs_done,
+        opts.epochs,
+        p.epochs_done
+    );
+    // The network's own counters start from zero when it is built or restored: add the past.
+    let base = p.counters;
+    let total = |net: &Network<F>| Counters {
+        physical_queries: base.physical_queries + net.counters().physical_queries,
+        digital_flops: base.digital_flops + net.counters().digital_flops,
+    };
+    let wall_before = p.wall_seconds;
     let n = train.len();
     let batch = if opts.batch_size == 0 { n } else { opts.batch_size.min(n) };
     let eval_every = opts.eval_every.max(1);
-    let mut history = Vec::with_capacity(opts.epochs);
-    let mut eval_queries = 0u64;
     let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::new());
-    let (mut last_train, mut last_test) = (0.0, 0.0);
-    for epoch in 1..=opts.epochs {
+    for epoch in p.epochs_done + 1..=opts.epochs {
+        // One stream per epoch, so that a resumed run draws the same negatives.
+        let mut rng = rng_for(opts.seed, &format!("negatives/{epoch}"));
         let order = if batch == n { (0..n).collect() } else { epoch_order(n, opts.seed, epoch as u64) };
         let mut loss_sum = vec![0.0; net.num_blocks()];
         let mut batches = 0usize;
@@ -94,38 +157,41 @@ pub fn fit<F: Real>(
             loss_sum.iter_mut().zip(&stats.block_loss).for_each(|(s, l)| *s += l);
             batches += 1;
         }
-        let train_queries = net.counters().physical_queries - eval_queries;
+        let train_queries = total(net).physical_queries - p.eval_physical_queries;
         let (mut tr, mut te) = (None, None);
         let last = epoch == opts.epochs;
         if epoch % eval_every == 0 || last {
             let before = net.counters().physical_queries;
             if last && opts.train_eval {
-                last_train = net.accuracy(train.x.view(), &train.y)?;
-                tr = Some(last_train);
+                p.train_accuracy = net.accuracy(train.x.view(), &train.y)?;
+                tr = Some(p.train_accuracy);
             }
-            last_test = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
-            te = Some(last_test);
-            eval_queries += net.counters().physical_queries - before;
+            p.test_accuracy = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
+            te = Some(p.test_accuracy);
+            p.eval_physical_queries += net.counters().physical_queries - before;
         }
         let rec = EpochRecord {
             epoch,
             loss: loss_sum.iter().map(|s| s / batches as f64).collect(),
             train_accuracy: tr,
             test_accuracy: te,
-            wall_seconds: start.elapsed().as_secs_f64(),
+            wall_seconds: wall_before + start.elapsed().as_secs_f64(),
             train_physical_queries: train_queries,
         };
-        on_epoch(&rec);
-        history.push(rec);
+        p.epochs_done = epoch;
+        p.counters = total(net);
+        p.wall_seconds = rec.wall_seconds;
+        p.history.push(rec);
+        after_epoch(p.history.last().expect("pushed above"), net, &p)?;
     }
-    let c = net.counters();
+    let c = total(net);
     Ok(FitSummary {
-        train_accuracy: last_train,
-        test_accuracy: last_test,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        train_physical_queries: c.physical_queries - eval_queries,
-        eval_physical_queries: eval_queries,
+        train_accuracy: p.train_accuracy,
+        test_accuracy: p.test_accuracy,
+        wall_seconds: wall_before + start.elapsed().as_secs_f64(),
+        train_physical_queries: c.physical_queries - p.eval_physical_queries,
+        eval_physical_queries: p.eval_physical_queries,
         digital_flops: c.digital_flops,
-        history,
+        history: p.history,
     })
 }

@@ -1,0 +1,99 @@
+//! Training checkpoints: `DIR/checkpoint.json`, written atomically after every epoch, so that a
+//! device failure (or a kill) mid-run loses nothing already saved; `phyff train --resume DIR`
+//! continues from it.
+
+use crate::config::ExperimentConfig;
+use crate::io::write_atomic;
+use crate::model::ModelFile;
+use crate::trainer::FitProgress;
+use anyhow::{Context, Result};
+use ff_core::Real;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// File name of the checkpoint inside an output directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.json";
+/// Format tag of checkpoint files.
+pub const CHECKPOINT_FORMAT: &str = "phyff-checkpoint";
+/// Version of the checkpoint format.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// Everything needed to continue a run exactly: the model (configuration, embedding, layers
+/// and optimiser states) and the trainer's progress (epoch, counters, history). The random
+/// streams of epoch `e` derive from `(seed, e)`, so no generator state is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: Real")]
+pub struct Checkpoint<F> {
+    /// Always [`CHECKPOINT_FORMAT`].
+    pub format: String,
+    /// [`CHECKPOINT_VERSION`] when written.
+    pub version: u32,
+    /// The model after `progress.epochs_done` epochs.
+    pub model: ModelFile<F>,
+    /// Where the trainer stands.
+    pub progress: FitProgress,
+}
+
+impl<F: Real> Checkpoint<F> {
+    /// Writes the checkpoint to `path` atomically (never half-written).
+    ///
+    /// # Errors
+    /// I/O errors, with the path.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string(self).context("cannot serialise the checkpoint")?;
+        write_atomic(path, json.as_bytes())
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+    model: HeaderModel,
+}
+
+#[derive(Deserialize)]
+struct HeaderModel {
+    config: ExperimentConfig,
+}
+
+fn header(path: &Path) -> Result<(String, Header)> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("cannot read checkpoint {}; was the run started with --out on this directory?", path.display())
+    })?;
+    let h: Header =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a phyff checkpoint", path.display()))?;
+    anyhow::ensure!(
+        h.format == CHECKPOINT_FORMAT && h.version == CHECKPOINT_VERSION,
+        "{} has format {:?} version {}, expected {CHECKPOINT_FORMAT:?} version {CHECKPOINT_VERSION}",
+        path.display(),
+        h.format,
+        h.version
+    );
+    Ok((text, h))
+}
+
+/// The configuration stored in a checkpoint (to choose the precision before loading it).
+///
+/// # Errors
+/// A missing, unreadable or foreign file.
+pub fn checkpoint_config(path: &Path) -> Result<ExperimentConfig> {
+    Ok(header(path)?.1.model.config)
+}
+
+/// Loads a checkpoint at precision `F`.
+///
+/// # Errors
+/// A missing, unreadable or foreign file, or a checkpoint written at another precision.
+pub fn load_checkpoint<F: Real>(path: &Path) -> Result<Checkpoint<F>> {
+    let (text, h) = header(path)?;
+    let want = if F::NAME == "f64" { crate::config::Precision::F64 } else { crate::config::Precision::F32 };
+    anyhow::ensure!(
+        h.model.config.precision == want,
+        "{} holds {:?} weights, asked to load {}",
+        path.display(),
+        h.model.config.precision,
+        F::NAME
+    );
+    serde_json::from_str(&text).with_context(|| format!("malformed checkpoint {}", path.display()))
+}

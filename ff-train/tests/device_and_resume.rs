@@ -1,0 +1,148 @@
+//! Hardware in the loop through `phyff-device` and TCP devices, and exact checkpoint/resume.
+
+use ff_core::{MatMut, MatRef, PhysicalSystem, SystemError};
+use ff_physics::device::serve_listener;
+use ff_physics::{OpticsConfig, OpticsSystem};
+use ff_train::checkpoint::{checkpoint_config, load_checkpoint, CHECKPOINT_FILE};
+use ff_train::config::{ExperimentConfig, SystemKind};
+use ff_train::run::{resume, train};
+use ff_train::systems::optics_for_block;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+fn small(epochs: usize) -> ExperimentConfig {
+    ExperimentConfig {
+        epochs,
+        hidden: 16,
+        n_inner: 2,
+        batch_size: 512,
+        eval_every: 1,
+        ablation: false,
+        ..ExperimentConfig::default()
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("phyff-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn bits<T: serde::Serialize>(state: &T) -> String {
+    serde_json::to_string(state).unwrap()
+}
+
+#[test]
+fn two_epochs_then_resume_equals_four_epochs_bit_for_bit() {
+    let straight = train::<f32>(&small(4), None, |_, _| {}).unwrap();
+    let dir = tmp("resume");
+    train::<f32>(&small(2), Some(&dir), |_, _| {}).unwrap();
+    let ck = load_checkpoint::<f32>(&dir.join(CHECKPOINT_FILE)).unwrap();
+    assert_eq!(ck.progress.epochs_done, 2);
+    assert_eq!(checkpoint_config(&dir.join(CHECKPOINT_FILE)).unwrap().epochs, 2);
+    let resumed = resume::<f32>(&dir, Some(4), |_, _| {}).unwrap();
+    assert_eq!(bits(&straight.model.state), bits(&resumed.model.state));
+    assert_eq!(resumed.pnn.history.len(), 4);
+    assert_eq!(straight.pnn.history[3].loss, resumed.pnn.history[3].loss);
+    assert_eq!(straight.pnn.train_physical_queries, resumed.pnn.train_physical_queries);
+    assert_eq!(load_checkpoint::<f32>(&dir.join(CHECKPOINT_FILE)).unwrap().progress.epochs_done, 4);
+    let err = resume::<f32>(&dir, Some(3), |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("resume with --epochs 4 or more"), "{err}");
+    assert!(resume::<f32>(&tmp("no-checkpoint"), None, |_, _| {}).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An in-process optical block that fails with a device error while `broken` is set.
+struct Flaky {
+    inner: OpticsSystem<f32>,
+    broken: Arc<AtomicBool>,
+}
+
+impl PhysicalSystem<f32> for Flaky {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn input_len(&self) -> usize {
+        self.inner.input_len()
+    }
+    fn output_len(&self) -> usize {
+        self.inner.output_len()
+    }
+    fn forward_batch(&mut self, input: MatRef<'_, f32>, output: MatMut<'_, f32>) -> Result<(), SystemError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(SystemError::Device { system: self.name(), message: "detector saturated".into() });
+        }
+        self.inner.forward_batch(input, output)
+    }
+}
+
+#[test]
+fn a_device_failure_mid_run_loses_nothing_and_resume_matches_in_process_training() {
+    let reference = train::<f32>(&small(4), None, |_, _| {}).unwrap();
+    let broken = Arc::new(AtomicBool::new(false));
+    let mut addrs = Vec::new();
+    for (k, shape) in [(0, (28, 8)), (1, (4, 4))] {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        addrs.push(l.local_addr().unwrap().to_string());
+        let b = broken.clone();
+        std::thread::spawn(move || {
+            let inner = OpticsSystem::new(optics_for_block(&OpticsConfig::default(), k, shape)).unwrap();
+            serve_listener::<f32, _>(&mut Flaky { inner, broken: b }, &l, None)
+        });
+    }
+    let mut cfg = small(4);
+    cfg.system = SystemKind::Device;
+    cfg.device.tcp = Some(addrs.join(","));
+    cfg.device.timeout_ms = 5_000;
+    cfg.device.attempts = 2;
+    let dir = tmp("device-failure");
+    let err = train::<f32>(&cfg, Some(&dir), |_, r| {
+        if r.epoch == 2 {
+            broken.store(true, Ordering::SeqCst);
+        }
+    })
+    .err()
+    .unwrap();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("detector saturated") && msg.contains("after 2 attempts"), "{msg}");
+    assert_eq!(load_checkpoint::<f32>(&dir.join(CHECKPOINT_FILE)).unwrap().progress.epochs_done, 2);
+    broken.store(false, Ordering::SeqCst);
+    let resumed = resume::<f32>(&dir, None, |_, _| {}).unwrap();
+    assert_eq!(bits(&reference.model.state), bits(&resumed.model.state));
+    assert_eq!(reference.pnn.test_accuracy, resumed.pnn.test_accuracy);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn phyff_device_over_stdio_crashing_every_few_queries_trains_the_same_bits() {
+    let reference = train::<f32>(&small(1), None, |_, _| {}).unwrap();
+    let mut cfg = small(1);
+    cfg.system = SystemKind::Device;
+    cfg.device.command = Some(format!(
+        "{} --stdio --system optics --block {{block}} --input-shape {{rows}}x{{cols}} --fail-after 3",
+        env!("CARGO_BIN_EXE_phyff-device")
+    ));
+    cfg.device.timeout_ms = 20_000;
+    cfg.device.attempts = 2;
+    let out = train::<f32>(&cfg, None, |_, _| {}).unwrap();
+    assert_eq!(bits(&reference.model.state), bits(&out.model.state));
+    // Without retries the injected crash is a clear error.
+    cfg.device.attempts = 1;
+    let err = format!("{:#}", train::<f32>(&cfg, None, |_, _| {}).err().unwrap());
+    assert!(err.contains("closed the connection") && err.contains("after 1 attempts"), "{err}");
+}
+
+#[test]
+fn device_settings_are_checked() {
+    let mut cfg = small(1);
+    cfg.system = SystemKind::Device;
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("--device-cmd") && e.contains("--device-tcp"), "{e}");
+    cfg.device.tcp = Some("not-an-address".into());
+    let e = format!("{:#}", train::<f32>(&cfg, None, |_, _| {}).err().unwrap());
+    assert!(e.contains("invalid device address \"not-an-address\""), "{e}");
+    let back = ExperimentConfig::from_toml(&cfg.to_toml()).unwrap();
+    assert_eq!(back, cfg);
+}
