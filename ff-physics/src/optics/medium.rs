@@ -121,6 +121,15 @@ impl<F: FftReal> Medium<F> {
     pub fn apply(&self, x: MatRef<'_, F>, y: &mut MatMut<'_, F>) {
         gemm(F::one(), x, Op::N, self.block.view(), Op::N, F::zero(), y);
     }
+
+    /// The adjoint product `G_X = G_Y B^T` on packed rows (`g_y`: `batch x 2 m_out`,
+    /// `g_x`: `batch x 2 m_in`), i.e. `g_x = T^H g_y` in complex form.
+    ///
+    /// # Panics
+    /// If the shapes disagree.
+    pub fn apply_adjoint(&self, g_y: MatRef<'_, F>, g_x: &mut MatMut<'_, F>) {
+        gemm(F::one(), g_y, Op::N, self.block.view(), Op::T, F::zero(), g_x);
+    }
 }
 
 #[cfg(test)]
