@@ -9,6 +9,7 @@
 
 #![allow(clippy::module_name_repetitions)]
 
+pub mod baselines;
 pub mod config;
 pub mod io;
 pub mod model;
