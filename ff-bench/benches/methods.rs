@@ -50,7 +50,10 @@ fn methods(c: &mut Criterion) {
                 .unwrap()
                 .into_iter()
                 .zip(&ocfgs)
-                .map(|(s, o)| BlockModel::Exact { system: Box::new(s) as Box<dyn Differentiable<f32>>, vjp_flops: optics_vjp_flops(o) })
+                .map(|(s, o)| BlockModel::Exact {
+                    system: Box::new(s) as Box<dyn Differentiable<f32>>,
+                    vjp_flops: optics_vjp_flops(o),
+                })
                 .collect();
             train_end_to_end("ideal BP", &mut blocks, &data, &eo, |_, _| {}).unwrap()
         })

@@ -267,12 +267,12 @@ mod tests {
             let mut gx = Matrix::zeros(4, 3);
             mlp.backward(&cache, w.view(), &mut gp, Some(&mut gx.view_mut()));
             let h = 1e-6;
-            for i in 0..mlp.num_params() {
+            for (i, &gi) in gp.iter().enumerate() {
                 let (mut p, mut m) = (mlp.clone(), mlp.clone());
                 p.params_mut()[i] += h;
                 m.params_mut()[i] -= h;
                 let fd = (loss_of(&p, &x, &w) - loss_of(&m, &x, &w)) / (2.0 * h);
-                prop_assert!((fd - gp[i]).abs() < 1e-6 * (1.0 + fd.abs()), "param {i}: {fd} vs {}", gp[i]);
+                prop_assert!((fd - gi).abs() < 1e-6 * (1.0 + fd.abs()), "param {i}: {fd} vs {gi}");
             }
             for j in 0..x.data().len() {
                 let (mut xp, mut xm) = (x.clone(), x.clone());

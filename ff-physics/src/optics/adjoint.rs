@@ -203,13 +203,9 @@ mod tests {
 
     #[test]
     fn large_batches_use_chunks_and_agree_with_row_by_row() {
-        let mut sys = OpticsSystem::<f64>::new(small(
-            Encoding::Amplitude,
-            Detection::Amplitude,
-            Placement::Tile,
-            (3, 5),
-        ))
-        .unwrap();
+        let mut sys =
+            OpticsSystem::<f64>::new(small(Encoding::Amplitude, Detection::Amplitude, Placement::Tile, (3, 5)))
+                .unwrap();
         let rows = CHUNK_ROWS + 5;
         let x = Matrix::from_fn(rows, 15, |i, j| ((i * 7 + j * 3) % 11) as f64 / 11.0);
         let w = Matrix::from_fn(rows, sys.output_len(), |i, j| ((i + 2 * j) % 5) as f64 - 2.0);

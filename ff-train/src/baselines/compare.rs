@@ -28,11 +28,22 @@ pub struct CompareOptions {
     pub energy: EnergyModel,
     /// How the twins of PAT and in-silico training are fitted (its seed is replaced by the run's).
     pub twin: TwinConfig,
+    /// Mini-batch size of the gradient methods (ideal BP, PAT, in-silico, digital MLP).
+    /// They take one Adam step per mini-batch where FF takes `n_inner` per block, so with the
+    /// same batch they would get ~10x fewer updates in the same epoch budget; 32 gives them
+    /// a comparable number of updates (0 = use the experiment's batch size).
+    pub bp_batch_size: usize,
 }
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { seeds: 1, out: None, energy: EnergyModel::default(), twin: TwinConfig::default() }
+        CompareOptions {
+            seeds: 1,
+            out: None,
+            energy: EnergyModel::default(),
+            twin: TwinConfig::default(),
+            bp_batch_size: 32,
+        }
     }
 }
 
@@ -112,11 +123,18 @@ pub fn blank<F: FftReal>(prep: &Prepared<F>, x: &Matrix<F>) -> Result<Matrix<F>>
     Ok(out)
 }
 
-fn ff_run<F: FftReal>(cfg: &ExperimentConfig, prep: &Prepared<F>, ablation: bool, progress: &mut dyn FnMut(&str, usize, f64)) -> Result<MethodRun> {
+fn ff_run<F: FftReal>(
+    cfg: &ExperimentConfig,
+    prep: &Prepared<F>,
+    ablation: bool,
+    progress: &mut dyn FnMut(&str, usize, f64),
+) -> Result<MethodRun> {
     let name = if ablation { "physics removed (FF)" } else { "FF (PhyLL)" };
     let opts = FitOptions { epochs: cfg.epochs, batch_size: cfg.batch_size, eval_every: 1, seed: cfg.seed };
     let mut net = build_network(cfg, prep, ablation)?;
-    let s = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| progress(name, r.epoch, r.test_accuracy.unwrap_or(f64::NAN)))?;
+    let s = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| {
+        progress(name, r.epoch, r.test_accuracy.unwrap_or(f64::NAN))
+    })?;
     Ok(MethodRun {
         method: name.into(),
         test_accuracy: s.test_accuracy,
@@ -137,13 +155,13 @@ fn ff_run<F: FftReal>(cfg: &ExperimentConfig, prep: &Prepared<F>, ablation: bool
 ///
 /// # Errors
 /// Invalid configuration, data, systems, a diverging method, output I/O.
-pub fn compare<F: FftReal>(
+pub fn compare<F>(
     cfg: &ExperimentConfig,
     opts: &CompareOptions,
     mut progress: impl FnMut(&str, usize, f64),
 ) -> Result<CompareReport>
 where
-    F: Serialize,
+    F: FftReal + Serialize,
 {
     cfg.validate()?;
     anyhow::ensure!(opts.seeds >= 1, "invalid --seeds: must be at least 1, got 0");
@@ -165,7 +183,15 @@ where
             test_y: &prep.data.test.y,
             num_classes: prep.data.train.num_classes,
         };
-        let eo = E2eOptions { epochs: c.epochs, batch_size: c.batch_size, lr: c.lr, hidden: c.hidden, skip: c.skip(), seed: c.seed };
+        let bp_batch = if opts.bp_batch_size == 0 { c.batch_size } else { opts.bp_batch_size };
+        let eo = E2eOptions {
+            epochs: c.epochs,
+            batch_size: bp_batch,
+            lr: c.lr,
+            hidden: c.hidden,
+            skip: c.skip(),
+            seed: c.seed,
+        };
         let ocfgs = optics_configs(&c, &prep.embedding, prep.data.train.dim());
         let vjp_flops: Vec<u64> = ocfgs.iter().map(optics_vjp_flops).collect();
 
@@ -210,7 +236,8 @@ where
                 .into_iter()
                 .zip(&twins)
                 .map(|(s, t)| {
-                    let (physical, twin) = (Box::new(s) as Box<dyn PhysicalSystem<F>>, Box::new(t.clone()) as Box<dyn Differentiable<F>>);
+                    let (physical, twin) =
+                        (Box::new(s) as Box<dyn PhysicalSystem<F>>, Box::new(t.clone()) as Box<dyn Differentiable<F>>);
                     let vjp_flops = t.flops_vjp(1);
                     if pat {
                         BlockModel::Pat { physical, twin, vjp_flops }
@@ -262,10 +289,20 @@ where
             .iter()
             .map(|m| {
                 let e = m.runs[0].test_accuracy_history.len();
-                (m.method.clone(), (0..e).map(|i| m.runs.iter().map(|r| r.test_accuracy_history[i]).sum::<f64>() / m.runs.len() as f64).collect())
+                (
+                    m.method.clone(),
+                    (0..e)
+                        .map(|i| m.runs.iter().map(|r| r.test_accuracy_history[i]).sum::<f64>() / m.runs.len() as f64)
+                        .collect(),
+                )
             })
             .collect();
-        let acc = plot::LinePlot { title: "test accuracy vs epoch".into(), x_label: "epoch".into(), y_label: "accuracy".into(), series: curves };
+        let acc = plot::LinePlot {
+            title: "test accuracy vs epoch".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            series: curves,
+        };
         write_atomic(&dir.join("accuracy.svg"), acc.svg().as_bytes())?;
         write_atomic(&dir.join("accuracy.png"), &acc.png())?;
         let bars = plot::BarChart {

@@ -185,7 +185,14 @@ fn block_input<F: Real>(p: &Matrix<F>, h: &Matrix<F>, skip: bool) -> Result<Matr
     Ok(if skip { hcat(p.view(), h.view())? } else { p.clone() })
 }
 
-fn accuracy<F: Real>(blocks: &mut [BlockModel<F>], net: &Net<F>, x: &Matrix<F>, y: &[usize], skip: bool, t: &mut Tally) -> Result<f64> {
+fn accuracy<F: Real>(
+    blocks: &mut [BlockModel<F>],
+    net: &Net<F>,
+    x: &Matrix<F>,
+    y: &[usize],
+    skip: bool,
+    t: &mut Tally,
+) -> Result<f64> {
     if y.is_empty() {
         return Ok(0.0);
     }
@@ -284,9 +291,15 @@ pub fn train_end_to_end<F: Real>(
             let last = hs.last().expect("input");
             net.readout.forward_cached(last.view(), &mut rcache)?;
             let loss = softmax_cross_entropy(rcache.output().view(), &yb, &mut g_logits);
-            anyhow::ensure!(loss.is_finite(), "{method} diverged in epoch {epoch} (loss {}); lower --lr", loss.to_f64().unwrap_or(f64::NAN));
+            anyhow::ensure!(
+                loss.is_finite(),
+                "{method} diverged in epoch {epoch} (loss {}); lower --lr",
+                loss.to_f64().unwrap_or(f64::NAN)
+            );
             let rows = idx.len();
-            train.digital_flops += net.readout.flops_forward(rows) + net.readout.flops_backward(rows) + 5 * (rows * data.num_classes) as u64;
+            train.digital_flops += net.readout.flops_forward(rows)
+                + net.readout.flops_backward(rows)
+                + 5 * (rows * data.num_classes) as u64;
             let split = grad.len() - net.readout.num_params();
             let (ga, gr) = grad.split_at_mut(split);
             let mut g_h = Matrix::zeros(rows, opts.hidden);
@@ -348,12 +361,18 @@ pub fn train_end_to_end<F: Real>(
 ///
 /// # Errors
 /// Shape errors, a diverging run.
-pub fn train_digital_mlp<F: Real>(data: &E2eData<'_, F>, blocks: usize, opts: &E2eOptions, mut on_epoch: impl FnMut(usize, f64)) -> Result<MethodRun> {
+pub fn train_digital_mlp<F: Real>(
+    data: &E2eData<'_, F>,
+    blocks: usize,
+    opts: &E2eOptions,
+    mut on_epoch: impl FnMut(usize, f64),
+) -> Result<MethodRun> {
     let start = Instant::now();
     let mut sizes = vec![data.train_x.cols()];
     sizes.extend(std::iter::repeat_n(opts.hidden, blocks.max(1)));
     sizes.push(data.num_classes);
-    let mut mlp = Mlp::<F>::new(&sizes, Activation::Relu, Activation::Identity, &mut rng_for(opts.seed, "digital mlp init"))?;
+    let mut mlp =
+        Mlp::<F>::new(&sizes, Activation::Relu, Activation::Identity, &mut rng_for(opts.seed, "digital mlp init"))?;
     let opt_cfg = OptimizerConfig::adam(opts.lr);
     let mut opt = Optimizer::<F>::new(opt_cfg, mlp.num_params());
     let (mut cache, mut gp, mut g) = (MlpCache::default(), vec![F::zero(); mlp.num_params()], Matrix::zeros(0, 0));
@@ -378,7 +397,8 @@ pub fn train_digital_mlp<F: Real>(data: &E2eData<'_, F>, blocks: usize, opts: &E
             mlp.backward(&cache, g.view(), &mut gp, None);
             opt.step(&mut params, &gp);
             mlp.params_mut().copy_from_slice(&params);
-            flops += mlp.flops_forward(idx.len()) + mlp.flops_backward(idx.len()) + opt_cfg.flops_per_step(params.len());
+            flops +=
+                mlp.flops_forward(idx.len()) + mlp.flops_backward(idx.len()) + opt_cfg.flops_per_step(params.len());
         }
         let a = acc(&mlp, data.test_x, data.test_y, &mut flops)?;
         on_epoch(epoch, a);

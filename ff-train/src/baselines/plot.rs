@@ -11,8 +11,16 @@ const LEFT: usize = 60;
 const RIGHT: usize = 200;
 const TOP: usize = 36;
 const BOTTOM: usize = 44;
-const COLORS: [[u8; 3]; 8] =
-    [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189], [140, 86, 75], [227, 119, 194], [127, 127, 127]];
+const COLORS: [[u8; 3]; 8] = [
+    [31, 119, 180],
+    [255, 127, 14],
+    [44, 160, 44],
+    [214, 39, 40],
+    [148, 103, 189],
+    [140, 86, 75],
+    [227, 119, 194],
+    [127, 127, 127],
+];
 
 /// Test accuracy (or any quantity) per epoch, one series per method.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,7 +68,8 @@ impl Frame {
 }
 
 fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -89,7 +98,10 @@ impl LinePlot {
                     format!("{x:.1},{y:.1}")
                 })
                 .collect();
-            s.push_str(&format!("<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n", pts.join(" ")));
+            s.push_str(&format!(
+                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                pts.join(" ")
+            ));
             let ly = TOP + 14 + 18 * i;
             s.push_str(&format!(
                 "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{c}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>\n",
@@ -147,7 +159,11 @@ impl BarChart {
                 H - BOTTOM + 14,
                 esc(label)
             ));
-            s.push_str(&format!("<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{v:.2}</text>\n", (x0 + x1) / 2.0, y0.min(y1) - 3.0));
+            s.push_str(&format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{v:.2}</text>\n",
+                (x0 + x1) / 2.0,
+                y0.min(y1) - 3.0
+            ));
         }
         s.push_str("</svg>\n");
         s
@@ -172,7 +188,11 @@ impl BarChart {
 
 fn svg_axes(title: &str, xl: &str, yl: &str, f: &Frame) -> String {
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\">\n<rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n");
-    s.push_str(&format!("<text x=\"{}\" y=\"22\" font-size=\"16\" text-anchor=\"middle\">{}</text>\n", W / 2, esc(title)));
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"22\" font-size=\"16\" text-anchor=\"middle\">{}</text>\n",
+        W / 2,
+        esc(title)
+    ));
     s.push_str(&format!(
         "<polyline fill=\"none\" stroke=\"black\" points=\"{LEFT},{TOP} {LEFT},{} {},{}\"/>\n",
         H - BOTTOM,
@@ -182,10 +202,24 @@ fn svg_axes(title: &str, xl: &str, yl: &str, f: &Frame) -> String {
     for k in 0..=4 {
         let v = f.y.0 + (f.y.1 - f.y.0) * k as f64 / 4.0;
         let (_, y) = f.px(f.x.0, v);
-        s.push_str(&format!("<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{v:.2}</text>\n", LEFT - 4, y + 4.0));
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{v:.2}</text>\n",
+            LEFT - 4,
+            y + 4.0
+        ));
     }
-    s.push_str(&format!("<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n", (LEFT + W - RIGHT) / 2, H - 8, esc(xl)));
-    s.push_str(&format!("<text x=\"14\" y=\"{}\" font-size=\"12\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">{}</text>\n", H / 2, H / 2, esc(yl)));
+    s.push_str(&format!(
+        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n",
+        (LEFT + W - RIGHT) / 2,
+        H - 8,
+        esc(xl)
+    ));
+    s.push_str(&format!(
+        "<text x=\"14\" y=\"{}\" font-size=\"12\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">{}</text>\n",
+        H / 2,
+        H / 2,
+        esc(yl)
+    ));
     s
 }
 
@@ -365,7 +399,12 @@ mod tests {
             crc.update(data);
             assert_eq!(crc.sum(), want, "CRC of chunk {}", String::from_utf8_lossy(kind));
             match kind {
-                b"IHDR" => size = (u32::from_be_bytes(data[..4].try_into().unwrap()), u32::from_be_bytes(data[4..8].try_into().unwrap())),
+                b"IHDR" => {
+                    size = (
+                        u32::from_be_bytes(data[..4].try_into().unwrap()),
+                        u32::from_be_bytes(data[4..8].try_into().unwrap()),
+                    )
+                }
                 b"IDAT" => idat.extend_from_slice(data),
                 _ => {}
             }

@@ -170,9 +170,14 @@ impl<F: Real> Twin<F> {
                 mlp.backward(&cache, g.view(), &mut gp, None);
                 opt.step(&mut params, &gp);
                 mlp.params_mut().copy_from_slice(&params);
-                flops += mlp.flops_forward(idx.len()) + mlp.flops_backward(idx.len()) + opt_cfg.flops_per_step(params.len());
+                flops +=
+                    mlp.flops_forward(idx.len()) + mlp.flops_backward(idx.len()) + opt_cfg.flops_per_step(params.len());
             }
-            anyhow::ensure!(params.iter().all(|p| p.is_finite()), "twin fit of {name} diverged in epoch {}; lower twin.lr", epoch + 1);
+            anyhow::ensure!(
+                params.iter().all(|p| p.is_finite()),
+                "twin fit of {name} diverged in epoch {}; lower twin.lr",
+                epoch + 1
+            );
         }
         let twin = Twin { name: name.into(), mlp, in_mean, in_sd, out_mean, out_sd };
         let train_rmse = twin.rmse(&xt, &yt)?;
@@ -192,7 +197,11 @@ impl<F: Real> Twin<F> {
     ///
     /// # Errors
     /// System failures and the errors of [`Twin::fit_pairs`].
-    pub fn fit_system(system: &mut dyn PhysicalSystem<F>, range: (f64, f64), cfg: &TwinConfig) -> Result<(Self, TwinFit)> {
+    pub fn fit_system(
+        system: &mut dyn PhysicalSystem<F>,
+        range: (f64, f64),
+        cfg: &TwinConfig,
+    ) -> Result<(Self, TwinFit)> {
         cfg.validate()?;
         anyhow::ensure!(range.0 < range.1, "twin input range must have lo < hi, got {range:?}");
         let mut rng = rng_for(cfg.seed, "twin inputs");
@@ -275,7 +284,12 @@ impl<F: Real> Twin<F> {
 
 fn rmse_between<F: Real>(a: &Matrix<F>, b: &Matrix<F>) -> f64 {
     let n = a.data().len().max(1) as f64;
-    let s: f64 = a.data().iter().zip(b.data()).map(|(p, q)| (p.to_f64().unwrap_or(0.0) - q.to_f64().unwrap_or(0.0)).powi(2)).sum();
+    let s: f64 = a
+        .data()
+        .iter()
+        .zip(b.data())
+        .map(|(p, q)| (p.to_f64().unwrap_or(0.0) - q.to_f64().unwrap_or(0.0)).powi(2))
+        .sum();
     (s / n).sqrt()
 }
 
@@ -294,14 +308,21 @@ impl<F: Real> PhysicalSystem<F> for Twin<F> {
     }
     fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
         check_batch(&self.name, self.input_len(), self.output_len(), &input, &output)?;
-        let y = self.predict(input).map_err(|e| SystemError::Device { system: self.name.clone(), message: e.to_string() })?;
+        let y = self
+            .predict(input)
+            .map_err(|e| SystemError::Device { system: self.name.clone(), message: e.to_string() })?;
         output.data_mut().copy_from_slice(y.data());
         Ok(())
     }
 }
 
 impl<F: Real> Differentiable<F> for Twin<F> {
-    fn vjp(&mut self, input: MatRef<'_, F>, grad_output: MatRef<'_, F>, mut grad_input: MatMut<'_, F>) -> Result<(), SystemError> {
+    fn vjp(
+        &mut self,
+        input: MatRef<'_, F>,
+        grad_output: MatRef<'_, F>,
+        mut grad_input: MatMut<'_, F>,
+    ) -> Result<(), SystemError> {
         check_vjp_shapes(&self.name, self.input_len(), self.output_len(), &input, &grad_output, &grad_input)?;
         let xs = standardise(input, &self.in_mean, &self.in_sd);
         let mut cache = MlpCache::default();
@@ -314,7 +335,7 @@ impl<F: Real> Differentiable<F> for Twin<F> {
         self.mlp.backward(&cache, g.view(), &mut gp, Some(&mut grad_input));
         let d_in = self.input_len();
         for (i, v) in grad_input.data_mut().iter_mut().enumerate() {
-            *v = *v / self.in_sd[i % d_in];
+            *v /= self.in_sd[i % d_in];
         }
         Ok(())
     }
@@ -359,11 +380,27 @@ mod tests {
             let norm = x.row(r).iter().map(|v| v * v).sum::<f32>().sqrt();
             x.get(r, c).abs() / norm
         });
-        let cfg = TwinConfig { hidden: vec![100, 200, 100], epochs: 15, batch_size: 32, lr: 2e-3, val_fraction: 0.2, ..TwinConfig::default() };
+        let cfg = TwinConfig {
+            hidden: vec![100, 200, 100],
+            epochs: 15,
+            batch_size: 32,
+            lr: 2e-3,
+            val_fraction: 0.2,
+            ..TwinConfig::default()
+        };
         let (_, fit) = Twin::fit_pairs("acoustic twin", &x, &y, &cfg).unwrap();
         eprintln!("acoustic twin: {fit:?}");
-        assert!(fit.val_rmse < ACOUSTIC_VAL_RMSE_BOUND, "validation RMSE {} >= {ACOUSTIC_VAL_RMSE_BOUND}", fit.val_rmse);
-        assert!(fit.val_rmse < 0.5 * fit.val_rmse_of_mean, "twin {} vs mean predictor {}", fit.val_rmse, fit.val_rmse_of_mean);
+        assert!(
+            fit.val_rmse < ACOUSTIC_VAL_RMSE_BOUND,
+            "validation RMSE {} >= {ACOUSTIC_VAL_RMSE_BOUND}",
+            fit.val_rmse
+        );
+        assert!(
+            fit.val_rmse < 0.5 * fit.val_rmse_of_mean,
+            "twin {} vs mean predictor {}",
+            fit.val_rmse,
+            fit.val_rmse_of_mean
+        );
     }
 
     /// Validation RMSE bound of the short acoustic fit (output units of y_data.csv). Measured
