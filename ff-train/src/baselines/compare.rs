@@ -355,3 +355,48 @@ pub fn compare_table(report: &CompareReport) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_runs_every_method_and_writes_the_records() {
+        let mut cfg = ExperimentConfig { epochs: 2, hidden: 16, ..ExperimentConfig::default() };
+        cfg.optics.field_size = 16;
+        cfg.optics.input_pupil_radius_px = 4.0;
+        cfg.optics.output_pupil_radius_px = 4.0;
+        let dir = std::env::temp_dir().join(format!("phyff-compare-{}", std::process::id()));
+        let opts = CompareOptions {
+            out: Some(dir.clone()),
+            twin: TwinConfig { samples: 64, epochs: 1, ..TwinConfig::default() },
+            ..CompareOptions::default()
+        };
+        let report = compare::<f32>(&cfg, &opts, |_, _, _| {}).unwrap();
+        let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(names, ["FF (PhyLL)", "physics removed (FF)", "ideal BP", "PAT", "in-silico", "digital MLP (BP)"]);
+        for m in &report.methods {
+            assert!((0.0..=1.0).contains(&m.test_accuracy), "{}: {}", m.method, m.test_accuracy);
+            assert_eq!(m.runs[0].test_accuracy_history.len(), 2, "{}", m.method);
+        }
+        let get = |n: &str| report.methods.iter().find(|m| m.method == n).unwrap();
+        assert_eq!(get("digital MLP (BP)").physical_queries, 0);
+        assert_eq!(get("physics removed (FF)").physical_queries, 0);
+        assert!(get("ideal BP").physical_queries > 0 && get("PAT").runs[0].twin_flops > 0);
+        // PAT queries the physics in training; in-silico only to sample its twins and to deploy.
+        assert!(get("PAT").runs[0].train_physical_queries > 0 && get("in-silico").runs[0].train_physical_queries == 0);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
+        for rec in json.as_array().unwrap() {
+            for f in ["method", "test_accuracy", "wall_seconds", "physical_queries", "digital_flops", "energy_joules"] {
+                assert!(rec.get(f).is_some(), "result.json record lacks {f}");
+            }
+        }
+        for f in ["accuracy.svg", "accuracy.png", "cost.svg", "cost.png"] {
+            assert!(dir.join(f).metadata().unwrap().len() > 100, "{f}");
+        }
+        let table = compare_table(&report);
+        assert!(table.contains("FF reaches") && table.contains("vs PAT"), "{table}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
