@@ -17,6 +17,9 @@ pub enum Activation {
     Gelu,
     /// `z` unchanged.
     Identity,
+    /// SiLU (swish): `z sigma(z)` with `sigma` the logistic function (PyTorch's `SiLU`, used
+    /// by the public PhyLL code's acoustic emulator). Derivative `sigma(z) (1 + z (1 - sigma(z)))`.
+    Silu,
 }
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -30,6 +33,7 @@ impl Activation {
             Activation::Abs => z.abs(),
             Activation::Relu => z.max(F::zero()),
             Activation::Identity => z,
+            Activation::Silu => z / (F::one() + (-z).exp()),
             Activation::Gelu => {
                 let u = F::c(SQRT_2_OVER_PI) * (z + F::c(GELU_C) * z * z * z);
                 F::c(0.5) * z * (F::one() + u.tanh())
@@ -58,6 +62,10 @@ impl Activation {
                 }
             }
             Activation::Identity => F::one(),
+            Activation::Silu => {
+                let s = F::one() / (F::one() + (-z).exp());
+                s * (F::one() + z * (F::one() - s))
+            }
             Activation::Gelu => {
                 let u = F::c(SQRT_2_OVER_PI) * (z + F::c(GELU_C) * z * z * z);
                 let t = u.tanh();
@@ -75,8 +83,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn derivative_matches_central_difference(z in -4.0f64..4.0, k in 0usize..4) {
-            let act = [Activation::Abs, Activation::Relu, Activation::Gelu, Activation::Identity][k];
+        fn derivative_matches_central_difference(z in -4.0f64..4.0, k in 0usize..5) {
+            let act = [Activation::Abs, Activation::Relu, Activation::Gelu, Activation::Identity, Activation::Silu][k];
             // Stay away from the kinks of abs/relu, where the derivative is one-sided.
             prop_assume!(z.abs() > 1e-3);
             let h = 1e-6;
@@ -92,5 +100,8 @@ mod tests {
         assert_eq!(Activation::Relu.apply(-2.0f64), 0.0);
         assert!((Activation::Gelu.apply(1.0f64) - 0.841_191_990_607_477_2).abs() < 1e-12);
         assert_eq!(Activation::Abs.derivative(0.0f64), 0.0);
+        // SiLU(1) = 1 / (1 + e^-1); SiLU'(0) = 1/2.
+        assert!((Activation::Silu.apply(1.0f64) - 0.731_058_578_630_004_9).abs() < 1e-12);
+        assert!((Activation::Silu.derivative(0.0f64) - 0.5).abs() < 1e-15);
     }
 }

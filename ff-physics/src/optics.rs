@@ -28,6 +28,7 @@
 //! each output row depends only on its own input row, so the same seed gives the same bits
 //! whatever the thread count.
 
+mod adjoint;
 mod medium;
 
 pub use medium::{draw_transmission, Medium, MediumKind, ModeBatch};

@@ -10,6 +10,7 @@
 
 #![allow(clippy::module_name_repetitions)]
 
+pub mod baselines;
 pub mod checkpoint;
 pub mod config;
 pub mod io;

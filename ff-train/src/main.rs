@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+mod compare_cmd;
+
 #[derive(Parser)]
 #[command(name = "phyff", version, about = "Train deep physical neural networks without backpropagation (PhyLL)")]
 struct Cli {
@@ -30,10 +32,13 @@ enum Command {
     },
     /// Print the default configuration as TOML (a starting point for --config).
     Config,
+    /// Compare training methods (FF, ideal backprop, PAT, in-silico, ablation, digital MLP)
+    /// on the same system, data, seeds and epochs: table, result.json and plots.
+    Compare(Box<compare_cmd::CompareArgs>),
 }
 
 #[derive(Args)]
-struct TrainArgs {
+pub(crate) struct TrainArgs {
     /// TOML configuration file; flags given here override its values.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -94,7 +99,7 @@ struct TrainArgs {
     /// Directory for result.json and model.json (written atomically), and checkpoint.json
     /// after every epoch.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Continue the run checkpointed in DIR (DIR/checkpoint.json) with its saved configuration;
     /// only --epochs may change (to extend the run). Outputs go to DIR.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
@@ -119,7 +124,7 @@ fn non_negative(name: &str, v: i64) -> Result<usize> {
 }
 
 impl TrainArgs {
-    fn resolve(&self) -> Result<ExperimentConfig> {
+    pub(crate) fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = match &self.config {
             Some(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
@@ -335,6 +340,7 @@ fn main() {
     let r = match &cli.command {
         Command::Train(a) => train_cmd(a),
         Command::Eval { model } => eval_cmd(model),
+        Command::Compare(a) => compare_cmd::compare_cmd(a),
         Command::Config => {
             print!("{}", ExperimentConfig::default().to_toml());
             Ok(())

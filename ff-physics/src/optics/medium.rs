@@ -163,6 +163,23 @@ impl<F: FftReal> Medium<F> {
             *re -= b;
         }
     }
+
+    /// The adjoint product `g_x = T^H g_y` for a batch of row vectors (`g_y`: `batch x m_out`,
+    /// `g_x`: `batch x m_in`): in row form `G_X = G_Y conj(T)`, i.e.
+    /// `Re G_X = Re G_Y Re T + Im G_Y Im T` and `Im G_X = Im G_Y Re T - Re G_Y Im T`.
+    ///
+    /// # Panics
+    /// If the shapes disagree.
+    pub fn apply_adjoint(&self, g_y: &ModeBatch<F>, g_x: &mut ModeBatch<F>) {
+        let rows = g_y.re.rows();
+        assert_eq!((g_y.re.cols(), g_y.im.rows(), g_y.im.cols()), (self.m_out, rows, self.m_out), "output modes");
+        g_x.resize(rows, self.m_in);
+        let (one, zero) = (F::one(), F::zero());
+        gemm(one, g_y.re.view(), Op::N, self.re.view(), Op::N, zero, &mut g_x.re.view_mut());
+        gemm(one, g_y.im.view(), Op::N, self.im.view(), Op::N, one, &mut g_x.re.view_mut());
+        gemm(one, g_y.im.view(), Op::N, self.re.view(), Op::N, zero, &mut g_x.im.view_mut());
+        gemm(-one, g_y.re.view(), Op::N, self.im.view(), Op::N, one, &mut g_x.im.view_mut());
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,331 @@
+//! A small dense network trained by backpropagation: the digital baselines (a plain MLP,
+//! the digital twin of a physical system, softmax read-outs). Pure math, no I/O.
+//!
+//! Layer `l` maps `a_{l-1}` (`batch x d_{l-1}`) to `z_l = a_{l-1} W_l^T + b_l` and
+//! `a_l = f_l(z_l)`; `W_l` is `d_l x d_{l-1}` row-major. All parameters live in one flat
+//! vector (layer by layer, `W_l` then `b_l`) so an [`crate::Optimizer`] steps them at once.
+
+use crate::activation::Activation;
+use crate::error::{CoreError, Result};
+use crate::matrix::{gemm, MatMut, MatRef, Matrix, Op};
+use crate::real::Real;
+use crate::rng::Rng;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+/// A multilayer perceptron with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mlp<F> {
+    sizes: Vec<usize>,
+    activations: Vec<Activation>,
+    params: Vec<F>,
+}
+
+/// Activations of a forward pass kept for [`Mlp::backward`].
+#[derive(Clone, Debug, Default)]
+pub struct MlpCache<F> {
+    /// `a_0 = x, a_1, ..., a_L` (post-activation; `a_L` is the output).
+    post: Vec<Matrix<F>>,
+    /// `z_1, ..., z_L` (pre-activation).
+    pre: Vec<Matrix<F>>,
+}
+
+impl<F: Real> MlpCache<F> {
+    /// The network output of the cached pass (`batch x d_L`).
+    ///
+    /// # Panics
+    /// If no forward pass was cached.
+    pub fn output(&self) -> &Matrix<F> {
+        self.post.last().expect("a cached forward pass")
+    }
+}
+
+impl<F: Real> Mlp<F> {
+    /// A network with layer widths `sizes` (`[d_0, d_1, ..., d_L]`), activation `hidden` on
+    /// every hidden layer and `output` on the last; weights and biases drawn from
+    /// `U(-1/sqrt(d_in), 1/sqrt(d_in))` (PyTorch's `Linear` default).
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] if fewer than two sizes are given or a size is zero.
+    pub fn new(sizes: &[usize], hidden: Activation, output: Activation, rng: &mut Rng) -> Result<Self> {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(CoreError::config(
+                "mlp.sizes",
+                format!("need at least an input and an output width, all positive; got {sizes:?}"),
+            ));
+        }
+        let layers = sizes.len() - 1;
+        let activations = (0..layers).map(|l| if l + 1 == layers { output } else { hidden }).collect();
+        let mut params = Vec::new();
+        for w in sizes.windows(2) {
+            let bound = 1.0 / (w[0] as f64).sqrt();
+            params.extend((0..w[1] * w[0] + w[1]).map(|_| F::c(rng.random_range(-bound..bound))));
+        }
+        Ok(Mlp { sizes: sizes.to_vec(), activations, params })
+    }
+
+    /// Layer widths `[d_0, ..., d_L]`.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// Input width `d_0`.
+    pub fn input_len(&self) -> usize {
+        self.sizes[0]
+    }
+
+    /// Output width `d_L`.
+    pub fn output_len(&self) -> usize {
+        *self.sizes.last().expect("at least two sizes")
+    }
+
+    /// All parameters, flat (layer by layer, `W` row-major then `b`).
+    pub fn params(&self) -> &[F] {
+        &self.params
+    }
+
+    /// Mutable parameters (for an optimiser step).
+    pub fn params_mut(&mut self) -> &mut [F] {
+        &mut self.params
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+
+    fn offsets(&self, l: usize) -> (usize, usize, usize) {
+        let mut off = 0;
+        for w in self.sizes.windows(2).take(l) {
+            off += w[1] * w[0] + w[1];
+        }
+        let (d_in, d_out) = (self.sizes[l], self.sizes[l + 1]);
+        (off, off + d_out * d_in, off + d_out * d_in + d_out)
+    }
+
+    fn check_input(&self, x: &MatRef<'_, F>) -> Result<()> {
+        if x.cols() != self.input_len() {
+            return Err(CoreError::Shape {
+                context: "mlp input".into(),
+                expected: format!("{} columns", self.input_len()),
+                got: format!("{} columns", x.cols()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Forward pass keeping the activations in `cache` for [`Mlp::backward`]; the output is
+    /// [`MlpCache::output`].
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] if `x` does not have `input_len` columns.
+    pub fn forward_cached(&self, x: MatRef<'_, F>, cache: &mut MlpCache<F>) -> Result<()> {
+        self.check_input(&x)?;
+        let layers = self.sizes.len() - 1;
+        cache.post.resize_with(layers + 1, || Matrix::zeros(0, 0));
+        cache.pre.resize_with(layers, || Matrix::zeros(0, 0));
+        cache.post[0] = x.to_owned();
+        let n = x.rows();
+        for l in 0..layers {
+            let (w0, b0, end) = self.offsets(l);
+            let (d_in, d_out) = (self.sizes[l], self.sizes[l + 1]);
+            let w = MatRef::new(d_out, d_in, &self.params[w0..b0])?;
+            let b = &self.params[b0..end];
+            let z = &mut cache.pre[l];
+            z.resize(n, d_out);
+            for r in 0..n {
+                z.row_mut(r).copy_from_slice(b);
+            }
+            gemm(F::one(), cache.post[l].view(), Op::N, w, Op::T, F::one(), &mut z.view_mut());
+            let act = self.activations[l];
+            let a = Matrix::from_vec(n, d_out, z.data().iter().map(|&v| act.apply(v)).collect())?;
+            cache.post[l + 1] = a;
+        }
+        Ok(())
+    }
+
+    /// Forward pass without keeping activations.
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] if `x` does not have `input_len` columns.
+    pub fn forward(&self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
+        let mut cache = MlpCache::default();
+        self.forward_cached(x, &mut cache)?;
+        Ok(cache.post.pop().expect("output"))
+    }
+
+    /// Backward pass of the cached forward: given `grad_out = dL/d(output)` (`batch x d_L`),
+    /// writes `dL/dparams` into `grad_params` (overwritten, length `num_params`) and, when
+    /// given, `dL/dx` into `grad_input` (`batch x d_0`).
+    ///
+    /// # Panics
+    /// If the cache does not belong to a forward pass of this network or the buffers have
+    /// the wrong shapes (caller bugs).
+    pub fn backward(
+        &self,
+        cache: &MlpCache<F>,
+        grad_out: MatRef<'_, F>,
+        grad_params: &mut [F],
+        grad_input: Option<&mut MatMut<'_, F>>,
+    ) {
+        let layers = self.sizes.len() - 1;
+        assert_eq!(cache.pre.len(), layers, "cache from another network");
+        assert_eq!(grad_params.len(), self.params.len(), "gradient length");
+        let n = grad_out.rows();
+        assert_eq!(grad_out.cols(), self.output_len(), "output gradient width");
+        // delta = dL/dz_l, starting from the output.
+        let mut delta = grad_out.to_owned();
+        let mut grad_input = grad_input;
+        for l in (0..layers).rev() {
+            let act = self.activations[l];
+            for (d, &z) in delta.data_mut().iter_mut().zip(cache.pre[l].data()) {
+                *d *= act.derivative(z);
+            }
+            let (w0, b0, end) = self.offsets(l);
+            let (d_in, d_out) = (self.sizes[l], self.sizes[l + 1]);
+            let (gw, gb) = grad_params[w0..end].split_at_mut(b0 - w0);
+            let mut gw = MatMut::new(d_out, d_in, gw).expect("shape");
+            gemm(F::one(), delta.view(), Op::T, cache.post[l].view(), Op::N, F::zero(), &mut gw);
+            gb.fill(F::zero());
+            for r in 0..n {
+                for (g, &d) in gb.iter_mut().zip(delta.row(r)) {
+                    *g += d;
+                }
+            }
+            let w = MatRef::new(d_out, d_in, &self.params[w0..b0]).expect("shape");
+            if l > 0 {
+                let mut next = Matrix::zeros(n, d_in);
+                gemm(F::one(), delta.view(), Op::N, w, Op::N, F::zero(), &mut next.view_mut());
+                delta = next;
+            } else if let Some(gi) = grad_input.as_mut() {
+                gemm(F::one(), delta.view(), Op::N, w, Op::N, F::zero(), gi);
+            }
+        }
+    }
+
+    /// Digital FLOPs of a forward pass of `n` samples: `2 d_in d_out + 2 d_out` per layer
+    /// and sample (product, bias, activation counted as one each).
+    pub fn flops_forward(&self, n: usize) -> u64 {
+        self.sizes.windows(2).map(|w| (2 * w[0] * w[1] + 2 * w[1]) as u64).sum::<u64>() * n as u64
+    }
+
+    /// Digital FLOPs of a backward pass of `n` samples (parameter and input gradients):
+    /// twice the forward products plus the element-wise work.
+    pub fn flops_backward(&self, n: usize) -> u64 {
+        self.sizes.windows(2).map(|w| (4 * w[0] * w[1] + 3 * w[1]) as u64).sum::<u64>() * n as u64
+    }
+}
+
+/// Mean softmax cross-entropy of `logits` (`batch x classes`) against `labels`; writes
+/// `dL/dlogits` into `grad` (same shape) and returns the loss (nats).
+///
+/// # Panics
+/// If the shapes disagree or a label is out of range (caller bugs).
+pub fn softmax_cross_entropy<F: Real>(logits: MatRef<'_, F>, labels: &[usize], grad: &mut Matrix<F>) -> F {
+    let (n, k) = (logits.rows(), logits.cols());
+    assert_eq!(labels.len(), n, "one label per row");
+    grad.resize(n, k);
+    let inv_n = F::one() / F::c(n.max(1) as f64);
+    let mut loss = F::zero();
+    for (r, &y) in labels.iter().enumerate() {
+        assert!(y < k, "label {y} out of range for {k} classes");
+        let row = logits.row(r);
+        let m = row.iter().fold(F::neg_infinity(), |a, &b| a.max(b));
+        let sum: F = row.iter().map(|&v| (v - m).exp()).fold(F::zero(), |a, b| a + b);
+        loss += (sum.ln() + m - row[y]) * inv_n;
+        for (c, (g, &v)) in grad.row_mut(r).iter_mut().zip(row).enumerate() {
+            let p = (v - m).exp() / sum;
+            *g = (p - if c == y { F::one() } else { F::zero() }) * inv_n;
+        }
+    }
+    loss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::rng_for;
+    use proptest::prelude::*;
+
+    fn loss_of(mlp: &Mlp<f64>, x: &Matrix<f64>, w: &Matrix<f64>) -> f64 {
+        let y = mlp.forward(x.view()).unwrap();
+        y.data().iter().zip(w.data()).map(|(a, b)| a * b).sum()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        #[test]
+        fn gradients_match_finite_differences(seed in 0u64..1000, act in 0usize..3) {
+            let hidden = [Activation::Silu, Activation::Gelu, Activation::Identity][act];
+            let mut rng = rng_for(seed, "mlp test");
+            let mlp = Mlp::<f64>::new(&[3, 5, 4, 2], hidden, Activation::Silu, &mut rng).unwrap();
+            let x = Matrix::from_fn(4, 3, |_, _| rng.random_range(-1.0..1.0));
+            let w = Matrix::from_fn(4, 2, |_, _| rng.random_range(-1.0..1.0));
+            let mut cache = MlpCache::default();
+            mlp.forward_cached(x.view(), &mut cache).unwrap();
+            let mut gp = vec![0.0; mlp.num_params()];
+            let mut gx = Matrix::zeros(4, 3);
+            mlp.backward(&cache, w.view(), &mut gp, Some(&mut gx.view_mut()));
+            let h = 1e-6;
+            for (i, &gi) in gp.iter().enumerate() {
+                let (mut p, mut m) = (mlp.clone(), mlp.clone());
+                p.params_mut()[i] += h;
+                m.params_mut()[i] -= h;
+                let fd = (loss_of(&p, &x, &w) - loss_of(&m, &x, &w)) / (2.0 * h);
+                prop_assert!((fd - gi).abs() < 1e-6 * (1.0 + fd.abs()), "param {i}: {fd} vs {gi}");
+            }
+            for j in 0..x.data().len() {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp.data_mut()[j] += h;
+                xm.data_mut()[j] -= h;
+                let fd = (loss_of(&mlp, &xp, &w) - loss_of(&mlp, &xm, &w)) / (2.0 * h);
+                prop_assert!((fd - gx.data()[j]).abs() < 1e-6 * (1.0 + fd.abs()), "input {j}");
+            }
+        }
+
+        #[test]
+        fn softmax_gradient_matches_finite_differences(seed in 0u64..1000) {
+            let mut rng = rng_for(seed, "xent test");
+            let z = Matrix::<f64>::from_fn(3, 4, |_, _| rng.random_range(-3.0..3.0));
+            let labels = [0, 3, 1];
+            let mut g = Matrix::zeros(0, 0);
+            softmax_cross_entropy(z.view(), &labels, &mut g);
+            let mut scratch = Matrix::zeros(0, 0);
+            for j in 0..12 {
+                let (mut p, mut m) = (z.clone(), z.clone());
+                p.data_mut()[j] += 1e-6;
+                m.data_mut()[j] -= 1e-6;
+                let fd = (softmax_cross_entropy(p.view(), &labels, &mut scratch)
+                    - softmax_cross_entropy(m.view(), &labels, &mut scratch)) / 2e-6;
+                prop_assert!((fd - g.data()[j]).abs() < 1e-7, "logit {j}: {fd} vs {}", g.data()[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn adam_fits_a_smooth_map() {
+        // y = sin(3 x): a 1-16-1 SiLU net with Adam reaches a small MSE in a few hundred steps.
+        let mut rng = rng_for(1, "mlp fit");
+        let mut mlp = Mlp::<f64>::new(&[1, 16, 1], Activation::Silu, Activation::Identity, &mut rng).unwrap();
+        let x = Matrix::from_fn(64, 1, |i, _| i as f64 / 32.0 - 1.0);
+        let y: Vec<f64> = x.data().iter().map(|v| (3.0 * v).sin()).collect();
+        let mut opt = crate::Optimizer::new(crate::OptimizerConfig::adam(1e-2), mlp.num_params());
+        let (mut cache, mut gp) = (MlpCache::default(), vec![0.0; mlp.num_params()]);
+        let mse = |m: &Mlp<f64>| {
+            let p = m.forward(x.view()).unwrap();
+            p.data().iter().zip(&y).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / 64.0
+        };
+        let start = mse(&mlp);
+        for _ in 0..1500 {
+            mlp.forward_cached(x.view(), &mut cache).unwrap();
+            let g = Matrix::from_fn(64, 1, |i, _| 2.0 * (cache.output().get(i, 0) - y[i]) / 64.0);
+            mlp.backward(&cache, g.view(), &mut gp, None);
+            let mut p = mlp.params().to_vec();
+            opt.step(&mut p, &gp);
+            mlp.params_mut().copy_from_slice(&p);
+        }
+        let end = mse(&mlp);
+        assert!(end < 0.01 && end < start / 20.0, "MSE {start} -> {end}");
+        assert!(Mlp::<f64>::new(&[3], Activation::Silu, Activation::Identity, &mut rng).is_err());
+    }
+}

@@ -1,0 +1,414 @@
+//! `phyff compare`: every applicable method on the same blocks, split, seeds and epoch
+//! budget; a table, `result.json` and plots.
+
+use super::e2e::{initial_input_ranges, train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions};
+use super::{optics_vjp_flops, plot, EnergyModel, MethodRun, Twin, TwinConfig};
+use crate::config::{ExperimentConfig, SystemKind};
+use crate::io::write_atomic;
+use crate::report::{flops, thousands};
+use crate::run::{build_network, prepare, Prepared};
+use crate::systems::build_blocks;
+use crate::trainer::{fit, FitOptions};
+use anyhow::Result;
+use ff_core::{Differentiable, LabelEmbedding, Matrix, PhysicalSystem};
+use ff_physics::fft::FftReal;
+use ff_physics::optics::{OpticsConfig, OpticsSystem};
+use ff_physics::slm::Placement;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of [`compare`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareOptions {
+    /// Number of seeds (`cfg.seed`, `cfg.seed + 1`, ...).
+    pub seeds: usize,
+    /// Where `result.json` and the plots go (nothing is written when `None`).
+    pub out: Option<PathBuf>,
+    /// Energy model of the costs.
+    pub energy: EnergyModel,
+    /// How the twins of PAT and in-silico training are fitted (its seed is replaced by the run's).
+    pub twin: TwinConfig,
+    /// Mini-batch size of the gradient methods (ideal BP, PAT, in-silico, digital MLP).
+    /// They take one Adam step per mini-batch where FF takes `n_inner` per block, so with the
+    /// same batch they would get ~10x fewer updates in the same epoch budget; 32 gives them
+    /// a comparable number of updates (0 = use the experiment's batch size).
+    pub bp_batch_size: usize,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            seeds: 1,
+            out: None,
+            energy: EnergyModel::default(),
+            twin: TwinConfig::default(),
+            bp_batch_size: 32,
+        }
+    }
+}
+
+/// One method over all seeds: the record written to `result.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodSummary {
+    /// Method name.
+    pub method: String,
+    /// Mean final test accuracy over seeds.
+    pub test_accuracy: f64,
+    /// Sample standard deviation of the test accuracy over seeds (0 for one seed).
+    pub test_accuracy_sd: f64,
+    /// Mean wall time per seed, in seconds (twin fitting included).
+    pub wall_seconds: f64,
+    /// Mean physical queries per seed (training, evaluation, twin sampling).
+    pub physical_queries: u64,
+    /// Mean digital FLOPs per seed (training, evaluation, twin fitting).
+    pub digital_flops: u64,
+    /// Mean digital FLOPs per epoch (twin fitting included, spread over the epochs).
+    pub digital_flops_per_epoch: u64,
+    /// Mean energy per seed, in joules, from the energy model.
+    pub energy_joules: f64,
+    /// Every seed's run.
+    pub runs: Vec<MethodRun>,
+}
+
+/// The outcome of [`compare`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareReport {
+    /// System name (`optics`).
+    pub system: String,
+    /// Dataset spec.
+    pub data: String,
+    /// One summary per method, in the order run.
+    pub methods: Vec<MethodSummary>,
+}
+
+/// The optical configuration of every block (as `systems::build_blocks` lays them out).
+pub fn optics_configs(cfg: &ExperimentConfig, embedding: &LabelEmbedding, raw_len: usize) -> Vec<OpticsConfig> {
+    let d = embedding.embedded_len(raw_len);
+    let mut shape = embedding.embedded_shape().unwrap_or((1, d));
+    (0..cfg.blocks)
+        .map(|k| {
+            let mut o = cfg.optics.clone();
+            o.input_shape = shape;
+            o.placement = if k == 0 || shape.0 == 1 {
+                Placement::Tile
+            } else {
+                Placement::Upsample { factor: o.field_size.div_ceil(shape.0).max(1) }
+            };
+            let s = (cfg.hidden as f64).sqrt().round() as usize;
+            shape = if s * s == cfg.hidden { (s, s) } else { (1, cfg.hidden) };
+            o
+        })
+        .collect()
+}
+
+/// Builds the optical system of every block.
+///
+/// # Errors
+/// Invalid configurations, naming the block.
+pub fn optics_systems<F: FftReal>(cfgs: &[OpticsConfig]) -> Result<Vec<OpticsSystem<F>>> {
+    cfgs.iter()
+        .enumerate()
+        .map(|(k, c)| OpticsSystem::new(c.clone()).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1)))
+        .collect()
+}
+
+/// The samples `x` embedded with empty label slots/bands (zeros): the input of the
+/// end-to-end methods, which predict the label with a read-out.
+///
+/// # Errors
+/// Shape errors of the embedding.
+pub fn blank<F: FftReal>(prep: &Prepared<F>, x: &Matrix<F>) -> Result<Matrix<F>> {
+    let mut out = Matrix::zeros(0, 0);
+    prep.embedding.embed_with_value(x.view(), &vec![0; x.rows()], F::zero(), &mut out)?;
+    Ok(out)
+}
+
+fn ff_run<F: FftReal>(
+    cfg: &ExperimentConfig,
+    prep: &Prepared<F>,
+    ablation: bool,
+    progress: &mut dyn FnMut(&str, usize, f64),
+) -> Result<MethodRun> {
+    let name = if ablation { "physics removed (FF)" } else { "FF (PhyLL)" };
+    let opts = FitOptions {
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        eval_every: 1,
+        seed: cfg.seed,
+        train_eval: cfg.train_eval,
+    };
+    let mut net = build_network(cfg, prep, ablation)?;
+    let s = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| {
+        progress(name, r.epoch, r.test_accuracy.unwrap_or(f64::NAN))
+    })?;
+    Ok(MethodRun {
+        method: name.into(),
+        test_accuracy: s.test_accuracy,
+        train_accuracy: s.train_accuracy,
+        wall_seconds: s.wall_seconds,
+        train_physical_queries: s.train_physical_queries,
+        eval_physical_queries: s.eval_physical_queries,
+        digital_flops: s.digital_flops,
+        twin_flops: 0,
+        twin_queries: 0,
+        epochs: cfg.epochs,
+        test_accuracy_history: s.history.iter().map(|r| r.test_accuracy.unwrap_or(f64::NAN)).collect(),
+    })
+}
+
+/// Runs every method for every seed. `progress(method, epoch, test_accuracy)` is told about
+/// every epoch.
+///
+/// # Errors
+/// Invalid configuration, data, systems, a diverging method, output I/O.
+pub fn compare<F>(
+    cfg: &ExperimentConfig,
+    opts: &CompareOptions,
+    mut progress: impl FnMut(&str, usize, f64),
+) -> Result<CompareReport>
+where
+    F: FftReal + Serialize,
+{
+    cfg.validate()?;
+    anyhow::ensure!(opts.seeds >= 1, "invalid --seeds: must be at least 1, got 0");
+    opts.twin.validate()?;
+    let system = cfg.system.name();
+    // Ideal backprop needs the exact adjoint, which the optical simulator has.
+    let differentiable = cfg.system == SystemKind::Optics;
+    let mut runs: Vec<Vec<MethodRun>> = Vec::new();
+    for s in 0..opts.seeds {
+        let mut c = cfg.clone();
+        c.seed = cfg.seed + s as u64;
+        let prep = prepare::<F>(&c)?;
+        let mut seed_runs = vec![ff_run(&c, &prep, false, &mut progress)?, ff_run(&c, &prep, true, &mut progress)?];
+        let (train_x, test_x) = (blank(&prep, &prep.data.train.x)?, blank(&prep, &prep.data.test.x)?);
+        let data = E2eData {
+            train_x: &train_x,
+            train_y: &prep.data.train.y,
+            test_x: &test_x,
+            test_y: &prep.data.test.y,
+            num_classes: prep.data.train.num_classes,
+        };
+        let bp_batch = if opts.bp_batch_size == 0 { c.batch_size } else { opts.bp_batch_size };
+        let eo = E2eOptions {
+            epochs: c.epochs,
+            batch_size: bp_batch,
+            lr: c.lr,
+            hidden: c.hidden,
+            skip: c.skip(),
+            seed: c.seed,
+        };
+        if differentiable {
+            let ocfgs = optics_configs(&c, &prep.embedding, prep.data.train.dim());
+            let vjp_flops: Vec<u64> = ocfgs.iter().map(optics_vjp_flops).collect();
+            // Ideal backprop through the exact optical model.
+            let mut exact: Vec<BlockModel<F>> = optics_systems::<F>(&ocfgs)?
+                .into_iter()
+                .zip(&vjp_flops)
+                .map(|(s, &f)| BlockModel::Exact { system: Box::new(s) as Box<dyn Differentiable<F>>, vjp_flops: f })
+                .collect();
+            seed_runs.push(train_end_to_end("ideal BP", &mut exact, &data, &eo, |e, a| progress("ideal BP", e, a))?);
+        }
+        let physical = || -> Result<Vec<Box<dyn PhysicalSystem<F>>>> {
+            Ok(build_blocks::<F>(&c, &prep.embedding, prep.data.train.dim(), false)?
+                .into_iter()
+                .map(|b| b.system)
+                .collect())
+        };
+
+        // Twins of every block, fitted once and shared by PAT and in-silico training.
+        let start = Instant::now();
+        let mut phys = physical()?;
+        let (ranges, t0) = initial_input_ranges(&mut phys, &train_x, &eo)?;
+        let mut twins = Vec::new();
+        let (mut twin_flops, mut twin_queries) = (0u64, t0.physical_queries);
+        for (k, (sys, &range)) in phys.iter_mut().zip(&ranges).enumerate() {
+            let tc = TwinConfig { seed: c.seed + 1000 * k as u64, ..opts.twin.clone() };
+            let (twin, f) = Twin::<F>::fit_system(sys.as_mut(), range, &tc)?;
+            eprintln!(
+                "twin of block {}: inputs in [{:.3}, {:.3}], train RMSE {:.4}, validation RMSE {:.4} (mean predictor {:.4})",
+                k + 1,
+                range.0,
+                range.1,
+                f.train_rmse,
+                f.val_rmse,
+                f.val_rmse_of_mean
+            );
+            if let Some(dir) = &opts.out {
+                twin.save(&dir.join(format!("twin_seed{}_block{}.json", c.seed, k + 1)))?;
+            }
+            twin_flops += f.digital_flops;
+            twin_queries += f.physical_queries;
+            twins.push(twin);
+        }
+        let twin_seconds = start.elapsed().as_secs_f64();
+        for pat in [true, false] {
+            let name = if pat { "PAT" } else { "in-silico" };
+            let mut blocks: Vec<BlockModel<F>> = physical()?
+                .into_iter()
+                .zip(&twins)
+                .map(|(physical, t)| {
+                    let twin = Box::new(t.clone()) as Box<dyn Differentiable<F>>;
+                    let vjp_flops = t.flops_vjp(1);
+                    if pat {
+                        BlockModel::Pat { physical, twin, vjp_flops }
+                    } else {
+                        BlockModel::InSilico { physical, twin, forward_flops: t.flops_forward(1), vjp_flops }
+                    }
+                })
+                .collect();
+            let mut r = train_end_to_end(name, &mut blocks, &data, &eo, |e, a| progress(name, e, a))?;
+            r.twin_flops = twin_flops;
+            r.twin_queries = twin_queries;
+            r.wall_seconds += twin_seconds;
+            seed_runs.push(r);
+        }
+        seed_runs.push(train_digital_mlp(&data, c.blocks, &eo, |e, a| progress("digital MLP (BP)", e, a))?);
+        runs.push(seed_runs);
+    }
+    let mut methods = Vec::new();
+    for m in 0..runs[0].len() {
+        let rs: Vec<MethodRun> = runs.iter().map(|r| r[m].clone()).collect();
+        let n = rs.len() as f64;
+        let mean = |f: &dyn Fn(&MethodRun) -> f64| rs.iter().map(f).sum::<f64>() / n;
+        let acc = mean(&|r| r.test_accuracy);
+        let sd = if rs.len() > 1 {
+            (rs.iter().map(|r| (r.test_accuracy - acc).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        let queries = mean(&|r| r.total_queries() as f64).round() as u64;
+        let fl = mean(&|r| r.total_flops() as f64).round() as u64;
+        methods.push(MethodSummary {
+            method: rs[0].method.clone(),
+            test_accuracy: acc,
+            test_accuracy_sd: sd,
+            wall_seconds: mean(&|r| r.wall_seconds),
+            physical_queries: queries,
+            digital_flops: fl,
+            digital_flops_per_epoch: fl / cfg.epochs.max(1) as u64,
+            energy_joules: opts.energy.energy(system, queries, fl)?,
+            runs: rs,
+        });
+    }
+    let report = CompareReport { system: system.into(), data: cfg.data.clone(), methods };
+    if let Some(dir) = &opts.out {
+        write_atomic(&dir.join("result.json"), serde_json::to_string_pretty(&report.methods)?.as_bytes())?;
+        write_atomic(&dir.join("comparison.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+        let curves: Vec<(String, Vec<f64>)> = report
+            .methods
+            .iter()
+            .map(|m| {
+                let e = m.runs[0].test_accuracy_history.len();
+                (
+                    m.method.clone(),
+                    (0..e)
+                        .map(|i| m.runs.iter().map(|r| r.test_accuracy_history[i]).sum::<f64>() / m.runs.len() as f64)
+                        .collect(),
+                )
+            })
+            .collect();
+        let acc = plot::LinePlot {
+            title: "test accuracy vs epoch".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            series: curves,
+        };
+        write_atomic(&dir.join("accuracy.svg"), acc.svg().as_bytes())?;
+        write_atomic(&dir.join("accuracy.png"), &acc.png())?;
+        let bars = plot::BarChart {
+            title: "energy per run (J, log10)".into(),
+            bars: report.methods.iter().map(|m| (m.method.clone(), m.energy_joules.max(1e-12).log10())).collect(),
+        };
+        write_atomic(&dir.join("cost.svg"), bars.svg().as_bytes())?;
+        write_atomic(&dir.join("cost.png"), &bars.png())?;
+    }
+    Ok(report)
+}
+
+/// The comparison table: accuracy mean ± sd, wall time, queries, FLOPs (total and per epoch),
+/// energy; then where FF stands against ideal backprop and FF's FLOPs per epoch against PAT's.
+pub fn compare_table(report: &CompareReport) -> String {
+    let mut s = format!(
+        "{:<22} {:>16} {:>9} {:>14} {:>13} {:>13} {:>11}\n",
+        "method", "test acc", "wall (s)", "phys. queries", "digital", "digital/epoch", "energy (J)"
+    );
+    for m in &report.methods {
+        s.push_str(&format!(
+            "{:<22} {:>8.4} ± {:<5.4} {:>9.1} {:>14} {:>13} {:>13} {:>11.3e}\n",
+            m.method,
+            m.test_accuracy,
+            m.test_accuracy_sd,
+            m.wall_seconds,
+            thousands(m.physical_queries),
+            flops(m.digital_flops),
+            flops(m.digital_flops_per_epoch),
+            m.energy_joules
+        ));
+    }
+    let find = |n: &str| report.methods.iter().find(|m| m.method == n);
+    if let (Some(ff), Some(bp)) = (find("FF (PhyLL)"), find("ideal BP")) {
+        s.push_str(&format!(
+            "FF reaches {:.4} vs ideal BP {:.4} ({:+.4}, {:.1} % of ideal BP)\n",
+            ff.test_accuracy,
+            bp.test_accuracy,
+            ff.test_accuracy - bp.test_accuracy,
+            100.0 * ff.test_accuracy / bp.test_accuracy.max(1e-12)
+        ));
+    }
+    if let (Some(ff), Some(pat)) = (find("FF (PhyLL)"), find("PAT")) {
+        s.push_str(&format!(
+            "digital FLOPs per epoch: FF {} vs PAT {} (twin fitting included; ratio PAT/FF {:.2})\n",
+            flops(ff.digital_flops_per_epoch),
+            flops(pat.digital_flops_per_epoch),
+            pat.digital_flops_per_epoch as f64 / ff.digital_flops_per_epoch.max(1) as f64
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_runs_every_method_and_writes_the_records() {
+        let mut cfg = ExperimentConfig { epochs: 2, hidden: 16, ..ExperimentConfig::default() };
+        cfg.optics.field_size = 16;
+        cfg.optics.input_pupil_radius_px = 4.0;
+        cfg.optics.output_pupil_radius_px = 4.0;
+        let dir = std::env::temp_dir().join(format!("phyff-compare-{}", std::process::id()));
+        let opts = CompareOptions {
+            out: Some(dir.clone()),
+            twin: TwinConfig { samples: 64, epochs: 1, ..TwinConfig::default() },
+            ..CompareOptions::default()
+        };
+        let report = compare::<f32>(&cfg, &opts, |_, _, _| {}).unwrap();
+        let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(names, ["FF (PhyLL)", "physics removed (FF)", "ideal BP", "PAT", "in-silico", "digital MLP (BP)"]);
+        for m in &report.methods {
+            assert!((0.0..=1.0).contains(&m.test_accuracy), "{}: {}", m.method, m.test_accuracy);
+            assert_eq!(m.runs[0].test_accuracy_history.len(), 2, "{}", m.method);
+        }
+        let get = |n: &str| report.methods.iter().find(|m| m.method == n).unwrap();
+        assert_eq!(get("digital MLP (BP)").physical_queries, 0);
+        assert_eq!(get("physics removed (FF)").physical_queries, 0);
+        assert!(get("ideal BP").physical_queries > 0 && get("PAT").runs[0].twin_flops > 0);
+        // PAT queries the physics in training; in-silico only to sample its twins and to deploy.
+        assert!(get("PAT").runs[0].train_physical_queries > 0 && get("in-silico").runs[0].train_physical_queries == 0);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
+        for rec in json.as_array().unwrap() {
+            for f in ["method", "test_accuracy", "wall_seconds", "physical_queries", "digital_flops", "energy_joules"] {
+                assert!(rec.get(f).is_some(), "result.json record lacks {f}");
+            }
+        }
+        for f in ["accuracy.svg", "accuracy.png", "cost.svg", "cost.png"] {
+            assert!(dir.join(f).metadata().unwrap().len() > 100, "{f}");
+        }
+        let table = compare_table(&report);
+        assert!(table.contains("FF reaches") && table.contains("vs PAT"), "{table}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

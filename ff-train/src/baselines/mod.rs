@@ -1,0 +1,67 @@
+//! Baselines and the comparison harness (SPEC.md §3): ideal backprop through the exact model
+//! of the physics, physics-aware training (PAT) and in-silico training with a digital twin,
+//! the physics-removed ablation and a digital MLP, beside forward-forward (PhyLL) itself,
+//! with the same blocks, data split, seed and epoch budget, and their costs.
+
+pub mod compare;
+pub mod e2e;
+pub mod energy;
+pub mod plot;
+pub mod twin;
+
+pub use compare::{compare, CompareOptions, CompareReport, MethodSummary};
+pub use e2e::{train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions, Tally};
+pub use energy::EnergyModel;
+pub use twin::{Twin, TwinConfig, TwinFit};
+
+use ff_physics::optics::OpticsConfig;
+use serde::{Deserialize, Serialize};
+
+/// One training run of one method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodRun {
+    /// Method name (e.g. `"PAT"`).
+    pub method: String,
+    /// Final test accuracy (deployed on the physical system).
+    pub test_accuracy: f64,
+    /// Final train accuracy.
+    pub train_accuracy: f64,
+    /// Wall time of the run, twin fitting included, in seconds.
+    pub wall_seconds: f64,
+    /// Physical queries spent on training (twin sampling excluded: see `twin_queries`).
+    pub train_physical_queries: u64,
+    /// Physical queries spent on evaluation.
+    pub eval_physical_queries: u64,
+    /// Digital FLOPs of training and evaluation (twin fitting excluded: see `twin_flops`).
+    pub digital_flops: u64,
+    /// Digital FLOPs of fitting the twins (PAT, in-silico).
+    pub twin_flops: u64,
+    /// Physical queries spent sampling the system to fit the twins.
+    pub twin_queries: u64,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Test accuracy after every epoch.
+    pub test_accuracy_history: Vec<f64>,
+}
+
+impl MethodRun {
+    /// All physical queries: training, evaluation and twin sampling.
+    pub fn total_queries(&self) -> u64 {
+        self.train_physical_queries + self.eval_physical_queries + self.twin_queries
+    }
+
+    /// All digital FLOPs: training, evaluation and twin fitting.
+    pub fn total_flops(&self) -> u64 {
+        self.digital_flops + self.twin_flops
+    }
+}
+
+/// Digital FLOPs per row of a forward pass (or of its exact VJP, which has the same stages
+/// in reverse) of a simulated optical system: two `N x N` complex FFTs at `5 N^2 log2(N^2)`
+/// each, the complex mode product as a real GEMM (`8 m_in m_out`), and ~20 FLOPs per pixel
+/// for encoding, pupils, detection and pooling.
+pub fn optics_vjp_flops(cfg: &OpticsConfig) -> u64 {
+    let n2 = (cfg.field_size * cfg.field_size) as f64;
+    let fft = 5.0 * n2 * n2.log2().max(1.0);
+    (2.0 * fft + 8.0 * (cfg.input_modes() * cfg.output_modes()) as f64 + 20.0 * n2) as u64
+}

@@ -1,0 +1,84 @@
+//! `phyff compare`: every training method on the same system, data, seeds and epochs.
+
+use crate::TrainArgs;
+use anyhow::Result;
+use clap::Args;
+use ff_train::baselines::compare::compare_table;
+use ff_train::baselines::{compare, CompareOptions, TwinConfig};
+use ff_train::config::Precision;
+
+/// Flags of `phyff compare` (besides every `train` flag).
+#[derive(Args)]
+pub struct CompareArgs {
+    /// The experiment (system, data, blocks, epochs, seed, --out DIR, ...).
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Number of seeds (the seed, seed + 1, ...); accuracy is reported as mean ± sd.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
+    /// Inputs sampled per block to fit the digital twins of PAT and in-silico training.
+    #[arg(long)]
+    pub twin_samples: Option<usize>,
+    /// Epochs of each twin fit.
+    #[arg(long)]
+    pub twin_epochs: Option<usize>,
+    /// Energy of one digital FLOP, in joules (default 1e-12).
+    #[arg(long)]
+    pub joules_per_flop: Option<f64>,
+    /// Energy of one physical query of the chosen system, in joules.
+    #[arg(long)]
+    pub joules_per_query: Option<f64>,
+}
+
+/// Runs the comparison and prints the table.
+pub fn compare_cmd(args: &CompareArgs) -> Result<()> {
+    let mut cfg = args.train.resolve()?;
+    cfg.ablation = true;
+    let mut opts = CompareOptions { seeds: args.seeds, out: args.train.out.clone(), ..CompareOptions::default() };
+    opts.twin = TwinConfig {
+        samples: args.twin_samples.unwrap_or(opts.twin.samples),
+        epochs: args.twin_epochs.unwrap_or(opts.twin.epochs),
+        ..opts.twin
+    };
+    if let Some(j) = args.joules_per_flop {
+        anyhow::ensure!(j.is_finite() && j >= 0.0, "invalid --joules-per-flop: must be >= 0, got {j}");
+        opts.energy.joules_per_flop = j;
+    }
+    if let Some(j) = args.joules_per_query {
+        anyhow::ensure!(j.is_finite() && j >= 0.0, "invalid --joules-per-query: must be >= 0, got {j}");
+        opts.energy.joules_per_query.insert(cfg.system.name().to_string(), j);
+    }
+    eprintln!(
+        "phyff compare: system {}, data {}, {} blocks x {}, {} epochs, {} seed(s) from {}",
+        cfg.system.name(),
+        cfg.data,
+        cfg.blocks,
+        cfg.hidden,
+        cfg.epochs,
+        opts.seeds,
+        cfg.seed
+    );
+    let mut last = String::new();
+    let progress = |m: &str, e: usize, a: f64| {
+        if m != last || e == cfg.epochs {
+            eprintln!("  {m}: epoch {e}/{} test accuracy {a:.4}", cfg.epochs);
+            last = m.to_string();
+        }
+    };
+    let report = match cfg.precision {
+        Precision::F32 => compare::<f32>(&cfg, &opts, progress)?,
+        Precision::F64 => compare::<f64>(&cfg, &opts, progress)?,
+    };
+    println!("\n{} on {}, {} epochs, {} seed(s)\n", report.system, report.data, cfg.epochs, opts.seeds);
+    print!("{}", compare_table(&report));
+    println!(
+        "energy model: {:e} J/FLOP, {:e} J/query ({})",
+        opts.energy.joules_per_flop,
+        opts.energy.joules_per_query.get(cfg.system.name()).copied().unwrap_or(f64::NAN),
+        report.system
+    );
+    if let Some(dir) = &opts.out {
+        println!("wrote {}/{{result.json, comparison.json, accuracy.svg/png, cost.svg/png}}", dir.display());
+    }
+    Ok(())
+}
