@@ -57,6 +57,7 @@
 //! (Schur complement), leaving a `n_membranes x n_membranes` system per tone and iteration. A
 //! query is then a few dozen tiny solves; samples run in parallel. Internally everything is `f64`.
 
+use crate::check::{cfg_err as err, check_non_negative as non_negative, check_positive as positive};
 use crate::geometry::{dist, min_pair_distance, place_point, rectangle_outline, Point};
 use crate::imperfections::Perturbable;
 use crate::linalg::solve_in_place;
@@ -154,26 +155,6 @@ const MIN_RELAXATION: f64 = 1e-3;
 const RAMP_STEPS: usize = 16;
 /// Largest number of rigid scatterers the constructor accepts.
 const MAX_RIGID: usize = 3000;
-
-fn err(field: &str, message: String) -> CoreError {
-    CoreError::config(field, message)
-}
-
-fn positive(field: &str, v: f64) -> Result<(), CoreError> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(err(field, format!("must be positive and finite, got {v}")))
-    }
-}
-
-fn non_negative(field: &str, v: f64) -> Result<(), CoreError> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(err(field, format!("must be >= 0 and finite, got {v}")))
-    }
-}
 
 impl AcousticConfig {
     /// Checks every field.

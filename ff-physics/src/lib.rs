@@ -39,6 +39,7 @@
 //! - Configurations are plain data with `Default` and serde, checked by `validate()`;
 //!   invalid values are rejected with [`ff_core::CoreError::Config`] naming the field.
 
+mod check;
 mod geometry;
 mod linalg;
 mod special;

@@ -59,6 +59,7 @@
 //! minority state, instead of a dense solve over all dipoles. The samples of a batch run in
 //! parallel. Internally everything is `f64`.
 
+use crate::check::{cfg_err, check_non_negative, check_positive};
 use crate::geometry::{dist, min_pair_distance, place_point, rectangle_outline, Point};
 use crate::imperfections::Perturbable;
 use crate::linalg::solve_in_place;
@@ -160,26 +161,6 @@ const ANTENNA_MARGIN: f64 = 0.5;
 const SCATTERER_MARGIN: f64 = 0.3;
 /// Largest dense system the constructor accepts (memory and time guard).
 const MAX_DIPOLES: usize = 3000;
-
-fn cfg_err(field: &str, message: String) -> CoreError {
-    CoreError::config(field, message)
-}
-
-fn check_positive(field: &str, v: f64) -> Result<(), CoreError> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(cfg_err(field, format!("must be positive and finite, got {v}")))
-    }
-}
-
-fn check_non_negative(field: &str, v: f64) -> Result<(), CoreError> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(cfg_err(field, format!("must be >= 0 and finite, got {v}")))
-    }
-}
 
 impl MicrowaveConfig {
     /// Number of metasurface elements, `2 n_inputs`.
