@@ -56,6 +56,8 @@ pub struct FitSummary {
     pub eval_physical_queries: u64,
     /// Digital floating-point operations, training and evaluation.
     pub digital_flops: u64,
+    /// The part of `digital_flops` spent on evaluation.
+    pub eval_digital_flops: u64,
     /// Per-epoch history.
     pub history: Vec<EpochRecord>,
 }
@@ -73,6 +75,9 @@ pub struct FitProgress {
     pub counters: Counters,
     /// Physical queries spent on evaluation so far.
     pub eval_physical_queries: u64,
+    /// Digital FLOPs spent on evaluation so far (included in `counters`).
+    #[serde(default)]
+    pub eval_digital_flops: u64,
     /// Latest train accuracy (0 until evaluated).
     pub train_accuracy: f64,
     /// Latest test accuracy (0 until evaluated).
@@ -123,6 +128,7 @@ pub fn fit_from<F: Real>(
         history: Vec::with_capacity(opts.epochs),
         counters: Counters::default(),
         eval_physical_queries: 0,
+        eval_digital_flops: 0,
         train_accuracy: 0.0,
         test_accuracy: 0.0,
         wall_seconds: 0.0,
@@ -161,14 +167,15 @@ pub fn fit_from<F: Real>(
         let (mut tr, mut te) = (None, None);
         let last = epoch == opts.epochs;
         if epoch % eval_every == 0 || last {
-            let before = net.counters().physical_queries;
+            let before = net.counters();
             if last && opts.train_eval {
                 p.train_accuracy = net.accuracy(train.x.view(), &train.y)?;
                 tr = Some(p.train_accuracy);
             }
             p.test_accuracy = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
             te = Some(p.test_accuracy);
-            p.eval_physical_queries += net.counters().physical_queries - before;
+            p.eval_physical_queries += net.counters().physical_queries - before.physical_queries;
+            p.eval_digital_flops += net.counters().digital_flops - before.digital_flops;
         }
         let rec = EpochRecord {
             epoch,
@@ -192,6 +199,7 @@ pub fn fit_from<F: Real>(
         train_physical_queries: c.physical_queries - p.eval_physical_queries,
         eval_physical_queries: p.eval_physical_queries,
         digital_flops: c.digital_flops,
+        eval_digital_flops: p.eval_digital_flops,
         history: p.history,
     })
 }

@@ -63,8 +63,11 @@ pub struct MethodSummary {
     pub physical_queries: u64,
     /// Mean digital FLOPs per seed (training, evaluation, twin fitting).
     pub digital_flops: u64,
-    /// Mean digital FLOPs per epoch (twin fitting included, spread over the epochs).
+    /// Mean digital FLOPs of learning per epoch: training and twin fitting (spread over the
+    /// epochs), evaluation excluded.
     pub digital_flops_per_epoch: u64,
+    /// Mean digital FLOPs per seed spent on evaluation (included in `digital_flops`).
+    pub eval_flops: u64,
     /// Mean energy per seed, in joules, from the energy model.
     pub energy_joules: f64,
     /// Every seed's run.
@@ -124,13 +127,16 @@ pub fn blank<F: FftReal>(prep: &Prepared<F>, x: &Matrix<F>) -> Result<Matrix<F>>
     Ok(out)
 }
 
+/// Name of the FF run whose schedule matches the gradient methods' (see [`compare`]).
+pub const FF_MATCHED: &str = "FF (matched updates)";
+
 fn ff_run<F: FftReal>(
     cfg: &ExperimentConfig,
     prep: &Prepared<F>,
+    name: &str,
     ablation: bool,
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<MethodRun> {
-    let name = if ablation { "physics removed (FF)" } else { "FF (PhyLL)" };
     let opts = FitOptions {
         epochs: cfg.epochs,
         batch_size: cfg.batch_size,
@@ -149,7 +155,8 @@ fn ff_run<F: FftReal>(
         wall_seconds: s.wall_seconds,
         train_physical_queries: s.train_physical_queries,
         eval_physical_queries: s.eval_physical_queries,
-        digital_flops: s.digital_flops,
+        digital_flops: s.digital_flops - s.eval_digital_flops,
+        eval_flops: s.eval_digital_flops,
         twin_flops: 0,
         twin_queries: 0,
         epochs: cfg.epochs,
@@ -181,7 +188,17 @@ where
         let mut c = cfg.clone();
         c.seed = cfg.seed + s as u64;
         let prep = prepare::<F>(&c)?;
-        let mut seed_runs = vec![ff_run(&c, &prep, false, &mut progress)?, ff_run(&c, &prep, true, &mut progress)?];
+        let bp_batch = if opts.bp_batch_size == 0 { c.batch_size } else { opts.bp_batch_size };
+        let mut seed_runs = vec![
+            ff_run(&c, &prep, "FF (PhyLL)", false, &mut progress)?,
+            ff_run(&c, &prep, "physics removed (FF)", true, &mut progress)?,
+        ];
+        if c.n_inner != 1 || c.batch_size != bp_batch {
+            // FF with the gradient methods' schedule: one optimiser step per mini-batch of
+            // the same size, so its digital cost per epoch is comparable update for update.
+            let m = ExperimentConfig { n_inner: 1, batch_size: bp_batch, ..c.clone() };
+            seed_runs.push(ff_run(&m, &prep, FF_MATCHED, false, &mut progress)?);
+        }
         let (train_x, test_x) = (blank(&prep, &prep.data.train.x)?, blank(&prep, &prep.data.test.x)?);
         let data = E2eData {
             train_x: &train_x,
@@ -190,7 +207,6 @@ where
             test_y: &prep.data.test.y,
             num_classes: prep.data.train.num_classes,
         };
-        let bp_batch = if opts.bp_batch_size == 0 { c.batch_size } else { opts.bp_batch_size };
         let eo = E2eOptions {
             epochs: c.epochs,
             batch_size: bp_batch,
@@ -280,6 +296,7 @@ where
         };
         let queries = mean(&|r| r.total_queries() as f64).round() as u64;
         let fl = mean(&|r| r.total_flops() as f64).round() as u64;
+        let learning = mean(&|r| r.learning_flops() as f64).round() as u64;
         methods.push(MethodSummary {
             method: rs[0].method.clone(),
             test_accuracy: acc,
@@ -287,7 +304,8 @@ where
             wall_seconds: mean(&|r| r.wall_seconds),
             physical_queries: queries,
             digital_flops: fl,
-            digital_flops_per_epoch: fl / cfg.epochs.max(1) as u64,
+            digital_flops_per_epoch: learning / cfg.epochs.max(1) as u64,
+            eval_flops: mean(&|r| r.eval_flops as f64).round() as u64,
             energy_joules: opts.energy.energy(system, queries, fl)?,
             runs: rs,
         });
@@ -327,16 +345,17 @@ where
     Ok(report)
 }
 
-/// The comparison table: accuracy mean ± sd, wall time, queries, FLOPs (total and per epoch),
-/// energy; then where FF stands against ideal backprop and FF's FLOPs per epoch against PAT's.
+/// The comparison table: accuracy mean ± sd, wall time, queries, digital FLOPs (all, and of
+/// learning per epoch: training and twin fitting, evaluation excluded), energy; then where FF
+/// stands against ideal backprop and FF's learning FLOPs per epoch against PAT's.
 pub fn compare_table(report: &CompareReport) -> String {
     let mut s = format!(
-        "{:<22} {:>16} {:>9} {:>14} {:>13} {:>13} {:>11}\n",
-        "method", "test acc", "wall (s)", "phys. queries", "digital", "digital/epoch", "energy (J)"
+        "{:<22} {:>16} {:>9} {:>14} {:>13} {:>14} {:>11}\n",
+        "method", "test acc", "wall (s)", "phys. queries", "digital", "learning/epoch", "energy (J)"
     );
     for m in &report.methods {
         s.push_str(&format!(
-            "{:<22} {:>8.4} ± {:<5.4} {:>9.1} {:>14} {:>13} {:>13} {:>11.3e}\n",
+            "{:<22} {:>8.4} ± {:<5.4} {:>9.1} {:>14} {:>13} {:>14} {:>11.3e}\n",
             m.method,
             m.test_accuracy,
             m.test_accuracy_sd,
@@ -347,6 +366,10 @@ pub fn compare_table(report: &CompareReport) -> String {
             m.energy_joules
         ));
     }
+    s.push_str(
+        "digital: training, evaluation and twin fitting; learning/epoch: training and twin fitting per epoch, \
+         evaluation excluded\n",
+    );
     let find = |n: &str| report.methods.iter().find(|m| m.method == n);
     if let (Some(ff), Some(bp)) = (find("FF (PhyLL)"), find("ideal BP")) {
         s.push_str(&format!(
@@ -357,13 +380,18 @@ pub fn compare_table(report: &CompareReport) -> String {
             100.0 * ff.test_accuracy / bp.test_accuracy.max(1e-12)
         ));
     }
-    if let (Some(ff), Some(pat)) = (find("FF (PhyLL)"), find("PAT")) {
-        s.push_str(&format!(
-            "digital FLOPs per epoch: FF {} vs PAT {} (twin fitting included; ratio PAT/FF {:.2})\n",
-            flops(ff.digital_flops_per_epoch),
-            flops(pat.digital_flops_per_epoch),
-            pat.digital_flops_per_epoch as f64 / ff.digital_flops_per_epoch.max(1) as f64
-        ));
+    if let Some(pat) = find("PAT") {
+        for name in ["FF (PhyLL)", FF_MATCHED] {
+            if let Some(ff) = find(name) {
+                let ratio = pat.digital_flops_per_epoch as f64 / ff.digital_flops_per_epoch.max(1) as f64;
+                s.push_str(&format!(
+                    "learning FLOPs per epoch: {name} {} vs PAT {} (twin fitting included): FF uses {}\n",
+                    flops(ff.digital_flops_per_epoch),
+                    flops(pat.digital_flops_per_epoch),
+                    if ratio >= 1.0 { format!("{ratio:.2}x fewer") } else { format!("{:.2}x more", 1.0 / ratio) }
+                ));
+            }
+        }
     }
     s
 }
@@ -386,7 +414,10 @@ mod tests {
         };
         let report = compare::<f32>(&cfg, &opts, |_, _, _| {}).unwrap();
         let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
-        assert_eq!(names, ["FF (PhyLL)", "physics removed (FF)", "ideal BP", "PAT", "in-silico", "digital MLP (BP)"]);
+        assert_eq!(
+            names,
+            ["FF (PhyLL)", "physics removed (FF)", FF_MATCHED, "ideal BP", "PAT", "in-silico", "digital MLP (BP)"]
+        );
         for m in &report.methods {
             assert!((0.0..=1.0).contains(&m.test_accuracy), "{}: {}", m.method, m.test_accuracy);
             assert_eq!(m.runs[0].test_accuracy_history.len(), 2, "{}", m.method);
@@ -409,6 +440,13 @@ mod tests {
         }
         let table = compare_table(&report);
         assert!(table.contains("FF reaches") && table.contains("vs PAT"), "{table}");
+        // Evaluation is counted, but apart from learning.
+        for m in &report.methods {
+            let r = &m.runs[0];
+            assert!(r.eval_flops > 0, "{}: evaluation FLOPs not counted", m.method);
+            assert_eq!(m.digital_flops, r.total_flops(), "{}", m.method);
+            assert_eq!(m.digital_flops_per_epoch, r.learning_flops() / 2, "{}", m.method);
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 }

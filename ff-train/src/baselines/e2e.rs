@@ -348,7 +348,8 @@ pub fn train_end_to_end<F: Real>(
         wall_seconds: start.elapsed().as_secs_f64(),
         train_physical_queries: train.physical_queries,
         eval_physical_queries: eval.physical_queries,
-        digital_flops: train.digital_flops + eval.digital_flops,
+        digital_flops: train.digital_flops,
+        eval_flops: eval.digital_flops,
         twin_flops: 0,
         twin_queries: 0,
         epochs: opts.epochs,
@@ -379,7 +380,7 @@ pub fn train_digital_mlp<F: Real>(
     let mut params = mlp.params().to_vec();
     let n = data.train_x.rows();
     let batch = if opts.batch_size == 0 { n } else { opts.batch_size.min(n) };
-    let mut flops = 0u64;
+    let (mut flops, mut eval_flops) = (0u64, 0u64);
     let mut history = Vec::new();
     let acc = |m: &Mlp<F>, x: &Matrix<F>, y: &[usize], flops: &mut u64| -> Result<f64> {
         let logits = m.forward(x.view())?;
@@ -400,11 +401,11 @@ pub fn train_digital_mlp<F: Real>(
             flops +=
                 mlp.flops_forward(idx.len()) + mlp.flops_backward(idx.len()) + opt_cfg.flops_per_step(params.len());
         }
-        let a = acc(&mlp, data.test_x, data.test_y, &mut flops)?;
+        let a = acc(&mlp, data.test_x, data.test_y, &mut eval_flops)?;
         on_epoch(epoch, a);
         history.push(a);
     }
-    let train_accuracy = acc(&mlp, data.train_x, data.train_y, &mut flops)?;
+    let train_accuracy = acc(&mlp, data.train_x, data.train_y, &mut eval_flops)?;
     Ok(MethodRun {
         method: "digital MLP (BP)".into(),
         test_accuracy: *history.last().expect("at least one epoch"),
@@ -413,6 +414,7 @@ pub fn train_digital_mlp<F: Real>(
         train_physical_queries: 0,
         eval_physical_queries: 0,
         digital_flops: flops,
+        eval_flops,
         twin_flops: 0,
         twin_queries: 0,
         epochs: opts.epochs,

@@ -32,8 +32,12 @@ pub struct MethodRun {
     pub train_physical_queries: u64,
     /// Physical queries spent on evaluation.
     pub eval_physical_queries: u64,
-    /// Digital FLOPs of training and evaluation (twin fitting excluded: see `twin_flops`).
+    /// Digital FLOPs of training (forward, backward, optimiser; evaluation and twin fitting
+    /// excluded: see `eval_flops` and `twin_flops`).
     pub digital_flops: u64,
+    /// Digital FLOPs of evaluation (every test-accuracy measurement and the final train accuracy).
+    #[serde(default)]
+    pub eval_flops: u64,
     /// Digital FLOPs of fitting the twins (PAT, in-silico).
     pub twin_flops: u64,
     /// Physical queries spent sampling the system to fit the twins.
@@ -52,6 +56,13 @@ impl MethodRun {
 
     /// All digital FLOPs: training, evaluation and twin fitting.
     pub fn total_flops(&self) -> u64 {
+        self.digital_flops + self.eval_flops + self.twin_flops
+    }
+
+    /// The digital cost of learning: training and twin fitting, evaluation excluded (methods
+    /// differ in how much evaluation costs, e.g. FF scores every candidate label, and how
+    /// often one evaluates is a choice of the experimenter, not of the method).
+    pub fn learning_flops(&self) -> u64 {
         self.digital_flops + self.twin_flops
     }
 }
