@@ -22,11 +22,14 @@
 //! from the pupils, as in a real multimode fibre or scattering medium.
 //!
 //! # Batching and determinism
-//! A batch is processed in fixed chunks of [`CHUNK_ROWS`] rows: encode and FFT every row, three
-//! real GEMMs for the chunk's medium product ([`Medium::apply`]), inverse FFT and detect every row. Large batches
-//! spread the chunks over rayon's threads. Chunk boundaries depend only on the row index, and
-//! each output row depends only on its own input row, so the same seed gives the same bits
-//! whatever the thread count.
+//! A small batch (up to [`CHUNK_ROWS`] rows) is processed in one go: encode and FFT every row,
+//! three real GEMMs for the medium product ([`Medium::apply`]), inverse FFT and detect every
+//! row. A large batch goes in blocks of up to [`BLOCK_ROWS`] rows: the per-row stages run in
+//! chunks of [`CHUNK_ROWS`] rows over rayon's threads, and the medium product of the whole
+//! block is one set of GEMMs (large enough for the GEMM's own threads to reach its peak rate).
+//! Each output row depends only on its own input row, and the GEMM's result for a row does not
+//! depend on how many rows it is given, so the same seed gives the same bits whatever the
+//! thread count or the batch split (tested).
 
 mod adjoint;
 mod medium;
@@ -43,6 +46,10 @@ use serde::{Deserialize, Serialize};
 
 /// Rows per chunk of a batch (fixed, so results never depend on the thread count).
 pub const CHUNK_ROWS: usize = 64;
+
+/// Rows whose medium product is one GEMM in a large batch (bounds the batch buffers to
+/// `BLOCK_ROWS x (N^2 complex + 6 m)` values while keeping the GEMM near its peak rate).
+pub const BLOCK_ROWS: usize = 2048;
 
 /// Configuration of an [`OpticsSystem`]. Plain data; checked by [`OpticsConfig::validate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -209,6 +216,20 @@ pub struct OpticsSystem<F: FftReal> {
     medium: Medium<F>,
     out_side: usize,
     work: Workspace<F>,
+    block: BlockWork<F>,
+}
+
+/// Buffers of the large-batch path ([`BLOCK_ROWS`] rows at most), reused across queries.
+struct BlockWork<F: FftReal> {
+    fields: Vec<Complex<F>>,
+    modes_in: ModeBatch<F>,
+    modes_out: ModeBatch<F>,
+}
+
+impl<F: FftReal> Default for BlockWork<F> {
+    fn default() -> Self {
+        BlockWork { fields: Vec::new(), modes_in: ModeBatch::zeros(0, 0), modes_out: ModeBatch::zeros(0, 0) }
+    }
 }
 
 impl<F: FftReal> std::fmt::Debug for OpticsSystem<F> {
@@ -242,6 +263,7 @@ impl<F: FftReal> OpticsSystem<F> {
             out_side,
             config,
             work: Workspace::empty(),
+            block: BlockWork::default(),
         };
         sys.work = Workspace::new(&sys);
         Ok(sys)
@@ -311,47 +333,114 @@ impl<F: FftReal> OpticsSystem<F> {
         self.out_side * self.out_side
     }
 
-    /// SLM -> pupil -> medium -> pupil -> inverse FFT for up to [`CHUNK_ROWS`] rows; leaves the
-    /// camera fields in `ws.fields[..rows * N^2]`.
-    fn propagate_chunk(&self, input: MatRef<'_, F>, ws: &mut Workspace<F>) {
-        let rows = input.rows();
+    /// SLM -> forward FFT -> input-pupil gather for the rows of `input`: fields into `fields`
+    /// (`rows x N^2`), modes into the rows of `re`/`im` (`rows x m_in`, row-major).
+    fn encode_gather(
+        &self,
+        input: MatRef<'_, F>,
+        fields: &mut [Complex<F>],
+        scratch: &mut [Complex<F>],
+        re: &mut [F],
+        im: &mut [F],
+    ) {
         let n2 = self.n * self.n;
         let m_in = self.pupil_in.len();
-        let fields = &mut ws.fields[..rows * n2];
         for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
             self.slm.encode(input.row(r), self.config.encoding, field);
         }
-        self.fft.process_with_scratch(fields, &mut ws.scratch, Direction::Forward);
-        ws.modes_in.resize(rows, m_in);
-        for (r, field) in fields.chunks_exact(n2).enumerate() {
-            let (re, im) = (ws.modes_in.re.row_mut(r), ws.modes_in.im.row_mut(r));
+        self.fft.process_with_scratch(fields, scratch, Direction::Forward);
+        for ((field, re), im) in fields.chunks_exact(n2).zip(re.chunks_exact_mut(m_in)).zip(im.chunks_exact_mut(m_in)) {
             for ((a, b), &p) in re.iter_mut().zip(im.iter_mut()).zip(&self.pupil_in) {
                 *a = field[p].re;
                 *b = field[p].im;
             }
         }
-        self.medium.apply(&mut ws.modes_in, &mut ws.modes_out);
+    }
+
+    /// Output-pupil scatter -> inverse FFT: the camera fields of the mode rows `re`/`im`
+    /// (`rows x m_out`) into `fields` (`rows x N^2`).
+    fn scatter_inverse(&self, re: &[F], im: &[F], fields: &mut [Complex<F>], scratch: &mut [Complex<F>]) {
+        let n2 = self.n * self.n;
+        let m_out = self.pupil_out.len();
         fields.fill(Complex::new(F::zero(), F::zero()));
-        for (r, field) in fields.chunks_exact_mut(n2).enumerate() {
-            let (re, im) = (ws.modes_out.re.row(r), ws.modes_out.im.row(r));
+        for ((field, re), im) in fields.chunks_exact_mut(n2).zip(re.chunks_exact(m_out)).zip(im.chunks_exact(m_out)) {
             for ((&a, &b), &p) in re.iter().zip(im).zip(&self.pupil_out) {
                 field[p] = Complex::new(a, b);
             }
         }
-        self.fft.process_with_scratch(fields, &mut ws.scratch, Direction::Inverse);
+        self.fft.process_with_scratch(fields, scratch, Direction::Inverse);
+    }
+
+    /// Detection and pooling of camera fields (`rows x N^2`) into the output rows.
+    fn detect_pool(&self, fields: &[Complex<F>], detected: &mut [F], output: &mut MatMut<'_, F>) {
+        let n2 = self.n * self.n;
+        let det = self.config.detection;
+        for (r, field) in fields.chunks_exact(n2).enumerate() {
+            for (d, &e) in detected.iter_mut().zip(field) {
+                *d = det.apply(e);
+            }
+            self.config.pooling.apply(detected, self.n, self.n, output.row_mut(r));
+        }
+    }
+
+    /// SLM -> pupil -> medium -> pupil -> inverse FFT for up to [`CHUNK_ROWS`] rows; leaves the
+    /// camera fields in `ws.fields[..rows * N^2]`.
+    fn propagate_chunk(&self, input: MatRef<'_, F>, ws: &mut Workspace<F>) {
+        let rows = input.rows();
+        let n2 = self.n * self.n;
+        ws.modes_in.resize(rows, self.pupil_in.len());
+        let fields = &mut ws.fields[..rows * n2];
+        self.encode_gather(input, fields, &mut ws.scratch, ws.modes_in.re.data_mut(), ws.modes_in.im.data_mut());
+        self.medium.apply(&mut ws.modes_in, &mut ws.modes_out);
+        self.scatter_inverse(ws.modes_out.re.data(), ws.modes_out.im.data(), fields, &mut ws.scratch);
     }
 
     /// Full forward of one chunk into its output rows.
     fn forward_chunk(&self, input: MatRef<'_, F>, output: &mut MatMut<'_, F>, ws: &mut Workspace<F>) {
         self.propagate_chunk(input, ws);
         let n2 = self.n * self.n;
-        let det = self.config.detection;
-        for (r, field) in ws.fields[..input.rows() * n2].chunks_exact(n2).enumerate() {
-            for (d, &e) in ws.detected.iter_mut().zip(field) {
-                *d = det.apply(e);
-            }
-            self.config.pooling.apply(&ws.detected, self.n, self.n, output.row_mut(r));
-        }
+        self.detect_pool(&ws.fields[..input.rows() * n2], &mut ws.detected, output);
+    }
+
+    /// Forward of up to [`BLOCK_ROWS`] rows: encoding, FFTs, detection and pooling chunk by
+    /// chunk over the rayon pool, and the medium as one product over all the rows (a GEMM
+    /// large enough to run near the machine's GEMM rate, with the GEMM's own threads).
+    fn forward_block(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) {
+        let rows = input.rows();
+        let n2 = self.n * self.n;
+        let (m_in, m_out) = (self.pupil_in.len(), self.pupil_out.len());
+        let mut b = std::mem::take(&mut self.block);
+        b.fields.resize(rows * n2, Complex::new(F::zero(), F::zero()));
+        b.modes_in.resize(rows, m_in);
+        let this = &*self;
+        b.fields
+            .par_chunks_mut(CHUNK_ROWS * n2)
+            .zip(b.modes_in.re.data_mut().par_chunks_mut(CHUNK_ROWS * m_in))
+            .zip(b.modes_in.im.data_mut().par_chunks_mut(CHUNK_ROWS * m_in))
+            .enumerate()
+            .for_each_init(
+                || this.fft.make_scratch(),
+                |scratch, (c, ((fields, re), im))| {
+                    let start = c * CHUNK_ROWS;
+                    let inp = input.slice_rows(start, start + fields.len() / n2);
+                    this.encode_gather(inp, fields, scratch, re, im);
+                },
+            );
+        self.medium.apply(&mut b.modes_in, &mut b.modes_out);
+        let this = &*self;
+        b.fields
+            .par_chunks_mut(CHUNK_ROWS * n2)
+            .zip(b.modes_out.re.data().par_chunks(CHUNK_ROWS * m_out))
+            .zip(b.modes_out.im.data().par_chunks(CHUNK_ROWS * m_out))
+            .zip(output.into_row_chunks(CHUNK_ROWS))
+            .for_each_init(
+                || (this.fft.make_scratch(), vec![F::zero(); n2]),
+                |(scratch, detected), (((fields, re), im), mut out)| {
+                    this.scatter_inverse(re, im, fields, scratch);
+                    this.detect_pool(fields, detected, &mut out);
+                },
+            );
+        self.block = b;
     }
 }
 
@@ -378,16 +467,10 @@ impl<F: FftReal> PhysicalSystem<F> for OpticsSystem<F> {
             self.work = ws;
             return Ok(());
         }
-        let this = &*self;
-        let chunks = output.into_row_chunks(CHUNK_ROWS);
-        chunks.into_par_iter().enumerate().for_each_init(
-            || Workspace::new(this),
-            |ws, (c, mut out)| {
-                let start = c * CHUNK_ROWS;
-                let inp = input.slice_rows(start, start + out.rows());
-                this.forward_chunk(inp, &mut out, ws);
-            },
-        );
+        for (b, out) in output.into_row_chunks(BLOCK_ROWS).into_iter().enumerate() {
+            let start = b * BLOCK_ROWS;
+            self.forward_block(input.slice_rows(start, start + out.rows()), out);
+        }
         Ok(())
     }
 }

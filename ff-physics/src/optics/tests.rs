@@ -229,6 +229,19 @@ fn same_bits_whatever_the_thread_count_and_the_batch_split() {
 }
 
 #[test]
+fn rows_across_a_medium_block_boundary_match_rows_queried_alone() {
+    // A batch of more than BLOCK_ROWS rows is split into several medium GEMMs.
+    let batch = BLOCK_ROWS + CHUNK_ROWS + 7;
+    let x = random_input::<f64>(batch, 15, 22);
+    let mut sys = OpticsSystem::<f64>::new(small_config()).unwrap();
+    let all = sys.forward(x.view()).unwrap();
+    for r in [0, CHUNK_ROWS, BLOCK_ROWS - 1, BLOCK_ROWS, batch - 1] {
+        let alone = sys.forward(x.slice_rows(r, r + 1).view()).unwrap();
+        assert_eq!(alone.data(), all.row(r), "row {r}");
+    }
+}
+
+#[test]
 fn different_seeds_give_different_media() {
     let a = OpticsSystem::<f64>::new(OpticsConfig::default()).unwrap();
     let b = OpticsSystem::<f64>::new(OpticsConfig { seed: 1, ..OpticsConfig::default() }).unwrap();
