@@ -36,6 +36,10 @@ pub enum SystemKind {
     /// An external device process (hardware in the loop) reached as configured in `[device]`
     /// (`ff_physics::device`).
     Device,
+    /// A digital emulator of a physical layer: an MLP fitted to measured input/output pairs
+    /// as configured in `[emulator]` (the public PhyLL code's acoustic emulator); its queries
+    /// stand for the hardware's and are counted as physical.
+    Emulator,
 }
 
 impl SystemKind {
@@ -48,6 +52,7 @@ impl SystemKind {
             SystemKind::Freespace => "freespace",
             SystemKind::Fiber => "fiber",
             SystemKind::Device => "device",
+            SystemKind::Emulator => "emulator",
         }
     }
 }
@@ -128,6 +133,37 @@ pub struct ExperimentConfig {
     pub fiber: FiberConfig,
     /// How to reach the external device (used when `system = "device"`).
     pub device: DeviceSettings,
+    /// The measured pairs and fit of the emulator (used when `system = "emulator"`).
+    pub emulator: EmulatorSettings,
+}
+
+/// The emulator of `system = "emulator"`: one MLP fitted to measured pairs (rows of two CSV
+/// files, no header), shared by every block (one device reused, as in the paper's acoustic
+/// experiment). Inputs and outputs are in the units of the measurements; each block's input is
+/// resampled onto the emulator's input width as for the cavity simulators.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmulatorSettings {
+    /// CSV of the inputs sent to the hardware (one row per measurement).
+    pub inputs: Option<std::path::PathBuf>,
+    /// CSV of the outputs measured for each input, row for row.
+    pub outputs: Option<std::path::PathBuf>,
+    /// The fit (the public code's acoustic emulator: 20 -> 100 -> 200 -> 100 -> 20, SiLU).
+    pub twin: crate::baselines::TwinConfig,
+}
+
+impl Default for EmulatorSettings {
+    fn default() -> Self {
+        EmulatorSettings {
+            inputs: None,
+            outputs: None,
+            twin: crate::baselines::TwinConfig {
+                hidden: vec![100, 200, 100],
+                epochs: 30,
+                ..crate::baselines::TwinConfig::default()
+            },
+        }
+    }
 }
 
 /// How `system = "device"` reaches the external device of each block (see
@@ -181,6 +217,7 @@ impl Default for ExperimentConfig {
             freespace: FreeSpaceConfig::default(),
             fiber: FiberConfig::default(),
             device: DeviceSettings::default(),
+            emulator: EmulatorSettings::default(),
         }
     }
 }
@@ -203,7 +240,7 @@ impl ExperimentConfig {
     pub fn skip(&self) -> bool {
         self.skip.unwrap_or(match self.system {
             SystemKind::Optics | SystemKind::Freespace | SystemKind::Device => false,
-            SystemKind::Microwave | SystemKind::Acoustic | SystemKind::Fiber => true,
+            SystemKind::Microwave | SystemKind::Acoustic | SystemKind::Fiber | SystemKind::Emulator => true,
         })
     }
 
@@ -279,6 +316,13 @@ impl ExperimentConfig {
                         d.attempts
                     );
                 }
+            }
+            SystemKind::Emulator => {
+                let e = &self.emulator;
+                if e.inputs.is_none() || e.outputs.is_none() {
+                    bail!("invalid emulator: system \"emulator\" needs emulator.inputs and emulator.outputs, the CSV files of measured input/output pairs (e.g. ../shared/data/phyll-acoustic/x_data.csv and y_data.csv)");
+                }
+                e.twin.validate().map_err(|err| anyhow::anyhow!("invalid emulator.{err:#}"))?;
             }
         }
         Ok(())

@@ -117,6 +117,10 @@ pub(crate) struct TrainArgs {
     /// Attempts per device request (reconnecting between attempts).
     #[arg(long)]
     device_attempts: Option<u32>,
+    /// Measured pairs for --system emulator: the inputs CSV and the outputs CSV, comma-separated
+    /// (e.g. ../shared/data/phyll-acoustic/x_data.csv,../shared/data/phyll-acoustic/y_data.csv).
+    #[arg(long, value_name = "INPUTS.csv,OUTPUTS.csv")]
+    emulator_pairs: Option<String>,
 }
 
 fn non_negative(name: &str, v: i64) -> Result<usize> {
@@ -197,6 +201,15 @@ impl TrainArgs {
         }
         if let Some(v) = self.device_attempts {
             c.device.attempts = v;
+        }
+        if let Some(v) = &self.emulator_pairs {
+            let (x, y) = v.split_once(',').ok_or_else(|| {
+                anyhow::anyhow!(
+                    "invalid --emulator-pairs {v:?}: give INPUTS.csv,OUTPUTS.csv (two paths, comma-separated)"
+                )
+            })?;
+            c.emulator.inputs = Some(x.into());
+            c.emulator.outputs = Some(y.into());
         }
         c.validate()?;
         Ok(c)

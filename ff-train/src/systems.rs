@@ -6,15 +6,17 @@
 //! stand-in with the same widths: the identity for blocks without skip (each block sees its
 //! input directly), zeros for blocks with skip (the physical part of `u = [p; h]` is zeroed).
 
+use crate::baselines::Twin;
 use crate::config::{ExperimentConfig, SystemKind};
 use anyhow::Result;
-use ff_core::{BlockSpec, Identity, LabelEmbedding, PhysicalSystem, Zeros};
+use ff_core::{BlockSpec, Identity, LabelEmbedding, MatMut, MatRef, PhysicalSystem, Real, SystemError, Zeros};
 use ff_physics::adapt::Resampled;
 use ff_physics::device::{DeviceConfig, DeviceSystem, Transport};
 use ff_physics::fft::FftReal;
 use ff_physics::optics::{OpticsConfig, OpticsSystem};
 use ff_physics::slm::Placement;
 use ff_physics::{AcousticCavity, FiberSystem, FreeSpaceSystem, MicrowaveCavity};
+use std::sync::Mutex;
 
 /// The systems, skip flags and output sizes of every block.
 ///
@@ -90,7 +92,57 @@ fn physical_system<F: FftReal>(
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
         }
         SystemKind::Device => device_for_block::<F>(cfg, k, shape),
+        SystemKind::Emulator => Ok(Box::new(Resampled::new::<F>(Emulated(emulator::<F>(cfg)?), d))),
     }
+}
+
+/// A twin standing in for the hardware it was fitted to: its queries count as physical.
+struct Emulated<F: Real>(Twin<F>);
+
+impl<F: Real> PhysicalSystem<F> for Emulated<F> {
+    fn name(&self) -> String {
+        format!("emulator ({})", self.0.name())
+    }
+    fn input_len(&self) -> usize {
+        self.0.input_len()
+    }
+    fn output_len(&self) -> usize {
+        self.0.output_len()
+    }
+    fn is_physical(&self) -> bool {
+        true
+    }
+    fn forward_batch(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) -> Result<(), SystemError> {
+        self.0.forward_batch(input, output)
+    }
+}
+
+/// The emulator of `cfg.emulator`, fitted once per process and configuration (every block,
+/// the ablation and every method of a comparison reuse the same fit).
+fn emulator<F: Real>(cfg: &ExperimentConfig) -> Result<Twin<F>> {
+    static FITTED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let e = &cfg.emulator;
+    let (Some(xp), Some(yp)) = (&e.inputs, &e.outputs) else {
+        anyhow::bail!("system \"emulator\" needs emulator.inputs and emulator.outputs (measured pair CSVs)");
+    };
+    let key =
+        format!("{}|{}|{}|{}", xp.display(), yp.display(), serde_json::to_string(&e.twin)?, std::any::type_name::<F>());
+    let mut fitted = FITTED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, json)) = fitted.iter().find(|(k, _)| *k == key) {
+        return Ok(serde_json::from_str(json)?);
+    }
+    let (x, y) = ff_data::read_pairs::<F>(xp, yp)?;
+    let (twin, fit) = Twin::fit_pairs("emulator", &x, &y, &e.twin)?;
+    eprintln!(
+        "emulator fitted on {} pairs from {}: train RMSE {:.4}, validation RMSE {:.4} (mean predictor {:.4})",
+        x.rows(),
+        xp.display(),
+        fit.train_rmse,
+        fit.val_rmse,
+        fit.val_rmse_of_mean
+    );
+    fitted.push((key, serde_json::to_string(&twin)?));
+    Ok(twin)
 }
 
 /// The optical configuration of block `k` (from 0) for inputs of shape `shape`: block 1 tiles
@@ -176,5 +228,47 @@ mod tests {
                 assert!(y.find_non_finite().is_none(), "{system:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_emulator_is_fitted_to_measured_pairs_and_counts_as_physical() {
+        let dir = std::env::temp_dir().join(format!("phyff-emulator-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A smooth nonlinear "device": y_j = x_j^2 + 0.5 x_(j+1), 4 -> 4.
+        let (mut xs, mut ys) = (String::new(), String::new());
+        let mut rng = ff_core::rng::rng_for(5, "emulator test");
+        for _ in 0..600 {
+            let x: Vec<f64> = (0..4).map(|_| rand::Rng::random::<f64>(&mut rng)).collect();
+            let y: Vec<f64> = (0..4).map(|c| x[c] * x[c] + 0.5 * x[(c + 1) % 4]).collect();
+            let line = |v: &[f64]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(",") + "\n";
+            xs.push_str(&line(&x));
+            ys.push_str(&line(&y));
+        }
+        std::fs::write(dir.join("x.csv"), xs).unwrap();
+        std::fs::write(dir.join("y.csv"), ys).unwrap();
+        let mut cfg = ExperimentConfig { system: SystemKind::Emulator, hidden: 4, ..ExperimentConfig::default() };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("emulator.inputs"), "{err}");
+        cfg.emulator.inputs = Some(dir.join("x.csv"));
+        cfg.emulator.outputs = Some(dir.join("y.csv"));
+        cfg.emulator.twin.hidden = vec![16];
+        cfg.emulator.twin.epochs = 300;
+        cfg.emulator.twin.lr = 3e-3;
+        cfg.validate().unwrap();
+        let embedding = LabelEmbedding::Overwrite { num_classes: 2 };
+        let mut specs = build_blocks::<f64>(&cfg, &embedding, 4, false).unwrap();
+        assert!(specs[0].skip && specs[0].system.is_physical());
+        let x = Matrix::<f64>::from_fn(3, 4, |r, c| ((r + 2 * c) % 5) as f64 / 5.0);
+        let y = specs[0].system.forward(x.view()).unwrap();
+        let truth = |r: usize, c: usize| x.get(r, c).powi(2) + 0.5 * x.get(r, (c + 1) % 4);
+        for r in 0..3 {
+            for c in 0..4 {
+                assert!((y.get(r, c) - truth(r, c)).abs() < 0.05, "({r}, {c}): {} vs {}", y.get(r, c), truth(r, c));
+            }
+        }
+        // The second block reuses the same fit: same answers for the same inputs.
+        let y2 = specs[1].system.forward(x.view()).unwrap();
+        assert_eq!(y, y2);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
