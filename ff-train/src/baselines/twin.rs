@@ -24,7 +24,8 @@ pub struct TwinConfig {
     /// Hidden layer widths (SiLU); empty means one hidden layer as wide as the wider of input
     /// and output.
     pub hidden: Vec<usize>,
-    /// Number of distinct inputs sampled from the system.
+    /// Number of distinct inputs sampled from the system (default 10 000, the size of the
+    /// measured set the public PhyLL code fits its acoustic emulator on).
     pub samples: usize,
     /// Queries per sampled input (noisy systems: every repeat is one pair).
     pub repeats: usize,
@@ -44,7 +45,7 @@ impl Default for TwinConfig {
     fn default() -> Self {
         TwinConfig {
             hidden: Vec::new(),
-            samples: 2000,
+            samples: 10_000,
             repeats: 1,
             epochs: 20,
             batch_size: 64,
