@@ -40,6 +40,9 @@ pub enum SystemKind {
     /// as configured in `[emulator]` (the public PhyLL code's acoustic emulator); its queries
     /// stand for the hardware's and are counted as physical.
     Emulator,
+    /// No physical system: every block is its digital affine map alone (digital-only
+    /// forward-forward, e.g. the paper's Fashion-MNIST demo or Hinton's original FF).
+    Digital,
 }
 
 impl SystemKind {
@@ -53,6 +56,7 @@ impl SystemKind {
             SystemKind::Fiber => "fiber",
             SystemKind::Device => "device",
             SystemKind::Emulator => "emulator",
+            SystemKind::Digital => "digital",
         }
     }
 }
@@ -135,6 +139,10 @@ pub struct ExperimentConfig {
     pub device: DeviceSettings,
     /// The measured pairs and fit of the emulator (used when `system = "emulator"`).
     pub emulator: EmulatorSettings,
+    /// Use only the first this many training samples (reduced runs; `None`: all).
+    pub train_limit: Option<usize>,
+    /// Use only the first this many test samples (reduced runs; `None`: all).
+    pub test_limit: Option<usize>,
 }
 
 /// The emulator of `system = "emulator"`: one MLP fitted to measured pairs (rows of two CSV
@@ -218,6 +226,8 @@ impl Default for ExperimentConfig {
             fiber: FiberConfig::default(),
             device: DeviceSettings::default(),
             emulator: EmulatorSettings::default(),
+            train_limit: None,
+            test_limit: None,
         }
     }
 }
@@ -239,7 +249,7 @@ impl ExperimentConfig {
     /// Whether blocks use the skip connection.
     pub fn skip(&self) -> bool {
         self.skip.unwrap_or(match self.system {
-            SystemKind::Optics | SystemKind::Freespace | SystemKind::Device => false,
+            SystemKind::Optics | SystemKind::Freespace | SystemKind::Device | SystemKind::Digital => false,
             SystemKind::Microwave | SystemKind::Acoustic | SystemKind::Fiber | SystemKind::Emulator => true,
         })
     }
@@ -287,6 +297,9 @@ impl ExperimentConfig {
         if self.band_rows == 0 {
             bail!("invalid band_rows: must be at least 1, got 0");
         }
+        if self.train_limit == Some(0) || self.test_limit == Some(0) {
+            bail!("invalid train_limit/test_limit: must be at least 1 (or absent to use every sample), got 0");
+        }
         self.train_config().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         if self.system == SystemKind::Optics {
             let side = (self.hidden as f64).sqrt().round() as usize;
@@ -299,7 +312,7 @@ impl ExperimentConfig {
             self.optics.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         match self.system {
-            SystemKind::Optics => {}
+            SystemKind::Optics | SystemKind::Digital => {}
             SystemKind::Freespace => self.freespace.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
             SystemKind::Fiber => self.fiber.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
             SystemKind::Microwave => self.microwave.validate().map_err(|e| anyhow::anyhow!("{e}"))?,

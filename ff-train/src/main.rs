@@ -121,6 +121,12 @@ pub(crate) struct TrainArgs {
     /// (e.g. ../shared/data/phyll-acoustic/x_data.csv,../shared/data/phyll-acoustic/y_data.csv).
     #[arg(long, value_name = "INPUTS.csv,OUTPUTS.csv")]
     emulator_pairs: Option<String>,
+    /// Use only the first N training samples (a reduced run).
+    #[arg(long, value_name = "N")]
+    train_limit: Option<usize>,
+    /// Use only the first N test samples (a reduced run).
+    #[arg(long, value_name = "N")]
+    test_limit: Option<usize>,
 }
 
 fn non_negative(name: &str, v: i64) -> Result<usize> {
@@ -201,6 +207,12 @@ impl TrainArgs {
         }
         if let Some(v) = self.device_attempts {
             c.device.attempts = v;
+        }
+        if let Some(v) = self.train_limit {
+            c.train_limit = Some(v);
+        }
+        if let Some(v) = self.test_limit {
+            c.test_limit = Some(v);
         }
         if let Some(v) = &self.emulator_pairs {
             let (x, y) = v.split_once(',').ok_or_else(|| {

@@ -30,6 +30,13 @@ pub struct Prepared<F: Real> {
 pub fn prepare<F: Real>(cfg: &ExperimentConfig) -> Result<Prepared<F>> {
     let spec: DataSpec = cfg.data.parse().with_context(|| format!("invalid data spec {:?}", cfg.data))?;
     let mut data = load::<F>(&spec, cfg.seed).with_context(|| format!("cannot load data {:?}", cfg.data))?;
+    // Reduced runs: the first samples of each split (the splits are already shuffled, or in the
+    // data set's own order for MNIST-style sets).
+    for (set, limit) in [(&mut data.train, cfg.train_limit), (&mut data.test, cfg.test_limit)] {
+        if let Some(n) = limit.filter(|&n| n < set.len()) {
+            *set = set.subset(&(0..n).collect::<Vec<_>>());
+        }
+    }
     let k = data.train.num_classes;
     let (embedding, prepended) = match data.train.layout {
         Layout::Image { height, width } => {
@@ -176,7 +183,8 @@ fn train_from<F: FftReal>(
         // Save the model before the ablation runs: an interrupted ablation loses nothing.
         write_atomic(&dir.join("model.json"), model.to_json().as_bytes())?;
     }
-    let ablation = if cfg.ablation {
+    // A digital-only network is its own ablation.
+    let ablation = if cfg.ablation && cfg.system != crate::config::SystemKind::Digital {
         let mut abl = build_network(cfg, &prep, true)?;
         Some(fit(&mut abl, &prep.data.train, &prep.data.test, &opts, |r| progress("ablation", r))?)
     } else {

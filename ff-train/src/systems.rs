@@ -33,6 +33,12 @@ pub fn build_blocks<F: FftReal>(
     let mut shape = embedding.embedded_shape().unwrap_or((1, d));
     let mut specs = Vec::with_capacity(cfg.blocks);
     for k in 0..cfg.blocks {
+        if cfg.system == SystemKind::Digital {
+            specs.push(BlockSpec { system: Box::new(Identity::new(d)), skip: false, out_dim: cfg.hidden });
+            d = cfg.hidden;
+            shape = square_or_strip(d);
+            continue;
+        }
         let physical = physical_system::<F>(cfg, k, shape)?;
         let system: Box<dyn PhysicalSystem<F>> = match (ablation, skip) {
             (false, _) => physical,
@@ -93,6 +99,7 @@ fn physical_system<F: FftReal>(
         }
         SystemKind::Device => device_for_block::<F>(cfg, k, shape),
         SystemKind::Emulator => Ok(Box::new(Resampled::new::<F>(Emulated(emulator::<F>(cfg)?), d))),
+        SystemKind::Digital => Ok(Box::new(Identity::new(d))),
     }
 }
 
