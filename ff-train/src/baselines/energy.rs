@@ -12,6 +12,11 @@
 //!   vector network analyser draws ~10 W and sweeps 20 points in ~1 ms.
 //! - **Acoustic** (loudspeaker multi-tone burst + microphone + FFT): 0.1 J: ~1 W of audio
 //!   electronics for a ~100 ms recording (the tones must ring through the cavity).
+//! - **Emulator**: 0.1 J, the acoustic device it stands for (the measured pairs are acoustic);
+//!   change it when the emulator stands for something else.
+//! - **Free space** (SLM + camera, as optics): 1 mJ.
+//! - **Fibre** (pulse shaper + spectrometer, one spectrum per query): 1 mJ, the same order as
+//!   an SLM frame (a programmable pulse shaper is an SLM).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -30,8 +35,15 @@ pub struct EnergyModel {
 impl Default for EnergyModel {
     /// The defaults documented in the module docs.
     fn default() -> Self {
-        let joules_per_query =
-            [("optics", 1e-3), ("microwave", 1e-2), ("acoustic", 1e-1)].map(|(k, v)| (k.to_string(), v));
+        let joules_per_query = [
+            ("optics", 1e-3),
+            ("microwave", 1e-2),
+            ("acoustic", 1e-1),
+            ("emulator", 1e-1),
+            ("freespace", 1e-3),
+            ("fiber", 1e-3),
+        ]
+        .map(|(k, v)| (k.to_string(), v));
         EnergyModel { joules_per_flop: 1e-12, joules_per_query: joules_per_query.into_iter().collect() }
     }
 }

@@ -1,0 +1,393 @@
+//! `cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR]`: the
+//! paper's experiments (SPEC.md §2 table, §6 figures) run through the `phyff` binary, and a
+//! Markdown report with tables (test accuracy mean ± sd over seeds, PhyLL and baselines) and
+//! plots.
+//!
+//! Each experiment is a TOML configuration (written next to its results, so the report shows
+//! exactly what ran) plus the `phyff` subcommand: `compare` (every method, several seeds) for
+//! the vowel experiments, `train` (PhyLL and its physics-removed ablation, one run per seed)
+//! for the image experiments, whose baselines would cost hours here. `--quick` shrinks epochs,
+//! seeds and data so the whole set runs in minutes; the full set uses SPEC.md's
+//! hyper-parameters, and `full_note` says where a full run is reduced on this machine.
+//!
+//! Data: the vowels and the measured acoustic pairs are read from `../shared/data` (override
+//! with `PHYFF_SHARED_DATA`); MNIST and Fashion-MNIST from `data/` (`cargo xtask fetch-data`).
+//! An experiment whose data is missing is skipped with the command that obtains it.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Which `phyff` subcommand an experiment runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `phyff compare --seeds S`: every method.
+    Compare,
+    /// `phyff train --seed s` per seed: PhyLL and the ablation.
+    Train,
+}
+
+struct Experiment {
+    name: &'static str,
+    title: &'static str,
+    kind: Kind,
+    seeds: usize,
+    /// The configuration (TOML).
+    toml: String,
+    /// Extra `phyff` flags (compare's twin settings).
+    flags: Vec<String>,
+    /// Files or directories that must exist, with how to obtain them.
+    needs: Vec<(PathBuf, &'static str)>,
+    /// The published figure to compare with (SPEC.md §6).
+    paper: &'static str,
+    /// Where the run departs from SPEC.md's hyper-parameters, and why.
+    note: String,
+}
+
+fn vowels_toml(system: &str, blocks: usize, lr: f64, epochs: usize, extra: &str, vowels: &Path) -> String {
+    format!(
+        "data = \"vowels:{}\"\nsystem = \"{system}\"\nblocks = {blocks}\nhidden = 20\nlr = {lr:e}\nn_inner = 10\n\
+         epochs = {epochs}\nbatch_size = 0\nalpha = 4.0\nprecision = \"f32\"\neval_every = {}\n{extra}",
+        vowels.display(),
+        (epochs / 10).max(1)
+    )
+}
+
+fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
+    let vowels = shared.join("vowels/hillenbrand-women-7.csv");
+    let (px, py) = (shared.join("phyll-acoustic/x_data.csv"), shared.join("phyll-acoustic/y_data.csv"));
+    let vowel_need = (vowels.clone(), "the Hillenbrand vowels CSV (../shared/data/vowels; set PHYFF_SHARED_DATA)");
+    let mnist = root.join("data/mnist");
+    let fashion = root.join("data/fashion-mnist");
+    let q = |full: usize, quick_v: usize| if quick { quick_v } else { full };
+    let twin_flags = |samples: usize, epochs: usize| {
+        vec!["--twin-samples".to_string(), samples.to_string(), "--twin-epochs".into(), epochs.to_string()]
+    };
+    let emulator = format!(
+        "[emulator]\ninputs = \"{}\"\noutputs = \"{}\"\n[emulator.twin]\nhidden = [100, 200, 100]\nepochs = {}\n",
+        px.display(),
+        py.display(),
+        q(30, 10)
+    );
+    let limits = |train: usize, test: usize| {
+        if quick {
+            format!("train_limit = {train}\ntest_limit = {test}\n")
+        } else {
+            String::new()
+        }
+    };
+    vec![
+        Experiment {
+            name: "vowels-acoustic-emulator",
+            title: "Vowels through the acoustic emulator fitted to the measured pairs",
+            kind: Kind::Compare,
+            seeds: q(3, 1),
+            toml: vowels_toml("emulator", 2, 5e-4, q(200, 30), &emulator, &vowels),
+            flags: twin_flags(q(10_000, 2000), q(20, 5)),
+            needs: vec![vowel_need.clone(), (px.clone(), "the measured acoustic pairs (../shared/data/phyll-acoustic)")],
+            paper: "public code with its emulator: 0.96-1.00 (seeds 0/1/2: 0.98, 0.96, 1.00); physics zeroed 0.89-0.96",
+            note: "SPEC hyper-parameters (2 blocks 40->20, lr 5e-4, n_inner 10, 200 epochs, full batch, alpha 4, f32)"
+                .into(),
+        },
+        Experiment {
+            name: "vowels-acoustic-physics",
+            title: "Vowels through the simulated acoustic cavity (physics model)",
+            kind: Kind::Compare,
+            seeds: q(3, 1),
+            toml: vowels_toml("acoustic", 2, 5e-4, q(200, 10), "", &vowels),
+            flags: twin_flags(q(10_000, 500), q(20, 5)),
+            needs: vec![vowel_need.clone()],
+            paper: "measured hardware 0.96-1.00; acoustic reservoir 0.914 (arXiv:2304.08380)",
+            note: "SPEC hyper-parameters of the acoustic row; the cavity is the simulator, not the measured device".into(),
+        },
+        Experiment {
+            name: "vowels-microwave",
+            title: "Vowels through the simulated microwave cavity, 3 blocks",
+            kind: Kind::Compare,
+            seeds: q(3, 1),
+            toml: vowels_toml("microwave", 3, 2.5e-4, q(100, 10), "", &vowels),
+            flags: twin_flags(q(10_000, 500), q(20, 5)),
+            needs: vec![vowel_need],
+            paper: "no measured figure in SPEC.md §6 for microwave vowels; PAT on vowels (optical SHG) about 0.93",
+            note: "SPEC hyper-parameters of the microwave row (3 blocks 40->20, lr 2.5e-4, 100 epochs)".into(),
+        },
+        Experiment {
+            name: "mnist-optics",
+            title: "MNIST through the multimode optical system, 2 blocks of 676",
+            kind: Kind::Train,
+            seeds: 1,
+            toml: format!(
+                "data = \"mnist:{}\"\nsystem = \"optics\"\nblocks = 2\nhidden = 676\nlr = {:e}\nn_inner = {}\nepochs = {}\n\
+                 batch_size = {}\nalpha = 5.0\nprecision = \"{}\"\neval_every = {}\ntrain_eval = false\n{}\
+                 [optics]\nfield_size = 52\ninput_pupil_radius_px = 15.7\noutput_pupil_radius_px = 15.7\n",
+                mnist.display(),
+                if quick { 1e-3 } else { 5e-5 },
+                q(20, 5),
+                q(350, 2),
+                q(10_000, 500),
+                if quick { "f32" } else { "f64" },
+                q(10, 1),
+                limits(3000, 1000)
+            ),
+            flags: vec![],
+            needs: vec![(mnist.join("train-images-idx3-ubyte"), "MNIST: cargo xtask fetch-data mnist")],
+            paper: "PhyLL paper (optics, MNIST): see SPEC.md; PAT on MNIST about 0.87 (mechanical) / 0.93 (electronic)",
+            note: "SPEC row (676 -> 676, lr 5e-5, n_inner 20, 350 epochs, batch 10 000, alpha 5, f64): one epoch is \
+                   about 9 TFLOP of dense updates here, so the full 350 epochs take days on 2 cores"
+                .into(),
+        },
+        Experiment {
+            name: "fashion-digital",
+            title: "Fashion-MNIST, digital-only forward-forward (784 -> 1000 -> 1000)",
+            kind: Kind::Train,
+            seeds: 1,
+            toml: format!(
+                "data = \"fashion:{}\"\nsystem = \"digital\"\nblocks = 2\nhidden = 1000\nlr = {:e}\nn_inner = {}\n\
+                 epochs = {}\nbatch_size = {}\nalpha = 4.0\nprecision = \"f32\"\neval_every = {}\ntrain_eval = false\n{}",
+                fashion.display(),
+                if quick { 1e-3 } else { 1e-4 },
+                q(25, 5),
+                q(300, 2),
+                q(10_000, 500),
+                q(10, 1),
+                limits(3000, 1000)
+            ),
+            flags: vec![],
+            needs: vec![(fashion.clone(), "Fashion-MNIST: cargo xtask fetch-data fashion-mnist")],
+            paper: "no figure in SPEC.md §6 (the public code's digital demo)",
+            note: "SPEC row (lr 1e-4, n_inner 25, 300 epochs, batch 10 000, alpha 4) with the cosine goodness of |z| \
+                   (the public demo uses GELU)"
+                .into(),
+        },
+        Experiment {
+            name: "mnist-hinton",
+            title: "MNIST, Hinton's forward-forward (mean squares, threshold, layer normalisation) as a control",
+            kind: Kind::Train,
+            seeds: 1,
+            toml: format!(
+                "data = \"mnist:{}\"\nsystem = \"digital\"\nobjective = \"hinton\"\nblocks = 4\nhidden = {}\nlr = 1e-3\n\
+                 n_inner = 1\nepochs = {}\nbatch_size = 100\ntheta = 2.0\nprecision = \"f32\"\neval_every = {}\n\
+                 train_eval = false\n{}",
+                mnist.display(),
+                q(2000, 500),
+                q(60, 2),
+                q(10, 1),
+                limits(3000, 1000)
+            ),
+            flags: vec![],
+            needs: vec![(mnist.join("train-images-idx3-ubyte"), "MNIST: cargo xtask fetch-data mnist")],
+            paper: "Hinton (2022), 4 x 2000 ReLU, 60 epochs: 1.36 % test error (0.9864)",
+            note: "4 x 2000, 60 epochs, Adam 1e-3, batch 100 (Hinton's optimiser settings are not in SPEC.md)".into(),
+        },
+    ]
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 { (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    (m, sd)
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+fn si(x: f64) -> String {
+    let (v, p) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(s, _)| x >= *s)
+        .map_or((x, ""), |(s, p)| (x / s, p));
+    format!("{v:.2} {p}")
+}
+
+/// Runs one experiment; returns its Markdown section.
+fn run_one(phyff: &Path, e: &Experiment, dir: &Path) -> Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cfg = dir.join("config.toml");
+    std::fs::write(&cfg, &e.toml).with_context(|| format!("writing {}", cfg.display()))?;
+    let start = Instant::now();
+    let mut md = format!("## {}\n\n`{}`: {}.\n\n", e.title, e.name, e.note);
+    let mut commands = Vec::new();
+    if e.kind == Kind::Compare {
+        let mut args: Vec<String> = vec!["compare".into(), "--config".into(), cfg.display().to_string()];
+        args.extend(["--seeds".into(), e.seeds.to_string(), "--out".into(), dir.display().to_string()]);
+        args.extend(e.flags.iter().cloned());
+        commands.push(format!("phyff {}", args.join(" ")));
+        run_phyff(phyff, &args, &dir.join("log.txt"))?;
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json"))?)?;
+        md.push_str(&format!(
+            "| method | test accuracy (mean ± sd, {} seeds) | wall s | physical queries | digital FLOPs | learning FLOPs / epoch |\n|---|---|---|---|---|---|\n",
+            e.seeds
+        ));
+        for m in report["methods"].as_array().context("comparison.json: methods")? {
+            md.push_str(&format!(
+                "| {} | {:.4} ± {:.4} | {:.1} | {} | {}FLOP | {}FLOP |\n",
+                m["method"].as_str().unwrap_or("?"),
+                num(m, "test_accuracy"),
+                num(m, "test_accuracy_sd"),
+                num(m, "wall_seconds"),
+                si(num(m, "physical_queries")),
+                si(num(m, "digital_flops")),
+                si(num(m, "digital_flops_per_epoch")),
+            ));
+        }
+        md.push_str(&format!("\n![accuracy vs epoch]({}/accuracy.png)\n", e.name));
+    } else {
+        let (mut acc, mut abl, mut wall) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..e.seeds {
+            let out = dir.join(format!("seed{s}"));
+            let args: Vec<String> = vec![
+                "train".into(),
+                "--config".into(),
+                cfg.display().to_string(),
+                "--seed".into(),
+                s.to_string(),
+                "--out".into(),
+                out.display().to_string(),
+            ];
+            commands.push(format!("phyff {}", args.join(" ")));
+            run_phyff(phyff, &args, &dir.join(format!("log-seed{s}.txt")))?;
+            let r: Value = serde_json::from_str(&std::fs::read_to_string(out.join("result.json"))?)?;
+            acc.push(num(&r, "test_accuracy"));
+            if let Some(a) = r.get("ablation_test_accuracy").and_then(Value::as_f64) {
+                abl.push(a);
+            }
+            wall.push(num(&r, "wall_seconds") + r.get("ablation_wall_seconds").and_then(Value::as_f64).unwrap_or(0.0));
+        }
+        let (m, sd) = mean_sd(&acc);
+        md.push_str(&format!(
+            "| model | test accuracy (mean ± sd, {} seeds) |\n|---|---|\n| forward-forward ({}) | {m:.4} ± {sd:.4} |\n",
+            e.seeds,
+            if e.toml.contains("objective = \"hinton\"") { "Hinton" } else { "PhyLL" }
+        ));
+        if !abl.is_empty() {
+            let (m, sd) = mean_sd(&abl);
+            md.push_str(&format!("| physics removed (FF) | {m:.4} ± {sd:.4} |\n"));
+        }
+        md.push_str(&format!("\nwall time per seed: {:.1} s (training and evaluation)\n", mean_sd(&wall).0));
+    }
+    md.push_str(&format!(
+        "\nPublished: {}.\n\nWall time of the experiment: {:.1} s. Commands:\n\n```\n{}\n```\n\nConfiguration:\n\n```toml\n{}```\n\n",
+        e.paper,
+        start.elapsed().as_secs_f64(),
+        commands.join("\n"),
+        e.toml
+    ));
+    Ok(md)
+}
+
+fn run_phyff(phyff: &Path, args: &[String], log: &Path) -> Result<()> {
+    eprintln!("    phyff {}", args.join(" "));
+    let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let status = Command::new(phyff)
+        .args(args)
+        .stderr(file)
+        .status()
+        .with_context(|| format!("cannot run {}", phyff.display()))?;
+    if !status.success() {
+        bail!("phyff {} failed ({status}); see {}", args.join(" "), log.display());
+    }
+    Ok(())
+}
+
+/// Entry point.
+pub fn run(args: &[String]) -> Result<()> {
+    let (mut quick, mut only, mut out, mut publish) = (false, None::<Vec<String>>, None::<PathBuf>, None::<PathBuf>);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--only" => only = Some(it.next().context("--only needs NAME[,NAME]")?.split(',').map(String::from).collect()),
+            "--out" => out = Some(it.next().context("--out needs a directory")?.into()),
+            "--publish" => publish = Some(it.next().context("--publish needs a directory")?.into()),
+            other => bail!(
+                "unknown reproduce argument {other:?}; usage: cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR]"
+            ),
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
+    let shared = std::env::var_os("PHYFF_SHARED_DATA").map_or_else(|| root.join("../shared/data"), PathBuf::from);
+    let mode = if quick { "quick" } else { "full" };
+    let out = out.unwrap_or_else(|| root.join("target/reproduce").join(mode));
+    let exps = experiments(quick, &root, &shared);
+    if let Some(o) = &only {
+        for n in o {
+            if !exps.iter().any(|e| e.name == n) {
+                let names: Vec<&str> = exps.iter().map(|e| e.name).collect();
+                bail!("unknown experiment {n:?}; the experiments are: {}", names.join(", "));
+            }
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "-p", "ff-train", "--bin", "phyff"])
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("building phyff failed ({status})");
+    }
+    let phyff = root.join("target/release/phyff");
+    let start = Instant::now();
+    let mut report = format!(
+        "# phyff reproduction report ({mode})\n\nGenerated by `cargo xtask reproduce{}` on {} ({} logical CPUs). \
+         Test accuracy is the final epoch's, on the held-out split; FLOPs are counted where the work happens \
+         (see `phyff compare`). Figures from the paper are quoted from SPEC.md §6.{}\n\n",
+        if quick { " --quick" } else { "" },
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if quick {
+            " This is the **quick** version: fewer epochs, one seed and subsets of the image data (each \
+             section's configuration says exactly what ran), so the accuracies are not the paper's; it \
+             shows that every experiment runs end to end."
+        } else {
+            ""
+        }
+    );
+    let mut skipped = Vec::new();
+    for e in &exps {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == e.name)) {
+            continue;
+        }
+        if let Some((p, how)) = e.needs.iter().find(|(p, _)| !p.exists()) {
+            eprintln!("==> skip {}: {} not found; obtain {how}", e.name, p.display());
+            skipped.push(format!("- `{}`: {} not found; obtain {how}", e.name, p.display()));
+            continue;
+        }
+        eprintln!("==> {} ({} seed(s))", e.name, e.seeds);
+        let section = run_one(&phyff, e, &out.join(e.name))?;
+        report.push_str(&section);
+    }
+    if !skipped.is_empty() {
+        let _ = write!(report, "## Skipped\n\n{}\n", skipped.join("\n"));
+    }
+    let _ = writeln!(report, "\nTotal wall time: {:.1} s.", start.elapsed().as_secs_f64());
+    let path = out.join("README.md");
+    write_atomic(&path, &report)?;
+    eprintln!("==> wrote {}", path.display());
+    if let Some(p) = publish {
+        std::fs::create_dir_all(&p)?;
+        for e in &exps {
+            let png = out.join(e.name).join("accuracy.png");
+            if png.exists() {
+                std::fs::create_dir_all(p.join(e.name))?;
+                std::fs::copy(&png, p.join(e.name).join("accuracy.png"))?;
+            }
+        }
+        write_atomic(&p.join("README.md"), &report)?;
+        eprintln!("==> published the report and plots to {}", p.display());
+    }
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a report.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
+}
