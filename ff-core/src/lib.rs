@@ -4,7 +4,8 @@
 //! - [`PhysicalSystem`]: a physical layer as a black box, queried forward in batches;
 //! - [`Matrix`] and friends: row-major batches (`batch x features`), with a fast [`gemm`];
 //! - goodness functions, losses and their closed-form gradients, label embedding, negative
-//!   data, optimisers, and the PhyLL block schedule ([`network`]).
+//!   data, optimisers, and the PhyLL block schedule ([`network`]);
+//! - hybrid negatives for unsupervised forward-forward ([`hybrid`]).
 //!
 //! ## Conventions
 //! - Precision: generic over [`Real`] (`f32` default, `f64` available).
@@ -19,6 +20,7 @@ pub mod conformance;
 pub mod embed;
 pub mod error;
 pub mod goodness;
+pub mod hybrid;
 pub mod layer;
 pub mod loss;
 pub mod matrix;
@@ -33,6 +35,7 @@ pub use activation::Activation;
 pub use embed::{LabelEmbedding, LabelValue};
 pub use error::{CoreError, Result, SystemError};
 pub use goodness::Goodness;
+pub use hybrid::{HybridNegatives, Hybrids, MaskShape};
 pub use layer::LocalLayer;
 pub use loss::Loss;
 pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
