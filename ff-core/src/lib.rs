@@ -5,7 +5,8 @@
 //! - [`Matrix`] and friends: row-major batches (`batch x features`), with a fast [`gemm`];
 //! - goodness functions, losses and their closed-form gradients, label embedding, negative
 //!   data, optimisers, and the PhyLL block schedule ([`network`]);
-//! - hybrid negatives for unsupervised forward-forward ([`hybrid`]).
+//! - unsupervised forward-forward: hybrid negatives ([`hybrid`]), blank-label training and
+//!   block activities ([`Network::train_batch_unsupervised`], [`Network::activities`]).
 //!
 //! ## Conventions
 //! - Precision: generic over [`Real`] (`f32` default, `f64` available).
