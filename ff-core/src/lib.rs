@@ -6,7 +6,8 @@
 //! - goodness functions, losses and their closed-form gradients, label embedding, negative
 //!   data, optimisers, and the PhyLL block schedule ([`network`]);
 //! - unsupervised forward-forward: hybrid negatives ([`hybrid`]), blank-label training and
-//!   block activities ([`Network::train_batch_unsupervised`], [`Network::activities`]).
+//!   block activities ([`Network::train_batch_unsupervised`], [`Network::activities`]) and a
+//!   linear softmax read-out ([`readout`]).
 //!
 //! ## Conventions
 //! - Precision: generic over [`Real`] (`f32` default, `f64` available).
@@ -28,6 +29,7 @@ pub mod matrix;
 pub mod mlp;
 pub mod network;
 pub mod optim;
+pub mod readout;
 pub mod real;
 pub mod rng;
 pub mod system;
@@ -43,5 +45,6 @@ pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
 pub use mlp::{softmax_cross_entropy, Mlp, MlpCache};
 pub use network::{BlockSpec, Counters, NegativeMode, Network, NetworkState, PassOn, TrainConfig};
 pub use optim::{Optimizer, OptimizerConfig};
+pub use readout::{LinearReadout, ReadoutConfig, ReadoutFit};
 pub use real::Real;
 pub use system::{check_batch, check_vjp_shapes, Differentiable, Identity, PhysicalSystem, Zeros};
