@@ -4,7 +4,10 @@
 //! - [`PhysicalSystem`]: a physical layer as a black box, queried forward in batches;
 //! - [`Matrix`] and friends: row-major batches (`batch x features`), with a fast [`gemm`];
 //! - goodness functions, losses and their closed-form gradients, label embedding, negative
-//!   data, optimisers, and the PhyLL block schedule ([`network`]).
+//!   data, optimisers, and the PhyLL block schedule ([`network`]);
+//! - unsupervised forward-forward: hybrid negatives ([`hybrid`]), blank-label training and
+//!   block activities ([`Network::train_batch_unsupervised`], [`Network::activities`]) and a
+//!   linear softmax read-out ([`readout`]).
 //!
 //! ## Conventions
 //! - Precision: generic over [`Real`] (`f32` default, `f64` available).
@@ -19,12 +22,14 @@ pub mod conformance;
 pub mod embed;
 pub mod error;
 pub mod goodness;
+pub mod hybrid;
 pub mod layer;
 pub mod loss;
 pub mod matrix;
 pub mod mlp;
 pub mod network;
 pub mod optim;
+pub mod readout;
 pub mod real;
 pub mod rng;
 pub mod system;
@@ -33,11 +38,13 @@ pub use activation::Activation;
 pub use embed::{LabelEmbedding, LabelValue};
 pub use error::{CoreError, Result, SystemError};
 pub use goodness::Goodness;
+pub use hybrid::{HybridNegatives, Hybrids, MaskShape};
 pub use layer::LocalLayer;
 pub use loss::Loss;
 pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
 pub use mlp::{softmax_cross_entropy, Mlp, MlpCache};
 pub use network::{BlockSpec, Counters, NegativeMode, Network, NetworkState, PassOn, TrainConfig};
 pub use optim::{Optimizer, OptimizerConfig};
+pub use readout::{LinearReadout, ReadoutConfig, ReadoutFit};
 pub use real::Real;
 pub use system::{check_batch, check_vjp_shapes, Differentiable, Identity, PhysicalSystem, Zeros};

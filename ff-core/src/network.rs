@@ -365,7 +365,47 @@ impl<F: Real> Network<F> {
         let mut hn = Matrix::zeros(0, 0);
         self.embedding.embed(x, labels, self.config.label_value, &mut hp)?;
         self.embedding.embed(x, &neg, self.config.label_value, &mut hn)?;
-        let n = x.rows();
+        self.train_blocks(hp, hn)
+    }
+
+    /// Trains on one mini-batch without labels (unsupervised forward-forward): positives
+    /// `x_pos` are real raw samples, negatives `x_neg` are samples that should score low (e.g.
+    /// [`crate::hybrid::HybridNegatives`]), both `n x raw_len` and paired row by row by the
+    /// loss. The label slots stay blank (every label entry or band written with 0), so the
+    /// network has the same shape as in supervised mode; the block schedule is the one of
+    /// [`Network::train_batch`]. Nothing random happens here: the negatives carry the
+    /// randomness.
+    ///
+    /// # Errors
+    /// Shape errors (including `x_neg` with a different number of rows than `x_pos`),
+    /// non-finite inputs, a failing physical system, or [`CoreError::Diverged`].
+    pub fn train_batch_unsupervised(&mut self, x_pos: MatRef<'_, F>, x_neg: MatRef<'_, F>) -> Result<BatchStats> {
+        self.check_input(&x_pos, None)?;
+        self.check_input(&x_neg, None)?;
+        if x_neg.rows() != x_pos.rows() {
+            return Err(CoreError::Shape {
+                context: "unsupervised negatives".into(),
+                expected: format!("{} negatives, one per positive", x_pos.rows()),
+                got: format!("{}", x_neg.rows()),
+            });
+        }
+        let hp = self.embed_blank(x_pos)?;
+        let hn = self.embed_blank(x_neg)?;
+        self.train_blocks(hp, hn)
+    }
+
+    /// Embeds `x` with blank labels: label value 0 (all label entries or bands zero).
+    fn embed_blank(&self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
+        let mut h = Matrix::zeros(0, 0);
+        self.embedding.embed_with_value(x, &vec![0; x.rows()], F::zero(), &mut h)?;
+        Ok(h)
+    }
+
+    /// The PhyLL block schedule on embedded positives `hp` and negatives `hn` (same rows):
+    /// for each block, query its system once on each, take `n_inner` optimiser steps with the
+    /// physical outputs held fixed, then pass the detached outputs on.
+    fn train_blocks(&mut self, mut hp: Matrix<F>, mut hn: Matrix<F>) -> Result<BatchStats> {
+        let n = hp.rows();
         let mut block_loss = Vec::with_capacity(self.blocks.len());
         for k in 0..self.blocks.len() {
             let up = self.physical_input(k, &hp)?;
@@ -395,6 +435,49 @@ impl<F: Real> Network<F> {
             hn = self.pass_on(k, zn);
         }
         Ok(BatchStats { block_loss })
+    }
+
+    /// Width of [`Network::activities`]: the sum of the blocks' output sizes.
+    pub fn activity_len(&self) -> usize {
+        self.blocks.iter().map(|b| b.layer.d_out()).sum()
+    }
+
+    /// The block activities of raw samples `x` (`n x raw_len`) with blank labels (label value
+    /// 0, as in [`Network::train_batch_unsupervised`]): an `n x activity_len()` matrix whose
+    /// row `i` concatenates, block by block, what each block passes on for sample `i` (raw `z`
+    /// or its normalised activation, per [`PassOn`]). These are the features of a linear
+    /// read-out. Each block's system is queried once per sample (counted in
+    /// [`Network::counters`], as are the FLOPs); samples are processed in chunks of 4096 rows,
+    /// which does not change the result (every step is per sample).
+    ///
+    /// # Errors
+    /// Shape errors, non-finite inputs, or a failing physical system.
+    pub fn activities(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
+        self.check_input(&x, None)?;
+        let n = x.rows();
+        let width = self.activity_len();
+        let mut out = Matrix::zeros(n, width);
+        let chunk = 4096;
+        let mut start = 0;
+        while start < n {
+            let end = (start + chunk).min(n);
+            let mut h = self.embed_blank(x.slice_rows(start, end))?;
+            let mut col = 0;
+            for b in 0..self.blocks.len() {
+                let u = self.physical_input(b, &h)?;
+                let mut z = Matrix::zeros(0, 0);
+                let layer = &self.blocks[b].layer;
+                layer.forward(u.view(), &mut z);
+                self.counters.digital_flops += layer.flops_forward(end - start);
+                h = self.pass_on(b, z);
+                for i in 0..end - start {
+                    out.row_mut(start + i)[col..col + h.cols()].copy_from_slice(h.row(i));
+                }
+                col += h.cols();
+            }
+            start = end;
+        }
+        Ok(out)
     }
 
     /// Summed goodness over blocks for every candidate label: an `n x K` matrix.
@@ -558,6 +641,102 @@ mod tests {
         }];
         let e = Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, TrainConfig::default(), specs, 0);
         assert!(matches!(e, Err(CoreError::Shape { .. })));
+    }
+
+    /// An element-wise `tanh`: a nonlinear stand-in counted as a physical system.
+    struct Tanh(usize);
+
+    impl PhysicalSystem<f64> for Tanh {
+        fn name(&self) -> String {
+            format!("tanh({})", self.0)
+        }
+        fn input_len(&self) -> usize {
+            self.0
+        }
+        fn output_len(&self) -> usize {
+            self.0
+        }
+        fn forward_batch(
+            &mut self,
+            input: MatRef<'_, f64>,
+            mut output: crate::MatMut<'_, f64>,
+        ) -> std::result::Result<(), crate::SystemError> {
+            crate::check_batch("tanh", self.0, self.0, &input, &output)?;
+            output.data_mut().iter_mut().zip(input.data()).for_each(|(o, i)| *o = i.tanh());
+            Ok(())
+        }
+    }
+
+    fn tanh_net(seed: u64) -> Network<f64> {
+        let specs = vec![
+            BlockSpec { system: Box::new(Tanh(9)) as Box<dyn PhysicalSystem<f64>>, skip: false, out_dim: 8 },
+            BlockSpec { system: Box::new(Tanh(8)), skip: true, out_dim: 6 },
+        ];
+        let cfg = TrainConfig { optimizer: OptimizerConfig::adam(0.02), n_inner: 3, ..TrainConfig::default() };
+        Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, cfg, specs, seed).unwrap()
+    }
+
+    #[test]
+    fn unsupervised_training_changes_the_weights_deterministically() {
+        let (x, _) = toy(30, 4);
+        let hybrids = crate::hybrid::HybridNegatives::vector(9);
+        let run = |seed| {
+            let mut n = tanh_net(seed);
+            let before = n.state();
+            let mut rng = rng_for(seed, "hybrids");
+            let mut losses = Vec::new();
+            for _ in 0..5 {
+                let neg = hybrids.generate(x.view(), &mut rng).unwrap();
+                losses.push(n.train_batch_unsupervised(x.view(), neg.x.view()).unwrap().block_loss);
+            }
+            (before, n.state(), losses, n.counters())
+        };
+        let (before, after, losses, counters) = run(2);
+        for (b, a) in before.layers.iter().zip(&after.layers) {
+            assert_ne!(b.params(), a.params(), "every block must learn");
+        }
+        assert!(losses.iter().flatten().all(|l| l.is_finite()));
+        // 5 batches x (positives + negatives) x 30 samples x 2 physical blocks.
+        assert_eq!(counters.physical_queries, 5 * 2 * 30 * 2);
+        let (before2, after2, losses2, _) = run(2);
+        assert_eq!((before, after.clone()), (before2, after2), "same seed must give the same bits");
+        assert_eq!(losses, losses2);
+        let (_, other, _, _) = run(3);
+        assert_ne!(after, other);
+    }
+
+    #[test]
+    fn activities_are_the_passed_on_outputs_with_blank_labels() {
+        let (x, _) = toy(5, 6);
+        let mut n = tanh_net(1);
+        let a = n.activities(x.view()).unwrap();
+        assert_eq!((a.rows(), a.cols()), (5, 8 + 6));
+        assert_eq!(n.activity_len(), 14);
+        assert_eq!(n.counters().physical_queries, 5 * 2);
+        // By hand: all label entries zero, then block by block.
+        let mut h = x.clone();
+        for i in 0..5 {
+            h.row_mut(i)[..3].fill(0.0);
+        }
+        let mut col = 0;
+        for b in 0..2 {
+            let u = n.physical_input(b, &h).unwrap();
+            let mut z = Matrix::zeros(0, 0);
+            n.blocks[b].layer.forward(u.view(), &mut z);
+            h = n.pass_on(b, z);
+            for i in 0..5 {
+                assert_eq!(&a.row(i)[col..col + h.cols()], h.row(i));
+            }
+            col += h.cols();
+        }
+        // Whatever sits in the label slots is blanked out.
+        let mut noisy = x.clone();
+        noisy.row_mut(2)[1] = 7.0;
+        assert_eq!(n.activities(noisy.view()).unwrap(), a);
+        // Bad input.
+        assert!(n.activities(Matrix::<f64>::zeros(2, 4).view()).is_err());
+        let e = n.train_batch_unsupervised(x.view(), x.slice_rows(0, 3).view());
+        assert!(matches!(e, Err(CoreError::Shape { .. })), "{e:?}");
     }
 
     #[test]

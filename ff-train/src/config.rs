@@ -1,7 +1,7 @@
 //! The experiment configuration: defaults, then a TOML file, then command-line flags.
 
 use anyhow::{bail, Result};
-use ff_core::{Activation, Goodness, Loss, NegativeMode, OptimizerConfig, PassOn, TrainConfig};
+use ff_core::{Activation, Goodness, Loss, NegativeMode, OptimizerConfig, PassOn, ReadoutConfig, TrainConfig};
 use ff_physics::optics::OpticsConfig;
 use ff_physics::{AcousticConfig, FiberConfig, FreeSpaceConfig, MicrowaveConfig};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,30 @@ pub enum Objective {
     Hinton,
 }
 
+/// How the blocks are trained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Labels written into the inputs: positives carry the true label, negatives a wrong one;
+    /// prediction by summed goodness over the candidate labels (PhyLL).
+    #[default]
+    Supervised,
+    /// No labels during forward-forward training: positives are real samples with blank label
+    /// slots, negatives are hybrids of two real samples (`ff_core::hybrid`); then a linear
+    /// softmax read-out is fitted on the block activities of the training set (`ff_core::readout`).
+    Unsupervised,
+}
+
+impl Mode {
+    /// The name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Supervised => "supervised",
+            Mode::Unsupervised => "unsupervised",
+        }
+    }
+}
+
 /// Everything that defines a training run. Field names are the TOML keys.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -107,13 +131,24 @@ pub struct ExperimentConfig {
     pub theta: f64,
     /// Local objective.
     pub objective: Objective,
-    /// How negative labels are chosen.
+    /// How negative labels are chosen (supervised mode; unsupervised mode uses hybrid negatives).
     pub negatives: NegativeMode,
+    /// `supervised` (labels in the inputs) or `unsupervised` (hybrid negatives without labels,
+    /// then a linear read-out on the block activities).
+    pub mode: Mode,
+    /// Epochs of the linear read-out fitted after unsupervised training (Adam, mini-batches of
+    /// 128 standardised activity vectors).
+    pub readout_epochs: usize,
+    /// Blur passes of the hybrid-negative masks (unsupervised mode; Hinton's recipe: 6).
+    pub blur_passes: usize,
+    /// In unsupervised mode, also train the supervised network (same seed, data and epochs)
+    /// and print it beside the unsupervised one.
+    pub supervised_baseline: bool,
     /// Rows of the label band above and below an image (at least the number of classes).
     pub band_rows: usize,
     /// Evaluate accuracy every this many epochs.
     pub eval_every: usize,
-    /// Also train the physics-removed ablation for comparison.
+    /// Also train the physics-removed ablation for comparison (in the run's mode).
     pub ablation: bool,
     /// Measure train accuracy after the last epoch (costs `K x L` queries per training sample).
     pub train_eval: bool,
@@ -215,6 +250,10 @@ impl Default for ExperimentConfig {
             theta: 2.0,
             objective: Objective::Phyll,
             negatives: NegativeMode::Random,
+            mode: Mode::Supervised,
+            readout_epochs: 50,
+            blur_passes: ff_core::hybrid::DEFAULT_BLUR_PASSES,
+            supervised_baseline: true,
             band_rows: 10,
             eval_every: 5,
             ablation: true,
@@ -277,6 +316,12 @@ impl ExperimentConfig {
         }
     }
 
+    /// The read-out of unsupervised mode: `readout_epochs` epochs, the other settings
+    /// [`ReadoutConfig::default`].
+    pub fn readout_config(&self) -> ReadoutConfig {
+        ReadoutConfig { epochs: self.readout_epochs, ..ReadoutConfig::default() }
+    }
+
     /// Checks every value; the message names the key, the value and what is accepted.
     ///
     /// # Errors
@@ -301,6 +346,17 @@ impl ExperimentConfig {
             bail!("invalid train_limit/test_limit: must be at least 1 (or absent to use every sample), got 0");
         }
         self.train_config().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.mode == Mode::Unsupervised {
+            if self.readout_epochs == 0 {
+                bail!("invalid readout_epochs: unsupervised mode fits a linear read-out for that many epochs, so it must be at least 1, got 0 (e.g. --readout-epochs 50)");
+            }
+            if self.negatives == NegativeMode::Hardest {
+                bail!("invalid negatives: \"hardest\" picks the highest-scoring wrong label, which needs labels; unsupervised mode uses hybrid negatives, so drop --hard-negatives (negatives = \"random\")");
+            }
+            if self.batch_size == 1 {
+                bail!("invalid batch_size: hybrid negatives mix two different samples of a mini-batch, so unsupervised mode needs batches of at least 2, got 1 (e.g. --batch-size 256, or 0 for the full training set)");
+            }
+        }
         if self.system == SystemKind::Optics {
             let side = (self.hidden as f64).sqrt().round() as usize;
             if side * side != self.hidden {
@@ -367,5 +423,19 @@ mod tests {
         let bad = ExperimentConfig { hidden: 200, ..Default::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("perfect square"));
         ExperimentConfig::default().validate().unwrap();
+        let unsup = ExperimentConfig { mode: Mode::Unsupervised, ..Default::default() };
+        unsup.validate().unwrap();
+        for (bad, needle) in [
+            (ExperimentConfig { readout_epochs: 0, ..unsup.clone() }, "readout_epochs"),
+            (ExperimentConfig { negatives: NegativeMode::Hardest, ..unsup.clone() }, "hard-negatives"),
+            (ExperimentConfig { batch_size: 1, ..unsup.clone() }, "batch_size"),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+        // Unsupervised-only values do not matter in supervised mode.
+        ExperimentConfig { readout_epochs: 0, ..Default::default() }.validate().unwrap();
+        let toml = ExperimentConfig::from_toml("mode = \"unsupervised\"\nreadout_epochs = 7\n").unwrap();
+        assert_eq!((toml.mode, toml.readout_epochs), (Mode::Unsupervised, 7));
     }
 }

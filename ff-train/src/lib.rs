@@ -2,6 +2,8 @@
 //!
 //! - [`config::ExperimentConfig`]: every knob of a run (TOML file and flags);
 //! - [`trainer::fit`]: epochs of the PhyLL schedule with periodic evaluation and accounting;
+//!   [`trainer::fit_unsupervised_from`]: the same without labels (hybrid negatives), then a
+//!   linear read-out on the block activities;
 //! - [`run::train`] / [`run::eval`]: data + physical systems + network, result and model files;
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
 //! - [`systems`]: builds each block's physical system from the configuration.

@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ff_core::NegativeMode;
-use ff_train::config::{ExperimentConfig, Objective, Precision, SystemKind};
-use ff_train::report::train_table;
+use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, SystemKind};
+use ff_train::report::{train_table, unsupervised_table};
 use ff_train::trainer::EpochRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -22,7 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a physical network (default: 2-block optical PNN on the built-in digits) and its
-    /// physics-removed ablation, then print a comparison table.
+    /// physics-removed ablation, then print a comparison table. With --unsupervised: train
+    /// without labels on hybrid negatives, fit a linear read-out, and compare with supervised.
     Train(Box<TrainArgs>),
     /// Reload a model file and measure its accuracy on the split it was trained with.
     Eval {
@@ -93,6 +94,16 @@ pub(crate) struct TrainArgs {
     /// Skip the physics-removed ablation.
     #[arg(long)]
     no_ablation: bool,
+    /// Unsupervised forward-forward: hybrid negatives, no labels during training, then a linear
+    /// read-out on the block activities; the supervised network is trained beside it.
+    #[arg(long)]
+    unsupervised: bool,
+    /// Epochs of the linear read-out (unsupervised mode).
+    #[arg(long, allow_negative_numbers = true)]
+    readout_epochs: Option<i64>,
+    /// In unsupervised mode, skip training the supervised network for comparison.
+    #[arg(long)]
+    no_supervised: bool,
     /// Skip measuring train accuracy at the end (saves K x L queries per training sample).
     #[arg(long)]
     no_train_eval: bool,
@@ -193,6 +204,15 @@ impl TrainArgs {
         if self.no_ablation {
             c.ablation = false;
         }
+        if self.unsupervised {
+            c.mode = Mode::Unsupervised;
+        }
+        if let Some(v) = self.readout_epochs {
+            c.readout_epochs = non_negative("readout_epochs", v)?;
+        }
+        if self.no_supervised {
+            c.supervised_baseline = false;
+        }
         if self.no_train_eval {
             c.train_eval = false;
         }
@@ -267,7 +287,7 @@ impl Progress {
                 b.set_position(r.epoch as u64);
                 b.set_message(msg);
             }
-        } else if r.test_accuracy.is_some() || r.epoch == 1 {
+        } else if r.test_accuracy.is_some() || r.epoch == 1 || r.epoch == self.epochs {
             eprintln!("[{:>7.1} s] epoch {:>4}/{} {msg}", r.wall_seconds, r.epoch, self.epochs);
         }
     }
@@ -293,7 +313,8 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
     };
     let resume = args.resume.as_deref();
     eprintln!(
-        "phyff train: system {}, data {}, {} blocks x {}, {} epochs, lr {}, n_inner {}, seed {}, {:?}",
+        "phyff train: {} mode, system {}, data {}, {} blocks x {}, {} epochs, lr {}, n_inner {}, seed {}, {:?}",
+        cfg.mode.name(),
         cfg.system.name(),
         cfg.data,
         cfg.blocks,
@@ -306,22 +327,22 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
     );
     let mut progress = Progress::new(cfg.epochs);
     let epochs = Some(cfg.epochs);
-    let (pnn, ablation, result) = match (cfg.precision, resume) {
+    let (pnn, ablation, supervised, untrained, result) = match (cfg.precision, resume) {
         (Precision::F32, None) => {
             let o = ff_train::run::train::<f32>(&cfg, out, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
         }
         (Precision::F64, None) => {
             let o = ff_train::run::train::<f64>(&cfg, out, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
         }
         (Precision::F32, Some(dir)) => {
             let o = ff_train::run::resume::<f32>(dir, epochs, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
         }
         (Precision::F64, Some(dir)) => {
             let o = ff_train::run::resume::<f64>(dir, epochs, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
         }
     };
     progress.finish();
@@ -335,7 +356,28 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         cfg.epochs,
         cfg.seed
     );
-    print!("{}", train_table(cfg.system.name(), &pnn, ablation.as_ref()));
+    match cfg.mode {
+        Mode::Supervised => print!("{}", train_table(cfg.system.name(), &pnn, ablation.as_ref())),
+        Mode::Unsupervised => {
+            let name = cfg.system.name();
+            print!("{}", unsupervised_table(name, &pnn, supervised.as_ref(), untrained.as_ref(), ablation.as_ref()));
+            println!(
+                "\nunsupervised: FF on hybrid negatives without labels, then a linear read-out ({} epochs) on the block activities; supervised: labels written into the inputs; untrained: the same read-out on the network before any training (control).",
+                cfg.readout_epochs
+            );
+            if let Some(s) = &supervised {
+                let d = pnn.test_accuracy - s.test_accuracy;
+                println!("Unsupervised training changes test accuracy by {:+.2} points against supervised.", 100.0 * d);
+            }
+            if let Some(u) = &untrained {
+                let d = pnn.test_accuracy - u.test_accuracy;
+                println!(
+                    "Unsupervised FF changes the read-out's test accuracy by {:+.2} points over the untrained network.",
+                    100.0 * d
+                );
+            }
+        }
+    }
     if let Some(a) = &ablation {
         let d = pnn.test_accuracy - a.test_accuracy;
         println!("\nThe physics changes test accuracy by {:+.2} points over the same digital layers alone.", 100.0 * d);

@@ -3,7 +3,7 @@
 
 use crate::config::ExperimentConfig;
 use anyhow::{bail, Context, Result};
-use ff_core::{LabelEmbedding, NetworkState, Real};
+use ff_core::{LabelEmbedding, LinearReadout, NetworkState, Real};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -33,6 +33,10 @@ pub struct ModelFile<F> {
     pub ablation: bool,
     /// Layers, prototypes and optimiser states.
     pub state: NetworkState<F>,
+    /// The linear read-out on the block activities (unsupervised mode, once trained); absent
+    /// from supervised models, which predict by summed goodness over the labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readout: Option<LinearReadout<F>>,
 }
 
 impl<F: Real> ModelFile<F> {

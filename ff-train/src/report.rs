@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct TrainResult {
     /// phyff version that produced the file.
     pub phyff_version: String,
-    /// Final test accuracy of the physical network.
+    /// Final test accuracy of the physical network (unsupervised mode: of its linear read-out).
     pub test_accuracy: f64,
     /// Final train accuracy of the physical network.
     pub train_accuracy: f64,
@@ -40,6 +40,20 @@ pub struct TrainResult {
     pub config: ExperimentConfig,
     /// Per-epoch history of the physical network.
     pub history: Vec<crate::trainer::EpochRecord>,
+    /// Unsupervised mode: test accuracy of the supervised network trained beside it (same
+    /// seed, data and epochs); `null` otherwise.
+    #[serde(default)]
+    pub supervised_test_accuracy: Option<f64>,
+    /// Unsupervised mode: train accuracy of the supervised network.
+    #[serde(default)]
+    pub supervised_train_accuracy: Option<f64>,
+    /// Unsupervised mode: wall time of the supervised network's run, seconds.
+    #[serde(default)]
+    pub supervised_wall_seconds: Option<f64>,
+    /// Unsupervised mode: test accuracy of the same read-out on the untrained network's
+    /// activities (the control: what the physics and random affine maps give without FF).
+    #[serde(default)]
+    pub untrained_test_accuracy: Option<f64>,
 }
 
 /// Formats an integer with thousands separators (`1234567` -> `1,234,567`).
@@ -72,14 +86,41 @@ pub fn flops(n: u64) -> String {
 
 /// The end-of-run table: the physical network beside its physics-removed ablation.
 pub fn train_table(system: &str, pnn: &FitSummary, ablation: Option<&FitSummary>) -> String {
+    let mut rows = vec![(format!("PNN ({system} + FF)"), pnn)];
+    rows.extend(ablation.map(|a| ("physics removed (ablation)".to_string(), a)));
+    table(&rows)
+}
+
+/// The end-of-run table of unsupervised mode: the unsupervised network (accuracy of its linear
+/// read-out) beside the supervised network trained with the same seed, data and epochs, the
+/// read-out on the untrained network (control) and the unsupervised physics-removed ablation,
+/// each when run.
+pub fn unsupervised_table(
+    system: &str,
+    unsupervised: &FitSummary,
+    supervised: Option<&FitSummary>,
+    untrained: Option<&FitSummary>,
+    ablation: Option<&FitSummary>,
+) -> String {
+    let mut rows = vec![(format!("PNN ({system} + FF), unsupervised"), unsupervised)];
+    rows.extend(supervised.map(|s| (format!("PNN ({system} + FF), supervised"), s)));
+    rows.extend(untrained.map(|u| (format!("PNN ({system}), untrained + read-out"), u)));
+    rows.extend(ablation.map(|a| ("physics removed, unsupervised".to_string(), a)));
+    table(&rows)
+}
+
+/// One row per run: accuracies, wall time, training queries, digital work. The model column
+/// is at least 28 characters wide, wider for longer names.
+fn table(rows: &[(String, &FitSummary)]) -> String {
+    let w = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0).max(28);
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<28} {:>9} {:>10} {:>9} {:>17} {:>14}\n",
+        "{:<w$} {:>9} {:>10} {:>9} {:>17} {:>14}\n",
         "model", "test acc", "train acc", "wall (s)", "physical queries", "digital work"
     ));
-    let mut row = |name: &str, f: &FitSummary| {
+    for (name, f) in rows {
         s.push_str(&format!(
-            "{:<28} {:>9.4} {:>10.4} {:>9.1} {:>17} {:>14}\n",
+            "{:<w$} {:>9.4} {:>10.4} {:>9.1} {:>17} {:>14}\n",
             name,
             f.test_accuracy,
             f.train_accuracy,
@@ -87,10 +128,6 @@ pub fn train_table(system: &str, pnn: &FitSummary, ablation: Option<&FitSummary>
             thousands(f.train_physical_queries),
             flops(f.digital_flops)
         ));
-    };
-    row(&format!("PNN ({system} + FF)"), pnn);
-    if let Some(a) = ablation {
-        row("physics removed (ablation)", a);
     }
     s
 }
@@ -106,5 +143,30 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(flops(2_500_000_000), "2.50 GFLOP");
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let f = |acc| FitSummary {
+            train_accuracy: acc,
+            test_accuracy: acc,
+            wall_seconds: 1.0,
+            train_physical_queries: 1234,
+            eval_physical_queries: 0,
+            digital_flops: 5_000_000,
+            eval_digital_flops: 0,
+            history: Vec::new(),
+        };
+        let t = train_table("optics", &f(0.9), Some(&f(0.8)));
+        assert!(t.starts_with(&format!("{:<28} ", "model")), "{t}");
+        assert!(t.contains("PNN (optics + FF)") && t.contains("physics removed (ablation)"), "{t}");
+        let u = unsupervised_table("optics", &f(0.7), Some(&f(0.9)), None, None);
+        let lines: Vec<&str> = u.lines().collect();
+        assert_eq!(lines.len(), 3, "{u}");
+        assert!(lines[1].starts_with("PNN (optics + FF), unsupervised") && lines[1].contains("0.7000"), "{u}");
+        assert!(lines[2].starts_with("PNN (optics + FF), supervised") && lines[2].contains("0.9000"), "{u}");
+        // Every row has its accuracy column at the same position.
+        let col = lines[0].find("test acc").unwrap() + "test acc".len();
+        assert!(lines[1..].iter().all(|l| &l[col - 6..col] == "0.7000" || &l[col - 6..col] == "0.9000"), "{u}");
     }
 }

@@ -1,14 +1,17 @@
 //! Orchestration of `phyff train` and `phyff eval`: data, systems, network, training, outputs.
 
 use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, Mode};
 use crate::io::write_atomic;
 use crate::model::{load_model, ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::report::TrainResult;
 use crate::systems::build_blocks;
-use crate::trainer::{fit, fit_from, EpochRecord, FitOptions, FitSummary};
+use crate::trainer::{
+    fit, fit_from, fit_readout, fit_unsupervised_from, EpochRecord, FitOptions, FitProgress, FitSummary,
+    UnsupervisedOptions,
+};
 use anyhow::{Context, Result};
-use ff_core::{LabelEmbedding, Matrix, Network, Real};
+use ff_core::{HybridNegatives, LabelEmbedding, Matrix, Network, Real};
 use ff_data::{load, DataSpec, Dataset, Layout, TrainTest};
 use ff_physics::fft::FftReal;
 use std::path::Path;
@@ -75,19 +78,38 @@ pub fn build_network<F: FftReal>(cfg: &ExperimentConfig, prep: &Prepared<F>, abl
     Ok(Network::new(raw, prep.embedding, cfg.train_config(), specs, cfg.seed)?)
 }
 
+/// The hybrid-negative generator and read-out of unsupervised mode for prepared data: image
+/// masks for image data, masks along the vector for vector data (label slots included; they
+/// are zero in both parents).
+pub fn unsupervised_options<F: Real>(cfg: &ExperimentConfig, prep: &Prepared<F>) -> UnsupervisedOptions {
+    let hybrids = match prep.data.train.layout {
+        Layout::Image { height, width } => HybridNegatives::image(height, width),
+        Layout::Vector { .. } => HybridNegatives::vector(prep.data.train.dim()),
+    };
+    UnsupervisedOptions { hybrids: hybrids.with_blur_passes(cfg.blur_passes), readout: cfg.readout_config() }
+}
+
 /// Outcome of [`train`].
 pub struct TrainOutcome<F: Real> {
-    /// The physical network's run.
+    /// The physical network's run (in the configured mode; unsupervised: accuracies of its
+    /// read-out).
     pub pnn: FitSummary,
-    /// The ablation's run, when requested.
+    /// The ablation's run (same mode), when requested.
     pub ablation: Option<FitSummary>,
+    /// Unsupervised mode: the supervised network's run, when `supervised_baseline` is set.
+    pub supervised: Option<FitSummary>,
+    /// Unsupervised mode: the control, the same read-out on the activities of the untrained
+    /// network (no history).
+    pub untrained: Option<FitSummary>,
     /// The result record (what `result.json` holds).
     pub result: TrainResult,
     /// The trained physical network's model file.
     pub model: ModelFile<F>,
 }
 
-/// Trains the configured physical network (and its ablation) and optionally writes
+/// Trains the configured physical network (and its ablation; in unsupervised mode also the
+/// supervised network for comparison, and the read-out on the untrained network as a
+/// control) and optionally writes
 /// `result.json` and `model.json` into `out`, plus `checkpoint.json` after every epoch (see
 /// [`resume`]). `progress` is told about every epoch, with a label saying which model is
 /// training.
@@ -105,7 +127,8 @@ pub fn train<F: FftReal>(
 /// Continues the run checkpointed in `dir` (`dir/checkpoint.json`) up to `epochs` epochs
 /// (default: the configured number), then writes the outputs as [`train`] does. For a
 /// deterministic system the model ends with the same bits as an uninterrupted run. The
-/// ablation, when configured, is not checkpointed and is trained from scratch.
+/// ablation and the supervised comparison, when configured, are not checkpointed and are
+/// trained from scratch; in unsupervised mode the read-out is fitted after the last epoch.
 ///
 /// # Errors
 /// A missing or foreign checkpoint, data that no longer match it, and everything [`train`]
@@ -138,7 +161,7 @@ fn train_from<F: FftReal>(
         seed: cfg.seed,
         train_eval: cfg.train_eval,
     };
-    let model_file = |state| ModelFile {
+    let model_file = |state, readout| ModelFile {
         format: MODEL_FORMAT.into(),
         version: MODEL_VERSION,
         config: cfg.clone(),
@@ -147,6 +170,7 @@ fn train_from<F: FftReal>(
         embedding: prep.embedding,
         ablation: false,
         state,
+        readout,
     };
     let (mut net, start) = match resume_from {
         None => (build_network(cfg, &prep, false)?, None),
@@ -165,20 +189,29 @@ fn train_from<F: FftReal>(
             (net, Some(ck.progress))
         }
     };
-    let pnn = fit_from(&mut net, &prep.data.train, &prep.data.test, &opts, start, |r, net, p| {
+    let checkpoint = |r: &EpochRecord, net: &Network<F>, p: &FitProgress| {
         progress("pnn", r);
         if let Some(dir) = out {
             let ck = Checkpoint {
                 format: CHECKPOINT_FORMAT.into(),
                 version: CHECKPOINT_VERSION,
-                model: model_file(net.state()),
+                model: model_file(net.state(), None),
                 progress: p.clone(),
             };
             ck.save(&dir.join(CHECKPOINT_FILE))?;
         }
         Ok(())
-    })?;
-    let model = model_file(net.state());
+    };
+    let unsup = unsupervised_options(cfg, &prep);
+    let (train_set, test_set) = (&prep.data.train, &prep.data.test);
+    let (pnn, readout) = match cfg.mode {
+        Mode::Supervised => (fit_from(&mut net, train_set, test_set, &opts, start, checkpoint)?, None),
+        Mode::Unsupervised => {
+            let u = fit_unsupervised_from(&mut net, train_set, test_set, &opts, &unsup, start, checkpoint)?;
+            (u.summary, Some(u.readout))
+        }
+    };
+    let model = model_file(net.state(), readout);
     if let Some(dir) = out {
         // Save the model before the ablation runs: an interrupted ablation loses nothing.
         write_atomic(&dir.join("model.json"), model.to_json().as_bytes())?;
@@ -186,7 +219,41 @@ fn train_from<F: FftReal>(
     // A digital-only network is its own ablation.
     let ablation = if cfg.ablation && cfg.system != crate::config::SystemKind::Digital {
         let mut abl = build_network(cfg, &prep, true)?;
-        Some(fit(&mut abl, &prep.data.train, &prep.data.test, &opts, |r| progress("ablation", r))?)
+        Some(match cfg.mode {
+            Mode::Supervised => fit(&mut abl, train_set, test_set, &opts, |r| progress("ablation", r))?,
+            Mode::Unsupervised => {
+                fit_unsupervised_from(&mut abl, train_set, test_set, &opts, &unsup, None, |r, _, _| {
+                    progress("ablation", r);
+                    Ok(())
+                })?
+                .summary
+            }
+        })
+    } else {
+        None
+    };
+    // The control of unsupervised mode: the same read-out on the untrained network's
+    // activities (random physical features), which says what the FF phase adds.
+    let untrained = if cfg.mode == Mode::Unsupervised {
+        let started = std::time::Instant::now();
+        let mut fresh = build_network(cfg, &prep, false)?;
+        let r = fit_readout(&mut fresh, train_set, test_set, &unsup.readout, cfg.seed)?;
+        Some(FitSummary {
+            train_accuracy: r.train_accuracy,
+            test_accuracy: r.test_accuracy,
+            wall_seconds: started.elapsed().as_secs_f64(),
+            train_physical_queries: r.train_physical_queries,
+            eval_physical_queries: r.eval_physical_queries,
+            digital_flops: fresh.counters().digital_flops + r.readout_flops,
+            eval_digital_flops: 0,
+            history: Vec::new(),
+        })
+    } else {
+        None
+    };
+    let supervised = if cfg.mode == Mode::Unsupervised && cfg.supervised_baseline {
+        let mut sup = build_network(cfg, &prep, false)?;
+        Some(fit(&mut sup, train_set, test_set, &opts, |r| progress("supervised", r))?)
     } else {
         None
     };
@@ -207,12 +274,16 @@ fn train_from<F: FftReal>(
         test_samples: prep.data.test.len(),
         config: cfg.clone(),
         history: pnn.history.clone(),
+        supervised_test_accuracy: supervised.as_ref().map(|s| s.test_accuracy),
+        supervised_train_accuracy: supervised.as_ref().map(|s| s.train_accuracy),
+        supervised_wall_seconds: supervised.as_ref().map(|s| s.wall_seconds),
+        untrained_test_accuracy: untrained.as_ref().map(|u| u.test_accuracy),
     };
     if let Some(dir) = out {
         let json = serde_json::to_string_pretty(&result)?;
         write_atomic(&dir.join("result.json"), json.as_bytes())?;
     }
-    Ok(TrainOutcome { pnn, ablation, result, model })
+    Ok(TrainOutcome { pnn, ablation, supervised, untrained, result, model })
 }
 
 /// Result of [`eval`].
@@ -227,7 +298,8 @@ pub struct EvalOutcome {
 }
 
 /// Reloads a model, rebuilds its data split and physical systems from the saved
-/// configuration, and measures its accuracy.
+/// configuration, and measures its accuracy (unsupervised models: of their linear read-out on
+/// the block activities).
 ///
 /// # Errors
 /// Model loading errors, data errors, a mismatch between the model and the data.
@@ -245,7 +317,17 @@ pub fn eval<F: FftReal>(path: &Path) -> Result<EvalOutcome> {
     let specs = build_blocks::<F>(cfg, &prep.embedding, model.raw_len, model.ablation)?;
     let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
     let mut net = Network::from_state(model.raw_len, model.embedding, cfg.train_config(), systems, model.state)?;
-    let test_accuracy = net.accuracy(prep.data.test.x.view(), &prep.data.test.y)?;
-    let train_accuracy = net.accuracy(prep.data.train.x.view(), &prep.data.train.y)?;
+    let (train, test) = (&prep.data.train, &prep.data.test);
+    let (test_accuracy, train_accuracy) = match (cfg.mode, &model.readout) {
+        (Mode::Supervised, _) => (net.accuracy(test.x.view(), &test.y)?, net.accuracy(train.x.view(), &train.y)?),
+        (Mode::Unsupervised, Some(r)) => (
+            r.accuracy(net.activities(test.x.view())?.view(), &test.y)?,
+            r.accuracy(net.activities(train.x.view())?.view(), &train.y)?,
+        ),
+        (Mode::Unsupervised, None) => anyhow::bail!(
+            "{} is an unsupervised model without its linear read-out (saved before training finished?); finish the run with `phyff train --resume DIR`",
+            path.display()
+        ),
+    };
     Ok(EvalOutcome { test_accuracy, train_accuracy, test_samples: prep.data.test.len() })
 }

@@ -1,7 +1,8 @@
-//! The training loop: epochs of PhyLL mini-batches, periodic evaluation, accounting.
+//! The training loop: epochs of PhyLL mini-batches (supervised, or unsupervised on hybrid
+//! negatives followed by a linear read-out), periodic evaluation, accounting.
 
 use ff_core::rng::rng_for;
-use ff_core::{Counters, Matrix, Network, Real};
+use ff_core::{Counters, HybridNegatives, LinearReadout, Matrix, Network, ReadoutConfig, Real};
 use ff_data::{epoch_order, Dataset};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -118,8 +119,200 @@ pub fn fit_from<F: Real>(
     test: &Dataset<F>,
     opts: &FitOptions,
     resume: Option<FitProgress>,
-    mut after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
+    after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
 ) -> anyhow::Result<FitSummary> {
+    let run = run_epochs(net, train, test, opts, Schedule::Supervised, resume, after_epoch)?;
+    let c = run.total(net);
+    let p = run.progress;
+    Ok(FitSummary {
+        train_accuracy: p.train_accuracy,
+        test_accuracy: p.test_accuracy,
+        wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
+        train_physical_queries: c.physical_queries - p.eval_physical_queries,
+        eval_physical_queries: p.eval_physical_queries,
+        digital_flops: c.digital_flops,
+        eval_digital_flops: p.eval_digital_flops,
+        history: p.history,
+    })
+}
+
+/// Settings of unsupervised training ([`fit_unsupervised_from`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnsupervisedOptions {
+    /// How negatives are made from each mini-batch (shape of a raw sample, blur passes).
+    pub hybrids: HybridNegatives,
+    /// The linear read-out fitted on the training activities after the last epoch.
+    pub readout: ReadoutConfig,
+}
+
+/// The outcome of [`fit_unsupervised_from`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnsupervisedFit<F> {
+    /// Accuracies (of the read-out), wall time, queries and FLOPs, history.
+    pub summary: FitSummary,
+    /// The read-out fitted on the training activities.
+    pub readout: LinearReadout<F>,
+    /// Mean read-out loss per read-out epoch (nats).
+    pub readout_loss: Vec<f64>,
+}
+
+/// Unsupervised forward-forward: every epoch, each mini-batch of raw training samples is the
+/// positive batch and its hybrids (`opts_u.hybrids`, drawn from the per-epoch stream
+/// `"hybrids/{epoch}"`) the negative batch, trained with blank labels
+/// ([`Network::train_batch_unsupervised`]); labels are never read. After the last epoch, a
+/// linear read-out is fitted on the block activities of the training set (with the training
+/// labels) and evaluated on the test set. A final mini-batch of a single sample (which has no
+/// other sample to mix with) joins the previous one.
+///
+/// Accounting: the activities of the training set count as training queries (the read-out
+/// needs them), those of the test set as evaluation queries; the read-out's FLOPs are in
+/// `digital_flops`. Per-epoch records carry no accuracy except the last one, which holds the
+/// read-out's: `opts.eval_every` does not apply, and `opts.train_eval` neither (the read-out's
+/// train accuracy costs no extra query: its features are already computed). Resuming (`resume`, `after_epoch`) works as for [`fit_from`]; the read-out is
+/// refitted from scratch at the end (it is deterministic for a seed).
+///
+/// # Errors
+/// As [`fit_from`], plus a training set of fewer than 2 samples and read-out errors.
+pub fn fit_unsupervised_from<F: Real>(
+    net: &mut Network<F>,
+    train: &Dataset<F>,
+    test: &Dataset<F>,
+    opts: &FitOptions,
+    opts_u: &UnsupervisedOptions,
+    resume: Option<FitProgress>,
+    after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
+) -> anyhow::Result<UnsupervisedFit<F>> {
+    anyhow::ensure!(
+        train.len() >= 2,
+        "unsupervised mode mixes two different training samples into each negative, but the training set has {}",
+        train.len()
+    );
+    opts_u.readout.validate()?;
+    let mut run = run_epochs(net, train, test, opts, Schedule::Unsupervised(&opts_u.hybrids), resume, after_epoch)?;
+    let r = fit_readout(net, train, test, &opts_u.readout, opts.seed)?;
+    run.progress.eval_physical_queries += r.eval_physical_queries;
+    let c = run.total(net);
+    let p = run.progress;
+    let mut history = p.history;
+    if let Some(last) = history.last_mut() {
+        last.train_accuracy = Some(r.train_accuracy);
+        last.test_accuracy = Some(r.test_accuracy);
+    }
+    let summary = FitSummary {
+        train_accuracy: r.train_accuracy,
+        test_accuracy: r.test_accuracy,
+        wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
+        train_physical_queries: c.physical_queries - p.eval_physical_queries,
+        eval_physical_queries: p.eval_physical_queries,
+        digital_flops: c.digital_flops + r.readout_flops,
+        eval_digital_flops: p.eval_digital_flops,
+        history,
+    };
+    Ok(UnsupervisedFit { summary, readout: r.readout, readout_loss: r.loss })
+}
+
+/// A read-out fitted by [`fit_readout`], with its cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReadoutRun<F> {
+    /// The fitted read-out.
+    pub readout: LinearReadout<F>,
+    /// Mean read-out loss per read-out epoch (nats).
+    pub loss: Vec<f64>,
+    /// Read-out accuracy on the training set.
+    pub train_accuracy: f64,
+    /// Read-out accuracy on the test set (0 for an empty test set).
+    pub test_accuracy: f64,
+    /// Physical queries of the training activities (one per sample and physical block).
+    pub train_physical_queries: u64,
+    /// Physical queries of the test activities.
+    pub eval_physical_queries: u64,
+    /// Digital FLOPs of fitting the read-out and of its predictions (the network's own FLOPs
+    /// for the activities are in its counters).
+    pub readout_flops: u64,
+}
+
+/// Fits a linear read-out ([`LinearReadout::fit`] with `cfg` and `seed`) on the block
+/// activities ([`Network::activities`]) of `train` and measures it on both sets. The network
+/// is not trained; it may be untrained (a random-feature control).
+///
+/// # Errors
+/// Network errors (shapes, a failing system) and read-out errors.
+pub fn fit_readout<F: Real>(
+    net: &mut Network<F>,
+    train: &Dataset<F>,
+    test: &Dataset<F>,
+    cfg: &ReadoutConfig,
+    seed: u64,
+) -> anyhow::Result<ReadoutRun<F>> {
+    let q0 = net.counters().physical_queries;
+    let train_act = net.activities(train.x.view())?;
+    let q1 = net.counters().physical_queries;
+    let (readout, fit) = LinearReadout::fit(train_act.view(), &train.y, train.num_classes, cfg, seed)?;
+    let mut readout_flops = fit.digital_flops + readout.flops_predict(train.len());
+    let train_accuracy = readout.accuracy(train_act.view(), &train.y)?;
+    let test_accuracy = if test.is_empty() {
+        0.0
+    } else {
+        let test_act = net.activities(test.x.view())?;
+        readout_flops += readout.flops_predict(test.len());
+        readout.accuracy(test_act.view(), &test.y)?
+    };
+    Ok(ReadoutRun {
+        readout,
+        loss: fit.loss,
+        train_accuracy,
+        test_accuracy,
+        train_physical_queries: q1 - q0,
+        eval_physical_queries: net.counters().physical_queries - q1,
+        readout_flops,
+    })
+}
+
+/// What a mini-batch trains on.
+#[derive(Clone, Copy)]
+enum Schedule<'a> {
+    /// True labels in the positives, wrong labels in the negatives; accuracy evaluated every
+    /// `eval_every` epochs.
+    Supervised,
+    /// Raw samples as positives and their hybrids as negatives, blank labels; no evaluation
+    /// inside the loop.
+    Unsupervised(&'a HybridNegatives),
+}
+
+/// The state of [`run_epochs`] when it returns.
+struct EpochsRun {
+    progress: FitProgress,
+    /// Counters of the run before this call (the network's own counters start from zero).
+    base: Counters,
+    /// Wall time of the run before this call, seconds.
+    wall_before: f64,
+    start: Instant,
+}
+
+impl EpochsRun {
+    fn total<F: Real>(&self, net: &Network<F>) -> Counters {
+        total(self.base, net)
+    }
+}
+
+fn total<F: Real>(base: Counters, net: &Network<F>) -> Counters {
+    Counters {
+        physical_queries: base.physical_queries + net.counters().physical_queries,
+        digital_flops: base.digital_flops + net.counters().digital_flops,
+    }
+}
+
+/// The epochs of both schedules: shuffle, mini-batches, evaluation (supervised), records,
+/// `after_epoch`.
+fn run_epochs<F: Real>(
+    net: &mut Network<F>,
+    train: &Dataset<F>,
+    test: &Dataset<F>,
+    opts: &FitOptions,
+    schedule: Schedule<'_>,
+    resume: Option<FitProgress>,
+    mut after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
+) -> anyhow::Result<EpochsRun> {
     anyhow::ensure!(opts.epochs >= 1, "epochs must be at least 1, got {}", opts.epochs);
     anyhow::ensure!(!train.is_empty(), "the training set is empty");
     let start = Instant::now();
@@ -142,10 +335,6 @@ pub fn fit_from<F: Real>(
     );
     // The network's own counters start from zero when it is built or restored: add the past.
     let base = p.counters;
-    let total = |net: &Network<F>| Counters {
-        physical_queries: base.physical_queries + net.counters().physical_queries,
-        digital_flops: base.digital_flops + net.counters().digital_flops,
-    };
     let wall_before = p.wall_seconds;
     let n = train.len();
     let batch = if opts.batch_size == 0 { n } else { opts.batch_size.min(n) };
@@ -153,20 +342,33 @@ pub fn fit_from<F: Real>(
     let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::new());
     for epoch in p.epochs_done + 1..=opts.epochs {
         // One stream per epoch, so that a resumed run draws the same negatives.
-        let mut rng = rng_for(opts.seed, &format!("negatives/{epoch}"));
+        let mut rng = match schedule {
+            Schedule::Supervised => rng_for(opts.seed, &format!("negatives/{epoch}")),
+            Schedule::Unsupervised(_) => rng_for(opts.seed, &format!("hybrids/{epoch}")),
+        };
         let order = if batch == n { (0..n).collect() } else { epoch_order(n, opts.seed, epoch as u64) };
         let mut loss_sum = vec![0.0; net.num_blocks()];
         let mut batches = 0usize;
-        for idx in order.chunks(batch) {
+        let min_batch = match schedule {
+            Schedule::Supervised => 1,
+            Schedule::Unsupervised(_) => 2,
+        };
+        for idx in mini_batches(&order, batch, min_batch) {
             train.gather(idx, &mut xb, &mut yb);
-            let stats = net.train_batch(xb.view(), &yb, &mut rng)?;
+            let stats = match schedule {
+                Schedule::Supervised => net.train_batch(xb.view(), &yb, &mut rng)?,
+                Schedule::Unsupervised(hybrids) => {
+                    let neg = hybrids.generate(xb.view(), &mut rng)?;
+                    net.train_batch_unsupervised(xb.view(), neg.x.view())?
+                }
+            };
             loss_sum.iter_mut().zip(&stats.block_loss).for_each(|(s, l)| *s += l);
             batches += 1;
         }
-        let train_queries = total(net).physical_queries - p.eval_physical_queries;
+        let train_queries = total(base, net).physical_queries - p.eval_physical_queries;
         let (mut tr, mut te) = (None, None);
         let last = epoch == opts.epochs;
-        if epoch % eval_every == 0 || last {
+        if matches!(schedule, Schedule::Supervised) && (epoch % eval_every == 0 || last) {
             let before = net.counters();
             if last && opts.train_eval {
                 p.train_accuracy = net.accuracy(train.x.view(), &train.y)?;
@@ -186,20 +388,40 @@ pub fn fit_from<F: Real>(
             train_physical_queries: train_queries,
         };
         p.epochs_done = epoch;
-        p.counters = total(net);
+        p.counters = total(base, net);
         p.wall_seconds = rec.wall_seconds;
         p.history.push(rec);
         after_epoch(p.history.last().expect("pushed above"), net, &p)?;
     }
-    let c = total(net);
-    Ok(FitSummary {
-        train_accuracy: p.train_accuracy,
-        test_accuracy: p.test_accuracy,
-        wall_seconds: wall_before + start.elapsed().as_secs_f64(),
-        train_physical_queries: c.physical_queries - p.eval_physical_queries,
-        eval_physical_queries: p.eval_physical_queries,
-        digital_flops: c.digital_flops,
-        eval_digital_flops: p.eval_digital_flops,
-        history: p.history,
-    })
+    Ok(EpochsRun { progress: p, base, wall_before, start })
+}
+
+/// Consecutive chunks of `order` of `batch` indices; a last chunk shorter than `min_batch`
+/// joins the previous one (when there is one).
+fn mini_batches(order: &[usize], batch: usize, min_batch: usize) -> Vec<&[usize]> {
+    let mut chunks: Vec<&[usize]> = order.chunks(batch.max(1)).collect();
+    if chunks.len() >= 2 && chunks[chunks.len() - 1].len() < min_batch {
+        let last = chunks.pop().map_or(0, <[usize]>::len);
+        let prev = chunks.pop().map_or(0, <[usize]>::len);
+        chunks.push(&order[order.len() - last - prev..]);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_last_batch_joins_the_previous_one() {
+        let order: Vec<usize> = (0..9).collect();
+        let sizes = |b, m| mini_batches(&order, b, m).iter().map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(4, 1), vec![4, 4, 1]);
+        assert_eq!(sizes(4, 2), vec![4, 5]);
+        assert_eq!(sizes(3, 2), vec![3, 3, 3]);
+        assert_eq!(sizes(9, 2), vec![9]);
+        assert_eq!(sizes(8, 2), vec![9]);
+        let joined: Vec<usize> = mini_batches(&order, 4, 2).concat();
+        assert_eq!(joined, order);
+    }
 }

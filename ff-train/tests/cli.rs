@@ -92,6 +92,32 @@ fn every_system_learns_above_chance() {
 }
 
 #[test]
+fn unsupervised_mode_prints_itself_beside_supervised() {
+    let o = phyff(&[
+        "train",
+        "--unsupervised",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--no-ablation",
+        "--readout-epochs",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    for row in [
+        "PNN (optics + FF), unsupervised",
+        "PNN (optics + FF), supervised",
+        "PNN (optics), untrained + read-out",
+        "linear read-out (10 epochs)",
+    ] {
+        assert!(stdout.contains(row), "missing {row:?} in {stdout}");
+    }
+    assert!(!stdout.contains("physics removed"), "{stdout}");
+}
+
+#[test]
 fn bad_values_give_one_line_errors_naming_the_value() {
     for (args, needle) in [
         (vec!["train", "--lr", "-0.1"], "-0.1"),
@@ -100,6 +126,9 @@ fn bad_values_give_one_line_errors_naming_the_value() {
         (vec!["train", "--hidden", "200"], "perfect square"),
         (vec!["train", "--data", "mnist:/nonexistent/dir"], "fetch-data"),
         (vec!["eval", "--model", "/nonexistent/model.json"], "/nonexistent/model.json"),
+        (vec!["train", "--unsupervised", "--readout-epochs", "0"], "readout_epochs"),
+        (vec!["train", "--unsupervised", "--hard-negatives"], "--hard-negatives"),
+        (vec!["compare", "--unsupervised"], "phyff train --unsupervised"),
     ] {
         let o = phyff(&args);
         assert!(!o.status.success(), "{args:?} should fail");

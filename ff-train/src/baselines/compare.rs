@@ -3,7 +3,7 @@
 
 use super::e2e::{initial_input_ranges, train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions};
 use super::{optics_vjp_flops, plot, EnergyModel, MethodRun, Twin, TwinConfig};
-use crate::config::{ExperimentConfig, SystemKind};
+use crate::config::{ExperimentConfig, Mode, SystemKind};
 use crate::io::write_atomic;
 use crate::report::{flops, thousands};
 use crate::run::{build_network, prepare, Prepared};
@@ -178,6 +178,10 @@ where
     F: FftReal + Serialize,
 {
     cfg.validate()?;
+    anyhow::ensure!(
+        cfg.mode == Mode::Supervised,
+        "invalid mode: phyff compare runs the supervised methods; compare unsupervised FF with supervised FF by `phyff train --unsupervised` (drop --unsupervised here)"
+    );
     anyhow::ensure!(opts.seeds >= 1, "invalid --seeds: must be at least 1, got 0");
     opts.twin.validate()?;
     let system = cfg.system.name();
