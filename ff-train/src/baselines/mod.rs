@@ -10,7 +10,7 @@ pub mod plot;
 pub mod twin;
 
 pub use compare::{compare, CompareOptions, CompareReport, MethodSummary};
-pub use e2e::{train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions, Tally};
+pub use e2e::{train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions, E2eTrainer, Tally};
 pub use energy::EnergyModel;
 pub use twin::{Twin, TwinConfig, TwinFit};
 
