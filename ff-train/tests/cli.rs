@@ -92,6 +92,52 @@ fn every_system_learns_above_chance() {
 }
 
 #[test]
+fn drift_writes_its_records_and_plot() {
+    // The microwave cavity behind its input resampling: the whole drift path on a cavity.
+    let out = tmp("drift");
+    let o = phyff(&[
+        "drift",
+        "--system",
+        "microwave",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--evals",
+        "2",
+        "--drift-period",
+        "1000",
+        "--twin-samples",
+        "64",
+        "--twin-epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("FF (PhyLL)") && stdout.contains("PAT") && stdout.contains("recovery"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("training queries, test accuracy"), "progress lines: {stderr}");
+    let text = std::fs::read_to_string(out.join("drift.json")).expect("drift.json written");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(r["system"], "microwave");
+    // Budget: 1 epoch x 1437 samples x (positive + negative) x 2 blocks; the change at half.
+    assert_eq!(r["budget_queries"].as_u64().unwrap(), 1437 * 2 * 2);
+    assert_eq!(r["sudden_at_queries"].as_u64().unwrap(), 1437 * 2);
+    let methods = r["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 2);
+    for m in methods {
+        assert!(m["points"].as_array().unwrap().len() >= 3, "{m}");
+        assert!(m["final_accuracy"].as_f64().is_some() && m.get("recovery_queries").is_some(), "{m}");
+    }
+    for f in ["drift.svg", "drift.png"] {
+        assert!(out.join(f).metadata().unwrap().len() > 100, "{f}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn bad_values_give_one_line_errors_naming_the_value() {
     for (args, needle) in [
         (vec!["train", "--lr", "-0.1"], "-0.1"),
@@ -100,6 +146,8 @@ fn bad_values_give_one_line_errors_naming_the_value() {
         (vec!["train", "--hidden", "200"], "perfect square"),
         (vec!["train", "--data", "mnist:/nonexistent/dir"], "fetch-data"),
         (vec!["eval", "--model", "/nonexistent/model.json"], "/nonexistent/model.json"),
+        (vec!["drift", "--system", "fiber"], "fiber"),
+        (vec!["drift", "--sudden-at", "1.5"], "--sudden-at"),
     ] {
         let o = phyff(&args);
         assert!(!o.status.success(), "{args:?} should fail");
