@@ -6,12 +6,17 @@
 //! so they stack (`Drift<Noisy<Quantized<S>>>`...) and a trainer cannot tell them from hardware.
 //! All randomness comes from explicit seeds: two wrappers built from the same configuration answer
 //! the same query sequence with the same bits. Noise and drift advance internal state with every
-//! query, so those wrappers are not stateless.
+//! query, so those wrappers are not stateless. Drift runs on a [`DriftClock`], which several
+//! wrappers may share (one device used by several blocks) and which can be paused (evaluation
+//! queries that must not age the device).
 
+use crate::adapt::Resampled;
 use ff_core::rng::{rng_for, Rng};
 use ff_core::{check_batch, CoreError, MatMut, MatRef, PhysicalSystem, Real, SystemError};
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A system whose internal physical parameters can be disturbed: the hook used by [`Drift`].
 ///
@@ -283,8 +288,10 @@ impl<S: Perturbable> Perturbable for Quantized<S> {
 // Drift
 // ---------------------------------------------------------------------------------------------
 
-/// Drift of the wrapped system's parameters as a function of the query count (the number of
-/// samples, i.e. batch rows, queried so far through this wrapper).
+/// Drift of the wrapped system's parameters as a function of the query count: the number of
+/// samples (batch rows) counted by the wrapper's [`DriftClock`]. By default every wrapper has
+/// its own clock, which counts every query made through it; wrappers built with
+/// [`Drift::with_clock`] share one (see [`DriftClock`] for what it counts).
 ///
 /// - Slow drift: if `period > 0`, `perturb(slow_strength)` is applied each time the count
 ///   reaches a positive multiple of `period`: samples `0..period` see the original system,
@@ -325,61 +332,156 @@ impl DriftConfig {
         check_finite_non_negative("slow_strength", self.slow_strength)?;
         check_finite_non_negative("sudden_strength", self.sudden_strength)
     }
+
+    /// The first count after `q` at which an event happens (`u64::MAX` if none).
+    fn next_event_after(&self, q: u64) -> u64 {
+        let slow = q.checked_div(self.period).map_or(u64::MAX, |n| (n + 1).saturating_mul(self.period));
+        let sudden = self.sudden_at.filter(|&n| n > q).unwrap_or(u64::MAX);
+        slow.min(sudden)
+    }
+
+    /// The first count (from 0) at which an event happens (`u64::MAX` if none).
+    fn first_event(&self) -> u64 {
+        if self.sudden_at == Some(0) {
+            0
+        } else {
+            self.next_event_after(0)
+        }
+    }
 }
 
-/// A drifting system (see [`DriftConfig`]).
+/// The clock that drives [`Drift`]: a count of samples, shared by every wrapper built on it
+/// (clones share the count), and a pause switch.
+///
+/// A physical device used by several blocks of a network ages with the total use, whichever
+/// block queries it: give every block's [`Drift`] wrapper the same clock (and the same
+/// [`DriftConfig`], so the same seed) and the device moves the same way in every block's view,
+/// on the total count. While the clock is paused (see [`DriftClock::pause`]), queries are not
+/// counted and no new event falls due: an evaluation then sees the system in the state the next
+/// counted sample will see (every event due at the current count applied) and leaves the drift
+/// schedule where it was, so the schedule is a function of the counted (training) queries
+/// alone. Events that fell due while a wrapper was not queried (other wrappers advanced
+/// the shared count) are applied, in order, before its next query.
+#[derive(Clone, Debug, Default)]
+pub struct DriftClock {
+    inner: Arc<ClockState>,
+}
+
+#[derive(Debug, Default)]
+struct ClockState {
+    count: AtomicU64,
+    /// Number of live [`ClockPause`] guards.
+    pauses: AtomicU64,
+}
+
+impl DriftClock {
+    /// A running clock at count 0.
+    pub fn new() -> Self {
+        DriftClock::default()
+    }
+
+    /// Samples counted so far.
+    pub fn count(&self) -> u64 {
+        self.inner.count.load(Ordering::SeqCst)
+    }
+
+    /// Whether queries are being counted (no [`ClockPause`] guard is alive).
+    pub fn is_running(&self) -> bool {
+        self.inner.pauses.load(Ordering::SeqCst) == 0
+    }
+
+    /// Pauses the clock until the returned guard (and every other live guard) is dropped.
+    #[must_use = "the clock runs again as soon as the guard is dropped"]
+    pub fn pause(&self) -> ClockPause {
+        self.inner.pauses.fetch_add(1, Ordering::SeqCst);
+        ClockPause { clock: self.clone() }
+    }
+
+    fn advance(&self, samples: u64) {
+        self.inner.count.fetch_add(samples, Ordering::SeqCst);
+    }
+}
+
+/// Keeps a [`DriftClock`] paused while alive (see [`DriftClock::pause`]).
+#[derive(Debug)]
+pub struct ClockPause {
+    clock: DriftClock,
+}
+
+impl Drop for ClockPause {
+    fn drop(&mut self) {
+        self.clock.inner.pauses.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A drifting system (see [`DriftConfig`] and [`DriftClock`]).
 #[derive(Clone, Debug)]
 pub struct Drift<S> {
     inner: S,
     config: DriftConfig,
     rng: Rng,
-    queried: u64,
-    /// The count whose events were applied last (so an interrupted query never applies twice).
-    applied_at: Option<u64>,
+    clock: DriftClock,
+    /// Every event at a count `<=` this has been applied (`None`: none yet), so an interrupted
+    /// query never applies an event twice.
+    applied_through: Option<u64>,
 }
 
 impl<S: Perturbable> Drift<S> {
-    /// Wraps `inner`; the query count starts at 0.
+    /// Wraps `inner` with a clock of its own, at count 0.
     ///
     /// # Errors
     /// [`CoreError::Config`] if the configuration is invalid.
     pub fn new(inner: S, config: DriftConfig) -> Result<Self, CoreError> {
+        Drift::with_clock(inner, config, DriftClock::new())
+    }
+
+    /// Wraps `inner` on a shared `clock` (see [`DriftClock`]): events fall due at counts of
+    /// that clock. Events already due at the clock's current count are applied before the first
+    /// query.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] if the configuration is invalid.
+    pub fn with_clock(inner: S, config: DriftConfig, clock: DriftClock) -> Result<Self, CoreError> {
         config.validate()?;
         let rng = rng_for(config.seed, "drift");
-        Ok(Drift { inner, config, rng, queried: 0, applied_at: None })
+        Ok(Drift { inner, config, rng, clock, applied_through: None })
     }
 
-    /// Number of samples queried so far.
+    /// Samples counted so far by the clock (with a shared clock: through every wrapper on it,
+    /// pauses excluded).
     pub fn queried(&self) -> u64 {
-        self.queried
+        self.clock.count()
     }
 
-    /// The wrapped system in its current (drifted) state.
+    /// The clock this wrapper runs on.
+    pub fn clock(&self) -> &DriftClock {
+        &self.clock
+    }
+
+    /// The wrapped system in the state of its last query (events that fell due since, on a
+    /// shared clock, are applied at the next query).
     pub fn inner(&self) -> &S {
         &self.inner
     }
 
-    fn apply_events(&mut self) {
-        let q = self.queried;
-        if self.applied_at == Some(q) {
-            return;
+    /// Applies, in order, every event at a count up to the clock's that has not been applied.
+    fn catch_up(&mut self) {
+        let q = self.clock.count();
+        let mut t = match self.applied_through {
+            None => self.config.first_event(),
+            Some(a) => self.config.next_event_after(a),
+        };
+        while t <= q {
+            let c = &self.config;
+            if c.period > 0 && t > 0 && t % c.period == 0 {
+                self.inner.perturb(c.slow_strength, &mut self.rng);
+            }
+            if c.sudden_at == Some(t) {
+                self.inner.perturb(c.sudden_strength, &mut self.rng);
+            }
+            t = self.config.next_event_after(t);
         }
-        self.applied_at = Some(q);
-        let c = &self.config;
-        if c.period > 0 && q > 0 && q % c.period == 0 {
-            self.inner.perturb(c.slow_strength, &mut self.rng);
-        }
-        if c.sudden_at == Some(q) {
-            self.inner.perturb(c.sudden_strength, &mut self.rng);
-        }
-    }
-
-    /// The first count after `q` at which an event happens (`u64::MAX` if none).
-    fn next_event_after(&self, q: u64) -> u64 {
-        let c = &self.config;
-        let slow = q.checked_div(c.period).map_or(u64::MAX, |n| (n + 1).saturating_mul(c.period));
-        let sudden = c.sudden_at.filter(|&n| n > q).unwrap_or(u64::MAX);
-        slow.min(sudden)
+        self.applied_through = Some(q);
     }
 }
 
@@ -403,15 +505,23 @@ impl<F: Real, S: PhysicalSystem<F> + Perturbable> PhysicalSystem<F> for Drift<S>
         let rows = input.rows();
         let mut row = 0;
         while row < rows {
-            self.apply_events();
-            let until = self.next_event_after(self.queried) - self.queried;
-            let len = (rows - row).min(usize::try_from(until).unwrap_or(usize::MAX));
+            self.catch_up();
+            let running = self.clock.is_running();
+            let len = if running {
+                let q = self.clock.count();
+                let until = self.config.next_event_after(q) - q;
+                (rows - row).min(usize::try_from(until).unwrap_or(usize::MAX))
+            } else {
+                rows - row
+            };
             let x = input.slice_rows(row, row + len);
             let y = MatMut::new(len, n_out, &mut output.data_mut()[row * n_out..(row + len) * n_out])
                 .expect("row range of a checked buffer");
             self.inner.forward_batch(x, y)?;
             row += len;
-            self.queried += len as u64;
+            if running {
+                self.clock.advance(len as u64);
+            }
         }
         Ok(())
     }
@@ -422,6 +532,19 @@ impl<S: Perturbable> Perturbable for Drift<S> {
         self.inner.perturb(strength, rng)
     }
 }
+
+impl<S: Perturbable> Perturbable for Resampled<S> {
+    /// Perturbs the system behind the resampling (the resampling map itself never changes).
+    fn perturb(&mut self, strength: f64, rng: &mut Rng) {
+        self.inner_mut().perturb(strength, rng)
+    }
+}
+
+/// A [`PhysicalSystem`] that is also [`Perturbable`], as one trait so that it can be boxed
+/// (`Box<dyn PerturbableSystem<F>>`) and wrapped in [`Drift`] whatever its concrete type.
+pub trait PerturbableSystem<F: Real>: PhysicalSystem<F> + Perturbable {}
+
+impl<F: Real, S: PhysicalSystem<F> + Perturbable + ?Sized> PerturbableSystem<F> for S {}
 
 #[cfg(test)]
 mod tests {
@@ -607,6 +730,78 @@ mod tests {
         assert_eq!(y.row(0), y.row(2));
         assert_ne!(y.row(2), y.row(3));
         assert_eq!(y.row(3), y.row(4));
+    }
+
+    #[test]
+    fn a_shared_clock_counts_every_wrapper_and_pauses() {
+        // Two wrappers (two blocks using one device) on one clock: the sudden change at count 6
+        // hits whichever wrapper is queried at or after that count, and both see the same device.
+        let cfg =
+            DriftConfig { period: 0, sudden_at: Some(6), sudden_strength: 1.0, seed: 4, ..DriftConfig::default() };
+        let clock = DriftClock::new();
+        let mut a = Drift::with_clock(Toy::new(3, 2, 0.0), cfg.clone(), clock.clone()).unwrap();
+        let mut b = Drift::with_clock(Toy::new(3, 2, 0.0), cfg.clone(), clock.clone()).unwrap();
+        let x = Matrix::<f64>::from_fn(4, 3, |r, j| 1.0 + (r + j) as f64);
+        let ya0 = a.forward(x.view()).unwrap(); // counts 0..4
+        assert_eq!(clock.count(), 4);
+        let yb = b.forward(x.view()).unwrap(); // counts 4..8: rows 2 and 3 see the change
+        assert_eq!(clock.count(), 8);
+        assert_eq!(yb.row(0), ya0.row(0));
+        assert_eq!(yb.row(1), ya0.row(1));
+        assert_ne!(yb.row(2), ya0.row(2));
+
+        // Paused: nothing is counted, and `a` (which missed the change) catches up first.
+        let pause = clock.pause();
+        assert!(!clock.is_running());
+        let ya_eval = a.forward(x.view()).unwrap();
+        let yb_eval = b.forward(x.view()).unwrap();
+        assert_eq!(clock.count(), 8, "evaluation queries must not be counted");
+        assert_eq!(ya_eval, yb_eval, "both wrappers show the same perturbed device");
+        assert_eq!(ya_eval.row(2), yb.row(2));
+        drop(pause);
+        assert!(clock.is_running());
+        a.forward(x.view()).unwrap();
+        assert_eq!(a.queried(), 12);
+        assert_eq!(b.queried(), 12);
+    }
+
+    #[test]
+    fn paused_queries_leave_the_schedule_unchanged() {
+        // The same counted query sequence with and without paused queries in between gives the
+        // same bits: evaluation neither advances the drift nor consumes its generator.
+        let cfg = DriftConfig { period: 5, slow_strength: 0.3, sudden_at: Some(12), sudden_strength: 1.0, seed: 2 };
+        let x = Matrix::<f64>::from_fn(7, 3, |r, j| 0.5 + (r * 3 + j) as f64 / 7.0);
+        let run = |evaluate: bool| {
+            let mut d = Drift::new(Toy::new(3, 2, 0.1), cfg.clone()).unwrap();
+            let mut counted = Vec::new();
+            for _ in 0..4 {
+                counted.extend(d.forward(x.view()).unwrap().into_vec());
+                if evaluate {
+                    let _p = d.clock().pause();
+                    d.forward(x.view()).unwrap();
+                    d.forward(x.view()).unwrap();
+                }
+            }
+            (counted, d.queried())
+        };
+        let (plain, n) = run(false);
+        assert_eq!(n, 28);
+        assert_eq!(run(true), (plain.clone(), 28));
+        // The schedule did move the system (otherwise the comparison proves nothing).
+        assert_ne!(plain[..6], plain[plain.len() - 6..]);
+    }
+
+    #[test]
+    fn a_wrapper_built_late_on_a_running_clock_applies_the_past_events() {
+        let cfg = DriftConfig { period: 3, slow_strength: 0.2, sudden_at: None, ..DriftConfig::default() };
+        let clock = DriftClock::new();
+        let mut early = Drift::with_clock(Toy::new(2, 2, 0.0), cfg.clone(), clock.clone()).unwrap();
+        let x = Matrix::<f64>::from_fn(10, 2, |r, j| (r + 2 * j) as f64);
+        early.forward(x.view()).unwrap(); // count 10: events at 3, 6, 9 applied
+        let mut late = Drift::with_clock(Toy::new(2, 2, 0.0), cfg, clock.clone()).unwrap();
+        let _p = clock.pause();
+        let probe = x.slice_rows(0, 2);
+        assert_eq!(late.forward(probe.view()).unwrap(), early.forward(probe.view()).unwrap());
     }
 
     #[test]

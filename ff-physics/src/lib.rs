@@ -60,7 +60,10 @@ pub use acoustic::{AcousticCavity, AcousticConfig};
 pub use camera::{Detection, Pooling};
 pub use fiber::{FiberConfig, FiberSystem};
 pub use freespace::{FreeSpaceConfig, FreeSpaceSystem};
-pub use imperfections::{AdcConfig, Drift, DriftConfig, NoiseConfig, Noisy, Perturbable, Quantized};
+pub use imperfections::{
+    AdcConfig, ClockPause, Drift, DriftClock, DriftConfig, NoiseConfig, Noisy, Perturbable, PerturbableSystem,
+    Quantized,
+};
 pub use microwave::{DipoleParams, MicrowaveCavity, MicrowaveConfig};
 pub use optics::{MediumKind, OpticsConfig, OpticsSystem};
 pub use slm::{Encoding, Placement};

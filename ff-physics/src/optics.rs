@@ -34,11 +34,13 @@
 mod adjoint;
 mod medium;
 
-pub use medium::{draw_transmission, Medium, MediumKind, ModeBatch};
+pub use medium::{draw_transmission, perturb_transmission, Medium, MediumKind, ModeBatch};
 
 use crate::camera::{Detection, Pooling};
 use crate::fft::{Direction, Fft2d, FftReal};
+use crate::imperfections::Perturbable;
 use crate::slm::{Encoding, Placement, SlmMap};
+use ff_core::rng::Rng;
 use ff_core::{check_batch, CoreError, MatMut, MatRef, PhysicalSystem, SystemError};
 use num_complex::Complex;
 use rayon::prelude::*;
@@ -213,6 +215,9 @@ pub struct OpticsSystem<F: FftReal> {
     fft: Fft2d<F>,
     pupil_in: Vec<usize>,
     pupil_out: Vec<usize>,
+    /// The transmission matrix in `f64` (row-major `m_out x m_in`): the master copy that
+    /// perturbations move, so `f32` and `f64` systems stay on the same medium.
+    transmission: Vec<Complex<f64>>,
     medium: Medium<F>,
     out_side: usize,
     work: Workspace<F>,
@@ -259,6 +264,7 @@ impl<F: FftReal> OpticsSystem<F> {
             fft: Fft2d::new(n, n),
             pupil_in,
             pupil_out,
+            transmission: t,
             medium,
             out_side,
             config,
@@ -472,6 +478,25 @@ impl<F: FftReal> PhysicalSystem<F> for OpticsSystem<F> {
             self.forward_block(input.slice_rows(start, start + out.rows()), out);
         }
         Ok(())
+    }
+}
+
+impl<F: FftReal> Perturbable for OpticsSystem<F> {
+    /// Changes the multimode medium, nothing else (SLM, pupils, camera and pooling stay put):
+    /// the transmission matrix is mixed with a fresh independent draw of its ensemble,
+    /// `T <- sqrt(1 - s^2) T + s T_new` (projected back onto the unitaries for a unitary
+    /// medium), see [`perturb_transmission`]. `strength` is that dimensionless amplitude
+    /// fraction `s` (`0` leaves the outputs bit-identical, `1` or more draws an independent
+    /// medium). The medium keeps its statistics (Haar stays Haar, so lossless stays lossless;
+    /// Gaussian stays Gaussian with `E|T_ij|^2 = 1/m_in`). Perturbations accumulate, and the
+    /// same generator state gives the same new medium; systems with the same pupils and medium
+    /// (e.g. every block of an optical network) move identically under the same stream.
+    fn perturb(&mut self, strength: f64, rng: &mut Rng) {
+        let (m_out, m_in) = (self.pupil_out.len(), self.pupil_in.len());
+        perturb_transmission(self.config.medium, &mut self.transmission, m_out, m_in, strength, rng);
+        if strength > 0.0 {
+            self.medium = Medium::new(&self.transmission, m_out, m_in);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 mod compare_cmd;
+mod drift_cmd;
 
 #[derive(Parser)]
 #[command(name = "phyff", version, about = "Train deep physical neural networks without backpropagation (PhyLL)")]
@@ -36,6 +37,10 @@ enum Command {
     /// Compare training methods (FF, ideal backprop, PAT, in-silico, ablation, digital MLP)
     /// on the same system, data, seeds and epochs: table, result.json and plots.
     Compare(Box<compare_cmd::CompareArgs>),
+    /// Train FF (PhyLL) and PAT (twin fitted before training) while the physical system drifts
+    /// slowly and then changes suddenly: accuracy against training queries, recovery time,
+    /// drift.json and a plot.
+    Drift(Box<drift_cmd::DriftArgs>),
 }
 
 #[derive(Args)]
@@ -114,7 +119,7 @@ pub(crate) struct TrainArgs {
     /// Continue the run checkpointed in DIR (DIR/checkpoint.json) with its saved configuration;
     /// only --epochs may change (to extend the run). Outputs go to DIR.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
-    resume: Option<PathBuf>,
+    pub(crate) resume: Option<PathBuf>,
     /// Device command for --system device (stdio transport); {block}, {rows}, {cols} are
     /// replaced per block, e.g. "phyff-device --stdio --block {block} --input-shape {rows}x{cols}".
     #[arg(long, value_name = "\"PROGRAM ARGS\"")]
@@ -408,6 +413,7 @@ fn main() {
         Command::Train(a) => train_cmd(a),
         Command::Eval { model } => eval_cmd(model),
         Command::Compare(a) => compare_cmd::compare_cmd(a),
+        Command::Drift(a) => drift_cmd::drift_cmd(a),
         Command::Config => {
             print!("{}", ExperimentConfig::default().to_toml());
             Ok(())

@@ -15,7 +15,9 @@ use ff_physics::device::{DeviceConfig, DeviceSystem, Transport};
 use ff_physics::fft::FftReal;
 use ff_physics::optics::{OpticsConfig, OpticsSystem};
 use ff_physics::slm::Placement;
-use ff_physics::{AcousticCavity, FiberSystem, FreeSpaceSystem, MicrowaveCavity};
+use ff_physics::{
+    AcousticCavity, Drift, DriftClock, DriftConfig, FiberSystem, FreeSpaceSystem, MicrowaveCavity, PerturbableSystem,
+};
 use std::sync::Mutex;
 
 /// The systems, skip flags and output sizes of every block.
@@ -29,14 +31,11 @@ pub fn build_blocks<F: FftReal>(
     ablation: bool,
 ) -> Result<Vec<BlockSpec<F>>> {
     let skip = cfg.skip();
-    let mut d = embedding.embedded_len(raw_len);
-    let mut shape = embedding.embedded_shape().unwrap_or((1, d));
     let mut specs = Vec::with_capacity(cfg.blocks);
-    for k in 0..cfg.blocks {
+    for (k, shape) in block_shapes(cfg, embedding, raw_len).into_iter().enumerate() {
+        let d = shape.0 * shape.1;
         if cfg.system == SystemKind::Digital {
             specs.push(BlockSpec { system: Box::new(Identity::new(d)), skip: false, out_dim: cfg.hidden });
-            d = cfg.hidden;
-            shape = square_or_strip(d);
             continue;
         }
         let physical = physical_system::<F>(cfg, k, shape)?;
@@ -46,10 +45,46 @@ pub fn build_blocks<F: FftReal>(
             (true, true) => Box::new(Zeros::new(d, physical.output_len())),
         };
         specs.push(BlockSpec { system, skip, out_dim: cfg.hidden });
-        d = cfg.hidden;
-        shape = square_or_strip(d);
     }
     Ok(specs)
+}
+
+/// The blocks of [`build_blocks`] (no ablation), each system behind a [`Drift`] wrapper with
+/// the same `drift` configuration on the shared `clock`: the blocks query one device (one
+/// medium, one cavity), which moves with the total count of the clock and the same way in
+/// every block's view (see [`DriftClock`]). Only systems that can be perturbed qualify
+/// (optics, microwave, acoustic).
+///
+/// # Errors
+/// Another system kind, and invalid system or drift parameters.
+pub fn build_drifting_blocks<F: FftReal>(
+    cfg: &ExperimentConfig,
+    embedding: &LabelEmbedding,
+    raw_len: usize,
+    drift: &DriftConfig,
+    clock: &DriftClock,
+) -> Result<Vec<BlockSpec<F>>> {
+    let mut specs = Vec::with_capacity(cfg.blocks);
+    for (k, shape) in block_shapes(cfg, embedding, raw_len).into_iter().enumerate() {
+        let system = perturbable_system::<F>(cfg, k, shape)?;
+        let drifting = Drift::with_clock(system, drift.clone(), clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        specs.push(BlockSpec { system: Box::new(drifting), skip: cfg.skip(), out_dim: cfg.hidden });
+    }
+    Ok(specs)
+}
+
+/// The input shape `(h, w)` (row-major) of every block: the labelled sample for the first
+/// (an image when the data are images, else a `1 x d` strip), then the previous block's
+/// output (`s x s` when `hidden = s^2`, else a strip).
+pub fn block_shapes(cfg: &ExperimentConfig, embedding: &LabelEmbedding, raw_len: usize) -> Vec<(usize, usize)> {
+    let d = embedding.embedded_len(raw_len);
+    let mut shape = embedding.embedded_shape().unwrap_or((1, d));
+    let mut shapes = Vec::with_capacity(cfg.blocks);
+    for _ in 0..cfg.blocks {
+        shapes.push(shape);
+        shape = square_or_strip(cfg.hidden);
+    }
+    shapes
 }
 
 /// `(s, s)` when `d = s^2`, else `(1, d)`.
@@ -70,9 +105,8 @@ fn physical_system<F: FftReal>(
 ) -> Result<Box<dyn PhysicalSystem<F>>> {
     let d = shape.0 * shape.1;
     match cfg.system {
-        SystemKind::Optics => {
-            let o = optics_for_block(&cfg.optics, k, shape);
-            Ok(Box::new(OpticsSystem::<F>::new(o).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
+        SystemKind::Optics | SystemKind::Microwave | SystemKind::Acoustic => {
+            Ok(Box::new(perturbable_system::<F>(cfg, k, shape)?))
         }
         SystemKind::Freespace => {
             let mut f = cfg.freespace.clone();
@@ -89,6 +123,29 @@ fn physical_system<F: FftReal>(
             let fiber = FiberSystem::<F>::new(cfg.fiber.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(Box::new(Resampled::new::<F>(fiber, d)))
         }
+        SystemKind::Device => device_for_block::<F>(cfg, k, shape),
+        SystemKind::Emulator => Ok(Box::new(Resampled::new::<F>(Emulated(emulator::<F>(cfg)?), d))),
+        SystemKind::Digital => Ok(Box::new(Identity::new(d))),
+    }
+}
+
+/// The system of block `k` for inputs of shape `shape`, for the kinds whose internal
+/// parameters can be disturbed (see [`ff_physics::Perturbable`]): the optical medium, the
+/// microwave and the acoustic cavity (behind their input resampling).
+///
+/// # Errors
+/// Another system kind, or invalid system parameters.
+pub fn perturbable_system<F: FftReal>(
+    cfg: &ExperimentConfig,
+    k: usize,
+    shape: (usize, usize),
+) -> Result<Box<dyn PerturbableSystem<F>>> {
+    let d = shape.0 * shape.1;
+    match cfg.system {
+        SystemKind::Optics => {
+            let o = optics_for_block(&cfg.optics, k, shape);
+            Ok(Box::new(OpticsSystem::<F>::new(o).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
+        }
         SystemKind::Microwave => {
             let cavity = MicrowaveCavity::new(cfg.microwave.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
@@ -97,9 +154,10 @@ fn physical_system<F: FftReal>(
             let cavity = AcousticCavity::new(cfg.acoustic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
         }
-        SystemKind::Device => device_for_block::<F>(cfg, k, shape),
-        SystemKind::Emulator => Ok(Box::new(Resampled::new::<F>(Emulated(emulator::<F>(cfg)?), d))),
-        SystemKind::Digital => Ok(Box::new(Identity::new(d))),
+        other => anyhow::bail!(
+            "the {} system cannot be perturbed (no drift model); use optics, microwave or acoustic",
+            other.name()
+        ),
     }
 }
 
@@ -235,6 +293,47 @@ mod tests {
                 assert!(y.find_non_finite().is_none(), "{system:?}");
             }
         }
+    }
+
+    /// The drifting blocks of one network share one clock: training queries through any block
+    /// age the device, paused (evaluation) queries do not, and after the sudden change both
+    /// blocks see the same changed device. Microwave goes through the resampling adapter.
+    #[test]
+    fn drifting_blocks_share_one_clock() {
+        let embedding = LabelEmbedding::ImageBands { num_classes: 10, height: 8, width: 8, band_rows: 10 };
+        let mut cfg = ExperimentConfig { hidden: 16, ..ExperimentConfig::default() };
+        cfg.optics.field_size = 16;
+        cfg.optics.input_pupil_radius_px = 4.0;
+        cfg.optics.output_pupil_radius_px = 4.0;
+        let drift = DriftConfig { period: 0, sudden_at: Some(5), sudden_strength: 1.0, ..DriftConfig::default() };
+        for system in [SystemKind::Optics, SystemKind::Microwave] {
+            let cfg = ExperimentConfig { system, ..cfg.clone() };
+            let clock = DriftClock::new();
+            let mut blocks = build_drifting_blocks::<f32>(&cfg, &embedding, 64, &drift, &clock).unwrap();
+            let mut reference = build_blocks::<f32>(&cfg, &embedding, 64, false).unwrap();
+            let x1 = Matrix::<f32>::from_fn(3, 224, |r, c| ((r + c) % 5) as f32 / 5.0);
+            let x2 = Matrix::<f32>::from_fn(3, 16, |r, c| ((2 * r + c) % 7) as f32 / 7.0);
+            let ref1 = reference[0].system.forward(x1.view()).unwrap();
+            let ref2 = reference[1].system.forward(x2.view()).unwrap();
+            assert_eq!(blocks[0].system.forward(x1.view()).unwrap(), ref1, "{system:?}: counts 0..3 are undrifted");
+            {
+                let _p = clock.pause();
+                assert_eq!(blocks[1].system.forward(x2.view()).unwrap(), ref2, "{system:?}");
+            }
+            assert_eq!(clock.count(), 3, "{system:?}: the paused query was not counted");
+            let y2 = blocks[1].system.forward(x2.view()).unwrap(); // counts 3..6: row 2 is changed
+            assert_eq!(clock.count(), 6);
+            assert_eq!(y2.row(1), ref2.row(1), "{system:?}");
+            assert_ne!(y2.row(2), ref2.row(2), "{system:?}: the sudden change at count 5");
+            let _p = clock.pause();
+            let y1 = blocks[0].system.forward(x1.view()).unwrap();
+            assert!(y1.row(0) != ref1.row(0), "{system:?}: block 1 sees the change made during block 2's query");
+        }
+        let fiber = ExperimentConfig { system: SystemKind::Fiber, ..cfg };
+        let Err(err) = build_drifting_blocks::<f32>(&fiber, &embedding, 64, &drift, &DriftClock::new()) else {
+            panic!("the fibre has no drift model");
+        };
+        assert!(err.to_string().contains("fiber") && err.to_string().contains("optics"), "{err}");
     }
 
     #[test]

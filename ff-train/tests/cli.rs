@@ -129,6 +129,9 @@ fn bad_values_give_one_line_errors_naming_the_value() {
         (vec!["train", "--unsupervised", "--readout-epochs", "0"], "readout_epochs"),
         (vec!["train", "--unsupervised", "--hard-negatives"], "--hard-negatives"),
         (vec!["compare", "--unsupervised"], "phyff train --unsupervised"),
+        (vec!["drift", "--system", "fiber"], "fiber"),
+        (vec!["drift", "--sudden-at", "1.5"], "--sudden-at"),
+        (vec!["train", "--train-limit", "0"], "train_limit"),
     ] {
         let o = phyff(&args);
         assert!(!o.status.success(), "{args:?} should fail");
@@ -137,4 +140,50 @@ fn bad_values_give_one_line_errors_naming_the_value() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(lines.len() <= 3, "{args:?}: error should be short: {err}");
     }
+}
+
+#[test]
+fn drift_writes_its_records_and_plot() {
+    // The microwave cavity behind its input resampling: the whole drift path on a cavity.
+    let out = tmp("drift");
+    let o = phyff(&[
+        "drift",
+        "--system",
+        "microwave",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--evals",
+        "2",
+        "--drift-period",
+        "1000",
+        "--twin-samples",
+        "64",
+        "--twin-epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("FF (PhyLL)") && stdout.contains("PAT") && stdout.contains("recovery"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("training queries, test accuracy"), "progress lines: {stderr}");
+    let text = std::fs::read_to_string(out.join("drift.json")).expect("drift.json written");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(r["system"], "microwave");
+    // Budget: 1 epoch x 1437 samples x (positive + negative) x 2 blocks; the change at half.
+    assert_eq!(r["budget_queries"].as_u64().unwrap(), 1437 * 2 * 2);
+    assert_eq!(r["sudden_at_queries"].as_u64().unwrap(), 1437 * 2);
+    let methods = r["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 2);
+    for m in methods {
+        assert!(m["points"].as_array().unwrap().len() >= 3, "{m}");
+        assert!(m["final_accuracy"].as_f64().is_some() && m.get("recovery_queries").is_some(), "{m}");
+    }
+    for f in ["drift.svg", "drift.png"] {
+        assert!(out.join(f).metadata().unwrap().len() > 100, "{f}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -14,7 +14,8 @@
 //! the f32 tolerances of the tests.
 
 use crate::fft::FftReal;
-use ff_core::{gemm, rng::rng_for, Matrix, Op};
+use ff_core::rng::{rng_for, Rng};
+use ff_core::{gemm, Matrix, Op};
 use nalgebra::DMatrix;
 use num_complex::Complex;
 use rand_distr::{Distribution, StandardNormal};
@@ -55,18 +56,85 @@ pub fn draw_transmission(kind: MediumKind, m_out: usize, m_in: usize, seed: u64)
             let m = m_in;
             let sd = 0.5f64.sqrt();
             let z = DMatrix::from_row_iterator(m, m, (0..m * m).map(|_| gauss(sd)));
-            let qr = z.qr();
-            let (q, r) = (qr.q(), qr.r());
             let mut t = vec![Complex::new(0.0, 0.0); m * m];
-            for j in 0..m {
-                let d = r[(j, j)];
-                let phase = if d.norm() > 0.0 { d / d.norm() } else { Complex::new(1.0, 0.0) };
-                for i in 0..m {
-                    t[i * m + j] = q[(i, j)] * phase;
-                }
-            }
+            unitary_factor(z, &mut t);
             t
         }
+    }
+}
+
+/// Writes into `t` (row-major `m x m`) the unitary factor `Q D` of the QR decomposition
+/// `Z = Q R` of a square `z`, with `D` the phases of `R`'s diagonal, i.e. the `Q` of the unique
+/// QR decomposition whose `R` has a positive real diagonal (Mezzadri 2007). For a complex
+/// Gaussian `z` the result is Haar-distributed, and `unitary_factor(U z) = U unitary_factor(z)`
+/// for any unitary `U`.
+fn unitary_factor(z: DMatrix<Complex<f64>>, t: &mut [Complex<f64>]) {
+    let m = z.nrows();
+    let qr = z.qr();
+    let (q, r) = (qr.q(), qr.r());
+    for j in 0..m {
+        let d = r[(j, j)];
+        let phase = if d.norm() > 0.0 { d / d.norm() } else { Complex::new(1.0, 0.0) };
+        for i in 0..m {
+            t[i * m + j] = q[(i, j)] * phase;
+        }
+    }
+}
+
+/// Moves a transmission matrix (row-major `m_out x m_in`, drawn from `kind` as by
+/// [`draw_transmission`]) towards an independent fresh draw of the same ensemble, in place:
+/// the slow drift or the sudden change of a multimode medium (temperature, strain, a knock).
+///
+/// With `s = min(strength, 1)` and `c = sqrt(1 - s^2)`:
+/// - [`MediumKind::Gaussian`]: `T <- c T + s G`, `G` a fresh matrix of the same ensemble
+///   (i.i.d. circular Gaussian, `E|G_ij|^2 = 1/m_in`). The entries stay i.i.d. with the same
+///   variance, and each new entry has correlation `c` with the old one.
+/// - [`MediumKind::Unitary`]: `T <- Q(c T + s G)`, `G` complex Gaussian with `E|G_ij|^2 = 1/m`
+///   and `Q(A)` the unitary factor of the QR decomposition of `A` whose `R` has a positive
+///   diagonal (the construction [`draw_transmission`] uses). Since `Q(c T + s G) =
+///   T Q(c I + s T^H G)` and `T^H G` is again Gaussian and independent of `T`, the result is
+///   `T W` with a random unitary `W` independent of `T` (and close to `I` for small `s`): a Haar
+///   `T` stays Haar and exactly unitary (to rounding; lossless), and `s = 1` gives an
+///   independent Haar medium. (The polar factor, the nearest unitary, would do as well but its
+///   SVD costs about five times the QR decomposition: 0.8 s against 0.17 s for 293 modes,
+///   measured on a shared 2-core machine.)
+///
+/// So `strength` is dimensionless: the amplitude fraction of the medium replaced by a fresh one
+/// (`0` none, `1` all of it; larger values act as `1`, negative or NaN ones as `0`). The
+/// generator is always advanced by the same `2 m_out m_in` normal draws, whatever `strength`
+/// (so later perturbations do not depend on the size of this one), and `strength = 0` leaves
+/// `t` untouched bit for bit.
+///
+/// # Panics
+/// If `t.len() != m_out * m_in`, or for [`MediumKind::Unitary`] with `m_out != m_in`.
+pub fn perturb_transmission(
+    kind: MediumKind,
+    t: &mut [Complex<f64>],
+    m_out: usize,
+    m_in: usize,
+    strength: f64,
+    rng: &mut Rng,
+) {
+    assert_eq!(t.len(), m_out * m_in, "transmission matrix length");
+    let sd = (0.5 / m_in as f64).sqrt();
+    let fresh: Vec<Complex<f64>> = (0..m_out * m_in)
+        .map(|_| {
+            let re: f64 = StandardNormal.sample(rng);
+            let im: f64 = StandardNormal.sample(rng);
+            Complex::new(re * sd, im * sd)
+        })
+        .collect();
+    let s = if strength > 0.0 { strength.min(1.0) } else { 0.0 };
+    if s == 0.0 {
+        return;
+    }
+    let c = (1.0 - s * s).sqrt();
+    for (a, g) in t.iter_mut().zip(&fresh) {
+        *a = *a * c + g * s;
+    }
+    if kind == MediumKind::Unitary {
+        assert_eq!(m_out, m_in, "a unitary transmission matrix must be square");
+        unitary_factor(DMatrix::from_row_slice(m_in, m_in, t), t);
     }
 }
 

@@ -347,3 +347,152 @@ fn optics_speed() {
         eprintln!("optics default f32, batch {batch:5}: {:9.0} rows/s", rows / t0.elapsed().as_secs_f64());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Perturbation (drift of the medium)
+// ---------------------------------------------------------------------------------------------
+
+/// Pearson correlation of two equally long output vectors.
+fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// The small setup of the perturbation tests: 6 x 6 inputs tiled on a 16 x 16 field, pupils of
+/// radius 4 (49 modes), amplitude detection, 2 x 2 pooling.
+fn perturb_config(medium: MediumKind) -> OpticsConfig {
+    OpticsConfig {
+        field_size: 16,
+        input_shape: (6, 6),
+        input_pupil_radius_px: 4.0,
+        output_pupil_radius_px: 4.0,
+        medium,
+        seed: 3,
+        ..OpticsConfig::default()
+    }
+}
+
+#[test]
+fn zero_strength_perturbation_leaves_outputs_bit_identical() {
+    for medium in [MediumKind::Unitary, MediumKind::Gaussian] {
+        let mut sys = OpticsSystem::<f32>::new(perturb_config(medium)).unwrap();
+        let x = random_input::<f32>(20, sys.input_len(), 8);
+        let before = sys.forward(x.view()).unwrap();
+        let t_before = sys.medium().to_dense();
+        let mut rng = ff_core::rng::rng_for(1, "drift");
+        sys.perturb(0.0, &mut rng);
+        assert_eq!(sys.medium().to_dense(), t_before, "{medium:?}: the medium moved");
+        assert_eq!(sys.forward(x.view()).unwrap(), before, "{medium:?}: outputs changed");
+        // The generator still advanced by the documented amount, so a later perturbation does
+        // not depend on whether this one was empty.
+        let mut fresh = ff_core::rng::rng_for(1, "drift");
+        assert_ne!(rng.random::<u64>(), fresh.random::<u64>());
+    }
+}
+
+#[test]
+fn outputs_decorrelate_monotonically_with_strength() {
+    for medium in [MediumKind::Unitary, MediumKind::Gaussian] {
+        let base = OpticsSystem::<f64>::new(perturb_config(medium)).unwrap();
+        let x = random_input::<f64>(32, base.input_len(), 9);
+        let before = base.camera_field(x.view()).unwrap();
+        let mut sys = OpticsSystem::<f64>::new(perturb_config(medium)).unwrap();
+        let y0 = sys.forward(x.view()).unwrap().into_vec();
+        let mut corr = Vec::new();
+        let mut field_change = Vec::new();
+        for s in [0.01, 0.1, 0.5, 1.0] {
+            let mut p = OpticsSystem::<f64>::new(perturb_config(medium)).unwrap();
+            p.perturb(s, &mut ff_core::rng::rng_for(2, "drift"));
+            corr.push(correlation(&y0, &p.forward(x.view()).unwrap().into_vec()));
+            let after = p.camera_field(x.view()).unwrap();
+            let d: f64 = after.iter().zip(&before).map(|(a, b)| (a - b).norm_sqr()).sum::<f64>();
+            let n: f64 = before.iter().map(|b| b.norm_sqr()).sum::<f64>();
+            field_change.push((d / n).sqrt());
+        }
+        eprintln!("{medium:?}: output correlation {corr:?}, relative field change {field_change:?}");
+        for w in corr.windows(2) {
+            assert!(w[1] < w[0], "{medium:?}: correlation does not fall with strength: {corr:?}");
+        }
+        for w in field_change.windows(2) {
+            assert!(w[1] > w[0], "{medium:?}: field change does not grow with strength: {field_change:?}");
+        }
+        // A 1 % mix barely moves the camera image; a full redraw leaves only the correlation
+        // that the shared SLM layout and the non-negative detection give (well below 0.9).
+        assert!(corr[0] > 0.999, "{medium:?}: strength 0.01 gives correlation {}", corr[0]);
+        assert!(corr[3] < 0.9, "{medium:?}: strength 1 gives correlation {}", corr[3]);
+    }
+}
+
+#[test]
+fn perturbed_medium_keeps_its_statistics_and_losslessness() {
+    // Unitary medium, open pupils: the perturbed system still conserves power exactly.
+    let cfg = open_lossless(12, 2);
+    let mut sys = OpticsSystem::<f64>::new(cfg.clone()).unwrap();
+    let mut rng = ff_core::rng::rng_for(4, "drift");
+    for s in [0.3, 0.05, 1.0] {
+        sys.perturb(s, &mut rng);
+    }
+    let x = random_input::<f64>(4, sys.input_len(), 5);
+    let slm = SlmMap::new(cfg.placement, cfg.input_shape, (12, 12), "t").unwrap();
+    let y = sys.forward(x.view()).unwrap();
+    for r in 0..4 {
+        let p_in: f64 = (0..144).map(|p| slm.source(p).map_or(0.0, |s| x.get(r, s).powi(2))).sum();
+        let p_out: f64 = y.row(r).iter().sum();
+        assert!((p_out - p_in).abs() <= 1e-10 * p_in, "detected power {p_out} vs input {p_in} after drift");
+    }
+    // Unitarity of the matrix itself, and Haar moments (as for a fresh draw, see medium.rs).
+    let m = 100;
+    let mut t = draw_transmission(MediumKind::Unitary, m, m, 11);
+    perturb_transmission(MediumKind::Unitary, &mut t, m, m, 0.5, &mut ff_core::rng::rng_for(5, "drift"));
+    let mut worst = 0.0f64;
+    for a in 0..m {
+        for b in 0..m {
+            let s: Complex<f64> = (0..m).map(|k| t[k * m + a].conj() * t[k * m + b]).sum();
+            worst = worst.max((s - if a == b { 1.0 } else { 0.0 }).norm());
+        }
+    }
+    assert!(worst < 1e-12, "|T^H T - I|_max = {worst:e}");
+    let p: f64 = t.iter().map(|z| z.norm_sqr()).sum::<f64>() / m as f64;
+    assert!((p - 1.0).abs() < 0.05, "mean |T|^2 m = {p}");
+    let diag: Complex<f64> = (0..m).map(|i| t[i * m + i]).sum::<Complex<f64>>() / (m as f64).sqrt();
+    assert!(diag.norm() < 0.35, "diagonal mean x sqrt(m) = {diag} (Haar: 0, sd ~0.1)");
+
+    // Gaussian medium: after many small steps and one large one the entries keep variance 1/m_in.
+    let (m_out, m_in) = (150, 200);
+    let mut t = draw_transmission(MediumKind::Gaussian, m_out, m_in, 5);
+    let mut rng = ff_core::rng::rng_for(6, "drift");
+    for _ in 0..20 {
+        perturb_transmission(MediumKind::Gaussian, &mut t, m_out, m_in, 0.1, &mut rng);
+    }
+    perturb_transmission(MediumKind::Gaussian, &mut t, m_out, m_in, 0.7, &mut rng);
+    let var = t.iter().map(|z| z.norm_sqr()).sum::<f64>() / t.len() as f64;
+    // 30 000 samples of an exponential variable: relative sd ~0.6 %; tolerance 3 %.
+    assert!((var * m_in as f64 - 1.0).abs() < 0.03, "variance x m_in = {}", var * m_in as f64);
+}
+
+#[test]
+fn perturbation_is_deterministic_and_shared_by_f32_and_f64() {
+    let mut a = OpticsSystem::<f64>::new(perturb_config(MediumKind::Unitary)).unwrap();
+    let mut b = OpticsSystem::<f64>::new(perturb_config(MediumKind::Unitary)).unwrap();
+    let mut c = OpticsSystem::<f32>::new(perturb_config(MediumKind::Unitary)).unwrap();
+    for sys_rng in [1u64, 2] {
+        a.perturb(0.2, &mut ff_core::rng::rng_for(sys_rng, "drift"));
+        b.perturb(0.2, &mut ff_core::rng::rng_for(sys_rng, "drift"));
+        c.perturb(0.2, &mut ff_core::rng::rng_for(sys_rng, "drift"));
+    }
+    let x = random_input::<f64>(5, a.input_len(), 3);
+    let ya = a.forward(x.view()).unwrap();
+    assert_eq!(ya, b.forward(x.view()).unwrap(), "same generator, same medium, same bits");
+    let xf = Matrix::<f32>::from_fn(5, c.input_len(), |r, col| x.get(r, col) as f32);
+    let yc = c.forward(xf.view()).unwrap();
+    for (p, q) in ya.data().iter().zip(yc.data()) {
+        assert!((p - f64::from(*q)).abs() < 1e-4 * (1.0 + p.abs()), "f64 {p} vs f32 {q}");
+    }
+    let mut d = OpticsSystem::<f64>::new(perturb_config(MediumKind::Unitary)).unwrap();
+    d.perturb(0.2, &mut ff_core::rng::rng_for(9, "drift"));
+    assert_ne!(d.forward(x.view()).unwrap(), ya, "another generator, another medium");
+}

@@ -239,6 +239,140 @@ pub fn initial_input_ranges<F: Real>(
     Ok((ranges, t))
 }
 
+/// The trainable part of the end-to-end network (every block's affine map and the read-out)
+/// with its Adam state: [`train_end_to_end`] one mini-batch at a time, for callers that
+/// interleave training with their own schedule of evaluations (the drift experiment).
+pub struct E2eTrainer<F: Real> {
+    net: Net<F>,
+    opt_cfg: OptimizerConfig,
+    opt: Optimizer<F>,
+    params: Vec<F>,
+    grad: Vec<F>,
+    caches: Vec<MlpCache<F>>,
+    rcache: MlpCache<F>,
+    g_logits: Matrix<F>,
+    skip: bool,
+    hidden: usize,
+    num_classes: usize,
+}
+
+impl<F: Real> E2eTrainer<F> {
+    /// Initialises the affine maps of `blocks` (inputs of `input_len` values) and a read-out to
+    /// `num_classes` logits from `opts.seed` (stream `"e2e init"`, the stream
+    /// [`initial_input_ranges`] reproduces).
+    ///
+    /// # Errors
+    /// Invalid sizes.
+    pub fn new(blocks: &[BlockModel<F>], input_len: usize, num_classes: usize, opts: &E2eOptions) -> Result<Self> {
+        let mut rng = rng_for(opts.seed, "e2e init");
+        let mut d = input_len;
+        let mut affine = Vec::new();
+        for b in blocks {
+            let d_u = b.output_len() + if opts.skip { d } else { 0 };
+            affine.push(Mlp::new(&[d_u, opts.hidden], Activation::Identity, Activation::Identity, &mut rng)?);
+            d = opts.hidden;
+        }
+        let readout = Mlp::new(&[d, num_classes], Activation::Identity, Activation::Identity, &mut rng)?;
+        let net = Net { affine, readout };
+        let opt_cfg = OptimizerConfig::adam(opts.lr);
+        let params = net.gather();
+        let opt = Optimizer::<F>::new(opt_cfg, params.len());
+        let grad = vec![F::zero(); net.num_params()];
+        Ok(E2eTrainer {
+            caches: (0..blocks.len()).map(|_| MlpCache::default()).collect(),
+            net,
+            opt_cfg,
+            opt,
+            params,
+            grad,
+            rcache: MlpCache::default(),
+            g_logits: Matrix::zeros(0, 0),
+            skip: opts.skip,
+            hidden: opts.hidden,
+            num_classes,
+        })
+    }
+
+    /// One Adam step on the mini-batch `(xb, yb)`: the training forward pass of every block
+    /// (physical queries counted in `t`), softmax cross-entropy, the backward pass through
+    /// every block's gradient model. Returns the mini-batch loss.
+    ///
+    /// # Errors
+    /// System failures, shape errors, and a non-finite loss (nothing is updated then).
+    pub fn train_batch(
+        &mut self,
+        blocks: &mut [BlockModel<F>],
+        xb: &Matrix<F>,
+        yb: &[usize],
+        t: &mut Tally,
+    ) -> Result<f64> {
+        let net = &mut self.net;
+        let mut hs = vec![xb.clone()];
+        let mut p_lens = Vec::new();
+        for (k, b) in blocks.iter_mut().enumerate() {
+            let p = b.train_forward(&hs[k], t)?;
+            p_lens.push(p.cols());
+            let u = block_input(&p, &hs[k], self.skip)?;
+            net.affine[k].forward_cached(u.view(), &mut self.caches[k])?;
+            t.digital_flops += net.affine[k].flops_forward(u.rows());
+            hs.push(self.caches[k].output().clone());
+        }
+        let last = hs.last().expect("input");
+        net.readout.forward_cached(last.view(), &mut self.rcache)?;
+        let loss = softmax_cross_entropy(self.rcache.output().view(), yb, &mut self.g_logits);
+        let loss = loss.to_f64().unwrap_or(f64::NAN);
+        anyhow::ensure!(loss.is_finite(), "diverged (loss {loss}); lower --lr");
+        let rows = yb.len();
+        t.digital_flops +=
+            net.readout.flops_forward(rows) + net.readout.flops_backward(rows) + 5 * (rows * self.num_classes) as u64;
+        let split = self.grad.len() - net.readout.num_params();
+        let (ga, gr) = self.grad.split_at_mut(split);
+        let mut g_h = Matrix::zeros(rows, self.hidden);
+        net.readout.backward(&self.rcache, self.g_logits.view(), gr, Some(&mut g_h.view_mut()));
+        let mut offsets = Vec::new();
+        let mut off = 0;
+        for a in &net.affine {
+            offsets.push(off);
+            off += a.num_params();
+        }
+        for k in (0..blocks.len()).rev() {
+            let a = &net.affine[k];
+            let gp = &mut ga[offsets[k]..offsets[k] + a.num_params()];
+            let d_u = a.input_len();
+            let mut g_u = Matrix::zeros(rows, d_u);
+            a.backward(&self.caches[k], g_h.view(), gp, Some(&mut g_u.view_mut()));
+            t.digital_flops += a.flops_backward(rows);
+            if k == 0 {
+                break; // no gradient is needed with respect to the data
+            }
+            let pl = p_lens[k];
+            let g_p = Matrix::from_fn(rows, pl, |r, c| g_u.get(r, c));
+            let mut g_prev = blocks[k].backward(&hs[k], &g_p, t)?;
+            if self.skip {
+                for r in 0..rows {
+                    for (v, &s) in g_prev.row_mut(r).iter_mut().zip(&g_u.row(r)[pl..]) {
+                        *v += s;
+                    }
+                }
+            }
+            g_h = g_prev;
+        }
+        self.opt.step(&mut self.params, &self.grad);
+        t.digital_flops += self.opt_cfg.flops_per_step(self.params.len());
+        net.scatter(&self.params);
+        Ok(loss)
+    }
+
+    /// Accuracy of the deployed network (every block's deployed forward pass; physical queries
+    /// counted in `t`) on `(x, y)`; 0 for an empty set.
+    ///
+    /// # Errors
+    /// System failures and shape errors.
+    pub fn accuracy(&self, blocks: &mut [BlockModel<F>], x: &Matrix<F>, y: &[usize], t: &mut Tally) -> Result<f64> {
+        accuracy(blocks, &self.net, x, y, self.skip, t)
+    }
+}
+
 /// Trains the block network end to end on `blocks` and evaluates it deployed (test accuracy
 /// after every epoch, train accuracy at the end). `method` names the run.
 ///
@@ -253,94 +387,22 @@ pub fn train_end_to_end<F: Real>(
 ) -> Result<MethodRun> {
     anyhow::ensure!(opts.epochs >= 1, "epochs must be at least 1, got 0");
     let start = Instant::now();
-    let mut rng = rng_for(opts.seed, "e2e init");
-    let mut d = data.train_x.cols();
-    let mut affine = Vec::new();
-    for b in blocks.iter() {
-        let d_u = b.output_len() + if opts.skip { d } else { 0 };
-        affine.push(Mlp::new(&[d_u, opts.hidden], Activation::Identity, Activation::Identity, &mut rng)?);
-        d = opts.hidden;
-    }
-    let readout = Mlp::new(&[d, data.num_classes], Activation::Identity, Activation::Identity, &mut rng)?;
-    let mut net = Net { affine, readout };
-    let opt_cfg = OptimizerConfig::adam(opts.lr);
-    let mut params = net.gather();
-    let mut opt = Optimizer::<F>::new(opt_cfg, params.len());
-    let mut grad = vec![F::zero(); net.num_params()];
+    let mut trainer = E2eTrainer::new(blocks, data.train_x.cols(), data.num_classes, opts)?;
     let (mut train, mut eval) = (Tally::default(), Tally::default());
     let n = data.train_x.rows();
     let batch = if opts.batch_size == 0 { n } else { opts.batch_size.min(n) };
     let mut history = Vec::new();
-    let mut caches: Vec<MlpCache<F>> = (0..blocks.len()).map(|_| MlpCache::default()).collect();
-    let mut rcache = MlpCache::default();
-    let mut g_logits = Matrix::zeros(0, 0);
     for epoch in 1..=opts.epochs {
         for idx in epoch_order(n, opts.seed, epoch as u64).chunks(batch) {
             let xb = data.train_x.select_rows(idx);
             let yb: Vec<usize> = idx.iter().map(|&i| data.train_y[i]).collect();
-            let mut hs = vec![xb];
-            let mut p_lens = Vec::new();
-            for (k, b) in blocks.iter_mut().enumerate() {
-                let p = b.train_forward(&hs[k], &mut train)?;
-                p_lens.push(p.cols());
-                let u = block_input(&p, &hs[k], opts.skip)?;
-                net.affine[k].forward_cached(u.view(), &mut caches[k])?;
-                train.digital_flops += net.affine[k].flops_forward(u.rows());
-                hs.push(caches[k].output().clone());
-            }
-            let last = hs.last().expect("input");
-            net.readout.forward_cached(last.view(), &mut rcache)?;
-            let loss = softmax_cross_entropy(rcache.output().view(), &yb, &mut g_logits);
-            anyhow::ensure!(
-                loss.is_finite(),
-                "{method} diverged in epoch {epoch} (loss {}); lower --lr",
-                loss.to_f64().unwrap_or(f64::NAN)
-            );
-            let rows = idx.len();
-            train.digital_flops += net.readout.flops_forward(rows)
-                + net.readout.flops_backward(rows)
-                + 5 * (rows * data.num_classes) as u64;
-            let split = grad.len() - net.readout.num_params();
-            let (ga, gr) = grad.split_at_mut(split);
-            let mut g_h = Matrix::zeros(rows, opts.hidden);
-            net.readout.backward(&rcache, g_logits.view(), gr, Some(&mut g_h.view_mut()));
-            let mut offsets = Vec::new();
-            let mut off = 0;
-            for a in &net.affine {
-                offsets.push(off);
-                off += a.num_params();
-            }
-            for k in (0..blocks.len()).rev() {
-                let a = &net.affine[k];
-                let gp = &mut ga[offsets[k]..offsets[k] + a.num_params()];
-                let d_u = a.input_len();
-                let mut g_u = Matrix::zeros(rows, d_u);
-                a.backward(&caches[k], g_h.view(), gp, Some(&mut g_u.view_mut()));
-                train.digital_flops += a.flops_backward(rows);
-                if k == 0 {
-                    break; // no gradient is needed with respect to the data
-                }
-                let pl = p_lens[k];
-                let g_p = Matrix::from_fn(rows, pl, |r, c| g_u.get(r, c));
-                let mut g_prev = blocks[k].backward(&hs[k], &g_p, &mut train)?;
-                if opts.skip {
-                    for r in 0..rows {
-                        for (v, &s) in g_prev.row_mut(r).iter_mut().zip(&g_u.row(r)[pl..]) {
-                            *v += s;
-                        }
-                    }
-                }
-                g_h = g_prev;
-            }
-            opt.step(&mut params, &grad);
-            train.digital_flops += opt_cfg.flops_per_step(params.len());
-            net.scatter(&params);
+            trainer.train_batch(blocks, &xb, &yb, &mut train).with_context(|| format!("{method}, epoch {epoch}"))?;
         }
-        let acc = accuracy(blocks, &net, data.test_x, data.test_y, opts.skip, &mut eval)?;
+        let acc = trainer.accuracy(blocks, data.test_x, data.test_y, &mut eval)?;
         on_epoch(epoch, acc);
         history.push(acc);
     }
-    let train_accuracy = accuracy(blocks, &net, data.train_x, data.train_y, opts.skip, &mut eval)?;
+    let train_accuracy = trainer.accuracy(blocks, data.train_x, data.train_y, &mut eval)?;
     Ok(MethodRun {
         method: method.into(),
         test_accuracy: *history.last().expect("at least one epoch"),

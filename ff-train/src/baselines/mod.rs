@@ -1,16 +1,19 @@
 //! Baselines and the comparison harness (SPEC.md §3): ideal backprop through the exact model
 //! of the physics, physics-aware training (PAT) and in-silico training with a digital twin,
 //! the physics-removed ablation and a digital MLP, beside forward-forward (PhyLL) itself,
-//! with the same blocks, data split, seed and epoch budget, and their costs.
+//! with the same blocks, data split, seed and epoch budget, and their costs; and the drift
+//! experiment (FF against PAT while the physical system changes under them).
 
 pub mod compare;
+pub mod drift;
 pub mod e2e;
 pub mod energy;
 pub mod plot;
 pub mod twin;
 
 pub use compare::{compare, CompareOptions, CompareReport, MethodSummary};
-pub use e2e::{train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions, Tally};
+pub use drift::{drift_experiment, DriftOptions, DriftReport};
+pub use e2e::{train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions, E2eTrainer, Tally};
 pub use energy::EnergyModel;
 pub use twin::{Twin, TwinConfig, TwinFit};
 

@@ -35,6 +35,23 @@ pub struct LinePlot {
     pub series: Vec<(String, Vec<f64>)>,
 }
 
+/// A quantity against a measured abscissa (e.g. accuracy against physical queries), one series
+/// of `(x, y)` points per method, with labelled vertical markers (e.g. the moment the system
+/// changed). The x axis spans the points and the markers, with five labelled ticks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XyPlot {
+    /// Title above the plot.
+    pub title: String,
+    /// Label of the horizontal axis.
+    pub x_label: String,
+    /// Label of the vertical axis.
+    pub y_label: String,
+    /// `(name, points)`; points with a non-finite coordinate are skipped.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// `(label, x)`: a dashed vertical line at `x`, labelled at its top.
+    pub markers: Vec<(String, f64)>,
+}
+
 /// One bar per method.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BarChart {
@@ -133,6 +150,129 @@ impl LinePlot {
             c.text(W - RIGHT + 36, ly as usize - 5, name, 2, [0, 0, 0]);
         }
         c.png()
+    }
+}
+
+impl XyPlot {
+    fn points(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        self.series.iter().flat_map(|s| s.1.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite())
+    }
+
+    fn frame(&self) -> Frame {
+        let xs = self.points().map(|p| p.0).chain(self.markers.iter().map(|m| m.1).filter(|x| x.is_finite()));
+        let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let x = if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else if lo.is_finite() {
+            (lo, lo + 1.0)
+        } else {
+            (0.0, 1.0)
+        };
+        Frame { x, y: y_range(self.points().map(|p| p.1)) }
+    }
+
+    /// The x values of the five axis ticks.
+    fn x_ticks(f: &Frame) -> impl Iterator<Item = f64> + '_ {
+        (0..=4).map(|k| f.x.0 + (f.x.1 - f.x.0) * k as f64 / 4.0)
+    }
+
+    /// The plot as an SVG document.
+    pub fn svg(&self) -> String {
+        let f = self.frame();
+        let mut s = svg_axes(&self.title, &self.x_label, &self.y_label, &f);
+        for x in Self::x_ticks(&f) {
+            let (px, py) = f.px(x, f.y.0);
+            s.push_str(&format!(
+                "<text x=\"{px:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
+                py + 14.0,
+                tick_label(x)
+            ));
+        }
+        for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
+            let (px, _) = f.px(*x, f.y.0);
+            s.push_str(&format!(
+                "<line x1=\"{px:.1}\" y1=\"{TOP}\" x2=\"{px:.1}\" y2=\"{}\" stroke=\"#555555\" stroke-dasharray=\"6,4\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"11\">{}</text>\n",
+                H - BOTTOM,
+                px + 4.0,
+                TOP + 12,
+                esc(label)
+            ));
+        }
+        for (i, (name, pts)) in self.series.iter().enumerate() {
+            let c = hex(COLORS[i % COLORS.len()]);
+            let pts: Vec<String> = pts
+                .iter()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .map(|&(x, y)| {
+                    let (x, y) = f.px(x, y);
+                    format!("{x:.1},{y:.1}")
+                })
+                .collect();
+            s.push_str(&format!(
+                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                pts.join(" ")
+            ));
+            let ly = TOP + 14 + 18 * i;
+            s.push_str(&format!(
+                "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{c}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>\n",
+                W - RIGHT + 10,
+                W - RIGHT + 30,
+                W - RIGHT + 36,
+                ly + 4,
+                esc(name)
+            ));
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// The plot as a PNG file (bytes).
+    pub fn png(&self) -> Vec<u8> {
+        let f = self.frame();
+        let mut c = Canvas::new(W, H);
+        raster_axes(&mut c, &self.title, &self.x_label, &f);
+        for x in Self::x_ticks(&f) {
+            let (px, py) = f.px(x, f.y.0);
+            let label = tick_label(x);
+            c.text((px as usize).saturating_sub(4 * label.len()), py as usize + 4, &label, 2, [0, 0, 0]);
+        }
+        let grey = [85, 85, 85];
+        for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
+            let (px, _) = f.px(*x, f.y.0);
+            let mut y = TOP as f64;
+            while y < (H - BOTTOM) as f64 {
+                let end = (y + 6.0).min((H - BOTTOM) as f64);
+                c.line((px, y), (px, end), grey);
+                y += 10.0;
+            }
+            c.text(px as usize + 4, TOP + 2, label, 2, grey);
+        }
+        for (i, (name, pts)) in self.series.iter().enumerate() {
+            let col = COLORS[i % COLORS.len()];
+            let pts: Vec<(f64, f64)> =
+                pts.iter().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|&(x, y)| f.px(x, y)).collect();
+            for w in pts.windows(2) {
+                c.line(w[0], w[1], col);
+            }
+            let ly = (TOP + 14 + 18 * i) as f64;
+            c.line(((W - RIGHT + 10) as f64, ly), ((W - RIGHT + 30) as f64, ly), col);
+            c.text(W - RIGHT + 36, ly as usize - 5, name, 2, [0, 0, 0]);
+        }
+        c.png()
+    }
+}
+
+/// A short axis label: `1234` -> `1234`, `56789` -> `56.8k`, `1.2e6` -> `1.2M`, `0.25` -> `0.25`.
+fn tick_label(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1}k", x / 1e3)
+    } else if a >= 10.0 || x == x.round() {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
     }
 }
 
@@ -428,6 +568,44 @@ mod tests {
         // The diagonal line is red at its start, and the glyph 'A' has its apex at (2, 1).
         assert_eq!(&c.px[..3], &[255, 0, 0]);
         assert_eq!(&c.px[(20 + 2) * 3..(20 + 2) * 3 + 3], &[0, 0, 255]);
+    }
+
+    #[test]
+    fn xy_plot_places_points_ticks_and_markers() {
+        let p = XyPlot {
+            title: "accuracy vs queries".into(),
+            x_label: "training queries".into(),
+            y_label: "accuracy".into(),
+            series: vec![
+                ("FF".into(), vec![(0.0, 0.1), (50_000.0, 0.9), (100_000.0, 0.95)]),
+                ("PAT".into(), vec![(0.0, 0.1), (f64::NAN, 0.5), (100_000.0, 0.7)]),
+            ],
+            markers: vec![("sudden change".into(), 40_000.0)],
+        };
+        let svg = p.svg();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // Axes + two series; the marker is a dashed line with its label; ticks from 0 to 100k.
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert!(svg.contains("stroke-dasharray") && svg.contains("sudden change"));
+        assert!(svg.contains(">0<") && svg.contains(">100.0k<") && svg.contains(">50.0k<"), "{svg}");
+        // The NaN point is skipped: PAT's polyline has two points.
+        let pat = svg.lines().find(|l| l.contains("<polyline") && l.contains(&hex(COLORS[1]))).unwrap();
+        assert_eq!(pat.matches(',').count(), 2, "{pat}");
+        // The marker sits at 40 % of the plot width.
+        let f = p.frame();
+        let (mx, _) = f.px(40_000.0, 0.5);
+        assert!((mx - (LEFT as f64 + 0.4 * (W - LEFT - RIGHT) as f64)).abs() < 1e-9);
+        assert!(svg.contains(&format!("x1=\"{mx:.1}\"")));
+        let (w, h, raw) = decode(&p.png());
+        assert_eq!((w as usize, h as usize, raw.len()), (W, H, H * (3 * W + 1)));
+        // The dashed marker is drawn in grey in the PNG, just below the top of the plot.
+        let y = TOP + 3;
+        let x = mx.round() as usize;
+        let at = y * (3 * W + 1) + 1 + 3 * x;
+        assert_eq!(&raw[at..at + 3], &[85, 85, 85]);
+        assert_eq!(tick_label(1234.0), "1234");
+        assert_eq!(tick_label(2_500_000.0), "2.5M");
+        assert_eq!(tick_label(0.25), "0.25");
     }
 
     #[test]

@@ -1,0 +1,749 @@
+//! `phyff drift`: the physical system changes while training continues (SPEC.md §1: a twin
+//! "must be re-fitted whenever the hardware drifts").
+//!
+//! Two methods train the same network shape on the same data split and seed, each on its own
+//! copy of the device, which drifts on the same schedule:
+//! - **FF (PhyLL)**: the forward-forward network of `phyff train`; every block learns from the
+//!   device's current outputs, so it keeps adapting;
+//! - **PAT**: physics-aware training with digital twins fitted *before* training, on the
+//!   undrifted device; the forward pass runs on the drifting device, the backward pass through
+//!   the (increasingly stale) twins.
+//!
+//! # The drift schedule and its clock
+//! Every block of a method queries one device (`systems::build_drifting_blocks`): each block's
+//! system sits behind an [`ff_physics::Drift`] wrapper with the same [`DriftConfig`] on one
+//! shared [`DriftClock`], so the device ages with the total number of *training* queries of the
+//! method (batch rows sent through any block) and moves the same way in every block's view.
+//! Evaluations run with the clock paused: they see the device as the next training query will
+//! and neither count nor move anything. The schedule, in training queries, is the same for
+//! both methods:
+//! - slow drift: a perturbation of strength `slow_strength` every `period` training queries;
+//! - the sudden change: one perturbation of strength `sudden_strength` when the clock reaches
+//!   `S = round(sudden_at x B)`, `B` the training budget.
+//!
+//! The unit of the strengths is the system's (`Perturbable` implementations): for optics, the
+//! dimensionless fraction of the medium's transmission amplitude replaced by a fresh draw; for
+//! the cavities, a displacement in wavelengths (and a relative resonance jitter, microwave).
+//!
+//! # Budget and evaluation
+//! Both methods get the same budget of training queries, `B = 2 x blocks x n_train x epochs`:
+//! what FF spends in `epochs` epochs (a positive and a negative pass through every block per
+//! sample). Each trains until its clock reaches `B` (checked between mini-batches, so the last
+//! batch may overshoot by less than one batch); PAT, which queries once per block and sample,
+//! gets about twice as many epochs. Test accuracy is measured before training and at the first
+//! mini-batch boundary at or after each of `evals` evenly spaced query counts and after `S`, on
+//! the device as it is then. Recovery is read off these points (see [`summarize`]), so its
+//! resolution is the evaluation spacing.
+
+use super::compare::blank;
+use super::e2e::{initial_input_ranges, BlockModel, E2eOptions, E2eTrainer, Tally};
+use super::{plot, Twin, TwinConfig};
+use crate::config::{ExperimentConfig, SystemKind};
+use crate::io::write_atomic;
+use crate::report::thousands;
+use crate::run::{prepare, Prepared};
+use crate::systems::{build_blocks, build_drifting_blocks};
+use anyhow::{Context, Result};
+use ff_core::rng::rng_for;
+use ff_core::{Differentiable, Matrix, Network, PhysicalSystem};
+use ff_data::epoch_order;
+use ff_physics::fft::FftReal;
+use ff_physics::{DriftClock, DriftConfig};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Accuracy within this much (absolute, 2 points) of the pre-change accuracy counts as recovered.
+pub const RECOVERY_TOLERANCE: f64 = 0.02;
+
+/// Name of FF's record.
+pub const FF_METHOD: &str = "FF (PhyLL)";
+/// Name of PAT's record.
+pub const PAT_METHOD: &str = "PAT (pre-drift twin)";
+
+/// Options of [`drift_experiment`] (the network, data, epochs and seed come from the
+/// [`ExperimentConfig`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DriftOptions {
+    /// Training queries between two slow-drift steps; 0 disables slow drift.
+    pub period: u64,
+    /// Strength of each slow-drift step (the system's unit, see the module docs).
+    pub slow_strength: f64,
+    /// When the sudden change happens, as a fraction of the training budget, in `(0, 1)`.
+    pub sudden_at: f64,
+    /// Strength of the sudden change (the system's unit; 0 disables it).
+    pub sudden_strength: f64,
+    /// Test evaluations, evenly spaced over the budget (besides the one before training and
+    /// the one at the sudden change). At least 1.
+    pub evals: usize,
+    /// How PAT's twins are fitted (the seed is replaced by the run's, per block).
+    pub twin: TwinConfig,
+    /// PAT's mini-batch size (0 = the experiment's batch size); see
+    /// [`super::CompareOptions::bp_batch_size`].
+    pub bp_batch_size: usize,
+    /// Where `drift.json`, `drift.svg` and `drift.png` go (nothing is written when `None`).
+    pub out: Option<PathBuf>,
+}
+
+impl Default for DriftOptions {
+    /// Slow steps of strength 0.1 every 5 000 training queries, a sudden change of strength
+    /// 0.7 at half the budget, 25 evaluations, PAT mini-batches of 32 (as `phyff compare`).
+    ///
+    /// The twins are fitted to 8 000 sampled pairs for 40 epochs, more than `phyff compare`'s
+    /// default (2 000 pairs, 20 epochs): with that, PAT on the default optics/digits setup
+    /// reached only 0.66-0.78 test accuracy before the change (seed 0, measured), with these
+    /// settings 0.83-0.91 (seeds 0-2).
+    fn default() -> Self {
+        DriftOptions {
+            period: 5_000,
+            slow_strength: 0.1,
+            sudden_at: 0.5,
+            sudden_strength: 0.7,
+            evals: 25,
+            twin: TwinConfig { samples: 8_000, epochs: 40, ..TwinConfig::default() },
+            bp_batch_size: 32,
+            out: None,
+        }
+    }
+}
+
+impl DriftOptions {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// The first bad value, named with its flag.
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.sudden_at > 0.0 && self.sudden_at < 1.0,
+            "invalid --sudden-at: a fraction of the training budget strictly between 0 and 1, got {}",
+            self.sudden_at
+        );
+        for (flag, v) in [("--drift-strength", self.slow_strength), ("--sudden-strength", self.sudden_strength)] {
+            anyhow::ensure!(v.is_finite() && v >= 0.0, "invalid {flag}: must be >= 0 and finite, got {v}");
+        }
+        anyhow::ensure!(self.evals >= 1, "invalid --evals: must be at least 1, got 0");
+        self.twin.validate()
+    }
+
+    /// The drift configuration for a budget of `budget` training queries, with seed `seed`.
+    pub fn drift_config(&self, budget: u64, seed: u64) -> DriftConfig {
+        DriftConfig {
+            period: self.period,
+            slow_strength: self.slow_strength,
+            sudden_at: Some(self.sudden_at_queries(budget)),
+            sudden_strength: self.sudden_strength,
+            seed,
+        }
+    }
+
+    /// The training query count `S` of the sudden change for a budget of `budget` queries.
+    pub fn sudden_at_queries(&self, budget: u64) -> u64 {
+        (self.sudden_at * budget as f64).round() as u64
+    }
+}
+
+/// One evaluation: test accuracy on the device as it was after `queries` training queries.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftPoint {
+    /// Training queries spent so far (the drift clock).
+    pub queries: u64,
+    /// Test accuracy, in `[0, 1]`.
+    pub test_accuracy: f64,
+}
+
+/// What the points say about the sudden change (see [`summarize`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSummary {
+    /// Accuracy of the last evaluation before the change (queries `< S`).
+    pub accuracy_before_change: f64,
+    /// Lowest accuracy of the evaluations at or after the change (queries `>= S`).
+    pub min_accuracy_after_change: f64,
+    /// Accuracy of the last evaluation.
+    pub final_accuracy: f64,
+    /// Training queries after the change until the first evaluation (at or after the change)
+    /// within [`RECOVERY_TOLERANCE`] of `accuracy_before_change`; `None` if none is.
+    pub recovery_queries: Option<u64>,
+}
+
+/// Reads the effect of a change at `sudden_at` training queries off `points` (in query order).
+/// `None` when there is no point before the change or none at or after it.
+pub fn summarize(points: &[DriftPoint], sudden_at: u64) -> Option<ChangeSummary> {
+    let before = points.iter().rev().find(|p| p.queries < sudden_at)?;
+    let after: Vec<&DriftPoint> = points.iter().filter(|p| p.queries >= sudden_at).collect();
+    if after.is_empty() {
+        return None;
+    }
+    let min = after.iter().map(|p| p.test_accuracy).fold(f64::INFINITY, f64::min);
+    let target = before.test_accuracy - RECOVERY_TOLERANCE;
+    // A tiny allowance for rounding, so that "exactly 2 points below" counts as within 2 points.
+    let recovered = after.iter().find(|p| p.test_accuracy >= target - 1e-12);
+    Some(ChangeSummary {
+        accuracy_before_change: before.test_accuracy,
+        min_accuracy_after_change: min,
+        final_accuracy: points.last().expect("non-empty").test_accuracy,
+        recovery_queries: recovered.map(|p| p.queries - sudden_at),
+    })
+}
+
+/// One method's run under drift: the record of `drift.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftMethod {
+    /// Method name.
+    pub method: String,
+    /// Every evaluation, in query order (the first before training, at 0 queries).
+    pub points: Vec<DriftPoint>,
+    /// Accuracy just before the sudden change, its minimum after it, the final accuracy and
+    /// the recovery time in training queries.
+    #[serde(flatten)]
+    pub change: ChangeSummary,
+    /// Training queries spent (the drift clock at the end).
+    pub train_queries: u64,
+    /// Physical queries spent on evaluations (not counted by the drift clock).
+    pub eval_queries: u64,
+    /// Physical queries spent sampling the undrifted device to fit the twins (PAT).
+    pub twin_queries: u64,
+    /// Wall time of the run, twin fitting included, in seconds.
+    pub wall_seconds: f64,
+}
+
+/// The outcome of [`drift_experiment`]: what `drift.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// System name (`optics`, `microwave`, `acoustic`).
+    pub system: String,
+    /// Dataset spec.
+    pub data: String,
+    /// Seed of the split, the networks, the twins and the drift.
+    pub seed: u64,
+    /// FF epochs that define the budget.
+    pub epochs: usize,
+    /// Training query budget `B` of each method.
+    pub budget_queries: u64,
+    /// The sudden change, as a fraction of the budget.
+    pub sudden_at_fraction: f64,
+    /// The sudden change, in training queries (`S`).
+    pub sudden_at_queries: u64,
+    /// Strength of the sudden change.
+    pub sudden_strength: f64,
+    /// Training queries between slow-drift steps (0: no slow drift).
+    pub drift_period: u64,
+    /// Strength of each slow-drift step.
+    pub drift_strength: f64,
+    /// Recovery tolerance, absolute accuracy (0.02 = 2 points).
+    pub recovery_tolerance: f64,
+    /// FF, then PAT.
+    pub methods: Vec<DriftMethod>,
+}
+
+/// When to evaluate: the sorted query counts `i B / evals` (`i = 1..=evals`) and `S`.
+fn eval_marks(budget: u64, evals: usize, sudden_at: u64) -> Vec<u64> {
+    let mut marks: Vec<u64> =
+        (1..=evals as u64).map(|i| (u128::from(budget) * u128::from(i) / evals as u128) as u64).collect();
+    marks.push(sudden_at);
+    marks.sort_unstable();
+    marks.dedup();
+    marks
+}
+
+/// Collects the points: evaluates when the clock has passed the next mark.
+struct Recorder {
+    marks: Vec<u64>,
+    next: usize,
+    points: Vec<DriftPoint>,
+}
+
+impl Recorder {
+    fn new(marks: Vec<u64>) -> Self {
+        Recorder { marks, next: 0, points: Vec::new() }
+    }
+
+    /// Whether an evaluation is due at `queries` (every mark up to it is then consumed).
+    fn due(&mut self, queries: u64) -> bool {
+        let mut due = false;
+        while self.next < self.marks.len() && self.marks[self.next] <= queries {
+            self.next += 1;
+            due = true;
+        }
+        due
+    }
+}
+
+/// Checks the configuration and the options for a drift run: both valid, and a system with a
+/// drift model (optics, microwave, acoustic).
+///
+/// # Errors
+/// The first problem, naming the flag and the value.
+pub fn check(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
+    cfg.validate()?;
+    opts.validate()?;
+    anyhow::ensure!(
+        matches!(cfg.system, SystemKind::Optics | SystemKind::Microwave | SystemKind::Acoustic),
+        "invalid --system for drift: {} has no drift model; use optics, microwave or acoustic",
+        cfg.system.name()
+    );
+    Ok(())
+}
+
+/// The training query budget: what FF spends in `cfg.epochs` epochs on `n_train` samples.
+pub fn budget(cfg: &ExperimentConfig, n_train: usize) -> u64 {
+    2 * cfg.blocks as u64 * n_train as u64 * cfg.epochs as u64
+}
+
+/// Runs FF and PAT under the same drift schedule. `progress(method, training queries,
+/// test accuracy)` is told about every evaluation; `log` receives other lines (twin fits).
+///
+/// # Errors
+/// Invalid options or configuration, a system that cannot drift, data errors, a diverging
+/// method, output I/O.
+pub fn drift_experiment<F: FftReal>(
+    cfg: &ExperimentConfig,
+    opts: &DriftOptions,
+    mut progress: impl FnMut(&str, u64, f64),
+    mut log: impl FnMut(&str),
+) -> Result<DriftReport> {
+    check(cfg, opts)?;
+    let prep = prepare::<F>(cfg)?;
+    let n_train = prep.data.train.len();
+    anyhow::ensure!(n_train > 0 && !prep.data.test.is_empty(), "drift needs non-empty train and test sets");
+    let b = budget(cfg, n_train);
+    let drift = opts.drift_config(b, cfg.seed);
+    let s = opts.sudden_at_queries(b);
+    let marks = eval_marks(b, opts.evals, s);
+    let ff = ff_under_drift(cfg, &prep, &drift, b, &marks, &mut progress)?;
+    let pat = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, &mut progress, &mut log)?;
+    let methods = [(FF_METHOD, ff), (PAT_METHOD, pat)]
+        .into_iter()
+        .map(|(method, run)| {
+            let change = summarize(&run.points, s).context("no evaluation before or after the sudden change")?;
+            Ok(DriftMethod {
+                method: method.into(),
+                points: run.points,
+                change,
+                train_queries: run.train_queries,
+                eval_queries: run.eval_queries,
+                twin_queries: run.twin_queries,
+                wall_seconds: run.wall_seconds,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let report = DriftReport {
+        system: cfg.system.name().into(),
+        data: cfg.data.clone(),
+        seed: cfg.seed,
+        epochs: cfg.epochs,
+        budget_queries: b,
+        sudden_at_fraction: opts.sudden_at,
+        sudden_at_queries: s,
+        sudden_strength: opts.sudden_strength,
+        drift_period: opts.period,
+        drift_strength: opts.slow_strength,
+        recovery_tolerance: RECOVERY_TOLERANCE,
+        methods,
+    };
+    if let Some(dir) = &opts.out {
+        write_atomic(&dir.join("drift.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+        let p = drift_plot(&report);
+        write_atomic(&dir.join("drift.svg"), p.svg().as_bytes())?;
+        write_atomic(&dir.join("drift.png"), &p.png())?;
+    }
+    Ok(report)
+}
+
+/// The plot: test accuracy against training queries for every method, a dashed line at the
+/// sudden change.
+pub fn drift_plot(report: &DriftReport) -> plot::XyPlot {
+    plot::XyPlot {
+        title: format!("{} on {}: test accuracy under drift", report.system, report.data),
+        x_label: "training physical queries".into(),
+        y_label: "test accuracy".into(),
+        series: report
+            .methods
+            .iter()
+            .map(|m| (m.method.clone(), m.points.iter().map(|p| (p.queries as f64, p.test_accuracy)).collect()))
+            .collect(),
+        markers: vec![(format!("sudden change ({})", report.sudden_strength), report.sudden_at_queries as f64)],
+    }
+}
+
+/// What one method's run produced.
+struct Run {
+    points: Vec<DriftPoint>,
+    train_queries: u64,
+    eval_queries: u64,
+    twin_queries: u64,
+    wall_seconds: f64,
+}
+
+/// FF on drifting blocks: the PhyLL schedule of `trainer::fit` (same shuffles and negative
+/// streams per epoch) until the clock reaches `budget`, evaluating with the clock paused.
+fn ff_under_drift<F: FftReal>(
+    cfg: &ExperimentConfig,
+    prep: &Prepared<F>,
+    drift: &DriftConfig,
+    budget: u64,
+    marks: &[u64],
+    progress: &mut impl FnMut(&str, u64, f64),
+) -> Result<Run> {
+    let start = Instant::now();
+    let (train, test) = (&prep.data.train, &prep.data.test);
+    let raw = train.dim();
+    let clock = DriftClock::new();
+    let specs = build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?;
+    let mut net = Network::new(raw, prep.embedding, cfg.train_config(), specs, cfg.seed)?;
+    let mut rec = Recorder::new(marks.to_vec());
+    let mut evaluate = |net: &mut Network<F>, rec: &mut Recorder| -> Result<()> {
+        let _paused = clock.pause();
+        let acc = net.accuracy(test.x.view(), &test.y)?;
+        rec.points.push(DriftPoint { queries: clock.count(), test_accuracy: acc });
+        progress(FF_METHOD, clock.count(), acc);
+        Ok(())
+    };
+    evaluate(&mut net, &mut rec)?;
+    let n = train.len();
+    let batch = if cfg.batch_size == 0 { n } else { cfg.batch_size.min(n) };
+    let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::new());
+    let mut epoch = 0u64;
+    while clock.count() < budget {
+        epoch += 1;
+        let before = clock.count();
+        let mut rng = rng_for(cfg.seed, &format!("negatives/{epoch}"));
+        let order = if batch == n { (0..n).collect() } else { epoch_order(n, cfg.seed, epoch) };
+        for idx in order.chunks(batch) {
+            train.gather(idx, &mut xb, &mut yb);
+            net.train_batch(xb.view(), &yb, &mut rng).with_context(|| format!("{FF_METHOD}, epoch {epoch}"))?;
+            if rec.due(clock.count()) {
+                evaluate(&mut net, &mut rec)?;
+            }
+            if clock.count() >= budget {
+                break;
+            }
+        }
+        anyhow::ensure!(clock.count() > before, "{FF_METHOD}: an epoch made no physical queries");
+    }
+    let train_queries = clock.count();
+    Ok(Run {
+        points: rec.points,
+        train_queries,
+        eval_queries: net.counters().physical_queries - train_queries,
+        twin_queries: 0,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// PAT: twins fitted on the undrifted device (as `phyff compare` fits them), then end-to-end
+/// training with the forward pass on the drifting device until the clock reaches `budget`.
+#[allow(clippy::too_many_arguments)]
+fn pat_under_drift<F: FftReal>(
+    cfg: &ExperimentConfig,
+    opts: &DriftOptions,
+    prep: &Prepared<F>,
+    drift: &DriftConfig,
+    budget: u64,
+    marks: &[u64],
+    progress: &mut impl FnMut(&str, u64, f64),
+    log: &mut impl FnMut(&str),
+) -> Result<Run> {
+    let start = Instant::now();
+    let raw = prep.data.train.dim();
+    let (train_x, test_x) = (blank(prep, &prep.data.train.x)?, blank(prep, &prep.data.test.x)?);
+    let (train_y, test_y) = (&prep.data.train.y, &prep.data.test.y);
+    let eo = E2eOptions {
+        epochs: 1,
+        batch_size: if opts.bp_batch_size == 0 { cfg.batch_size } else { opts.bp_batch_size },
+        lr: cfg.lr,
+        hidden: cfg.hidden,
+        skip: cfg.skip(),
+        seed: cfg.seed,
+    };
+    // The twins see the device before any drift: a separate, undrifted copy.
+    let mut undrifted: Vec<Box<dyn PhysicalSystem<F>>> =
+        build_blocks::<F>(cfg, &prep.embedding, raw, false)?.into_iter().map(|b| b.system).collect();
+    let (ranges, t0) = initial_input_ranges(&mut undrifted, &train_x, &eo)?;
+    let mut twin_queries = t0.physical_queries;
+    let mut twins = Vec::new();
+    for (k, (sys, &range)) in undrifted.iter_mut().zip(&ranges).enumerate() {
+        let tc = TwinConfig { seed: cfg.seed + 1000 * k as u64, ..opts.twin.clone() };
+        let (twin, f) = Twin::<F>::fit_system(sys.as_mut(), range, &tc)?;
+        log(&format!(
+            "twin of block {}: validation RMSE {:.4} (mean predictor {:.4}), {} queries",
+            k + 1,
+            f.val_rmse,
+            f.val_rmse_of_mean,
+            thousands(f.physical_queries)
+        ));
+        twin_queries += f.physical_queries;
+        twins.push(twin);
+    }
+    let clock = DriftClock::new();
+    let mut blocks: Vec<BlockModel<F>> = build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?
+        .into_iter()
+        .zip(&twins)
+        .map(|(b, t)| BlockModel::Pat {
+            physical: b.system,
+            twin: Box::new(t.clone()) as Box<dyn Differentiable<F>>,
+            vjp_flops: t.flops_vjp(1),
+        })
+        .collect();
+    let mut trainer = E2eTrainer::new(&blocks, train_x.cols(), prep.data.train.num_classes, &eo)?;
+    let (mut train_tally, mut eval_tally) = (Tally::default(), Tally::default());
+    let mut rec = Recorder::new(marks.to_vec());
+    let mut evaluate = |trainer: &E2eTrainer<F>, blocks: &mut [BlockModel<F>], rec: &mut Recorder| -> Result<()> {
+        let _paused = clock.pause();
+        let acc = trainer.accuracy(blocks, &test_x, test_y, &mut eval_tally)?;
+        rec.points.push(DriftPoint { queries: clock.count(), test_accuracy: acc });
+        progress(PAT_METHOD, clock.count(), acc);
+        Ok(())
+    };
+    evaluate(&trainer, &mut blocks, &mut rec)?;
+    let n = train_x.rows();
+    let batch = eo.batch_size.min(n).max(1);
+    let mut epoch = 0u64;
+    while clock.count() < budget {
+        epoch += 1;
+        let before = clock.count();
+        for idx in epoch_order(n, cfg.seed, epoch).chunks(batch) {
+            let xb = train_x.select_rows(idx);
+            let yb: Vec<usize> = idx.iter().map(|&i| train_y[i]).collect();
+            trainer
+                .train_batch(&mut blocks, &xb, &yb, &mut train_tally)
+                .with_context(|| format!("{PAT_METHOD}, epoch {epoch}"))?;
+            if rec.due(clock.count()) {
+                evaluate(&trainer, &mut blocks, &mut rec)?;
+            }
+            if clock.count() >= budget {
+                break;
+            }
+        }
+        anyhow::ensure!(clock.count() > before, "{PAT_METHOD}: an epoch made no physical queries");
+    }
+    Ok(Run {
+        points: rec.points,
+        train_queries: clock.count(),
+        eval_queries: eval_tally.physical_queries,
+        twin_queries,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The table: per method, the accuracy before the change, its minimum after, the final
+/// accuracy, the recovery time and the query counts.
+pub fn drift_table(report: &DriftReport) -> String {
+    let mut s = format!(
+        "{:<36} {:>8} {:>10} {:>8} {:>18} {:>14} {:>13} {:>12}\n",
+        "method", "before", "min after", "final", "recovery (queries)", "train queries", "eval queries", "twin queries"
+    );
+    for m in &report.methods {
+        let c = &m.change;
+        s.push_str(&format!(
+            "{:<36} {:>8.4} {:>10.4} {:>8.4} {:>18} {:>14} {:>13} {:>12}\n",
+            m.method,
+            c.accuracy_before_change,
+            c.min_accuracy_after_change,
+            c.final_accuracy,
+            c.recovery_queries.map_or_else(|| "never".to_string(), thousands),
+            thousands(m.train_queries),
+            thousands(m.eval_queries),
+            thousands(m.twin_queries)
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baselines::train_end_to_end;
+    use crate::baselines::E2eData;
+    use crate::run::build_network;
+    use crate::trainer::{fit, FitOptions};
+
+    fn small_config() -> ExperimentConfig {
+        let mut cfg = ExperimentConfig { epochs: 2, hidden: 16, ..ExperimentConfig::default() };
+        cfg.optics.field_size = 16;
+        cfg.optics.input_pupil_radius_px = 4.0;
+        cfg.optics.output_pupil_radius_px = 4.0;
+        cfg
+    }
+
+    fn small_options() -> DriftOptions {
+        DriftOptions {
+            period: 700,
+            slow_strength: 0.1,
+            sudden_at: 0.4,
+            sudden_strength: 1.0,
+            evals: 4,
+            twin: TwinConfig { samples: 64, epochs: 1, ..TwinConfig::default() },
+            ..DriftOptions::default()
+        }
+    }
+
+    fn pt(queries: u64, test_accuracy: f64) -> DriftPoint {
+        DriftPoint { queries, test_accuracy }
+    }
+
+    #[test]
+    fn summary_reads_the_change_off_the_points() {
+        let pts =
+            [pt(0, 0.1), pt(400, 0.80), pt(900, 0.90), pt(1000, 0.40), pt(1500, 0.70), pt(2100, 0.885), pt(3000, 0.95)];
+        let s = summarize(&pts, 1000).unwrap();
+        assert_eq!(s.accuracy_before_change, 0.90);
+        assert_eq!(s.min_accuracy_after_change, 0.40);
+        assert_eq!(s.final_accuracy, 0.95);
+        assert_eq!(s.recovery_queries, Some(1100), "0.885 is within 2 points of 0.90");
+        // Exactly 2 points below counts; a hair more does not.
+        assert_eq!(summarize(&[pt(0, 0.5), pt(10, 0.48)], 5).unwrap().recovery_queries, Some(5));
+        assert_eq!(summarize(&[pt(0, 0.5), pt(10, 0.4799)], 5).unwrap().recovery_queries, None);
+        // Never recovered, and points that do not straddle the change.
+        assert_eq!(summarize(&[pt(0, 0.9), pt(10, 0.5), pt(20, 0.6)], 10).unwrap().recovery_queries, None);
+        assert!(summarize(&[pt(10, 0.9)], 10).is_none());
+        assert!(summarize(&[pt(0, 0.9)], 10).is_none());
+    }
+
+    #[test]
+    fn marks_cover_the_budget_and_the_change() {
+        assert_eq!(eval_marks(100, 4, 30), vec![25, 30, 50, 75, 100]);
+        assert_eq!(eval_marks(100, 4, 50), vec![25, 50, 75, 100]);
+        let mut r = Recorder::new(eval_marks(100, 4, 30));
+        assert!(!r.due(24));
+        assert!(r.due(31), "25 and 30 are both passed: one evaluation");
+        assert!(!r.due(49));
+        assert!(r.due(100));
+        assert!(!r.due(1000));
+        assert!(DriftOptions { sudden_at: 1.0, ..DriftOptions::default() }.validate().is_err());
+        assert!(DriftOptions { evals: 0, ..DriftOptions::default() }.validate().is_err());
+        assert!(DriftOptions { sudden_strength: -1.0, ..DriftOptions::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn the_experiment_runs_end_to_end_and_writes_its_records() {
+        let cfg = small_config();
+        let dir = std::env::temp_dir().join(format!("phyff-drift-{}", std::process::id()));
+        let opts = DriftOptions { out: Some(dir.clone()), ..small_options() };
+        let mut seen = Vec::new();
+        let report = drift_experiment::<f32>(&cfg, &opts, |m, q, _| seen.push((m.to_string(), q)), |_| {}).unwrap();
+        let b = report.budget_queries;
+        assert_eq!(b, 2 * 2 * 1437 * 2, "2 passes x 2 blocks x 1437 training digits x 2 epochs");
+        assert_eq!(report.sudden_at_queries, (0.4 * b as f64).round() as u64);
+        let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(names, [FF_METHOD, PAT_METHOD]);
+        // Per FF mini-batch: 256 samples x 2 passes x 2 blocks; per PAT mini-batch 32 x 2 blocks.
+        for (m, per_batch) in report.methods.iter().zip([1024u64, 64]) {
+            assert!(m.train_queries >= b && m.train_queries < b + per_batch, "{}: {}", m.method, m.train_queries);
+            assert_eq!(m.points[0].queries, 0, "{}: evaluated before training", m.method);
+            assert_eq!(m.points.last().unwrap().queries, m.train_queries);
+            assert!(m.points.windows(2).all(|w| w[0].queries < w[1].queries), "{}", m.method);
+            assert!(m.points.iter().all(|p| (0.0..=1.0).contains(&p.test_accuracy)), "{}", m.method);
+            // One point per mark at most (marks: B/4, S, B/2, 3B/4, B) plus the one at 0.
+            assert!((4..=6).contains(&m.points.len()), "{}: {} points", m.method, m.points.len());
+            let s = report.sudden_at_queries;
+            let first_after = m.points.iter().find(|p| p.queries >= s).unwrap();
+            assert!(
+                first_after.queries < s + per_batch,
+                "{}: first point after the change at {}",
+                m.method,
+                first_after.queries
+            );
+            assert_eq!(m.change, summarize(&m.points, s).unwrap());
+            assert!(m.eval_queries > 0);
+        }
+        assert_eq!(report.methods[0].twin_queries, 0);
+        assert!(report.methods[1].twin_queries >= 2 * 64, "PAT sampled the device for its twins");
+        assert_eq!(seen.len(), report.methods.iter().map(|m| m.points.len()).sum::<usize>());
+
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("drift.json")).unwrap()).unwrap();
+        for f in ["budget_queries", "sudden_at_queries", "drift_period", "methods"] {
+            assert!(json.get(f).is_some(), "drift.json lacks {f}");
+        }
+        for m in json["methods"].as_array().unwrap() {
+            for f in ["method", "points", "accuracy_before_change", "min_accuracy_after_change", "final_accuracy"] {
+                assert!(m.get(f).is_some(), "drift.json method record lacks {f}");
+            }
+            assert!(m["recovery_queries"].is_null() || m["recovery_queries"].is_u64());
+            assert!(m["points"][0].get("queries").is_some() && m["points"][0].get("test_accuracy").is_some());
+        }
+        let back: DriftReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+        let svg = std::fs::read_to_string(dir.join("drift.svg")).unwrap();
+        assert!(svg.contains("stroke-dasharray") && svg.contains(FF_METHOD) && svg.contains("PAT"));
+        assert!(std::fs::read(dir.join("drift.png")).unwrap().starts_with(b"\x89PNG"));
+        assert!(drift_table(&report).contains("recovery"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Evaluations neither count nor move the drift: runs that evaluate at different moments end
+    /// with the same training queries and the same final accuracy, and same seed, same bits.
+    #[test]
+    fn evaluation_does_not_advance_the_drift_and_runs_repeat_exactly() {
+        let cfg = small_config();
+        let run = |evals: usize| {
+            let mut r = drift_experiment::<f32>(&cfg, &DriftOptions { evals, ..small_options() }, |_, _, _| {}, |_| {})
+                .unwrap();
+            r.methods.iter_mut().for_each(|m| m.wall_seconds = 0.0);
+            r
+        };
+        let (few, many) = (run(2), run(7));
+        for (a, b) in few.methods.iter().zip(&many.methods) {
+            assert!(b.points.len() > a.points.len() + 3, "{}", a.method);
+            assert_eq!(a.train_queries, b.train_queries, "{}", a.method);
+            assert_eq!(a.points.last(), b.points.last(), "{}: the final accuracy depends on the evaluations", a.method);
+        }
+        assert_eq!(run(2), few, "same seed, same bits");
+    }
+
+    /// With the drift switched off, the experiment's FF is `phyff train`'s FF and its PAT is
+    /// `phyff compare`'s PAT: same final test accuracy, bit for bit.
+    #[test]
+    fn without_drift_the_methods_are_the_usual_ones() {
+        let cfg = small_config();
+        let opts = DriftOptions { period: 0, sudden_strength: 0.0, evals: 1, ..small_options() };
+        let report = drift_experiment::<f32>(&cfg, &opts, |_, _, _| {}, |_| {}).unwrap();
+
+        let prep = prepare::<f32>(&cfg).unwrap();
+        let mut net = build_network(&cfg, &prep, false).unwrap();
+        let fo = FitOptions {
+            epochs: cfg.epochs,
+            batch_size: cfg.batch_size,
+            eval_every: 1,
+            seed: cfg.seed,
+            train_eval: false,
+        };
+        let ff = fit(&mut net, &prep.data.train, &prep.data.test, &fo, |_| {}).unwrap();
+        assert_eq!(report.methods[0].change.final_accuracy, ff.test_accuracy);
+
+        // PAT: the same twins, then `train_end_to_end` for the epochs the budget buys (2 x FF's).
+        let (train_x, test_x) = (blank(&prep, &prep.data.train.x).unwrap(), blank(&prep, &prep.data.test.x).unwrap());
+        let eo = E2eOptions {
+            epochs: 2 * cfg.epochs,
+            batch_size: 32,
+            lr: cfg.lr,
+            hidden: cfg.hidden,
+            skip: cfg.skip(),
+            seed: cfg.seed,
+        };
+        let mut phys: Vec<Box<dyn PhysicalSystem<f32>>> =
+            build_blocks::<f32>(&cfg, &prep.embedding, prep.data.train.dim(), false)
+                .unwrap()
+                .into_iter()
+                .map(|b| b.system)
+                .collect();
+        let (ranges, _) = initial_input_ranges(&mut phys, &train_x, &eo).unwrap();
+        let mut blocks = Vec::new();
+        for (k, (mut sys, &range)) in phys.into_iter().zip(&ranges).enumerate() {
+            let tc = TwinConfig { seed: cfg.seed + 1000 * k as u64, ..opts.twin.clone() };
+            let (twin, _) = Twin::<f32>::fit_system(sys.as_mut(), range, &tc).unwrap();
+            let vjp_flops = twin.flops_vjp(1);
+            blocks.push(BlockModel::Pat { physical: sys, twin: Box::new(twin), vjp_flops });
+        }
+        let data = E2eData {
+            train_x: &train_x,
+            train_y: &prep.data.train.y,
+            test_x: &test_x,
+            test_y: &prep.data.test.y,
+            num_classes: prep.data.train.num_classes,
+        };
+        let pat = train_end_to_end("PAT", &mut blocks, &data, &eo, |_, _| {}).unwrap();
+        assert_eq!(report.methods[1].train_queries, pat.train_physical_queries);
+        assert_eq!(report.methods[1].change.final_accuracy, pat.test_accuracy);
+    }
+}

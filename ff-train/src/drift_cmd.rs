@@ -1,0 +1,111 @@
+//! `phyff drift`: FF and PAT while the physical system drifts and then changes suddenly.
+
+use crate::TrainArgs;
+use anyhow::Result;
+use clap::Args;
+use ff_train::baselines::drift::{check, drift_table, DriftOptions};
+use ff_train::baselines::{drift_experiment, TwinConfig};
+use ff_train::config::Precision;
+use ff_train::report::thousands;
+
+/// Flags of `phyff drift` (besides every `train` flag: --system optics|microwave|acoustic,
+/// --data, --epochs, --seed, --out DIR, ...).
+#[derive(Args)]
+pub struct DriftArgs {
+    /// The experiment (system, data, blocks, epochs, seed, --out DIR, ...). The training budget
+    /// of both methods is what FF spends in --epochs epochs, in physical queries.
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Training queries between two slow-drift steps (0 = no slow drift).
+    #[arg(long, default_value_t = DriftOptions::default().period)]
+    pub drift_period: u64,
+    /// Strength of each slow-drift step, in the system's unit (optics: the fraction of the
+    /// medium's transmission amplitude replaced by a fresh draw; cavities: a displacement in
+    /// wavelengths).
+    #[arg(long, default_value_t = DriftOptions::default().slow_strength)]
+    pub drift_strength: f64,
+    /// When the sudden change happens, as a fraction (strictly between 0 and 1) of the training
+    /// budget; the same query count for both methods.
+    #[arg(long, default_value_t = DriftOptions::default().sudden_at)]
+    pub sudden_at: f64,
+    /// Strength of the sudden change, in the system's unit (0 = none).
+    #[arg(long, default_value_t = DriftOptions::default().sudden_strength)]
+    pub sudden_strength: f64,
+    /// Test evaluations, evenly spaced over the budget (plus one before training and one at
+    /// the sudden change); evaluations do not advance the drift.
+    #[arg(long, default_value_t = DriftOptions::default().evals)]
+    pub evals: usize,
+    /// Inputs sampled per block to fit PAT's digital twins (before any drift).
+    #[arg(long)]
+    pub twin_samples: Option<usize>,
+    /// Epochs of each twin fit.
+    #[arg(long)]
+    pub twin_epochs: Option<usize>,
+}
+
+/// Runs the experiment, printing progress to stderr and the table to stdout.
+pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
+    anyhow::ensure!(args.train.resume.is_none(), "phyff drift does not resume runs; drop --resume");
+    let cfg = args.train.resolve()?;
+    let defaults = DriftOptions::default();
+    let opts = DriftOptions {
+        period: args.drift_period,
+        slow_strength: args.drift_strength,
+        sudden_at: args.sudden_at,
+        sudden_strength: args.sudden_strength,
+        evals: args.evals,
+        twin: TwinConfig {
+            samples: args.twin_samples.unwrap_or(defaults.twin.samples),
+            epochs: args.twin_epochs.unwrap_or(defaults.twin.epochs),
+            ..defaults.twin.clone()
+        },
+        out: args.train.out.clone(),
+        ..defaults
+    };
+    check(&cfg, &opts)?;
+    eprintln!(
+        "phyff drift: system {}, data {}, {} blocks x {}, budget {} FF epochs, seed {}; slow drift {} every {} training \
+         queries, sudden change {} at {:.0} % of the budget",
+        cfg.system.name(),
+        cfg.data,
+        cfg.blocks,
+        cfg.hidden,
+        cfg.epochs,
+        cfg.seed,
+        opts.slow_strength,
+        thousands(opts.period),
+        opts.sudden_strength,
+        100.0 * opts.sudden_at
+    );
+    let progress =
+        |m: &str, q: u64, a: f64| eprintln!("  {m}: {:>10} training queries, test accuracy {a:.4}", thousands(q));
+    let log = |line: &str| eprintln!("  {line}");
+    let report = match cfg.precision {
+        Precision::F32 => drift_experiment::<f32>(&cfg, &opts, progress, log)?,
+        Precision::F64 => drift_experiment::<f64>(&cfg, &opts, progress, log)?,
+    };
+    println!(
+        "\n{} on {}, seed {}: budget {} training queries per method ({} FF epochs), sudden change {} at {} queries; \
+         slow drift {} every {}\n",
+        report.system,
+        report.data,
+        report.seed,
+        thousands(report.budget_queries),
+        report.epochs,
+        report.sudden_strength,
+        thousands(report.sudden_at_queries),
+        report.drift_strength,
+        thousands(report.drift_period)
+    );
+    print!("{}", drift_table(&report));
+    println!(
+        "recovery: training queries after the change until test accuracy is back within {:.0} points of its value \
+         before it (resolution: the evaluation spacing, {} queries)",
+        100.0 * report.recovery_tolerance,
+        thousands(report.budget_queries / opts.evals as u64)
+    );
+    if let Some(dir) = &opts.out {
+        println!("wrote {}/{{drift.json, drift.svg, drift.png}}", dir.display());
+    }
+    Ok(())
+}
