@@ -337,15 +337,30 @@ fn mnist_optics() -> OpticsConfig {
     }
 }
 
-fn optics_description(o: &OpticsConfig, k: usize, arrays: &Arrays) -> Result<Value> {
+/// Transmission matrices already written: (ensemble, m_out, m_in, seed) -> real and imaginary arrays.
+type MediaCache = Vec<((MediumKind, usize, usize, u64), Value, Value)>;
+
+/// The manifest description of one block's optical system. `media` caches the transmission
+/// matrices already drawn (every block queries the same medium; a Haar draw is a complex QR).
+fn optics_description(o: &OpticsConfig, k: usize, arrays: &Arrays, media: &mut MediaCache) -> Result<Value> {
     let n = o.field_size;
     let slm = SlmMap::new(o.placement, o.input_shape, (n, n), "optics")?;
     let src: Vec<i64> = (0..n * n).map(|p| slm.source(p).map_or(-1, |s| s as i64)).collect();
     let pin = pupil_indices(n, o.input_pupil_radius_px);
     let pout = pupil_indices(n, o.output_pupil_radius_px);
-    let t = draw_transmission(o.medium, pout.len(), pin.len(), o.seed);
+    let key = (o.medium, pout.len(), pin.len(), o.seed);
+    let (re, im) = match media.iter().find(|(k2, _, _)| *k2 == key) {
+        Some((_, re, im)) => (re.clone(), im.clone()),
+        None => {
+            let t = draw_transmission(o.medium, pout.len(), pin.len(), o.seed);
+            let shape = [pout.len(), pin.len()];
+            let re = arrays.real64(&format!("b{k}_medium_re"), &shape, t.iter().map(|z| z.re))?;
+            let im = arrays.real64(&format!("b{k}_medium_im"), &shape, t.iter().map(|z| z.im))?;
+            media.push((key, re.clone(), im.clone()));
+            (re, im)
+        }
+    };
     let to_i64 = |v: &[usize]| v.iter().map(|&i| i as i64).collect::<Vec<_>>();
-    let shape = [pout.len(), pin.len()];
     Ok(json!({
         "kind": "optics",
         "field_size": n,
@@ -354,8 +369,8 @@ fn optics_description(o: &OpticsConfig, k: usize, arrays: &Arrays) -> Result<Val
         "slm_source": arrays.index(&format!("b{k}_slm_source"), &src)?,
         "pupil_in": arrays.index(&format!("b{k}_pupil_in"), &to_i64(&pin))?,
         "pupil_out": arrays.index(&format!("b{k}_pupil_out"), &to_i64(&pout))?,
-        "medium_re": arrays.real64(&format!("b{k}_medium_re"), &shape, t.iter().map(|z| z.re))?,
-        "medium_im": arrays.real64(&format!("b{k}_medium_im"), &shape, t.iter().map(|z| z.im))?,
+        "medium_re": re,
+        "medium_im": im,
         "detection": match o.detection { Detection::Amplitude => "amplitude", Detection::Intensity => "intensity" },
         "pooling": { "kernel": o.pooling.kernel, "stride": o.pooling.stride, "padding": o.pooling.padding },
         "output_side": o.output_side(),
@@ -421,10 +436,11 @@ fn optics_mnist(o: &Opts, arrays: &Arrays) -> Result<Setup<f64>> {
     let breakdown_specs = build_blocks::<f64>(&cfg, &embedding, raw, false)?;
     let shape0 = embedding.embedded_shape().context("image embedding")?;
     let side = (cfg.hidden as f64).sqrt().round() as usize;
+    let mut media = Vec::new();
     let systems = [shape0, (side, side)]
         .iter()
         .enumerate()
-        .map(|(k, &s)| optics_description(&optics_for_block(&cfg.optics, k, s), k, arrays))
+        .map(|(k, &s)| optics_description(&optics_for_block(&cfg.optics, k, s), k, arrays, &mut media))
         .collect::<Result<Vec<_>>>()?;
     let modes = pupil_indices(cfg.optics.field_size, cfg.optics.input_pupil_radius_px).len();
     let (warmup, repeats) = if o.quick { (1, 3) } else { (0, 3) };
