@@ -159,11 +159,21 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     let manifest = read_json(&dir.join("manifest.json"))?;
     let p = read_json(&dir.join("phyff.json"))?;
     let t = read_json(&dir.join("torch.json"))?;
-    let (ps, ts) = (num(&p, "seconds_per_epoch")?, num(&t, "seconds_per_epoch")?);
+    let mut r = record(name, target, o, &manifest, &p, &t)?;
+    r["load_average_1min"] =
+        json!({ "before_phyff": load_before, "before_torch": load_between, "after_torch": load_after });
+    Ok(r)
+}
+
+/// One configuration's record from the manifest and the two sides' outputs: the contract fields
+/// `config`, `phyff_seconds_per_epoch`, `torch_seconds_per_epoch`, `ratio` (torch / phyff), then
+/// what was measured and how.
+fn record(name: &str, target: f64, o: &Opts, manifest: &Value, p: &Value, t: &Value) -> Result<Value> {
+    let (ps, ts) = (num(p, "seconds_per_epoch")?, num(t, "seconds_per_epoch")?);
     ensure!(ps > 0.0 && ts > 0.0, "{name}: non-positive timing (phyff {ps}, torch {ts})");
     let ratio = ts / ps;
     let unit = p.get("unit").and_then(Value::as_str).unwrap_or("epoch");
-    let bpe = num(&p, "batches_per_epoch")?;
+    let bpe = num(p, "batches_per_epoch")?;
     let method = if unit == "epoch" {
         "median of whole timed epochs (one full batch each), evaluation excluded".to_string()
     } else {
@@ -200,7 +210,6 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
             "version": t.get("torch_version"),
         },
         "machine": "2 cores shared with other work: timings are medians and still noisy",
-        "load_average_1min": { "before_phyff": load_before, "before_torch": load_between, "after_torch": load_after },
     }))
 }
 
@@ -259,4 +268,47 @@ pub fn run(args: &[String]) -> Result<()> {
     fs::rename(&tmp, &out).with_context(|| format!("cannot move {} into place", tmp.display()))?;
     println!("\nwrote {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_the_options_and_rejects_unknown_ones() {
+        let o = parse(&args(&[])).unwrap().unwrap();
+        assert_eq!(o.configs, ["acoustic-vowels", "optics-mnist"]);
+        assert!(!o.quick && o.threads == 2 && o.repeats.is_none());
+        let o = parse(&args(&["--quick", "--config", "optics-mnist", "--threads", "1", "--repeats", "5"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.configs, ["optics-mnist"]);
+        assert!(o.quick && o.threads == 1 && o.repeats == Some(5));
+        assert!(parse(&args(&["--config", "digits"])).is_err());
+        assert!(parse(&args(&["--threads", "0"])).is_err());
+        assert!(parse(&args(&["--repeats"])).is_err());
+        assert!(parse(&args(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn record_keeps_the_contract_fields() {
+        let o = parse(&args(&["--config", "optics-mnist"])).unwrap().unwrap();
+        let manifest = json!({ "data": "mnist: data/mnist", "precision": "f64", "batch_size": 10000 });
+        let p = json!({ "seconds_per_epoch": 300.0, "unit": "batch", "batches_per_epoch": 6 });
+        let t = json!({ "seconds_per_epoch": 600.0, "check": { "passed": true } });
+        let r = record("optics-mnist", 1.5, &o, &manifest, &p, &t).unwrap();
+        assert_eq!(r["config"], "optics-mnist");
+        assert_eq!(r["phyff_seconds_per_epoch"], 300.0);
+        assert_eq!(r["torch_seconds_per_epoch"], 600.0);
+        assert_eq!(r["ratio"], 2.0);
+        assert_eq!(r["meets_target"], true);
+        assert_eq!(r["data"], "mnist: data/mnist");
+        assert!(r["method"].as_str().unwrap().contains("x 6 batches per epoch"));
+        let zero = json!({ "seconds_per_epoch": 0.0, "unit": "epoch", "batches_per_epoch": 1 });
+        assert!(record("optics-mnist", 1.5, &o, &manifest, &zero, &t).is_err());
+    }
 }
