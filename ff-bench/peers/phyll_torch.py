@@ -257,6 +257,7 @@ def main():
         "check": {"torch_block_loss": losses, "phyff_block_loss": c["block_loss"], "max_rel_diff": max(rel), "passed": passed},
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "python": sys.version.split()[0],
     }
     tmp = args.dir / "torch.json.tmp"

@@ -29,6 +29,7 @@ const USAGE: &str = "usage: cargo xtask bench-peers [--quick] [--config NAME]...
   --repeats N        timed epochs (acoustic) or batches (optics) per side, median reported
   --threads N        threads of each side (default 2: both cores): torch.set_num_threads(N) for the
                      peer, MATMUL_NUM_THREADS=N and RAYON_NUM_THREADS=N for phyff
+The peer runs with OMP_WAIT_POLICY=PASSIVE unless the variable is set.
 
 Installs torch from PyPI into target/peers-venv on first use (several GB).
 Writes target/bench-peers.json and target/peers/NAME/.";
@@ -121,6 +122,11 @@ fn num(v: &Value, key: &str) -> Result<f64> {
     v.get(key).and_then(Value::as_f64).with_context(|| format!("missing number {key:?}"))
 }
 
+/// The OpenMP wait policy the peer runs with: the caller's, else `PASSIVE`.
+fn omp_wait_policy() -> String {
+    std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "PASSIVE".into())
+}
+
 /// The 1-minute load average (Linux), to show how busy the shared cores were.
 fn load_average() -> Option<f64> {
     fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
@@ -150,6 +156,11 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     eprintln!("==> bench-peers: {name}: torch");
     let mut torch = Command::new(python);
     torch.arg(root.join("ff-bench/peers/phyll_torch.py")).arg("--dir").arg(&dir).args(["--threads", &threads]);
+    // PyTorch's OpenMP threads spin at every barrier by default; on this shared 2-core machine a
+    // busy core turns that into stalls several times longer than the work (measured: the acoustic
+    // epoch at 0.04-0.36 s instead of 0.016 s). Sleeping waits give PyTorch its best figure here;
+    // an OMP_WAIT_POLICY set by the caller is kept.
+    torch.env("OMP_WAIT_POLICY", omp_wait_policy());
     if let Some(r) = o.repeats {
         torch.args(["--repeats", &r.to_string()]);
     }
@@ -207,6 +218,7 @@ fn record(name: &str, target: f64, o: &Opts, manifest: &Value, p: &Value, t: &Va
             "seconds_per_unit": t.get("seconds_per_unit"),
             "breakdown_seconds_per_batch": t.get("breakdown_seconds_per_batch"),
             "threads": t.get("threads"),
+            "omp_wait_policy": t.get("omp_wait_policy"),
             "version": t.get("torch_version"),
         },
         "machine": "2 cores shared with other work: timings are medians and still noisy",
