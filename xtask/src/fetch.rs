@@ -137,7 +137,7 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 /// The workspace root (the parent of the xtask crate).
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 

@@ -5,6 +5,7 @@
 mod ci;
 mod fetch;
 mod md5;
+mod peers;
 mod reproduce;
 mod roofline;
 
@@ -22,6 +23,9 @@ tasks:
   roofline [--quick]
                  every kernel and simulator beside its kernel bound, measured in one
                  process: a table and target/roofline.json
+  bench-peers [--quick] [--config NAME]... [--repeats N] [--threads N]
+                 phyff vs a PyTorch peer of the same PhyLL schedule (installs torch into
+                 target/peers-venv; writes target/bench-peers.json); never run by CI
   help           this message";
 
 fn main() {
@@ -43,6 +47,7 @@ fn run() -> Result<()> {
         "fetch-data" => fetch::run(rest),
         "roofline" => roofline::run(rest),
         "reproduce" => reproduce::run(rest),
+        "bench-peers" => peers::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())
