@@ -1,8 +1,8 @@
 //! `phyff compare`: every applicable method on the same blocks, split, seeds and epoch
 //! budget; a table, `result.json` and plots.
 
-use super::e2e::{initial_input_ranges, train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions};
-use super::{optics_vjp_flops, plot, EnergyModel, MethodRun, Twin, TwinConfig};
+use super::e2e::{fit_block_twins, train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions};
+use super::{optics_vjp_flops, plot, EnergyModel, MethodRun, TwinConfig};
 use crate::config::{ExperimentConfig, Mode, SystemKind};
 use crate::io::write_atomic;
 use crate::report::{flops, thousands};
@@ -240,12 +240,9 @@ where
         // Twins of every block, fitted once and shared by PAT and in-silico training.
         let start = Instant::now();
         let mut phys = physical()?;
-        let (ranges, t0) = initial_input_ranges(&mut phys, &train_x, &eo)?;
-        let mut twins = Vec::new();
-        let (mut twin_flops, mut twin_queries) = (0u64, t0.physical_queries);
-        for (k, (sys, &range)) in phys.iter_mut().zip(&ranges).enumerate() {
-            let tc = TwinConfig { seed: c.seed + 1000 * k as u64, ..opts.twin.clone() };
-            let (twin, f) = Twin::<F>::fit_system(sys.as_mut(), range, &tc)?;
+        let (twins, fits, range_queries) = fit_block_twins(&mut phys, &train_x, &eo, &opts.twin, c.seed)?;
+        let (mut twin_flops, mut twin_queries) = (0u64, range_queries);
+        for (k, (twin, (range, f))) in twins.iter().zip(&fits).enumerate() {
             eprintln!(
                 "twin of block {}: inputs in [{:.3}, {:.3}], train RMSE {:.4}, validation RMSE {:.4} (mean predictor {:.4})",
                 k + 1,
@@ -260,7 +257,6 @@ where
             }
             twin_flops += f.digital_flops;
             twin_queries += f.physical_queries;
-            twins.push(twin);
         }
         let twin_seconds = start.elapsed().as_secs_f64();
         for pat in [true, false] {

@@ -36,8 +36,8 @@
 //! resolution is the evaluation spacing.
 
 use super::compare::blank;
-use super::e2e::{initial_input_ranges, BlockModel, E2eOptions, E2eTrainer, Tally};
-use super::{plot, Twin, TwinConfig};
+use super::e2e::{fit_block_twins, BlockModel, E2eOptions, E2eTrainer, Tally};
+use super::{plot, TwinConfig};
 use crate::config::{ExperimentConfig, SystemKind};
 use crate::io::write_atomic;
 use crate::report::thousands;
@@ -458,12 +458,9 @@ fn pat_under_drift<F: FftReal>(
     // The twins see the device before any drift: a separate, undrifted copy.
     let mut undrifted: Vec<Box<dyn PhysicalSystem<F>>> =
         build_blocks::<F>(cfg, &prep.embedding, raw, false)?.into_iter().map(|b| b.system).collect();
-    let (ranges, t0) = initial_input_ranges(&mut undrifted, &train_x, &eo)?;
-    let mut twin_queries = t0.physical_queries;
-    let mut twins = Vec::new();
-    for (k, (sys, &range)) in undrifted.iter_mut().zip(&ranges).enumerate() {
-        let tc = TwinConfig { seed: cfg.seed + 1000 * k as u64, ..opts.twin.clone() };
-        let (twin, f) = Twin::<F>::fit_system(sys.as_mut(), range, &tc)?;
+    let (twins, fits, range_queries) = fit_block_twins(&mut undrifted, &train_x, &eo, &opts.twin, cfg.seed)?;
+    let mut twin_queries = range_queries;
+    for (k, (_, f)) in fits.iter().enumerate() {
         log(&format!(
             "twin of block {}: validation RMSE {:.4} (mean predictor {:.4}), {} queries",
             k + 1,
@@ -472,7 +469,6 @@ fn pat_under_drift<F: FftReal>(
             thousands(f.physical_queries)
         ));
         twin_queries += f.physical_queries;
-        twins.push(twin);
     }
     let clock = DriftClock::new();
     let mut blocks: Vec<BlockModel<F>> = build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?
@@ -552,8 +548,9 @@ pub fn drift_table(report: &DriftReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::baselines::train_end_to_end;
+    use crate::baselines::e2e::initial_input_ranges;
     use crate::baselines::E2eData;
+    use crate::baselines::{train_end_to_end, Twin};
     use crate::run::build_network;
     use crate::trainer::{fit, FitOptions};
 

@@ -209,6 +209,32 @@ fn accuracy<F: Real>(
     Ok(correct as f64 / y.len() as f64)
 }
 
+/// One twin per block, as PAT and in-silico training need them: each block's system is sampled
+/// over the range of [`initial_input_ranges`], and block `k`'s twin is fitted with `twin` and
+/// seed `seed + 1000 k`. Returns the twins, each block's input range and fit report, and the
+/// physical queries spent finding the ranges (the fits report their own).
+///
+/// # Errors
+/// System failures and the errors of [`super::Twin::fit_system`].
+#[allow(clippy::type_complexity)]
+pub fn fit_block_twins<F: Real>(
+    systems: &mut [Box<dyn PhysicalSystem<F>>],
+    x: &Matrix<F>,
+    opts: &E2eOptions,
+    twin: &super::TwinConfig,
+    seed: u64,
+) -> Result<(Vec<super::Twin<F>>, Vec<((f64, f64), super::TwinFit)>, u64)> {
+    let (ranges, t0) = initial_input_ranges(systems, x, opts)?;
+    let (mut twins, mut fits) = (Vec::new(), Vec::new());
+    for (k, (sys, &range)) in systems.iter_mut().zip(&ranges).enumerate() {
+        let tc = super::TwinConfig { seed: seed + 1000 * k as u64, ..twin.clone() };
+        let (t, f) = super::Twin::<F>::fit_system(sys.as_mut(), range, &tc)?;
+        twins.push(t);
+        fits.push((range, f));
+    }
+    Ok((twins, fits, t0.physical_queries))
+}
+
 /// The range `(min, max)` of every block's input when the data go through `systems` with the
 /// initial (untrained) affine maps that [`train_end_to_end`] starts from (same seed), widened by
 /// 25 % on each side: where twins are sampled. Uses the first 256 rows of `x`.
