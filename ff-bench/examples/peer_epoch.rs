@@ -678,7 +678,6 @@ fn run<F: FftReal>(mut s: Setup<F>, o: &Opts, arrays: &Arrays) -> Result<()> {
         "breakdown_repeats": s.breakdown_repeats,
         "threads": {
             "available_parallelism": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            "MATMUL_NUM_THREADS": std::env::var("MATMUL_NUM_THREADS").ok(),
             "RAYON_NUM_THREADS": std::env::var("RAYON_NUM_THREADS").ok(),
         },
     });

@@ -69,6 +69,91 @@ impl Goodness {
     }
 }
 
+impl Goodness {
+    /// For a batch `z` of rows of width `prototype.len()` (or any width for the squares
+    /// goodnesses, with `width`), pushes each row's goodness onto `g` and replaces the row by
+    /// `dg/dz`. Bit for bit what [`Goodness::eval`] gives row by row; the cosine handles
+    /// [`ROW_BLOCK`] rows at once so that their independent sums overlap in the pipeline
+    /// (each row keeps its own summation order).
+    ///
+    /// # Panics
+    /// If `z.len()` is not a multiple of `width`, or (cosine) `width != prototype.len()`.
+    pub fn eval_rows_with_grad<F: Real>(&self, z: &mut [F], width: usize, prototype: &[F], g: &mut Vec<F>) {
+        assert!(width > 0 && z.len() % width == 0, "rows of width {width} do not tile {} values", z.len());
+        match *self {
+            Goodness::Cosine { activation } => cosine_rows(activation, z, width, prototype, g),
+            _ => {
+                let mut row_grad = vec![F::zero(); width];
+                for row in z.chunks_exact_mut(width) {
+                    g.push(self.eval(row, prototype, Some(&mut row_grad)));
+                    row.copy_from_slice(&row_grad);
+                }
+            }
+        }
+    }
+}
+
+/// Rows of a batch the blocked cosine processes together.
+pub const ROW_BLOCK: usize = 8;
+
+fn cosine_rows<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut Vec<F>) {
+    // One copy of the loop per activation, so the element loops hold no dispatch.
+    match act {
+        Activation::Abs => cosine_rows_for(Activation::Abs, z, d, xi, g),
+        Activation::Relu => cosine_rows_for(Activation::Relu, z, d, xi, g),
+        Activation::Gelu => cosine_rows_for(Activation::Gelu, z, d, xi, g),
+        Activation::Identity => cosine_rows_for(Activation::Identity, z, d, xi, g),
+        Activation::Silu => cosine_rows_for(Activation::Silu, z, d, xi, g),
+    }
+}
+
+#[inline(always)]
+fn cosine_rows_for<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut Vec<F>) {
+    assert_eq!(d, xi.len(), "prototype length must match the block output");
+    let eps = F::c(COSINE_EPS);
+    // The same sequential sum as `cosine` accumulates alongside the others.
+    let mut xx = F::zero();
+    for &p in xi {
+        xx += p * p;
+    }
+    let nx = xx.sqrt().max(eps);
+    let mut blocks = z.chunks_exact_mut(ROW_BLOCK * d);
+    for block in &mut blocks {
+        let (mut dot, mut aa) = ([F::zero(); ROW_BLOCK], [F::zero(); ROW_BLOCK]);
+        for (j, &p) in xi.iter().enumerate() {
+            for r in 0..ROW_BLOCK {
+                let a = act.apply(block[r * d + j]);
+                dot[r] += a * p;
+                aa[r] += a * a;
+            }
+        }
+        for r in 0..ROW_BLOCK {
+            let na = aa[r].sqrt();
+            let clamped = na <= eps;
+            let den = na.max(eps) * nx;
+            let gr = dot[r] / den;
+            g.push(gr);
+            let c2 = if clamped { F::zero() } else { gr / aa[r] };
+            for (zv, &p) in block[r * d..(r + 1) * d].iter_mut().zip(xi) {
+                let zi = *zv;
+                let a = act.apply(zi);
+                *zv = (p / den - c2 * a) * act.derivative(zi);
+            }
+        }
+    }
+    let mut row_grad = [F::zero(); 64];
+    for row in blocks.into_remainder().chunks_exact_mut(d) {
+        if d <= row_grad.len() {
+            g.push(cosine(act, row, xi, Some(&mut row_grad[..d])));
+            row.copy_from_slice(&row_grad[..d]);
+        } else {
+            let mut rg = vec![F::zero(); d];
+            g.push(cosine(act, row, xi, Some(&mut rg)));
+            row.copy_from_slice(&rg);
+        }
+    }
+}
+
 fn cosine<F: Real>(act: Activation, z: &[F], xi: &[F], dz: Option<&mut [F]>) -> F {
     assert_eq!(z.len(), xi.len(), "prototype length must match the block output");
     let eps = F::c(COSINE_EPS);
@@ -147,6 +232,33 @@ mod tests {
                 4 => Goodness::SumSquares { activation: Activation::Relu },
                 _ => Goodness::SumSquares { activation: Activation::Identity } };
             fd_check(g, &z, &xi)?;
+        }
+    }
+
+    proptest! {
+        /// The batched form is bit for bit the row-by-row one, for every goodness, ragged
+        /// row counts (not multiples of the row block) and zero rows (the clamped norm).
+        #[test]
+        fn batched_rows_match_row_by_row(rows in 0usize..20, d in 1usize..9, seed in 0u64..1000, k in 0usize..4) {
+            let val = |i: usize| ((i as u64 * 2654435761 + seed * 97) % 2001) as f32 / 500.0 - 2.0;
+            let g = [Goodness::default(), Goodness::Cosine { activation: Activation::Gelu },
+                Goodness::MeanSquares { activation: Activation::Relu }, Goodness::SumSquares { activation: Activation::Gelu }][k];
+            let xi: Vec<f32> = (0..d).map(|i| val(i + 7777)).collect();
+            let mut z: Vec<f32> = (0..rows * d).map(val).collect();
+            if rows > 2 {
+                z[d..2 * d].fill(0.0);
+            }
+            let mut want_g = Vec::new();
+            let mut want_z = z.clone();
+            let mut row_grad = vec![0.0; d];
+            for row in want_z.chunks_exact_mut(d) {
+                want_g.push(g.eval(row, &xi, Some(&mut row_grad)));
+                row.copy_from_slice(&row_grad);
+            }
+            let mut got_g = Vec::new();
+            g.eval_rows_with_grad(&mut z, d, &xi, &mut got_g);
+            prop_assert_eq!(got_g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want_g.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            prop_assert_eq!(z.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want_z.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
 

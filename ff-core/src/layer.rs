@@ -28,25 +28,30 @@ pub struct LocalLayer<F> {
 /// Reusable buffers for [`LocalLayer::loss_and_grad`] (no allocation in the inner loop).
 #[derive(Debug)]
 pub struct Workspace<F> {
-    zp: Matrix<F>,
-    zn: Matrix<F>,
-    gp: Vec<F>,
-    gn: Vec<F>,
+    u: Matrix<F>,
+    z: Matrix<F>,
+    g: Vec<F>,
     dgp: Vec<F>,
     dgn: Vec<F>,
 }
 
 impl<F: Real> Default for Workspace<F> {
     fn default() -> Self {
-        Workspace {
-            zp: Matrix::zeros(0, 0),
-            zn: Matrix::zeros(0, 0),
-            gp: Vec::new(),
-            gn: Vec::new(),
-            dgp: Vec::new(),
-            dgn: Vec::new(),
-        }
+        Workspace { u: Matrix::zeros(0, 0), z: Matrix::zeros(0, 0), g: Vec::new(), dgp: Vec::new(), dgn: Vec::new() }
     }
+}
+
+/// Stacks paired batches into one: the rows of `up`, then the rows of `un` (the layout of
+/// [`LocalLayer::loss_and_grad_stacked`]); `u` is resized.
+///
+/// # Panics
+/// If the two batches differ in shape (a caller bug).
+pub fn stack_into<F: Real>(up: MatRef<'_, F>, un: MatRef<'_, F>, u: &mut Matrix<F>) {
+    assert_eq!((up.rows(), up.cols()), (un.rows(), un.cols()), "positive and negative batches must be paired");
+    u.resize(2 * up.rows(), up.cols());
+    let half = up.data().len();
+    u.data_mut()[..half].copy_from_slice(up.data());
+    u.data_mut()[half..].copy_from_slice(un.data());
 }
 
 impl<F: Real> LocalLayer<F> {
@@ -150,7 +155,10 @@ impl<F: Real> LocalLayer<F> {
     /// parameters (written into `grad`, same layout as [`LocalLayer::params`]).
     ///
     /// Closed form: with `dZ = dL/dz` per row (through the loss, the goodness and the
-    /// activation), `dW = dZp^T Up + dZn^T Un` and `db = colsum(dZp) + colsum(dZn)`.
+    /// activation), `dW = dZp^T Up + dZn^T Un` and `db = colsum(dZp) + colsum(dZn)`. The two
+    /// batches are stacked (a copy into `ws`) and handled by
+    /// [`LocalLayer::loss_and_grad_stacked`]; callers that step many times on the same batches
+    /// should stack them once and call that directly.
     ///
     /// # Panics
     /// If widths or `grad`'s length are wrong, or the two batches differ in size (caller bugs).
@@ -163,36 +171,44 @@ impl<F: Real> LocalLayer<F> {
         grad: &mut [F],
     ) -> F {
         assert_eq!(up.rows(), un.rows(), "positive and negative batches must be paired");
+        let mut u = std::mem::take(&mut ws.u);
+        stack_into(up, un, &mut u);
+        let value = self.loss_and_grad_stacked(loss, u.view(), ws, grad);
+        ws.u = u;
+        value
+    }
+
+    /// [`LocalLayer::loss_and_grad`] on a stacked batch `u` (`2n x d_in`): the `n` positives
+    /// in rows `0..n`, their paired negatives in rows `n..2n` (see [`stack_into`]). One GEMM
+    /// computes every `z`, one more the weight gradient `dW = dZ^T U` (the sum over positives
+    /// and negatives is a single inner dimension of `2n`).
+    ///
+    /// # Panics
+    /// If `u`'s width or `grad`'s length is wrong, or `u` has an odd number of rows.
+    pub fn loss_and_grad_stacked(&self, loss: &Loss, u: MatRef<'_, F>, ws: &mut Workspace<F>, grad: &mut [F]) -> F {
+        assert_eq!(u.rows() % 2, 0, "a stacked batch holds positives then as many negatives");
         assert_eq!(grad.len(), self.params.len());
-        let n = up.rows();
-        self.forward(up, &mut ws.zp);
-        self.forward(un, &mut ws.zn);
-        self.goodness_batch(ws.zp.view(), &mut ws.gp);
-        self.goodness_batch(ws.zn.view(), &mut ws.gn);
+        let n = u.rows() / 2;
+        self.forward(u, &mut ws.z);
+        // One pass gives every goodness and dg/dz, which overwrites z in place.
+        ws.g.clear();
+        self.goodness.eval_rows_with_grad(ws.z.data_mut(), self.d_out, &self.prototype, &mut ws.g);
         ws.dgp.resize(n, F::zero());
         ws.dgn.resize(n, F::zero());
-        let value = loss.eval(&ws.gp, &ws.gn, &mut ws.dgp, &mut ws.dgn);
-        // Turn z into dL/dz in place, row by row.
-        let mut row_grad = vec![F::zero(); self.d_out];
-        for (z, dg) in [(&mut ws.zp, &ws.dgp), (&mut ws.zn, &ws.dgn)] {
-            for (i, &dgi) in dg.iter().enumerate().take(n) {
-                let zi = z.row_mut(i);
-                self.goodness.eval(zi, &self.prototype, Some(&mut row_grad));
-                for (zv, &gv) in zi.iter_mut().zip(&row_grad) {
-                    *zv = gv * dgi;
-                }
+        let value = loss.eval(&ws.g[..n], &ws.g[n..], &mut ws.dgp, &mut ws.dgn);
+        // Chain rule: dL/dz = dL/dg * dg/dz, row by row, in place.
+        for (i, &dgi) in ws.dgp.iter().chain(&ws.dgn).enumerate() {
+            for zv in ws.z.row_mut(i) {
+                *zv *= dgi;
             }
         }
         let (gw, gb) = grad.split_at_mut(self.d_out * self.d_in);
         let mut gw = crate::matrix::MatMut::new(self.d_out, self.d_in, gw).expect("consistent");
-        gemm(F::one(), ws.zp.view(), Op::T, up, Op::N, F::zero(), &mut gw);
-        gemm(F::one(), ws.zn.view(), Op::T, un, Op::N, F::one(), &mut gw);
+        gemm(F::one(), ws.z.view(), Op::T, u, Op::N, F::zero(), &mut gw);
         gb.fill(F::zero());
-        for z in [&ws.zp, &ws.zn] {
-            for i in 0..n {
-                for (b, &d) in gb.iter_mut().zip(z.row(i)) {
-                    *b += d;
-                }
+        for i in 0..2 * n {
+            for (b, &d) in gb.iter_mut().zip(ws.z.row(i)) {
+                *b += d;
             }
         }
         value

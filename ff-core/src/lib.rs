@@ -33,6 +33,7 @@ pub mod readout;
 pub mod real;
 pub mod rng;
 pub mod system;
+pub mod vmath;
 
 pub use activation::Activation;
 pub use embed::{LabelEmbedding, LabelValue};
@@ -42,7 +43,7 @@ pub use hybrid::{HybridNegatives, Hybrids, MaskShape};
 pub use layer::LocalLayer;
 pub use loss::Loss;
 pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
-pub use mlp::{softmax_cross_entropy, Mlp, MlpCache};
+pub use mlp::{softmax_cross_entropy, Mlp, MlpCache, MlpScratch};
 pub use network::{BlockSpec, Counters, NegativeMode, Network, NetworkState, PassOn, TrainConfig};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use readout::{LinearReadout, ReadoutConfig, ReadoutFit};

@@ -6,6 +6,7 @@
 
 use crate::error::{CoreError, Result};
 use crate::real::Real;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// An owned dense row-major matrix.
@@ -31,6 +32,13 @@ pub struct MatMut<'a, F> {
     rows: usize,
     cols: usize,
     data: &'a mut [F],
+}
+
+impl<F> Default for Matrix<F> {
+    /// The empty `0 x 0` matrix.
+    fn default() -> Self {
+        Matrix { rows: 0, cols: 0, data: Vec::new() }
+    }
 }
 
 impl<F: Real> Matrix<F> {
@@ -314,6 +322,37 @@ pub enum Op {
 /// # Panics
 /// If the shapes do not agree (a caller bug: shapes are validated at the API boundary).
 pub fn gemm<F: Real>(alpha: F, a: MatRef<'_, F>, op_a: Op, b: MatRef<'_, F>, op_b: Op, beta: F, c: &mut MatMut<'_, F>) {
+    gemm_impl(true, alpha, a, op_a, b, op_b, beta, c);
+}
+
+/// [`gemm`] on the calling thread only (never split): for callers that already run in
+/// parallel, one part of a batch per thread. Same result, bit for bit.
+///
+/// # Panics
+/// If the shapes do not agree.
+pub fn gemm_serial<F: Real>(
+    alpha: F,
+    a: MatRef<'_, F>,
+    op_a: Op,
+    b: MatRef<'_, F>,
+    op_b: Op,
+    beta: F,
+    c: &mut MatMut<'_, F>,
+) {
+    gemm_impl(false, alpha, a, op_a, b, op_b, beta, c);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_impl<F: Real>(
+    parallel: bool,
+    alpha: F,
+    a: MatRef<'_, F>,
+    op_a: Op,
+    b: MatRef<'_, F>,
+    op_b: Op,
+    beta: F,
+    c: &mut MatMut<'_, F>,
+) {
     let (m, ka, rsa, csa) = match op_a {
         Op::N => (a.rows, a.cols, a.cols as isize, 1isize),
         Op::T => (a.cols, a.rows, 1isize, a.cols as isize),
@@ -334,25 +373,108 @@ pub fn gemm<F: Real>(alpha: F, a: MatRef<'_, F>, op_a: Op, b: MatRef<'_, F>, op_
         return;
     }
     let cs = c.cols as isize;
-    // SAFETY: shapes and strides were checked above; `c` is a unique borrow distinct from a and b.
-    unsafe {
-        F::gemm_raw(
-            m,
-            ka,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            rsa,
-            csa,
-            b.data.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.data.as_mut_ptr(),
-            cs,
-            1,
-        );
+    let parts = if parallel { parallel_parts(m, n, ka) } else { 1 };
+    if parts <= 1 {
+        // SAFETY: shapes and strides were checked above; `c` is a unique borrow distinct from a and b.
+        unsafe {
+            F::gemm_raw(
+                m,
+                ka,
+                n,
+                alpha,
+                a.data.as_ptr(),
+                rsa,
+                csa,
+                b.data.as_ptr(),
+                rsb,
+                csb,
+                beta,
+                c.data.as_mut_ptr(),
+                cs,
+                1,
+            );
+        }
+        return;
     }
+    // Split the longer side of C into `parts` disjoint blocks, one product each. Every element
+    // of C is still accumulated over the whole inner dimension by the same kernel, so the
+    // result is bit for bit the single-threaded one.
+    let split_rows = m >= n;
+    let len = if split_rows { m } else { n };
+    let step = len.div_ceil(parts).next_multiple_of(SPLIT_ALIGN).min(len);
+    let (pa, pb, pc) = (a.data.as_ptr() as usize, b.data.as_ptr() as usize, c.data.as_mut_ptr() as usize);
+    (0..len.div_ceil(step)).into_par_iter().for_each(|p| {
+        let start = p * step;
+        let count = step.min(len - start);
+        // SAFETY: the block [start, start + count) of C's rows (or columns) is disjoint from every
+        // other block, lies inside C, and reads the matching rows of op(A) (or columns of op(B)),
+        // which lie inside A (or B); A and B are only read.
+        unsafe {
+            if split_rows {
+                let off = start as isize;
+                F::gemm_raw(
+                    count,
+                    ka,
+                    n,
+                    alpha,
+                    (pa as *const F).offset(off * rsa),
+                    rsa,
+                    csa,
+                    pb as *const F,
+                    rsb,
+                    csb,
+                    beta,
+                    (pc as *mut F).offset(off * cs),
+                    cs,
+                    1,
+                );
+            } else {
+                let off = start as isize;
+                F::gemm_raw(
+                    m,
+                    ka,
+                    count,
+                    alpha,
+                    pa as *const F,
+                    rsa,
+                    csa,
+                    (pb as *const F).offset(off * csb),
+                    rsb,
+                    csb,
+                    beta,
+                    (pc as *mut F).offset(off),
+                    cs,
+                    1,
+                );
+            }
+        }
+    });
+}
+
+/// Multiply-adds below which a product runs on the calling thread: splitting a smaller one
+/// costs more in hand-offs than it saves (measured on the acoustic-vowel epoch, issue 7).
+pub const PARALLEL_MIN_MULS: usize = 1 << 19;
+
+/// TEMPORARY tuning knob.
+pub fn par_min() -> usize {
+    std::env::var("PHYFF_PAR_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(PARALLEL_MIN_MULS)
+}
+
+/// Blocks of a split product are whole multiples of this many rows or columns (a multiple of
+/// every GEMM micro-kernel's panel width).
+const SPLIT_ALIGN: usize = 16;
+
+/// How many blocks [`gemm`] splits an `m x k` by `k x n` product into: one per rayon thread
+/// for large products, fewer for small ones, one below [`PARALLEL_MIN_MULS`].
+fn parallel_parts(m: usize, n: usize, k: usize) -> usize {
+    let muls = m.saturating_mul(n).saturating_mul(k);
+    let min_muls = par_min();
+    if muls < 2 * min_muls {
+        return 1;
+    }
+    let by_size = muls / min_muls;
+    let by_shape = m.max(n).div_ceil(SPLIT_ALIGN);
+    rayon::current_num_threads().min(by_size).min(by_shape).max(1)
 }
 
 /// Naive triple-loop reference of [`gemm`] (for tests and as a benchmark baseline).
@@ -407,6 +529,53 @@ mod tests {
             gemm_naive(0.7, a.view(), opa, b.view(), opb, 0.3, &mut c2.view_mut());
             for (x, y) in c1.data().iter().zip(c2.data()) {
                 prop_assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()) * (k as f64 + 1.0));
+            }
+        }
+    }
+
+    /// A product large enough to be split across threads gives, bit for bit, the unsplit
+    /// single-threaded product, whichever side is split and for every transpose.
+    #[test]
+    fn split_products_equal_the_unsplit_one() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 1000.0 - 1.0;
+        for (m, k, n) in [(301, 97, 45), (45, 97, 301), (128, 128, 128)] {
+            assert!(m * n * k >= 2 * PARALLEL_MIN_MULS, "the shape must be large enough to split");
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                let (br, bc) = if tb { (n, k) } else { (k, n) };
+                let a = Matrix::from_fn(ar, ac, |r, c| val(r * 131 + c));
+                let b = Matrix::from_fn(br, bc, |r, c| val(r * 71 + c + 5000));
+                let c0 = Matrix::from_fn(m, n, |r, c| val(r * 7 + c + 900));
+                let (opa, opb) = (if ta { Op::T } else { Op::N }, if tb { Op::T } else { Op::N });
+                let mut split = c0.clone();
+                pool.install(|| {
+                    assert!(parallel_parts(m, n, k) > 1);
+                    gemm(0.7, a.view(), opa, b.view(), opb, 0.3, &mut split.view_mut());
+                });
+                let mut whole = c0.clone();
+                let (rsa, csa) = if ta { (1, ac as isize) } else { (ac as isize, 1) };
+                let (rsb, csb) = if tb { (1, bc as isize) } else { (bc as isize, 1) };
+                // SAFETY: the strides describe the matrices just built.
+                unsafe {
+                    f32::gemm_raw(
+                        m,
+                        k,
+                        n,
+                        0.7,
+                        a.data().as_ptr(),
+                        rsa,
+                        csa,
+                        b.data().as_ptr(),
+                        rsb,
+                        csb,
+                        0.3,
+                        whole.data_mut().as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
+                }
+                assert_eq!(split, whole, "{m}x{k}x{n}, transposes {ta}/{tb}");
             }
         }
     }

@@ -7,10 +7,11 @@
 
 use crate::activation::Activation;
 use crate::error::{CoreError, Result};
-use crate::matrix::{gemm, MatMut, MatRef, Matrix, Op};
+use crate::matrix::{gemm, gemm_serial, MatMut, MatRef, Matrix, Op};
 use crate::real::Real;
 use crate::rng::Rng;
 use rand::Rng as _;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A multilayer perceptron with its parameters.
@@ -28,6 +29,33 @@ pub struct MlpCache<F> {
     post: Vec<Matrix<F>>,
     /// `z_1, ..., z_L` (pre-activation).
     pre: Vec<Matrix<F>>,
+}
+
+/// Reusable buffers of [`Mlp::forward_with`]: two activations used alternately, one such
+/// pair per thread when a batch is split, and the assembled output.
+#[derive(Clone, Debug)]
+pub struct MlpScratch<F> {
+    main: PartScratch<F>,
+    parts: Vec<PartScratch<F>>,
+    out: Matrix<F>,
+}
+
+#[derive(Clone, Debug)]
+struct PartScratch<F> {
+    a: Matrix<F>,
+    b: Matrix<F>,
+}
+
+impl<F> Default for PartScratch<F> {
+    fn default() -> Self {
+        PartScratch { a: Matrix::default(), b: Matrix::default() }
+    }
+}
+
+impl<F> Default for MlpScratch<F> {
+    fn default() -> Self {
+        MlpScratch { main: PartScratch::default(), parts: Vec::new(), out: Matrix::default() }
+    }
 }
 
 impl<F: Real> MlpCache<F> {
@@ -124,24 +152,40 @@ impl<F: Real> Mlp<F> {
         let layers = self.sizes.len() - 1;
         cache.post.resize_with(layers + 1, || Matrix::zeros(0, 0));
         cache.pre.resize_with(layers, || Matrix::zeros(0, 0));
-        cache.post[0] = x.to_owned();
         let n = x.rows();
+        cache.post[0].resize(n, x.cols());
+        cache.post[0].data_mut().copy_from_slice(x.data());
         for l in 0..layers {
-            let (w0, b0, end) = self.offsets(l);
-            let (d_in, d_out) = (self.sizes[l], self.sizes[l + 1]);
-            let w = MatRef::new(d_out, d_in, &self.params[w0..b0])?;
-            let b = &self.params[b0..end];
+            let (before, after) = cache.post.split_at_mut(l + 1);
             let z = &mut cache.pre[l];
-            z.resize(n, d_out);
-            for r in 0..n {
-                z.row_mut(r).copy_from_slice(b);
-            }
-            gemm(F::one(), cache.post[l].view(), Op::N, w, Op::T, F::one(), &mut z.view_mut());
-            let act = self.activations[l];
-            let a = Matrix::from_vec(n, d_out, z.data().iter().map(|&v| act.apply(v)).collect())?;
-            cache.post[l + 1] = a;
+            self.affine(l, before[l].view(), z);
+            let a = &mut after[0];
+            a.resize(n, z.cols());
+            a.data_mut().copy_from_slice(z.data());
+            self.activations[l].apply_slice(a.data_mut());
         }
         Ok(())
+    }
+
+    /// `z = a W_l^T + b_l` of layer `l` (from 0), into `z` (resized).
+    fn affine(&self, l: usize, a: MatRef<'_, F>, z: &mut Matrix<F>) {
+        self.affine_with(l, a, z, true);
+    }
+
+    fn affine_with(&self, l: usize, a: MatRef<'_, F>, z: &mut Matrix<F>, split_gemm: bool) {
+        let (w0, b0, end) = self.offsets(l);
+        let (d_in, d_out) = (self.sizes[l], self.sizes[l + 1]);
+        let w = MatRef::new(d_out, d_in, &self.params[w0..b0]).expect("consistent by construction");
+        let b = &self.params[b0..end];
+        z.resize(a.rows(), d_out);
+        for r in 0..a.rows() {
+            z.row_mut(r).copy_from_slice(b);
+        }
+        if split_gemm {
+            gemm(F::one(), a, Op::N, w, Op::T, F::one(), &mut z.view_mut());
+        } else {
+            gemm_serial(F::one(), a, Op::N, w, Op::T, F::one(), &mut z.view_mut());
+        }
     }
 
     /// Forward pass without keeping activations.
@@ -149,9 +193,68 @@ impl<F: Real> Mlp<F> {
     /// # Errors
     /// [`CoreError::Shape`] if `x` does not have `input_len` columns.
     pub fn forward(&self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
-        let mut cache = MlpCache::default();
-        self.forward_cached(x, &mut cache)?;
-        Ok(cache.post.pop().expect("output"))
+        let mut scratch = MlpScratch::default();
+        Ok(self.forward_with(x, &mut scratch)?.to_owned())
+    }
+
+    /// Forward pass without keeping activations, in the buffers of `scratch` (reused from call
+    /// to call: no allocation once they have grown to the batch). Returns a view of the output
+    /// (`batch x d_L`), valid until `scratch` is used again.
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] if `x` does not have `input_len` columns.
+    pub fn forward_with<'s>(&self, x: MatRef<'_, F>, scratch: &'s mut MlpScratch<F>) -> Result<MatRef<'s, F>> {
+        self.check_input(&x)?;
+        let n = x.rows();
+        let parts = self.parallel_parts(n);
+        if parts <= 1 {
+            return Ok(self.forward_part(x, &mut scratch.main, true));
+        }
+        // Rows are independent: each thread runs the whole network on its own block of rows
+        // (one hand-off per call, not one per layer), with GEMMs kept on that thread.
+        let d_out = self.output_len();
+        let rows_per = n.div_ceil(parts);
+        scratch.parts.resize_with(parts, PartScratch::default);
+        scratch.out.resize(n, d_out);
+        scratch.out.data_mut().par_chunks_mut(rows_per * d_out).zip(scratch.parts.par_iter_mut()).enumerate().for_each(
+            |(p, (out, part))| {
+                let xs = x.slice_rows(p * rows_per, ((p + 1) * rows_per).min(n));
+                out.copy_from_slice(self.forward_part(xs, part, false).data());
+            },
+        );
+        Ok(scratch.out.view())
+    }
+
+    /// How many blocks of rows [`Mlp::forward_with`] splits a batch of `n` into: one per
+    /// rayon thread when the batch is worth it ([`crate::matrix::PARALLEL_MIN_MULS`]
+    /// multiply-adds per block at least, and 16 rows), else 1.
+    fn parallel_parts(&self, n: usize) -> usize {
+        let per_row: usize = self.sizes.windows(2).map(|w| w[0] * w[1]).sum();
+        let muls = n.saturating_mul(per_row);
+        let min = crate::matrix::par_min();
+        if muls < 2 * min || n < 32 {
+            return 1;
+        }
+        rayon::current_num_threads().min(muls / min).min(n / 16).max(1)
+    }
+
+    /// The serial forward pass of [`Mlp::forward_with`] in one pair of buffers; `split_gemms`
+    /// lets each product use the thread pool (false when the caller already runs in parallel).
+    fn forward_part<'s>(&self, x: MatRef<'_, F>, part: &'s mut PartScratch<F>, split_gemms: bool) -> MatRef<'s, F> {
+        let layers = self.sizes.len() - 1;
+        let PartScratch { a, b } = part;
+        // Layer l reads from one buffer and writes the other; layer 0 reads `x` itself.
+        for l in 0..layers {
+            let (src, dst) = if l % 2 == 0 { (&*b, &mut *a) } else { (&*a, &mut *b) };
+            let input = if l == 0 { x } else { src.view() };
+            self.affine_with(l, input, dst, split_gemms);
+            self.activations[l].apply_slice(dst.data_mut());
+        }
+        if layers % 2 == 1 {
+            part.a.view()
+        } else {
+            part.b.view()
+        }
     }
 
     /// Backward pass of the cached forward: given `grad_out = dL/d(output)` (`batch x d_L`),
@@ -177,10 +280,7 @@ impl<F: Real> Mlp<F> {
         let mut delta = grad_out.to_owned();
         let mut grad_input = grad_input;
         for l in (0..layers).rev() {
-            let act = self.activations[l];
-            for (d, &z) in delta.data_mut().iter_mut().zip(cache.pre[l].data()) {
-                *d *= act.derivative(z);
-            }
+            self.activations[l].mul_derivative_slice(cache.pre[l].data(), delta.data_mut());
             let (w0, b0, end) = self.offsets(l);
             let (d_in, d_out) = (self.sizes[l], self.sizes[l + 1]);
             let (gw, gb) = grad_params[w0..end].split_at_mut(b0 - w0);
@@ -250,6 +350,31 @@ mod tests {
     fn loss_of(mlp: &Mlp<f64>, x: &Matrix<f64>, w: &Matrix<f64>) -> f64 {
         let y = mlp.forward(x.view()).unwrap();
         y.data().iter().zip(w.data()).map(|(a, b)| a * b).sum()
+    }
+
+    /// The scratch-buffer inference path gives the cached path's output bit for bit, for odd
+    /// and even depths, and stays right when one scratch serves batches of different sizes.
+    #[test]
+    fn forward_with_matches_forward_cached() {
+        let mut rng = rng_for(7, "mlp forward_with");
+        // Three threads, so that the larger batches are split into blocks of rows.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for sizes in [&[3usize, 2][..], &[3, 5, 2], &[20, 100, 200, 100, 20], &[20, 100, 200, 100]] {
+            let mlp = Mlp::<f32>::new(sizes, Activation::Silu, Activation::Identity, &mut rng).unwrap();
+            let mut scratch = MlpScratch::default();
+            if sizes.len() > 3 {
+                assert!(pool.install(|| mlp.parallel_parts(206)) > 1, "the emulator-sized batch is split");
+            }
+            for n in [7usize, 1, 33, 206, 50] {
+                let x = Matrix::from_fn(n, sizes[0], |_, _| rng.random_range(-2.0..2.0));
+                let mut cache = MlpCache::default();
+                mlp.forward_cached(x.view(), &mut cache).unwrap();
+                let fast = pool.install(|| mlp.forward_with(x.view(), &mut scratch)).unwrap();
+                assert_eq!((fast.rows(), fast.cols()), (n, *sizes.last().unwrap()));
+                assert_eq!(fast.data(), cache.output().data(), "sizes {sizes:?}, batch {n}");
+            }
+            assert!(mlp.forward_with(Matrix::<f32>::zeros(2, sizes[0] + 1).view(), &mut scratch).is_err());
+        }
     }
 
     proptest! {

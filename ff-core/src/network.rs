@@ -10,7 +10,7 @@
 use crate::embed::{hardest_wrong_labels, random_wrong_labels, LabelEmbedding, LabelValue};
 use crate::error::{CoreError, Result};
 use crate::goodness::Goodness;
-use crate::layer::{LocalLayer, Workspace};
+use crate::layer::{stack_into, LocalLayer, Workspace};
 use crate::loss::Loss;
 use crate::matrix::{hcat, MatRef, Matrix};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -147,6 +147,8 @@ pub struct Network<F: Real> {
     raw_len: usize,
     counters: Counters,
     ws: Workspace<F>,
+    /// A block's positives and negatives stacked (reused from batch to batch).
+    stacked: Matrix<F>,
 }
 
 impl<F: Real> Network<F> {
@@ -227,7 +229,15 @@ impl<F: Real> Network<F> {
             d = layer.d_out();
             blocks.push(Block { system, skip, layer, optimizer });
         }
-        Ok(Network { blocks, embedding, config, raw_len, counters: Counters::default(), ws: Workspace::default() })
+        Ok(Network {
+            blocks,
+            embedding,
+            config,
+            raw_len,
+            counters: Counters::default(),
+            ws: Workspace::default(),
+            stacked: Matrix::default(),
+        })
     }
 
     /// The trained state (layers and optimiser states), for saving.
@@ -410,12 +420,14 @@ impl<F: Real> Network<F> {
         for k in 0..self.blocks.len() {
             let up = self.physical_input(k, &hp)?;
             let un = self.physical_input(k, &hn)?;
+            let mut u = std::mem::take(&mut self.stacked);
+            stack_into(up.view(), un.view(), &mut u);
             let loss = self.config.loss;
             let mut grad = vec![F::zero(); self.blocks[k].layer.num_params()];
             let mut total = 0.0;
             for _ in 0..self.config.n_inner {
                 let block = &mut self.blocks[k];
-                let l = block.layer.loss_and_grad(&loss, up.view(), un.view(), &mut self.ws, &mut grad);
+                let l = block.layer.loss_and_grad_stacked(&loss, u.view(), &mut self.ws, &mut grad);
                 let l = l.to_f64().unwrap_or(f64::NAN);
                 if !l.is_finite() || grad.iter().any(|g| !g.is_finite()) {
                     return Err(CoreError::Diverged { what: format!("loss of block {k}") });
@@ -425,6 +437,7 @@ impl<F: Real> Network<F> {
                 self.counters.digital_flops +=
                     block.layer.flops_loss_and_grad(n) + block.optimizer.config().flops_per_step(grad.len());
             }
+            self.stacked = u;
             block_loss.push(total / self.config.n_inner as f64);
             let layer = &self.blocks[k].layer;
             let (mut zp, mut zn) = (Matrix::zeros(0, 0), Matrix::zeros(0, 0));

@@ -35,6 +35,14 @@ pub trait Real:
         Self::from_f64(x).expect("every f64 converts to f32/f64")
     }
 
+    /// Replaces every `x` in `xs` by `e^x`. `f32` uses the vectorised [`crate::vmath::exp_f32`]
+    /// (about 2 ulp); `f64` calls the C library's `exp` per element.
+    fn exp_slice(xs: &mut [Self]) {
+        for x in xs {
+            *x = x.exp();
+        }
+    }
+
     /// Raw strided GEMM: `C <- alpha * A B + beta * C` with `A: m x k`, `B: k x n`, `C: m x n`,
     /// each described by a row stride and a column stride in elements.
     ///
@@ -62,6 +70,9 @@ pub trait Real:
 
 impl Real for f32 {
     const NAME: &'static str = "f32";
+    fn exp_slice(xs: &mut [f32]) {
+        crate::vmath::exp_f32(xs);
+    }
     unsafe fn gemm_raw(
         m: usize,
         k: usize,

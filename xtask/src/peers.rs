@@ -28,7 +28,7 @@ const USAGE: &str = "usage: cargo xtask bench-peers [--quick] [--config NAME]...
   --config NAME      acoustic-vowels or optics-mnist (repeatable; default: both)
   --repeats N        timed epochs (acoustic) or batches (optics) per side, median reported
   --threads N        threads of each side (default 2: both cores): torch.set_num_threads(N) for the
-                     peer, MATMUL_NUM_THREADS=N and RAYON_NUM_THREADS=N for phyff
+                     peer, RAYON_NUM_THREADS=N for phyff (its GEMMs split over rayon)
 The peer runs with OMP_WAIT_POLICY=PASSIVE unless the variable is set.
 
 Installs torch from PyPI into target/peers-venv on first use (several GB).
@@ -144,7 +144,7 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     let mut phyff = Command::new(root.join("target/release/examples/peer_epoch"));
     phyff.args(["--config", name, "--out"]).arg(&dir).arg("--mnist").arg(root.join("data/mnist"));
     let threads = o.threads.to_string();
-    phyff.env("MATMUL_NUM_THREADS", &threads).env("RAYON_NUM_THREADS", &threads);
+    phyff.env("RAYON_NUM_THREADS", &threads);
     if o.quick {
         phyff.arg("--quick");
     }

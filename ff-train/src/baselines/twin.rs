@@ -9,8 +9,8 @@ use crate::io::write_atomic;
 use anyhow::{Context, Result};
 use ff_core::rng::rng_for;
 use ff_core::{
-    check_batch, check_vjp_shapes, Activation, Differentiable, MatMut, MatRef, Matrix, Mlp, MlpCache, Optimizer,
-    OptimizerConfig, PhysicalSystem, Real, SystemError,
+    check_batch, check_vjp_shapes, Activation, Differentiable, MatMut, MatRef, Matrix, Mlp, MlpCache, MlpScratch,
+    Optimizer, OptimizerConfig, PhysicalSystem, Real, SystemError,
 };
 use ff_data::permutation;
 use rand::Rng as _;
@@ -100,6 +100,28 @@ pub struct Twin<F> {
     in_sd: Vec<F>,
     out_mean: Vec<F>,
     out_sd: Vec<F>,
+    /// Buffers of [`PhysicalSystem::forward_batch`], reused from query to query.
+    #[serde(skip)]
+    scratch: TwinScratch<F>,
+}
+
+/// Working memory of a twin's queries: not part of the model (never saved, never compared).
+#[derive(Clone, Debug)]
+struct TwinScratch<F> {
+    input: Matrix<F>,
+    mlp: MlpScratch<F>,
+}
+
+impl<F> Default for TwinScratch<F> {
+    fn default() -> Self {
+        TwinScratch { input: Matrix::default(), mlp: MlpScratch::default() }
+    }
+}
+
+impl<F> PartialEq for TwinScratch<F> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 fn moments<F: Real>(m: &Matrix<F>) -> (Vec<F>, Vec<F>) {
@@ -119,7 +141,19 @@ fn moments<F: Real>(m: &Matrix<F>) -> (Vec<F>, Vec<F>) {
 }
 
 fn standardise<F: Real>(m: MatRef<'_, F>, mean: &[F], sd: &[F]) -> Matrix<F> {
-    Matrix::from_fn(m.rows(), m.cols(), |r, c| (m.row(r)[c] - mean[c]) / sd[c])
+    let mut out = Matrix::zeros(0, 0);
+    standardise_into(m, mean, sd, &mut out);
+    out
+}
+
+/// `(m - mean) / sd` per column, into `out` (resized).
+fn standardise_into<F: Real>(m: MatRef<'_, F>, mean: &[F], sd: &[F], out: &mut Matrix<F>) {
+    out.resize(m.rows(), m.cols());
+    for r in 0..m.rows() {
+        for (((o, &v), &mu), &s) in out.row_mut(r).iter_mut().zip(m.row(r)).zip(mean).zip(sd) {
+            *o = (v - mu) / s;
+        }
+    }
 }
 
 impl<F: Real> Twin<F> {
@@ -180,7 +214,7 @@ impl<F: Real> Twin<F> {
                 epoch + 1
             );
         }
-        let twin = Twin { name: name.into(), mlp, in_mean, in_sd, out_mean, out_sd };
+        let twin = Twin { name: name.into(), mlp, in_mean, in_sd, out_mean, out_sd, scratch: TwinScratch::default() };
         let train_rmse = twin.rmse(&xt, &yt)?;
         let (val_rmse, val_rmse_of_mean) = if va.is_empty() {
             (f64::NAN, f64::NAN)
@@ -309,10 +343,20 @@ impl<F: Real> PhysicalSystem<F> for Twin<F> {
     }
     fn forward_batch(&mut self, input: MatRef<'_, F>, mut output: MatMut<'_, F>) -> Result<(), SystemError> {
         check_batch(&self.name, self.input_len(), self.output_len(), &input, &output)?;
+        let TwinScratch { input: xs, mlp: scratch } = &mut self.scratch;
+        standardise_into(input, &self.in_mean, &self.in_sd, xs);
         let y = self
-            .predict(input)
+            .mlp
+            .forward_with(xs.view(), scratch)
             .map_err(|e| SystemError::Device { system: self.name.clone(), message: e.to_string() })?;
-        output.data_mut().copy_from_slice(y.data());
+        let d = y.cols();
+        for r in 0..y.rows() {
+            for (((o, &v), &sd), &mu) in
+                output.data_mut()[r * d..(r + 1) * d].iter_mut().zip(y.row(r)).zip(&self.out_sd).zip(&self.out_mean)
+            {
+                *o = v * sd + mu;
+            }
+        }
         Ok(())
     }
 }
