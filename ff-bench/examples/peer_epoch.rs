@@ -532,8 +532,10 @@ fn breakdown_batch<F: Real>(
         ph.skip_concat += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut grad = vec![F::zero(); layers[k].num_params()];
+        let mut u = Matrix::zeros(0, 0);
+        ff_core::layer::stack_into(up.view(), un.view(), &mut u);
         for _ in 0..cfg.n_inner {
-            let l = layers[k].loss_and_grad(&cfg.loss, up.view(), un.view(), &mut ws, &mut grad);
+            let l = layers[k].loss_and_grad_stacked(&cfg.loss, u.view(), &mut ws, &mut grad);
             ensure!(l.is_finite(), "breakdown: loss of block {k} diverged");
             optimizers[k].step(layers[k].params_mut(), &grad);
         }

@@ -2,6 +2,7 @@
 
 use crate::activation::Activation;
 use crate::real::Real;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Denominator floor of the cosine similarity (PyTorch's `CosineSimilarity(eps=1e-6)`).
@@ -80,12 +81,29 @@ impl Goodness {
     /// If `z.len()` is not a multiple of `width`, or (cosine) `width != prototype.len()`.
     pub fn eval_rows_with_grad<F: Real>(&self, z: &mut [F], width: usize, prototype: &[F], g: &mut Vec<F>) {
         assert!(width > 0 && z.len() % width == 0, "rows of width {width} do not tile {} values", z.len());
+        let rows = z.len() / width;
+        let start = g.len();
+        g.resize(start + rows, F::zero());
+        let out = &mut g[start..];
+        // Large batches: blocks of rows on rayon's threads (every row is independent, so the
+        // result does not depend on the split).
+        let per_part = (PARALLEL_MIN_VALUES / width).next_multiple_of(ROW_BLOCK).max(ROW_BLOCK);
+        if rows >= 2 * per_part && rayon::current_num_threads() > 1 {
+            z.par_chunks_mut(per_part * width)
+                .zip(out.par_chunks_mut(per_part))
+                .for_each(|(zc, gc)| self.rows_serial(zc, width, prototype, gc));
+        } else {
+            self.rows_serial(z, width, prototype, out);
+        }
+    }
+
+    fn rows_serial<F: Real>(&self, z: &mut [F], width: usize, prototype: &[F], g: &mut [F]) {
         match *self {
             Goodness::Cosine { activation } => cosine_rows(activation, z, width, prototype, g),
             _ => {
                 let mut row_grad = vec![F::zero(); width];
-                for row in z.chunks_exact_mut(width) {
-                    g.push(self.eval(row, prototype, Some(&mut row_grad)));
+                for (row, gi) in z.chunks_exact_mut(width).zip(g) {
+                    *gi = self.eval(row, prototype, Some(&mut row_grad));
                     row.copy_from_slice(&row_grad);
                 }
             }
@@ -93,10 +111,14 @@ impl Goodness {
     }
 }
 
+/// Values (rows x width) per thread below which [`Goodness::eval_rows_with_grad`] stays on the
+/// calling thread.
+const PARALLEL_MIN_VALUES: usize = 1 << 16;
+
 /// Rows of a batch the blocked cosine processes together.
 pub const ROW_BLOCK: usize = 8;
 
-fn cosine_rows<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut Vec<F>) {
+fn cosine_rows<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut [F]) {
     // One copy of the loop per activation, so the element loops hold no dispatch.
     match act {
         Activation::Abs => cosine_rows_for(Activation::Abs, z, d, xi, g),
@@ -108,7 +130,7 @@ fn cosine_rows<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mu
 }
 
 #[inline(always)]
-fn cosine_rows_for<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut Vec<F>) {
+fn cosine_rows_for<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut [F]) {
     assert_eq!(d, xi.len(), "prototype length must match the block output");
     let eps = F::c(COSINE_EPS);
     // The same sequential sum as `cosine` accumulates alongside the others.
@@ -118,7 +140,8 @@ fn cosine_rows_for<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g:
     }
     let nx = xx.sqrt().max(eps);
     let mut blocks = z.chunks_exact_mut(ROW_BLOCK * d);
-    for block in &mut blocks {
+    let mut gs = g.chunks_exact_mut(ROW_BLOCK);
+    for (block, gb) in (&mut blocks).zip(&mut gs) {
         let (mut dot, mut aa) = ([F::zero(); ROW_BLOCK], [F::zero(); ROW_BLOCK]);
         for (j, &p) in xi.iter().enumerate() {
             for r in 0..ROW_BLOCK {
@@ -132,7 +155,7 @@ fn cosine_rows_for<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g:
             let clamped = na <= eps;
             let den = na.max(eps) * nx;
             let gr = dot[r] / den;
-            g.push(gr);
+            gb[r] = gr;
             let c2 = if clamped { F::zero() } else { gr / aa[r] };
             for (zv, &p) in block[r * d..(r + 1) * d].iter_mut().zip(xi) {
                 let zi = *zv;
@@ -142,13 +165,13 @@ fn cosine_rows_for<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g:
         }
     }
     let mut row_grad = [F::zero(); 64];
-    for row in blocks.into_remainder().chunks_exact_mut(d) {
+    for (row, gi) in blocks.into_remainder().chunks_exact_mut(d).zip(gs.into_remainder()) {
         if d <= row_grad.len() {
-            g.push(cosine(act, row, xi, Some(&mut row_grad[..d])));
+            *gi = cosine(act, row, xi, Some(&mut row_grad[..d]));
             row.copy_from_slice(&row_grad[..d]);
         } else {
             let mut rg = vec![F::zero(); d];
-            g.push(cosine(act, row, xi, Some(&mut rg)));
+            *gi = cosine(act, row, xi, Some(&mut rg));
             row.copy_from_slice(&rg);
         }
     }
@@ -259,6 +282,27 @@ mod tests {
             g.eval_rows_with_grad(&mut z, d, &xi, &mut got_g);
             prop_assert_eq!(got_g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want_g.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             prop_assert_eq!(z.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want_z.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    /// A batch large enough to be split over threads gives the serial result bit for bit, and
+    /// appends after what `g` already holds.
+    #[test]
+    fn split_batches_match_the_serial_pass() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let (rows, d) = (20_011, 20);
+        let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 500.0 - 2.0;
+        let xi: Vec<f32> = (0..d).map(|i| val(i + 7777)).collect();
+        for g in [Goodness::default(), Goodness::SumSquares { activation: Activation::Relu }] {
+            let z: Vec<f32> = (0..rows * d).map(val).collect();
+            let (mut zs, mut gs) = (z.clone(), vec![7.0f32]);
+            let mut want = vec![0.0f32; rows];
+            let mut zw = z.clone();
+            g.rows_serial(&mut zw, d, &xi, &mut want);
+            pool.install(|| g.eval_rows_with_grad(&mut zs, d, &xi, &mut gs));
+            assert_eq!(gs[0], 7.0);
+            assert_eq!(&gs[1..], &want[..], "{g:?}");
+            assert_eq!(zs, zw, "{g:?}");
         }
     }
 
