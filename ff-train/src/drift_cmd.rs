@@ -4,7 +4,7 @@ use crate::TrainArgs;
 use anyhow::Result;
 use clap::Args;
 use ff_train::baselines::drift::{check, drift_table, DriftOptions};
-use ff_train::baselines::{drift_experiment, TwinConfig};
+use ff_train::baselines::{drift_experiment, TwinConfig, TwinInputs};
 use ff_train::config::Precision;
 use ff_train::report::thousands;
 
@@ -41,6 +41,15 @@ pub struct DriftArgs {
     /// Epochs of each twin fit.
     #[arg(long)]
     pub twin_epochs: Option<usize>,
+    /// Where the twins' inputs come from: `box` (every entry uniform in the block's initial
+    /// input range, widened by 25 %), `data` (the training samples pushed through the blocks
+    /// before with the initial affine maps, plus Gaussian jitter) or `mixed` (half each).
+    #[arg(long, default_value = "box", value_parser = ["box", "data", "mixed"])]
+    pub twin_inputs: String,
+    /// Jitter of `--twin-inputs data|mixed`: Gaussian noise of this fraction of each
+    /// feature's standard deviation (dimensionless).
+    #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER)]
+    pub twin_jitter: f64,
 }
 
 /// Runs the experiment, printing progress to stderr and the table to stdout.
@@ -59,6 +68,7 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
             epochs: args.twin_epochs.unwrap_or(defaults.twin.epochs),
             ..defaults.twin.clone()
         },
+        twin_inputs: TwinInputs::from_flag(&args.twin_inputs, args.twin_jitter)?,
         out: args.train.out.clone(),
         ..defaults
     };
