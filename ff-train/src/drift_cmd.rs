@@ -50,6 +50,10 @@ pub struct DriftArgs {
     /// feature's standard deviation (dimensionless).
     #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER)]
     pub twin_jitter: f64,
+    /// Also run PAT with twins refitted on the device right after the sudden change (the
+    /// refit's queries come out of its training budget).
+    #[arg(long)]
+    pub refit_twins: bool,
 }
 
 /// Runs the experiment, printing progress to stderr and the table to stdout.
@@ -69,6 +73,7 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
             ..defaults.twin.clone()
         },
         twin_inputs: TwinInputs::from_flag(&args.twin_inputs, args.twin_jitter)?,
+        refit_twins: args.refit_twins,
         out: args.train.out.clone(),
         ..defaults
     };
@@ -114,6 +119,37 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
         100.0 * report.recovery_tolerance,
         thousands(report.budget_queries / opts.evals as u64)
     );
+    for t in &report.twins {
+        println!(
+            "PAT twin of block {} ({} inputs, undrifted device): validation RMSE {:.4}, mean predictor {:.4}",
+            t.block, report.twin_inputs, t.val_rmse, t.val_rmse_of_mean
+        );
+    }
+    for t in &report.refit_twins {
+        println!(
+            "refitted twin of block {} (after the change): validation RMSE {:.4}, mean predictor {:.4}",
+            t.block, t.val_rmse, t.val_rmse_of_mean
+        );
+    }
+    for pat in report.methods.iter().filter(|m| !m.twin_error.is_empty()) {
+        let s = report.sudden_at_queries;
+        let pick = [
+            ("at the start", pat.twin_error.first()),
+            ("just before the change", pat.twin_error.iter().rev().find(|e| e.queries < s)),
+            ("just after it", pat.twin_error.iter().find(|e| e.queries >= s)),
+            ("at the end", pat.twin_error.last()),
+        ];
+        println!(
+            "{}: twins' RMSE on the blocks' test inputs against the device then, relative to a constant (per block):",
+            pat.method
+        );
+        for (when, e) in pick {
+            if let Some(e) = e {
+                let v: Vec<String> = e.relative_rmse.iter().map(|v| format!("{v:.2}")).collect();
+                println!("  {when:<24} ({:>7} queries): {}", thousands(e.queries), v.join(" / "));
+            }
+        }
+    }
     if let Some(dir) = &opts.out {
         println!("wrote {}/{{drift.json, drift.svg, drift.png}}", dir.display());
     }

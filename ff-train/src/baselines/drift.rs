@@ -7,7 +7,14 @@
 //!   device's current outputs, so it keeps adapting;
 //! - **PAT**: physics-aware training with digital twins fitted *before* training, on the
 //!   undrifted device; the forward pass runs on the drifting device, the backward pass through
-//!   the (increasingly stale) twins.
+//!   the (increasingly stale) twins;
+//! - optionally (`--refit-twins`) **PAT (refitted twin)**: the same, but the twins are fitted
+//!   again on the device right after the sudden change, with the refit's queries taken from its
+//!   training budget: what keeping a twin current costs.
+//!
+//! How informative a twin is where it matters is recorded at every evaluation: its RMSE on the
+//! test inputs the block sees then, against the device as it is then, relative to the spread
+//! of the device's outputs (see [`TwinErrorPoint`]).
 //!
 //! # The drift schedule and its clock
 //! Every block of a method queries one device (`systems::build_drifting_blocks`): each block's
@@ -37,7 +44,7 @@
 
 use super::compare::blank;
 use super::e2e::{fit_block_twins, BlockModel, E2eOptions, E2eTrainer, Tally, TwinInputs};
-use super::{plot, TwinConfig, TwinFit};
+use super::{plot, Twin, TwinConfig, TwinFit};
 use crate::config::{ExperimentConfig, SystemKind};
 use crate::io::write_atomic;
 use crate::report::thousands;
@@ -60,6 +67,8 @@ pub const RECOVERY_TOLERANCE: f64 = 0.02;
 pub const FF_METHOD: &str = "FF (PhyLL)";
 /// Name of PAT's record.
 pub const PAT_METHOD: &str = "PAT (pre-drift twin)";
+/// Name of the record of PAT whose twins are refitted after the sudden change.
+pub const PAT_REFIT_METHOD: &str = "PAT (refitted twin)";
 
 /// Options of [`drift_experiment`] (the network, data, epochs and seed come from the
 /// [`ExperimentConfig`]).
@@ -80,6 +89,10 @@ pub struct DriftOptions {
     pub twin: TwinConfig,
     /// Where the twins' inputs come from (see [`TwinInputs`]).
     pub twin_inputs: TwinInputs,
+    /// Also run PAT whose twins are refitted, by the same procedure, on the device right
+    /// after the sudden change (the first mini-batch boundary at or after `S`); the refit's
+    /// queries run on the drift clock, so they come out of that method's training budget.
+    pub refit_twins: bool,
     /// PAT's mini-batch size (0 = the experiment's batch size); see
     /// [`super::CompareOptions::bp_batch_size`].
     pub bp_batch_size: usize,
@@ -104,6 +117,7 @@ impl Default for DriftOptions {
             evals: 25,
             twin: TwinConfig { samples: 8_000, epochs: 40, ..TwinConfig::default() },
             twin_inputs: TwinInputs::Box,
+            refit_twins: false,
             bp_batch_size: 32,
             out: None,
         }
@@ -274,7 +288,7 @@ pub struct DriftReport {
     pub drift_strength: f64,
     /// Recovery tolerance, absolute accuracy (0.02 = 2 points).
     pub recovery_tolerance: f64,
-    /// FF, then PAT.
+    /// FF, then PAT, then (with `--refit-twins`) PAT with twins refitted after the change.
     pub methods: Vec<DriftMethod>,
     /// Where PAT's twin inputs came from (`box`, `data`; empty in files written before it
     /// was recorded).
@@ -283,6 +297,9 @@ pub struct DriftReport {
     /// How well each of PAT's twins fitted the undrifted device, block by block.
     #[serde(default)]
     pub twins: Vec<TwinSummary>,
+    /// With `--refit-twins`: the fits of the twins refitted on the changed device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refit_twins: Vec<TwinSummary>,
 }
 
 /// The fit of one block's twin on the undrifted device (output units of the block's system).
@@ -373,9 +390,16 @@ pub fn drift_experiment<F: FftReal>(
     let s = opts.sudden_at_queries(b);
     let marks = eval_marks(b, opts.evals, s);
     let ff = ff_under_drift(cfg, &prep, &drift, b, &marks, &mut progress)?;
-    let mut pat = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, &mut progress, &mut log)?;
+    let mut pat = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, None, &mut progress, &mut log)?;
     let twins = std::mem::take(&mut pat.twins);
-    let methods = [(FF_METHOD, ff), (PAT_METHOD, pat)]
+    let mut runs = vec![(FF_METHOD, ff), (PAT_METHOD, pat)];
+    let mut refit_twins = Vec::new();
+    if opts.refit_twins {
+        let mut refit = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, Some(s), &mut progress, &mut log)?;
+        refit_twins = std::mem::take(&mut refit.refit_twins);
+        runs.push((PAT_REFIT_METHOD, refit));
+    }
+    let methods = runs
         .into_iter()
         .map(|(method, run)| {
             let change = summarize(&run.points, s).context("no evaluation before or after the sudden change")?;
@@ -406,6 +430,7 @@ pub fn drift_experiment<F: FftReal>(
         methods,
         twin_inputs: opts.twin_inputs.name().into(),
         twins,
+        refit_twins,
     };
     if let Some(dir) = &opts.out {
         write_atomic(&dir.join("drift.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
@@ -440,6 +465,7 @@ struct Run {
     twin_queries: u64,
     wall_seconds: f64,
     twins: Vec<TwinSummary>,
+    refit_twins: Vec<TwinSummary>,
     twin_error: Vec<TwinErrorPoint>,
 }
 
@@ -497,12 +523,16 @@ fn ff_under_drift<F: FftReal>(
         twin_queries: 0,
         wall_seconds: start.elapsed().as_secs_f64(),
         twins: Vec::new(),
+        refit_twins: Vec::new(),
         twin_error: Vec::new(),
     })
 }
 
 /// PAT: twins fitted on the undrifted device (as `phyff compare` fits them), then end-to-end
 /// training with the forward pass on the drifting device until the clock reaches `budget`.
+/// With `refit_at = Some(S)`, the twins are fitted again, the same way, on the drifting device
+/// at the first mini-batch boundary at or after `S` (after the evaluation there), with the
+/// clock running.
 #[allow(clippy::too_many_arguments)]
 fn pat_under_drift<F: FftReal>(
     cfg: &ExperimentConfig,
@@ -511,9 +541,11 @@ fn pat_under_drift<F: FftReal>(
     drift: &DriftConfig,
     budget: u64,
     marks: &[u64],
+    refit_at: Option<u64>,
     progress: &mut impl FnMut(&str, u64, f64),
     log: &mut impl FnMut(&str),
 ) -> Result<Run> {
+    let method = if refit_at.is_some() { PAT_REFIT_METHOD } else { PAT_METHOD };
     let start = Instant::now();
     let raw = prep.data.train.dim();
     let (train_x, test_x) = (blank(prep, &prep.data.train.x)?, blank(prep, &prep.data.test.x)?);
@@ -529,7 +561,7 @@ fn pat_under_drift<F: FftReal>(
     // The twins see the device before any drift: a separate, undrifted copy.
     let mut undrifted: Vec<Box<dyn PhysicalSystem<F>>> =
         build_blocks::<F>(cfg, &prep.embedding, raw, false)?.into_iter().map(|b| b.system).collect();
-    let (twins, fits, range_queries) =
+    let (mut twins, fits, range_queries) =
         fit_block_twins(&mut undrifted, &train_x, &eo, &opts.twin, cfg.seed, opts.twin_inputs)?;
     let mut twin_queries = range_queries;
     let log_fits = |fits: &[((f64, f64), TwinFit)], source: &str, log: &mut dyn FnMut(&str)| {
@@ -546,37 +578,34 @@ fn pat_under_drift<F: FftReal>(
     log_fits(&fits, &format!("{} inputs", opts.twin_inputs.name()), log);
     twin_queries += fits.iter().map(|(_, f)| f.physical_queries).sum::<u64>();
     let clock = DriftClock::new();
-    let mut blocks: Vec<BlockModel<F>> = build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?
-        .into_iter()
-        .zip(&twins)
-        .map(|(b, t)| BlockModel::Pat {
-            physical: b.system,
-            twin: Box::new(t.clone()) as Box<dyn Differentiable<F>>,
-            vjp_flops: t.flops_vjp(1),
-        })
-        .collect();
+    let mut blocks = pat_blocks(
+        build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?.into_iter().map(|b| b.system).collect(),
+        &twins,
+    );
     let mut trainer = E2eTrainer::new(&blocks, train_x.cols(), prep.data.train.num_classes, &eo)?;
     let (mut train_tally, mut eval_tally) = (Tally::default(), Tally::default());
     let mut rec = Recorder::new(marks.to_vec());
     let mut twin_error = Vec::new();
-    let mut evaluate = |trainer: &E2eTrainer<F>, blocks: &mut [BlockModel<F>], rec: &mut Recorder| -> Result<()> {
-        let _paused = clock.pause();
-        let (acc, io) = trainer.accuracy_and_block_io(blocks, &test_x, test_y, &mut eval_tally)?;
-        let mut relative_rmse = Vec::new();
-        for (twin, (h, p)) in twins.iter().zip(&io) {
-            let mut twin = twin.clone();
-            let q = twin.forward(h.view()).context("twin forward")?;
-            relative_rmse.push(relative_rmse_of(&q, p));
-        }
-        twin_error.push(TwinErrorPoint { queries: clock.count(), relative_rmse });
-        rec.points.push(DriftPoint { queries: clock.count(), test_accuracy: acc });
-        progress(PAT_METHOD, clock.count(), acc);
-        Ok(())
-    };
-    evaluate(&trainer, &mut blocks, &mut rec)?;
+    let mut evaluate =
+        |trainer: &E2eTrainer<F>, blocks: &mut [BlockModel<F>], twins: &[Twin<F>], rec: &mut Recorder| -> Result<()> {
+            let _paused = clock.pause();
+            let (acc, io) = trainer.accuracy_and_block_io(blocks, &test_x, test_y, &mut eval_tally)?;
+            let mut relative_rmse = Vec::new();
+            for (twin, (h, p)) in twins.iter().zip(&io) {
+                let mut twin = twin.clone();
+                let q = twin.forward(h.view()).context("twin forward")?;
+                relative_rmse.push(relative_rmse_of(&q, p));
+            }
+            twin_error.push(TwinErrorPoint { queries: clock.count(), relative_rmse });
+            rec.points.push(DriftPoint { queries: clock.count(), test_accuracy: acc });
+            progress(method, clock.count(), acc);
+            Ok(())
+        };
+    evaluate(&trainer, &mut blocks, &twins, &mut rec)?;
     let n = train_x.rows();
     let batch = eo.batch_size.min(n).max(1);
     let mut epoch = 0u64;
+    let mut refit_fits = Vec::new();
     while clock.count() < budget {
         epoch += 1;
         let before = clock.count();
@@ -585,15 +614,32 @@ fn pat_under_drift<F: FftReal>(
             let yb: Vec<usize> = idx.iter().map(|&i| train_y[i]).collect();
             trainer
                 .train_batch(&mut blocks, &xb, &yb, &mut train_tally)
-                .with_context(|| format!("{PAT_METHOD}, epoch {epoch}"))?;
+                .with_context(|| format!("{method}, epoch {epoch}"))?;
             if rec.due(clock.count()) {
-                evaluate(&trainer, &mut blocks, &mut rec)?;
+                evaluate(&trainer, &mut blocks, &twins, &mut rec)?;
+            }
+            if refit_at.is_some_and(|s| clock.count() >= s) && refit_fits.is_empty() {
+                // The same fit on the device as it is now; its queries run on the clock.
+                let at = clock.count();
+                let mut systems = Vec::new();
+                for b in blocks.drain(..) {
+                    match b {
+                        BlockModel::Pat { physical, .. } => systems.push(physical),
+                        _ => anyhow::bail!("{method}: expected PAT blocks"),
+                    }
+                }
+                let (new, new_fits, _) =
+                    fit_block_twins(&mut systems, &train_x, &eo, &opts.twin, cfg.seed, opts.twin_inputs)?;
+                log_fits(&new_fits, &format!("refitted from {} queries on", thousands(at)), log);
+                blocks = pat_blocks(systems, &new);
+                twins = new;
+                refit_fits = new_fits;
             }
             if clock.count() >= budget {
                 break;
             }
         }
-        anyhow::ensure!(clock.count() > before, "{PAT_METHOD}: an epoch made no physical queries");
+        anyhow::ensure!(clock.count() > before, "{method}: an epoch made no physical queries");
     }
     Ok(Run {
         points: rec.points,
@@ -601,18 +647,35 @@ fn pat_under_drift<F: FftReal>(
         eval_queries: eval_tally.physical_queries,
         twin_queries,
         wall_seconds: start.elapsed().as_secs_f64(),
-        twins: fits
-            .iter()
-            .enumerate()
-            .map(|(k, (_, f))| TwinSummary {
-                block: k + 1,
-                train_rmse: f.train_rmse,
-                val_rmse: f.val_rmse,
-                val_rmse_of_mean: f.val_rmse_of_mean,
-            })
-            .collect(),
+        twins: summaries(&fits),
+        refit_twins: summaries(&refit_fits),
         twin_error,
     })
+}
+
+fn summaries(fits: &[((f64, f64), TwinFit)]) -> Vec<TwinSummary> {
+    fits.iter()
+        .enumerate()
+        .map(|(k, (_, f))| TwinSummary {
+            block: k + 1,
+            train_rmse: f.train_rmse,
+            val_rmse: f.val_rmse,
+            val_rmse_of_mean: f.val_rmse_of_mean,
+        })
+        .collect()
+}
+
+/// PAT blocks: forward on `systems`, backward through `twins`.
+fn pat_blocks<F: FftReal>(systems: Vec<Box<dyn PhysicalSystem<F>>>, twins: &[Twin<F>]) -> Vec<BlockModel<F>> {
+    systems
+        .into_iter()
+        .zip(twins)
+        .map(|(physical, t)| BlockModel::Pat {
+            physical,
+            twin: Box::new(t.clone()) as Box<dyn Differentiable<F>>,
+            vjp_flops: t.flops_vjp(1),
+        })
+        .collect()
 }
 
 /// The table: per method, the accuracy before the change, its minimum after, the final
@@ -789,6 +852,31 @@ mod tests {
         assert!(std::fs::read(dir.join("drift.png")).unwrap().starts_with(b"\x89PNG"));
         assert!(drift_table(&report).contains("recovery"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// PAT with twins refitted after the change is PAT, bit for bit, up to the evaluation at
+    /// the change; then its refit's queries run on the clock.
+    #[test]
+    fn refitted_pat_follows_pat_until_the_change_then_pays_for_the_refit() {
+        let cfg = small_config();
+        let opts = DriftOptions { refit_twins: true, ..small_options() };
+        let report = drift_experiment::<f32>(&cfg, &opts, |_, _, _| {}, |_| {}).unwrap();
+        let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(names, [FF_METHOD, PAT_METHOD, PAT_REFIT_METHOD]);
+        let (pat, refit) = (&report.methods[1], &report.methods[2]);
+        let s = report.sudden_at_queries;
+        // PAT's mini-batch: 32 samples x 2 blocks; the evaluation at the change comes first.
+        let upto = |m: &DriftMethod| m.points.iter().filter(|p| p.queries < s + 64).copied().collect::<Vec<_>>();
+        assert_eq!(upto(pat), upto(refit));
+        assert!(upto(pat).last().unwrap().queries >= s);
+        assert_eq!(refit.twin_queries, pat.twin_queries, "the refit is paid from the budget, not counted here");
+        assert_eq!(report.refit_twins.len(), 2);
+        assert!(report.refit_twins.iter().all(|t| t.val_rmse.is_finite()));
+        // Box refit: 256 rows per block for the ranges and 64 samples per block, on the clock.
+        let next = refit.points.iter().find(|p| p.queries >= s + 64).unwrap();
+        assert!(next.queries >= s + 2 * 256 + 2 * 64, "first point after the refit at {}", next.queries);
+        assert!(refit.train_queries >= report.budget_queries);
+        assert_ne!(pat.twin_error.last(), refit.twin_error.last(), "errors are of the refitted twins");
     }
 
     /// Evaluations neither count nor move the drift: runs that evaluate at different moments end
