@@ -4,7 +4,7 @@ use crate::TrainArgs;
 use anyhow::Result;
 use clap::Args;
 use ff_train::baselines::compare::compare_table;
-use ff_train::baselines::{compare, CompareOptions, TwinConfig};
+use ff_train::baselines::{compare, CompareOptions, TwinConfig, TwinInputs};
 use ff_train::config::Precision;
 
 /// Flags of `phyff compare` (besides every `train` flag).
@@ -22,6 +22,15 @@ pub struct CompareArgs {
     /// Epochs of each twin fit.
     #[arg(long)]
     pub twin_epochs: Option<usize>,
+    /// Where the twins' inputs come from: `box` (every entry uniform in the block's initial
+    /// input range, widened by 25 %), `data` (the training samples pushed through the blocks
+    /// before with the initial affine maps, plus Gaussian jitter) or `mixed` (half each).
+    #[arg(long, default_value = "box", value_parser = ["box", "data", "mixed"])]
+    pub twin_inputs: String,
+    /// Jitter of `--twin-inputs data|mixed`: Gaussian noise of this fraction of each
+    /// feature's standard deviation (dimensionless).
+    #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER)]
+    pub twin_jitter: f64,
     /// Energy of one digital FLOP, in joules (default 1e-12).
     #[arg(long)]
     pub joules_per_flop: Option<f64>,
@@ -40,6 +49,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<()> {
         epochs: args.twin_epochs.unwrap_or(opts.twin.epochs),
         ..opts.twin
     };
+    opts.twin_inputs = TwinInputs::from_flag(&args.twin_inputs, args.twin_jitter)?;
     if let Some(j) = args.joules_per_flop {
         anyhow::ensure!(j.is_finite() && j >= 0.0, "invalid --joules-per-flop: must be >= 0, got {j}");
         opts.energy.joules_per_flop = j;

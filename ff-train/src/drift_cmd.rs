@@ -4,7 +4,7 @@ use crate::TrainArgs;
 use anyhow::Result;
 use clap::Args;
 use ff_train::baselines::drift::{check, drift_table, DriftOptions};
-use ff_train::baselines::{drift_experiment, TwinConfig};
+use ff_train::baselines::{drift_experiment, TwinConfig, TwinInputs};
 use ff_train::config::Precision;
 use ff_train::report::thousands;
 
@@ -41,6 +41,19 @@ pub struct DriftArgs {
     /// Epochs of each twin fit.
     #[arg(long)]
     pub twin_epochs: Option<usize>,
+    /// Where the twins' inputs come from: `box` (every entry uniform in the block's initial
+    /// input range, widened by 25 %), `data` (the training samples pushed through the blocks
+    /// before with the initial affine maps, plus Gaussian jitter) or `mixed` (half each).
+    #[arg(long, default_value = "box", value_parser = ["box", "data", "mixed"])]
+    pub twin_inputs: String,
+    /// Jitter of `--twin-inputs data|mixed`: Gaussian noise of this fraction of each
+    /// feature's standard deviation (dimensionless).
+    #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER)]
+    pub twin_jitter: f64,
+    /// Also run PAT with twins refitted on the device right after the sudden change (the
+    /// refit's queries come out of its training budget).
+    #[arg(long)]
+    pub refit_twins: bool,
 }
 
 /// Runs the experiment, printing progress to stderr and the table to stdout.
@@ -59,6 +72,8 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
             epochs: args.twin_epochs.unwrap_or(defaults.twin.epochs),
             ..defaults.twin.clone()
         },
+        twin_inputs: TwinInputs::from_flag(&args.twin_inputs, args.twin_jitter)?,
+        refit_twins: args.refit_twins,
         out: args.train.out.clone(),
         ..defaults
     };
@@ -104,6 +119,37 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
         100.0 * report.recovery_tolerance,
         thousands(report.budget_queries / opts.evals as u64)
     );
+    for t in &report.twins {
+        println!(
+            "PAT twin of block {} ({} inputs, undrifted device): validation RMSE {:.4}, mean predictor {:.4}",
+            t.block, report.twin_inputs, t.val_rmse, t.val_rmse_of_mean
+        );
+    }
+    for t in &report.refit_twins {
+        println!(
+            "refitted twin of block {} (after the change): validation RMSE {:.4}, mean predictor {:.4}",
+            t.block, t.val_rmse, t.val_rmse_of_mean
+        );
+    }
+    for pat in report.methods.iter().filter(|m| !m.twin_error.is_empty()) {
+        let s = report.sudden_at_queries;
+        let pick = [
+            ("at the start", pat.twin_error.first()),
+            ("just before the change", pat.twin_error.iter().rev().find(|e| e.queries < s)),
+            ("just after it", pat.twin_error.iter().find(|e| e.queries >= s)),
+            ("at the end", pat.twin_error.last()),
+        ];
+        println!(
+            "{}: twins' RMSE on the blocks' test inputs against the device then, relative to a constant (per block):",
+            pat.method
+        );
+        for (when, e) in pick {
+            if let Some(e) = e {
+                let v: Vec<String> = e.relative_rmse.iter().map(|v| format!("{v:.2}")).collect();
+                println!("  {when:<24} ({:>7} queries): {}", thousands(e.queries), v.join(" / "));
+            }
+        }
+    }
     if let Some(dir) = &opts.out {
         println!("wrote {}/{{drift.json, drift.svg, drift.png}}", dir.display());
     }

@@ -1,7 +1,7 @@
 //! `phyff compare`: every applicable method on the same blocks, split, seeds and epoch
 //! budget; a table, `result.json` and plots.
 
-use super::e2e::{fit_block_twins, train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions};
+use super::e2e::{fit_block_twins, train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions, TwinInputs};
 use super::{optics_vjp_flops, plot, EnergyModel, MethodRun, TwinConfig};
 use crate::config::{ExperimentConfig, Mode, SystemKind};
 use crate::io::write_atomic;
@@ -29,6 +29,8 @@ pub struct CompareOptions {
     pub energy: EnergyModel,
     /// How the twins of PAT and in-silico training are fitted (its seed is replaced by the run's).
     pub twin: TwinConfig,
+    /// Where the twins' inputs come from (default: the box, [`TwinInputs::Box`]).
+    pub twin_inputs: TwinInputs,
     /// Mini-batch size of the gradient methods (ideal BP, PAT, in-silico, digital MLP).
     /// They take one Adam step per mini-batch where FF takes `n_inner` per block, so with the
     /// same batch they would get ~10x fewer updates in the same epoch budget; 32 gives them
@@ -43,6 +45,7 @@ impl Default for CompareOptions {
             out: None,
             energy: EnergyModel::default(),
             twin: TwinConfig::default(),
+            twin_inputs: TwinInputs::Box,
             bp_batch_size: 32,
         }
     }
@@ -184,6 +187,7 @@ where
     );
     anyhow::ensure!(opts.seeds >= 1, "invalid --seeds: must be at least 1, got 0");
     opts.twin.validate()?;
+    opts.twin_inputs.validate()?;
     let system = cfg.system.name();
     // Ideal backprop needs the exact adjoint, which the optical simulator has.
     let differentiable = cfg.system == SystemKind::Optics;
@@ -240,7 +244,8 @@ where
         // Twins of every block, fitted once and shared by PAT and in-silico training.
         let start = Instant::now();
         let mut phys = physical()?;
-        let (twins, fits, range_queries) = fit_block_twins(&mut phys, &train_x, &eo, &opts.twin, c.seed)?;
+        let (twins, fits, range_queries) =
+            fit_block_twins(&mut phys, &train_x, &eo, &opts.twin, c.seed, opts.twin_inputs)?;
         let (mut twin_flops, mut twin_queries) = (0u64, range_queries);
         for (k, (twin, (range, f))) in twins.iter().zip(&fits).enumerate() {
             eprintln!(

@@ -7,7 +7,14 @@
 //!   device's current outputs, so it keeps adapting;
 //! - **PAT**: physics-aware training with digital twins fitted *before* training, on the
 //!   undrifted device; the forward pass runs on the drifting device, the backward pass through
-//!   the (increasingly stale) twins.
+//!   the (increasingly stale) twins;
+//! - optionally (`--refit-twins`) **PAT (refitted twin)**: the same, but the twins are fitted
+//!   again on the device right after the sudden change, with the refit's queries taken from its
+//!   training budget: what keeping a twin current costs.
+//!
+//! How informative a twin is where it matters is recorded at every evaluation: its RMSE on the
+//! test inputs the block sees then, against the device as it is then, relative to the spread
+//! of the device's outputs (see [`TwinErrorPoint`]).
 //!
 //! # The drift schedule and its clock
 //! Every block of a method queries one device (`systems::build_drifting_blocks`): each block's
@@ -36,8 +43,8 @@
 //! resolution is the evaluation spacing.
 
 use super::compare::blank;
-use super::e2e::{fit_block_twins, BlockModel, E2eOptions, E2eTrainer, Tally};
-use super::{plot, TwinConfig};
+use super::e2e::{fit_block_twins, BlockModel, E2eOptions, E2eTrainer, Tally, TwinInputs};
+use super::{plot, Twin, TwinConfig, TwinFit};
 use crate::config::{ExperimentConfig, SystemKind};
 use crate::io::write_atomic;
 use crate::report::thousands;
@@ -45,7 +52,7 @@ use crate::run::{prepare, Prepared};
 use crate::systems::{build_blocks, build_drifting_blocks};
 use anyhow::{Context, Result};
 use ff_core::rng::rng_for;
-use ff_core::{Differentiable, Matrix, Network, PhysicalSystem};
+use ff_core::{Differentiable, Matrix, Network, PhysicalSystem, Real};
 use ff_data::epoch_order;
 use ff_physics::fft::FftReal;
 use ff_physics::{DriftClock, DriftConfig};
@@ -60,6 +67,8 @@ pub const RECOVERY_TOLERANCE: f64 = 0.02;
 pub const FF_METHOD: &str = "FF (PhyLL)";
 /// Name of PAT's record.
 pub const PAT_METHOD: &str = "PAT (pre-drift twin)";
+/// Name of the record of PAT whose twins are refitted after the sudden change.
+pub const PAT_REFIT_METHOD: &str = "PAT (refitted twin)";
 
 /// Options of [`drift_experiment`] (the network, data, epochs and seed come from the
 /// [`ExperimentConfig`]).
@@ -78,6 +87,12 @@ pub struct DriftOptions {
     pub evals: usize,
     /// How PAT's twins are fitted (the seed is replaced by the run's, per block).
     pub twin: TwinConfig,
+    /// Where the twins' inputs come from (see [`TwinInputs`]).
+    pub twin_inputs: TwinInputs,
+    /// Also run PAT whose twins are refitted, by the same procedure, on the device right
+    /// after the sudden change (the first mini-batch boundary at or after `S`); the refit's
+    /// queries run on the drift clock, so they come out of that method's training budget.
+    pub refit_twins: bool,
     /// PAT's mini-batch size (0 = the experiment's batch size); see
     /// [`super::CompareOptions::bp_batch_size`].
     pub bp_batch_size: usize,
@@ -101,6 +116,8 @@ impl Default for DriftOptions {
             sudden_strength: 0.7,
             evals: 25,
             twin: TwinConfig { samples: 8_000, epochs: 40, ..TwinConfig::default() },
+            twin_inputs: TwinInputs::Box,
+            refit_twins: false,
             bp_batch_size: 32,
             out: None,
         }
@@ -122,6 +139,7 @@ impl DriftOptions {
             anyhow::ensure!(v.is_finite() && v >= 0.0, "invalid {flag}: must be >= 0 and finite, got {v}");
         }
         anyhow::ensure!(self.evals >= 1, "invalid --evals: must be at least 1, got 0");
+        self.twin_inputs.validate()?;
         self.twin.validate()
     }
 
@@ -204,6 +222,45 @@ pub struct DriftMethod {
     pub twin_queries: u64,
     /// Wall time of the run, twin fitting included, in seconds.
     pub wall_seconds: f64,
+    /// PAT: at every evaluation, how far each block's (pre-drift) twin is from the device as
+    /// it is then, on the test inputs the block sees then. Empty for FF.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub twin_error: Vec<TwinErrorPoint>,
+}
+
+/// The error of PAT's twins at one evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TwinErrorPoint {
+    /// Training queries spent so far (the drift clock).
+    pub queries: u64,
+    /// Per block: RMSE of the twin's prediction of the device's output on the block's test
+    /// inputs, divided by the RMSE of the outputs' own mean (dimensionless; 1 = no better
+    /// than a constant, 0 = exact).
+    pub relative_rmse: Vec<f64>,
+}
+
+/// `RMSE(pred, actual) / RMSE(column means of actual, actual)` (0 when `actual` is constant
+/// and matched exactly, infinite when it is constant and missed).
+pub fn relative_rmse_of<F: Real>(pred: &Matrix<F>, actual: &Matrix<F>) -> f64 {
+    let (n, d) = (actual.rows(), actual.cols());
+    let mut mean = vec![0.0f64; d];
+    for r in 0..n {
+        for (c, v) in actual.row(r).iter().enumerate() {
+            mean[c] += v.to_f64().unwrap_or(0.0) / n.max(1) as f64;
+        }
+    }
+    let (mut err, mut spread) = (0.0f64, 0.0f64);
+    for r in 0..n {
+        for ((a, p), m) in actual.row(r).iter().zip(pred.row(r)).zip(&mean) {
+            let a = a.to_f64().unwrap_or(0.0);
+            err += (p.to_f64().unwrap_or(0.0) - a).powi(2);
+            spread += (m - a).powi(2);
+        }
+    }
+    if spread == 0.0 {
+        return if err == 0.0 { 0.0 } else { f64::INFINITY };
+    }
+    (err / spread).sqrt()
 }
 
 /// The outcome of [`drift_experiment`]: what `drift.json` holds.
@@ -231,8 +288,31 @@ pub struct DriftReport {
     pub drift_strength: f64,
     /// Recovery tolerance, absolute accuracy (0.02 = 2 points).
     pub recovery_tolerance: f64,
-    /// FF, then PAT.
+    /// FF, then PAT, then (with `--refit-twins`) PAT with twins refitted after the change.
     pub methods: Vec<DriftMethod>,
+    /// Where PAT's twin inputs came from (`box`, `data`; empty in files written before it
+    /// was recorded).
+    #[serde(default)]
+    pub twin_inputs: String,
+    /// How well each of PAT's twins fitted the undrifted device, block by block.
+    #[serde(default)]
+    pub twins: Vec<TwinSummary>,
+    /// With `--refit-twins`: the fits of the twins refitted on the changed device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refit_twins: Vec<TwinSummary>,
+}
+
+/// The fit of one block's twin on the undrifted device (output units of the block's system).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TwinSummary {
+    /// Block, from 1.
+    pub block: usize,
+    /// RMSE on the fitting pairs.
+    pub train_rmse: f64,
+    /// RMSE on the held-out pairs.
+    pub val_rmse: f64,
+    /// RMSE of the constant (training-mean) predictor on the held-out pairs.
+    pub val_rmse_of_mean: f64,
 }
 
 /// When to evaluate: the sorted query counts `i B / evals` (`i = 1..=evals`) and `S`.
@@ -310,8 +390,16 @@ pub fn drift_experiment<F: FftReal>(
     let s = opts.sudden_at_queries(b);
     let marks = eval_marks(b, opts.evals, s);
     let ff = ff_under_drift(cfg, &prep, &drift, b, &marks, &mut progress)?;
-    let pat = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, &mut progress, &mut log)?;
-    let methods = [(FF_METHOD, ff), (PAT_METHOD, pat)]
+    let mut pat = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, None, &mut progress, &mut log)?;
+    let twins = std::mem::take(&mut pat.twins);
+    let mut runs = vec![(FF_METHOD, ff), (PAT_METHOD, pat)];
+    let mut refit_twins = Vec::new();
+    if opts.refit_twins {
+        let mut refit = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, Some(s), &mut progress, &mut log)?;
+        refit_twins = std::mem::take(&mut refit.refit_twins);
+        runs.push((PAT_REFIT_METHOD, refit));
+    }
+    let methods = runs
         .into_iter()
         .map(|(method, run)| {
             let change = summarize(&run.points, s).context("no evaluation before or after the sudden change")?;
@@ -323,6 +411,7 @@ pub fn drift_experiment<F: FftReal>(
                 eval_queries: run.eval_queries,
                 twin_queries: run.twin_queries,
                 wall_seconds: run.wall_seconds,
+                twin_error: run.twin_error,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -339,6 +428,9 @@ pub fn drift_experiment<F: FftReal>(
         drift_strength: opts.slow_strength,
         recovery_tolerance: RECOVERY_TOLERANCE,
         methods,
+        twin_inputs: opts.twin_inputs.name().into(),
+        twins,
+        refit_twins,
     };
     if let Some(dir) = &opts.out {
         write_atomic(&dir.join("drift.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
@@ -372,6 +464,9 @@ struct Run {
     eval_queries: u64,
     twin_queries: u64,
     wall_seconds: f64,
+    twins: Vec<TwinSummary>,
+    refit_twins: Vec<TwinSummary>,
+    twin_error: Vec<TwinErrorPoint>,
 }
 
 /// FF on drifting blocks: the PhyLL schedule of `trainer::fit` (same shuffles and negative
@@ -427,11 +522,17 @@ fn ff_under_drift<F: FftReal>(
         eval_queries: net.counters().physical_queries - train_queries,
         twin_queries: 0,
         wall_seconds: start.elapsed().as_secs_f64(),
+        twins: Vec::new(),
+        refit_twins: Vec::new(),
+        twin_error: Vec::new(),
     })
 }
 
 /// PAT: twins fitted on the undrifted device (as `phyff compare` fits them), then end-to-end
 /// training with the forward pass on the drifting device until the clock reaches `budget`.
+/// With `refit_at = Some(S)`, the twins are fitted again, the same way, on the drifting device
+/// at the first mini-batch boundary at or after `S` (after the evaluation there), with the
+/// clock running.
 #[allow(clippy::too_many_arguments)]
 fn pat_under_drift<F: FftReal>(
     cfg: &ExperimentConfig,
@@ -440,9 +541,11 @@ fn pat_under_drift<F: FftReal>(
     drift: &DriftConfig,
     budget: u64,
     marks: &[u64],
+    refit_at: Option<u64>,
     progress: &mut impl FnMut(&str, u64, f64),
     log: &mut impl FnMut(&str),
 ) -> Result<Run> {
+    let method = if refit_at.is_some() { PAT_REFIT_METHOD } else { PAT_METHOD };
     let start = Instant::now();
     let raw = prep.data.train.dim();
     let (train_x, test_x) = (blank(prep, &prep.data.train.x)?, blank(prep, &prep.data.test.x)?);
@@ -458,42 +561,51 @@ fn pat_under_drift<F: FftReal>(
     // The twins see the device before any drift: a separate, undrifted copy.
     let mut undrifted: Vec<Box<dyn PhysicalSystem<F>>> =
         build_blocks::<F>(cfg, &prep.embedding, raw, false)?.into_iter().map(|b| b.system).collect();
-    let (twins, fits, range_queries) = fit_block_twins(&mut undrifted, &train_x, &eo, &opts.twin, cfg.seed)?;
+    let (mut twins, fits, range_queries) =
+        fit_block_twins(&mut undrifted, &train_x, &eo, &opts.twin, cfg.seed, opts.twin_inputs)?;
     let mut twin_queries = range_queries;
-    for (k, (_, f)) in fits.iter().enumerate() {
-        log(&format!(
-            "twin of block {}: validation RMSE {:.4} (mean predictor {:.4}), {} queries",
-            k + 1,
-            f.val_rmse,
-            f.val_rmse_of_mean,
-            thousands(f.physical_queries)
-        ));
-        twin_queries += f.physical_queries;
-    }
+    let log_fits = |fits: &[((f64, f64), TwinFit)], source: &str, log: &mut dyn FnMut(&str)| {
+        for (k, (_, f)) in fits.iter().enumerate() {
+            log(&format!(
+                "twin of block {} ({source}): validation RMSE {:.4} (mean predictor {:.4}), {} queries",
+                k + 1,
+                f.val_rmse,
+                f.val_rmse_of_mean,
+                thousands(f.physical_queries)
+            ));
+        }
+    };
+    log_fits(&fits, &format!("{} inputs", opts.twin_inputs.name()), log);
+    twin_queries += fits.iter().map(|(_, f)| f.physical_queries).sum::<u64>();
     let clock = DriftClock::new();
-    let mut blocks: Vec<BlockModel<F>> = build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?
-        .into_iter()
-        .zip(&twins)
-        .map(|(b, t)| BlockModel::Pat {
-            physical: b.system,
-            twin: Box::new(t.clone()) as Box<dyn Differentiable<F>>,
-            vjp_flops: t.flops_vjp(1),
-        })
-        .collect();
+    let mut blocks = pat_blocks(
+        build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?.into_iter().map(|b| b.system).collect(),
+        &twins,
+    );
     let mut trainer = E2eTrainer::new(&blocks, train_x.cols(), prep.data.train.num_classes, &eo)?;
     let (mut train_tally, mut eval_tally) = (Tally::default(), Tally::default());
     let mut rec = Recorder::new(marks.to_vec());
-    let mut evaluate = |trainer: &E2eTrainer<F>, blocks: &mut [BlockModel<F>], rec: &mut Recorder| -> Result<()> {
-        let _paused = clock.pause();
-        let acc = trainer.accuracy(blocks, &test_x, test_y, &mut eval_tally)?;
-        rec.points.push(DriftPoint { queries: clock.count(), test_accuracy: acc });
-        progress(PAT_METHOD, clock.count(), acc);
-        Ok(())
-    };
-    evaluate(&trainer, &mut blocks, &mut rec)?;
+    let mut twin_error = Vec::new();
+    let mut evaluate =
+        |trainer: &E2eTrainer<F>, blocks: &mut [BlockModel<F>], twins: &[Twin<F>], rec: &mut Recorder| -> Result<()> {
+            let _paused = clock.pause();
+            let (acc, io) = trainer.accuracy_and_block_io(blocks, &test_x, test_y, &mut eval_tally)?;
+            let mut relative_rmse = Vec::new();
+            for (twin, (h, p)) in twins.iter().zip(&io) {
+                let mut twin = twin.clone();
+                let q = twin.forward(h.view()).context("twin forward")?;
+                relative_rmse.push(relative_rmse_of(&q, p));
+            }
+            twin_error.push(TwinErrorPoint { queries: clock.count(), relative_rmse });
+            rec.points.push(DriftPoint { queries: clock.count(), test_accuracy: acc });
+            progress(method, clock.count(), acc);
+            Ok(())
+        };
+    evaluate(&trainer, &mut blocks, &twins, &mut rec)?;
     let n = train_x.rows();
     let batch = eo.batch_size.min(n).max(1);
     let mut epoch = 0u64;
+    let mut refit_fits = Vec::new();
     while clock.count() < budget {
         epoch += 1;
         let before = clock.count();
@@ -502,15 +614,32 @@ fn pat_under_drift<F: FftReal>(
             let yb: Vec<usize> = idx.iter().map(|&i| train_y[i]).collect();
             trainer
                 .train_batch(&mut blocks, &xb, &yb, &mut train_tally)
-                .with_context(|| format!("{PAT_METHOD}, epoch {epoch}"))?;
+                .with_context(|| format!("{method}, epoch {epoch}"))?;
             if rec.due(clock.count()) {
-                evaluate(&trainer, &mut blocks, &mut rec)?;
+                evaluate(&trainer, &mut blocks, &twins, &mut rec)?;
+            }
+            if refit_at.is_some_and(|s| clock.count() >= s) && refit_fits.is_empty() {
+                // The same fit on the device as it is now; its queries run on the clock.
+                let at = clock.count();
+                let mut systems = Vec::new();
+                for b in blocks.drain(..) {
+                    match b {
+                        BlockModel::Pat { physical, .. } => systems.push(physical),
+                        _ => anyhow::bail!("{method}: expected PAT blocks"),
+                    }
+                }
+                let (new, new_fits, _) =
+                    fit_block_twins(&mut systems, &train_x, &eo, &opts.twin, cfg.seed, opts.twin_inputs)?;
+                log_fits(&new_fits, &format!("refitted from {} queries on", thousands(at)), log);
+                blocks = pat_blocks(systems, &new);
+                twins = new;
+                refit_fits = new_fits;
             }
             if clock.count() >= budget {
                 break;
             }
         }
-        anyhow::ensure!(clock.count() > before, "{PAT_METHOD}: an epoch made no physical queries");
+        anyhow::ensure!(clock.count() > before, "{method}: an epoch made no physical queries");
     }
     Ok(Run {
         points: rec.points,
@@ -518,7 +647,35 @@ fn pat_under_drift<F: FftReal>(
         eval_queries: eval_tally.physical_queries,
         twin_queries,
         wall_seconds: start.elapsed().as_secs_f64(),
+        twins: summaries(&fits),
+        refit_twins: summaries(&refit_fits),
+        twin_error,
     })
+}
+
+fn summaries(fits: &[((f64, f64), TwinFit)]) -> Vec<TwinSummary> {
+    fits.iter()
+        .enumerate()
+        .map(|(k, (_, f))| TwinSummary {
+            block: k + 1,
+            train_rmse: f.train_rmse,
+            val_rmse: f.val_rmse,
+            val_rmse_of_mean: f.val_rmse_of_mean,
+        })
+        .collect()
+}
+
+/// PAT blocks: forward on `systems`, backward through `twins`.
+fn pat_blocks<F: FftReal>(systems: Vec<Box<dyn PhysicalSystem<F>>>, twins: &[Twin<F>]) -> Vec<BlockModel<F>> {
+    systems
+        .into_iter()
+        .zip(twins)
+        .map(|(physical, t)| BlockModel::Pat {
+            physical,
+            twin: Box::new(t.clone()) as Box<dyn Differentiable<F>>,
+            vjp_flops: t.flops_vjp(1),
+        })
+        .collect()
 }
 
 /// The table: per method, the accuracy before the change, its minimum after, the final
@@ -597,6 +754,19 @@ mod tests {
     }
 
     #[test]
+    fn relative_rmse_is_one_for_the_mean_and_zero_for_the_truth() {
+        let actual = Matrix::<f64>::from_fn(4, 2, |r, c| (r * (c + 1)) as f64);
+        let mean = Matrix::from_fn(4, 2, |_, c| 1.5 * (c + 1) as f64);
+        assert!((relative_rmse_of(&mean, &actual) - 1.0).abs() < 1e-12);
+        assert_eq!(relative_rmse_of(&actual, &actual), 0.0);
+        let off = Matrix::from_fn(4, 2, |r, c| actual.get(r, c) + 2.0 * (actual.get(r, c) - mean.get(r, c)));
+        assert!((relative_rmse_of(&off, &actual) - 2.0).abs() < 1e-12);
+        let flat = Matrix::<f64>::from_fn(3, 1, |_, _| 1.0);
+        assert_eq!(relative_rmse_of(&flat, &flat), 0.0);
+        assert!(relative_rmse_of(&Matrix::from_fn(3, 1, |_, _| 2.0), &flat).is_infinite());
+    }
+
+    #[test]
     fn marks_cover_the_budget_and_the_change() {
         assert_eq!(eval_marks(100, 4, 30), vec![25, 30, 50, 75, 100]);
         assert_eq!(eval_marks(100, 4, 50), vec![25, 50, 75, 100]);
@@ -615,7 +785,9 @@ mod tests {
     fn the_experiment_runs_end_to_end_and_writes_its_records() {
         let cfg = small_config();
         let dir = std::env::temp_dir().join(format!("phyff-drift-{}", std::process::id()));
-        let opts = DriftOptions { out: Some(dir.clone()), ..small_options() };
+        // The data-driven twin inputs (the default, box, is checked bit for bit below).
+        let opts =
+            DriftOptions { out: Some(dir.clone()), twin_inputs: TwinInputs::Data { jitter: 0.25 }, ..small_options() };
         let mut seen = Vec::new();
         let report = drift_experiment::<f32>(&cfg, &opts, |m, q, _| seen.push((m.to_string(), q)), |_| {}).unwrap();
         let b = report.budget_queries;
@@ -645,6 +817,20 @@ mod tests {
         }
         assert_eq!(report.methods[0].twin_queries, 0);
         assert!(report.methods[1].twin_queries >= 2 * 64, "PAT sampled the device for its twins");
+        assert_eq!(report.twin_inputs, "data");
+        assert_eq!(report.twins.iter().map(|t| t.block).collect::<Vec<_>>(), [1, 2]);
+        assert!(report.twins.iter().all(|t| t.val_rmse.is_finite() && t.val_rmse_of_mean > 0.0));
+        // PAT's twin error at every evaluation, per block; none for FF.
+        let pat = &report.methods[1];
+        assert_eq!(
+            pat.twin_error.iter().map(|e| e.queries).collect::<Vec<_>>(),
+            pat.points.iter().map(|p| p.queries).collect::<Vec<_>>()
+        );
+        assert!(pat
+            .twin_error
+            .iter()
+            .all(|e| e.relative_rmse.len() == 2 && e.relative_rmse.iter().all(|v| v.is_finite() && *v >= 0.0)));
+        assert!(report.methods[0].twin_error.is_empty());
         assert_eq!(seen.len(), report.methods.iter().map(|m| m.points.len()).sum::<usize>());
 
         let json: serde_json::Value =
@@ -666,6 +852,31 @@ mod tests {
         assert!(std::fs::read(dir.join("drift.png")).unwrap().starts_with(b"\x89PNG"));
         assert!(drift_table(&report).contains("recovery"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// PAT with twins refitted after the change is PAT, bit for bit, up to the evaluation at
+    /// the change; then its refit's queries run on the clock.
+    #[test]
+    fn refitted_pat_follows_pat_until_the_change_then_pays_for_the_refit() {
+        let cfg = small_config();
+        let opts = DriftOptions { refit_twins: true, ..small_options() };
+        let report = drift_experiment::<f32>(&cfg, &opts, |_, _, _| {}, |_| {}).unwrap();
+        let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(names, [FF_METHOD, PAT_METHOD, PAT_REFIT_METHOD]);
+        let (pat, refit) = (&report.methods[1], &report.methods[2]);
+        let s = report.sudden_at_queries;
+        // PAT's mini-batch: 32 samples x 2 blocks; the evaluation at the change comes first.
+        let upto = |m: &DriftMethod| m.points.iter().filter(|p| p.queries < s + 64).copied().collect::<Vec<_>>();
+        assert_eq!(upto(pat), upto(refit));
+        assert!(upto(pat).last().unwrap().queries >= s);
+        assert_eq!(refit.twin_queries, pat.twin_queries, "the refit is paid from the budget, not counted here");
+        assert_eq!(report.refit_twins.len(), 2);
+        assert!(report.refit_twins.iter().all(|t| t.val_rmse.is_finite()));
+        // Box refit: 256 rows per block for the ranges and 64 samples per block, on the clock.
+        let next = refit.points.iter().find(|p| p.queries >= s + 64).unwrap();
+        assert!(next.queries >= s + 2 * 256 + 2 * 64, "first point after the refit at {}", next.queries);
+        assert!(refit.train_queries >= report.budget_queries);
+        assert_ne!(pat.twin_error.last(), refit.twin_error.last(), "errors are of the refitted twins");
     }
 
     /// Evaluations neither count nor move the drift: runs that evaluate at different moments end
@@ -693,7 +904,9 @@ mod tests {
     #[test]
     fn without_drift_the_methods_are_the_usual_ones() {
         let cfg = small_config();
-        let opts = DriftOptions { period: 0, sudden_strength: 0.0, evals: 1, ..small_options() };
+        // Box-sampled twins, rebuilt below with `Twin::fit_system` independently of `fit_block_twins`.
+        let opts =
+            DriftOptions { period: 0, sudden_strength: 0.0, evals: 1, twin_inputs: TwinInputs::Box, ..small_options() };
         let report = drift_experiment::<f32>(&cfg, &opts, |_, _, _| {}, |_| {}).unwrap();
 
         let prep = prepare::<f32>(&cfg).unwrap();

@@ -16,6 +16,9 @@ use ff_core::{
     PhysicalSystem, Real,
 };
 use ff_data::epoch_order;
+use rand::Rng as _;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Which model runs a block's forward pass in training, which gives the backward pass, and
@@ -185,6 +188,39 @@ fn block_input<F: Real>(p: &Matrix<F>, h: &Matrix<F>, skip: bool) -> Result<Matr
     Ok(if skip { hcat(p.view(), h.view())? } else { p.clone() })
 }
 
+/// Runs the deployed network on `x`; returns the accuracy on `y` (0 for an empty set) and, if
+/// `keep_io`, every block's input and physical output.
+#[allow(clippy::type_complexity)]
+fn deployed_pass<F: Real>(
+    blocks: &mut [BlockModel<F>],
+    net: &Net<F>,
+    x: &Matrix<F>,
+    y: &[usize],
+    skip: bool,
+    t: &mut Tally,
+    keep_io: bool,
+) -> Result<(f64, Vec<(Matrix<F>, Matrix<F>)>)> {
+    if y.is_empty() {
+        return Ok((0.0, Vec::new()));
+    }
+    let mut h = x.clone();
+    let mut io = Vec::new();
+    for (b, a) in blocks.iter_mut().zip(&net.affine) {
+        let p = b.deployed_forward(&h, t)?;
+        let u = block_input(&p, &h, skip)?;
+        t.digital_flops += a.flops_forward(u.rows());
+        let next = a.forward(u.view())?;
+        if keep_io {
+            io.push((h, p));
+        }
+        h = next;
+    }
+    let logits = net.readout.forward(h.view())?;
+    t.digital_flops += net.readout.flops_forward(h.rows());
+    let correct = (0..y.len()).filter(|&r| ff_core::network::argmax(logits.row(r)) == y[r]).count();
+    Ok((correct as f64 / y.len() as f64, io))
+}
+
 fn accuracy<F: Real>(
     blocks: &mut [BlockModel<F>],
     net: &Net<F>,
@@ -193,29 +229,88 @@ fn accuracy<F: Real>(
     skip: bool,
     t: &mut Tally,
 ) -> Result<f64> {
-    if y.is_empty() {
-        return Ok(0.0);
-    }
-    let mut h = x.clone();
-    for (b, a) in blocks.iter_mut().zip(&net.affine) {
-        let p = b.deployed_forward(&h, t)?;
-        let u = block_input(&p, &h, skip)?;
-        t.digital_flops += a.flops_forward(u.rows());
-        h = a.forward(u.view())?;
-    }
-    let logits = net.readout.forward(h.view())?;
-    t.digital_flops += net.readout.flops_forward(h.rows());
-    let correct = (0..y.len()).filter(|&r| ff_core::network::argmax(logits.row(r)) == y[r]).count();
-    Ok(correct as f64 / y.len() as f64)
+    Ok(deployed_pass(blocks, net, x, y, skip, t, false)?.0)
 }
 
-/// One twin per block, as PAT and in-silico training need them: each block's system is sampled
-/// over the range of [`initial_input_ranges`], and block `k`'s twin is fitted with `twin` and
-/// seed `seed + 1000 k`. Returns the twins, each block's input range and fit report, and the
-/// physical queries spent finding the ranges (the fits report their own).
+/// Default jitter of [`TwinInputs::Data`] and [`TwinInputs::Mixed`], a fraction of each
+/// feature's standard deviation (dimensionless).
+pub const DEFAULT_TWIN_JITTER: f64 = 0.25;
+
+/// Where the inputs that a block's twin is fitted on come from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwinInputs {
+    /// Every entry independent and uniform over the block's initial input range widened by
+    /// 25 % ([`initial_input_ranges`]): a box that holds the data, but whose points are mostly
+    /// inputs the block never sees (for a later block of a wide network, white noise).
+    Box,
+    /// The block's own inputs: the training samples pushed through the undrifted blocks
+    /// before it with the initial affine maps (those end-to-end training starts from), cycled
+    /// in a seeded order, each feature jittered by Gaussian noise of `jitter` times its standard
+    /// deviation over the training set (`jitter` dimensionless, `>= 0`). What the block sees
+    /// at the start of training, and its neighbourhood, which the trained maps move into.
+    Data {
+        /// Noise standard deviation, as a fraction of each feature's standard deviation.
+        jitter: f64,
+    },
+    /// Half of the inputs as [`TwinInputs::Box`] (the first `samples / 2`), half as
+    /// [`TwinInputs::Data`]: accurate where training starts, and still trained on the
+    /// wide range that training moves into.
+    Mixed {
+        /// Noise standard deviation of the data half, as a fraction of each feature's
+        /// standard deviation.
+        jitter: f64,
+    },
+}
+
+impl TwinInputs {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// A negative or non-finite jitter, named with its flag.
+    pub fn validate(&self) -> Result<()> {
+        if let TwinInputs::Data { jitter } | TwinInputs::Mixed { jitter } = *self {
+            anyhow::ensure!(
+                jitter.is_finite() && jitter >= 0.0,
+                "invalid --twin-jitter: a fraction of each feature's standard deviation, >= 0 and finite, got {jitter}"
+            );
+        }
+        Ok(())
+    }
+
+    /// The inputs named by a command-line flag: `box`, or `data` with `jitter`.
+    ///
+    /// # Errors
+    /// Another name, or an invalid jitter.
+    pub fn from_flag(name: &str, jitter: f64) -> Result<Self> {
+        let inputs = match name {
+            "box" => TwinInputs::Box,
+            "data" => TwinInputs::Data { jitter },
+            "mixed" => TwinInputs::Mixed { jitter },
+            other => anyhow::bail!("invalid --twin-inputs: {other}; use box, data or mixed"),
+        };
+        inputs.validate()?;
+        Ok(inputs)
+    }
+
+    /// A short name (`box`, `data`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TwinInputs::Box => "box",
+            TwinInputs::Data { .. } => "data",
+            TwinInputs::Mixed { .. } => "mixed",
+        }
+    }
+}
+
+/// One twin per block, as PAT and in-silico training need them: block `k`'s system is queried
+/// on inputs drawn as `inputs` says (`twin.samples` of them) and its twin fitted with `twin` and
+/// seed `seed + 1000 k`. Returns the twins, each block's input range (the fitted inputs' `(min,
+/// max)`) and fit report, and the physical queries spent on finding the ranges or propagating
+/// the data (the fits report their own).
 ///
 /// # Errors
-/// System failures and the errors of [`super::Twin::fit_system`].
+/// Invalid `inputs`, system failures and the errors of [`super::Twin::fit_system`].
 #[allow(clippy::type_complexity)]
 pub fn fit_block_twins<F: Real>(
     systems: &mut [Box<dyn PhysicalSystem<F>>],
@@ -223,21 +318,125 @@ pub fn fit_block_twins<F: Real>(
     opts: &E2eOptions,
     twin: &super::TwinConfig,
     seed: u64,
+    inputs: TwinInputs,
 ) -> Result<(Vec<super::Twin<F>>, Vec<((f64, f64), super::TwinFit)>, u64)> {
-    let (ranges, t0) = initial_input_ranges(systems, x, opts)?;
+    inputs.validate()?;
     let (mut twins, mut fits) = (Vec::new(), Vec::new());
-    for (k, (sys, &range)) in systems.iter_mut().zip(&ranges).enumerate() {
-        let tc = super::TwinConfig { seed: seed + 1000 * k as u64, ..twin.clone() };
-        let (t, f) = super::Twin::<F>::fit_system(sys.as_mut(), range, &tc)?;
-        twins.push(t);
-        fits.push((range, f));
+    match inputs {
+        TwinInputs::Box => {
+            let (ranges, t0) = initial_input_ranges(systems, x, opts)?;
+            for (k, (sys, &range)) in systems.iter_mut().zip(&ranges).enumerate() {
+                let tc = super::TwinConfig { seed: seed + 1000 * k as u64, ..twin.clone() };
+                let (t, f) = super::Twin::<F>::fit_system(sys.as_mut(), range, &tc)?;
+                twins.push(t);
+                fits.push((range, f));
+            }
+            Ok((twins, fits, t0.physical_queries))
+        }
+        TwinInputs::Data { jitter } => {
+            let mut t0 = Tally::default();
+            let clean = initial_block_inputs(systems, x.clone(), opts, false, &mut t0)?;
+            for (k, (sys, h)) in systems.iter_mut().zip(&clean).enumerate() {
+                let tc = super::TwinConfig { seed: seed + 1000 * k as u64, ..twin.clone() };
+                let xk = jittered_rows(h, tc.samples, jitter, tc.seed);
+                let (t, f) = super::Twin::<F>::fit_system_on(sys.as_mut(), &xk, &tc)?;
+                twins.push(t);
+                fits.push((value_range(&xk), f));
+            }
+            Ok((twins, fits, t0.physical_queries))
+        }
+        TwinInputs::Mixed { jitter } => {
+            let (ranges, mut t0) = initial_input_ranges(systems, x, opts)?;
+            let clean = initial_block_inputs(systems, x.clone(), opts, false, &mut t0)?;
+            for (k, ((sys, h), &range)) in systems.iter_mut().zip(&clean).zip(&ranges).enumerate() {
+                let tc = super::TwinConfig { seed: seed + 1000 * k as u64, ..twin.clone() };
+                let n_box = tc.samples / 2;
+                let data = jittered_rows(h, tc.samples - n_box, jitter, tc.seed);
+                let mut rng = rng_for(tc.seed, "twin inputs");
+                let xk = Matrix::from_fn(tc.samples, h.cols(), |r, c| {
+                    if r < n_box {
+                        F::c(rng.random_range(range.0..range.1))
+                    } else {
+                        data.get(r - n_box, c)
+                    }
+                });
+                let (t, f) = super::Twin::<F>::fit_system_on(sys.as_mut(), &xk, &tc)?;
+                twins.push(t);
+                fits.push((value_range(&xk), f));
+            }
+            Ok((twins, fits, t0.physical_queries))
+        }
     }
-    Ok((twins, fits, t0.physical_queries))
+}
+
+fn value_range<F: Real>(m: &Matrix<F>) -> (f64, f64) {
+    m.data().iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        let v = v.to_f64().unwrap_or(0.0);
+        (a.min(v), b.max(v))
+    })
+}
+
+/// `samples` rows drawn from the rows of `h`: row `i` is row `order[i mod n]` of `h` (`order` a
+/// permutation seeded by `seed`, stream `"twin data inputs"`) plus Gaussian noise of `jitter`
+/// times each column's standard deviation over `h`.
+pub fn jittered_rows<F: Real>(h: &Matrix<F>, samples: usize, jitter: f64, seed: u64) -> Matrix<F> {
+    let (n, d) = (h.rows(), h.cols());
+    if n == 0 {
+        return Matrix::zeros(0, d);
+    }
+    let mut mean = vec![0.0f64; d];
+    let mut sq = vec![0.0f64; d];
+    for r in 0..n {
+        for (c, v) in h.row(r).iter().enumerate() {
+            let v = v.to_f64().unwrap_or(0.0);
+            mean[c] += v / n as f64;
+            sq[c] += v * v / n as f64;
+        }
+    }
+    let sd: Vec<f64> = mean.iter().zip(&sq).map(|(m, s)| (s - m * m).max(0.0).sqrt()).collect();
+    let mut rng = rng_for(seed, "twin data inputs");
+    let order = ff_data::permutation(n, &mut rng);
+    let mut out = Matrix::zeros(samples, d);
+    for i in 0..samples {
+        let src = h.row(order[i % n]);
+        for (c, o) in out.row_mut(i).iter_mut().enumerate() {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            *o = src[c] + F::c(jitter * sd[c] * z);
+        }
+    }
+    out
+}
+
+/// Every block's input when `h` goes through `systems` with the initial (untrained) affine
+/// maps that [`train_end_to_end`] starts from (same seed, stream `"e2e init"`): element `k` is
+/// block `k`'s input. The last block is queried only if `query_last` (its output is no block's
+/// input); physical queries are counted in `t`.
+fn initial_block_inputs<F: Real>(
+    systems: &mut [Box<dyn PhysicalSystem<F>>],
+    mut h: Matrix<F>,
+    opts: &E2eOptions,
+    query_last: bool,
+    t: &mut Tally,
+) -> Result<Vec<Matrix<F>>> {
+    let mut rng = rng_for(opts.seed, "e2e init");
+    let mut inputs = Vec::new();
+    let last = systems.len().saturating_sub(1);
+    for (k, s) in systems.iter_mut().enumerate() {
+        inputs.push(h.clone());
+        if k == last && !query_last {
+            break;
+        }
+        let p = query(s.as_mut(), &h, t)?;
+        let u = block_input(&p, &h, opts.skip)?;
+        let a = Mlp::<F>::new(&[u.cols(), opts.hidden], Activation::Identity, Activation::Identity, &mut rng)?;
+        h = a.forward(u.view())?;
+    }
+    Ok(inputs)
 }
 
 /// The range `(min, max)` of every block's input when the data go through `systems` with the
 /// initial (untrained) affine maps that [`train_end_to_end`] starts from (same seed), widened by
-/// 25 % on each side: where twins are sampled. Uses the first 256 rows of `x`.
+/// 25 % on each side: where [`TwinInputs::Box`] samples twins. Uses the first 256 rows of `x`.
 ///
 /// # Errors
 /// System failures.
@@ -246,22 +445,16 @@ pub fn initial_input_ranges<F: Real>(
     x: &Matrix<F>,
     opts: &E2eOptions,
 ) -> Result<(Vec<(f64, f64)>, Tally)> {
-    let mut rng = rng_for(opts.seed, "e2e init");
     let mut t = Tally::default();
-    let mut h = x.slice_rows(0, x.rows().min(256));
-    let mut ranges = Vec::new();
-    for s in systems.iter_mut() {
-        let (lo, hi) = h.data().iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            let v = v.to_f64().unwrap_or(0.0);
-            (a.min(v), b.max(v))
-        });
-        let pad = 0.25 * (hi - lo).max(1e-6);
-        ranges.push((lo - pad, hi + pad));
-        let p = query(s.as_mut(), &h, &mut t)?;
-        let u = block_input(&p, &h, opts.skip)?;
-        let a = Mlp::<F>::new(&[u.cols(), opts.hidden], Activation::Identity, Activation::Identity, &mut rng)?;
-        h = a.forward(u.view())?;
-    }
+    let inputs = initial_block_inputs(systems, x.slice_rows(0, x.rows().min(256)), opts, true, &mut t)?;
+    let ranges = inputs
+        .iter()
+        .map(|h| {
+            let (lo, hi) = value_range(h);
+            let pad = 0.25 * (hi - lo).max(1e-6);
+            (lo - pad, hi + pad)
+        })
+        .collect();
     Ok((ranges, t))
 }
 
@@ -396,6 +589,22 @@ impl<F: Real> E2eTrainer<F> {
     /// System failures and shape errors.
     pub fn accuracy(&self, blocks: &mut [BlockModel<F>], x: &Matrix<F>, y: &[usize], t: &mut Tally) -> Result<f64> {
         accuracy(blocks, &self.net, x, y, self.skip, t)
+    }
+
+    /// [`E2eTrainer::accuracy`], and every block's input and physical output on `x` (one pair
+    /// per block, for a non-empty `y`), from the same queries.
+    ///
+    /// # Errors
+    /// System failures and shape errors.
+    #[allow(clippy::type_complexity)]
+    pub fn accuracy_and_block_io(
+        &self,
+        blocks: &mut [BlockModel<F>],
+        x: &Matrix<F>,
+        y: &[usize],
+        t: &mut Tally,
+    ) -> Result<(f64, Vec<(Matrix<F>, Matrix<F>)>)> {
+        deployed_pass(blocks, &self.net, x, y, self.skip, t, true)
     }
 }
 
@@ -571,6 +780,126 @@ mod tests {
             w -= 0.05 * gw;
         }
         w
+    }
+
+    /// `y_i = |sum_j sin(i + 2 j) x_j|`, physical, recording every input row it is queried on.
+    struct Recording {
+        d_in: usize,
+        d_out: usize,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<Vec<f64>>>>,
+    }
+
+    impl PhysicalSystem<f64> for Recording {
+        fn name(&self) -> String {
+            format!("recording {}->{}", self.d_in, self.d_out)
+        }
+        fn input_len(&self) -> usize {
+            self.d_in
+        }
+        fn output_len(&self) -> usize {
+            self.d_out
+        }
+        fn forward_batch(&mut self, x: MatRef<'_, f64>, mut y: MatMut<'_, f64>) -> Result<(), SystemError> {
+            check_batch(&self.name(), self.d_in, self.d_out, &x, &y)?;
+            let mut seen = self.seen.lock().unwrap();
+            for r in 0..x.rows() {
+                seen.push(x.row(r).to_vec());
+                for (i, o) in y.row_mut(r).iter_mut().enumerate() {
+                    *o = x.row(r).iter().enumerate().map(|(j, v)| ((i + 2 * j) as f64).sin() * v).sum::<f64>().abs();
+                }
+            }
+            Ok(())
+        }
+    }
+
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<Vec<f64>>>>;
+
+    fn recording_blocks(dims: &[(usize, usize)]) -> (Vec<Box<dyn PhysicalSystem<f64>>>, Vec<Seen>) {
+        let seen: Vec<Seen> = dims.iter().map(|_| Seen::default()).collect();
+        let systems = dims
+            .iter()
+            .zip(&seen)
+            .map(|(&(d_in, d_out), s)| {
+                Box::new(Recording { d_in, d_out, seen: s.clone() }) as Box<dyn PhysicalSystem<f64>>
+            })
+            .collect();
+        (systems, seen)
+    }
+
+    #[test]
+    fn data_twin_inputs_are_the_blocks_own_inputs() {
+        let x = Matrix::<f64>::from_fn(40, 6, |r, c| ((r * 7 + c * 3) % 11) as f64 / 11.0);
+        let opts = E2eOptions { epochs: 1, batch_size: 8, lr: 1e-3, hidden: 4, skip: false, seed: 3 };
+        let twin = crate::baselines::TwinConfig { samples: 100, epochs: 2, hidden: vec![8], ..Default::default() };
+        let dims = [(6, 5), (4, 5)];
+        let (mut systems, seen) = recording_blocks(&dims);
+        let (twins, fits, prop_queries) =
+            fit_block_twins(&mut systems, &x, &opts, &twin, 3, TwinInputs::Data { jitter: 0.0 }).unwrap();
+        assert_eq!((twins.len(), fits.len()), (2, 2));
+        // Propagation: block 1 is queried once on the data (block 2 only for its twin).
+        assert_eq!(prop_queries, 40);
+        assert_eq!(fits.iter().map(|(_, f)| f.physical_queries).collect::<Vec<_>>(), [100, 100]);
+        let (s1, s2) = (seen[0].lock().unwrap().clone(), seen[1].lock().unwrap().clone());
+        assert_eq!((s1.len(), s2.len()), (140, 100));
+        // Block 1's twin inputs are data rows; block 2's are block 1's outputs through the
+        // initial affine map that end-to-end training starts from (E2eTrainer, same seed).
+        let data_rows: Vec<Vec<f64>> = (0..x.rows()).map(|r| x.row(r).to_vec()).collect();
+        assert!(s1[40..].iter().all(|row| data_rows.contains(row)), "block 1 twin inputs are data rows");
+        let (mut plain, _) = recording_blocks(&dims);
+        let mut t = Tally::default();
+        let blocks: Vec<BlockModel<f64>> = plain
+            .drain(..)
+            .map(|p| BlockModel::Pat {
+                physical: p,
+                twin: Box::new(Power { c: 1.0, a: 1.0, physical: false }),
+                vjp_flops: 0,
+            })
+            .collect();
+        let trainer = E2eTrainer::new(&blocks, 6, 3, &opts).unwrap();
+        let mut first = Recording { d_in: 6, d_out: 5, seen: Seen::default() };
+        let p = query(&mut first, &x, &mut t).unwrap();
+        let h1 = trainer.net.affine[0].forward(p.view()).unwrap();
+        let h1_rows: Vec<Vec<f64>> = (0..h1.rows()).map(|r| h1.row(r).to_vec()).collect();
+        assert!(s2.iter().all(|row| h1_rows.contains(row)), "block 2 twin inputs are block 1's outputs");
+        // Every data row is used (100 samples cycle through all 40).
+        assert!(h1_rows.iter().all(|row| s2.contains(row)));
+        // Same seed, same twins and inputs; another seed, another order.
+        let (mut again, seen_again) = recording_blocks(&dims);
+        let (twins_again, ..) =
+            fit_block_twins(&mut again, &x, &opts, &twin, 3, TwinInputs::Data { jitter: 0.0 }).unwrap();
+        assert_eq!(twins_again, twins);
+        assert_eq!(*seen_again[1].lock().unwrap(), s2);
+        let (mut other, seen_other) = recording_blocks(&dims);
+        fit_block_twins(&mut other, &x, &opts, &twin, 4, TwinInputs::Data { jitter: 0.0 }).unwrap();
+        assert_ne!(*seen_other[1].lock().unwrap(), s2);
+        assert!(TwinInputs::from_flag("data", -0.1).is_err() && TwinInputs::from_flag("grid", 0.1).is_err());
+
+        // Mixed: the first half uniform in the box of `initial_input_ranges`, the second half
+        // block 2's own inputs (jitter 0).
+        let (mut mixed, seen_mixed) = recording_blocks(&dims);
+        let (ranges, _) = initial_input_ranges(&mut recording_blocks(&dims).0, &x, &opts).unwrap();
+        fit_block_twins(&mut mixed, &x, &opts, &twin, 3, TwinInputs::Mixed { jitter: 0.0 }).unwrap();
+        let s2m = seen_mixed[1].lock().unwrap().clone();
+        let twin_rows = &s2m[s2m.len() - 100..];
+        let (lo, hi) = ranges[1];
+        assert!(twin_rows[..50].iter().flatten().all(|&v| lo <= v && v < hi));
+        assert!(!twin_rows[..50].iter().any(|row| h1_rows.contains(row)), "box rows are not data rows");
+        assert!(twin_rows[50..].iter().all(|row| h1_rows.contains(row)));
+    }
+
+    #[test]
+    fn jitter_is_gaussian_at_the_stated_fraction_of_each_features_sd() {
+        // Column 0 takes 0 or 2 (sd 1), column 1 is constant (sd 0, no jitter).
+        let h = Matrix::<f64>::from_fn(2, 2, |r, c| if c == 0 { 2.0 * r as f64 } else { 5.0 });
+        let m = jittered_rows(&h, 20_000, 0.1, 7);
+        assert_eq!(m, jittered_rows(&h, 20_000, 0.1, 7), "deterministic for a seed");
+        let res: Vec<f64> = (0..m.rows()).map(|r| m.get(r, 0) - if m.get(r, 0) > 1.0 { 2.0 } else { 0.0 }).collect();
+        let mean = res.iter().sum::<f64>() / res.len() as f64;
+        let sd = (res.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / res.len() as f64).sqrt();
+        assert!(mean.abs() < 0.005 && (sd - 0.1).abs() < 0.005, "residual mean {mean}, sd {sd}");
+        assert!((0..m.rows()).all(|r| m.get(r, 1) == 5.0));
+        let ones = (0..m.rows()).filter(|&r| m.get(r, 0) > 1.0).count();
+        assert_eq!(ones, 10_000, "rows are cycled, each source row equally often");
     }
 
     #[test]

@@ -242,16 +242,33 @@ impl<F: Real> Twin<F> {
         let mut rng = rng_for(cfg.seed, "twin inputs");
         let d = system.input_len();
         let x1 = Matrix::from_fn(cfg.samples, d, |_, _| F::c(rng.random_range(range.0..range.1)));
+        Twin::fit_system_on(system, &x1, cfg)
+    }
+
+    /// Queries `system` `cfg.repeats` times on the given inputs `x1` (one row per distinct
+    /// input; `cfg.samples` is ignored) and fits a twin to the pairs.
+    ///
+    /// # Errors
+    /// An input width that is not the system's, system failures, and the errors of
+    /// [`Twin::fit_pairs`].
+    pub fn fit_system_on(
+        system: &mut dyn PhysicalSystem<F>,
+        x1: &Matrix<F>,
+        cfg: &TwinConfig,
+    ) -> Result<(Self, TwinFit)> {
+        cfg.validate()?;
+        let d = system.input_len();
+        anyhow::ensure!(x1.cols() == d, "twin inputs of {} values per row, but {} takes {d}", x1.cols(), system.name());
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
         for _ in 0..cfg.repeats {
             let yr = system.forward(x1.view()).with_context(|| format!("sampling {}", system.name()))?;
             xs.extend_from_slice(x1.data());
             ys.extend_from_slice(yr.data());
         }
-        let n = cfg.samples * cfg.repeats;
+        let n = x1.rows() * cfg.repeats;
         let x = Matrix::from_vec(n, d, xs)?;
         let y = Matrix::from_vec(n, system.output_len(), ys)?;
-        let queries = if system.is_physical() { (cfg.samples * cfg.repeats) as u64 } else { 0 };
+        let queries = if system.is_physical() { n as u64 } else { 0 };
         let (twin, mut fit) = Twin::fit_pairs(&format!("twin of {}", system.name()), &x, &y, cfg)?;
         fit.physical_queries = queries;
         Ok((twin, fit))
