@@ -2,7 +2,6 @@
 
 use crate::activation::Activation;
 use crate::real::Real;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Denominator floor of the cosine similarity (PyTorch's `CosineSimilarity(eps=1e-6)`).
@@ -71,108 +70,138 @@ impl Goodness {
 }
 
 impl Goodness {
-    /// For a batch `z` of rows of width `prototype.len()` (or any width for the squares
-    /// goodnesses, with `width`), pushes each row's goodness onto `g` and replaces the row by
-    /// `dg/dz`. Bit for bit what [`Goodness::eval`] gives row by row; the cosine handles
-    /// [`ROW_BLOCK`] rows at once so that their independent sums overlap in the pipeline
-    /// (each row keeps its own summation order).
+    /// Goodness and gradient of a whole batch stored feature-major: `zt` is `d x n` row-major,
+    /// row `j` holding feature `j` of all `n` samples (the transpose of the usual batch
+    /// layout, as `W U^T` produces it). Pushes the `n` goodness values onto `g` and replaces
+    /// `zt` by `dg/dz` in the same layout. Each sample's sums run over its features in order,
+    /// exactly as in [`Goodness::eval`], so the result is bit for bit the per-sample one; the
+    /// loops run across samples, contiguous in memory, and vectorise.
+    ///
+    /// `scratch` holds per-sample temporaries (reused between calls).
     ///
     /// # Panics
-    /// If `z.len()` is not a multiple of `width`, or (cosine) `width != prototype.len()`.
-    pub fn eval_rows_with_grad<F: Real>(&self, z: &mut [F], width: usize, prototype: &[F], g: &mut Vec<F>) {
-        assert!(width > 0 && z.len() % width == 0, "rows of width {width} do not tile {} values", z.len());
-        let rows = z.len() / width;
-        let start = g.len();
-        g.resize(start + rows, F::zero());
-        let out = &mut g[start..];
-        // Large batches: blocks of rows on rayon's threads (every row is independent, so the
-        // result does not depend on the split).
-        let per_part = (PARALLEL_MIN_VALUES / width).next_multiple_of(ROW_BLOCK).max(ROW_BLOCK);
-        if rows >= 2 * per_part && rayon::current_num_threads() > 1 {
-            z.par_chunks_mut(per_part * width)
-                .zip(out.par_chunks_mut(per_part))
-                .for_each(|(zc, gc)| self.rows_serial(zc, width, prototype, gc));
-        } else {
-            self.rows_serial(z, width, prototype, out);
+    /// If `zt.len()` is not a multiple of `n`, or (cosine) the number of features differs from
+    /// `prototype.len()`.
+    pub fn eval_columns_with_grad<F: Real>(
+        &self,
+        zt: &mut [F],
+        n: usize,
+        prototype: &[F],
+        g: &mut Vec<F>,
+        scratch: &mut ColumnScratch<F>,
+    ) {
+        if n == 0 {
+            return;
         }
-    }
-
-    fn rows_serial<F: Real>(&self, z: &mut [F], width: usize, prototype: &[F], g: &mut [F]) {
-        match *self {
-            Goodness::Cosine { activation } => cosine_rows(activation, z, width, prototype, g),
-            _ => {
-                let mut row_grad = vec![F::zero(); width];
-                for (row, gi) in z.chunks_exact_mut(width).zip(g) {
-                    *gi = self.eval(row, prototype, Some(&mut row_grad));
-                    row.copy_from_slice(&row_grad);
-                }
+        assert_eq!(zt.len() % n, 0, "{} values are not whole columns of {n} samples", zt.len());
+        let d = zt.len() / n;
+        let start = g.len();
+        g.resize(start + n, F::zero());
+        let g = &mut g[start..];
+        let (act, kind) = match *self {
+            Goodness::Cosine { activation } => {
+                assert_eq!(d, prototype.len(), "prototype length must match the block output");
+                (activation, Kind::Cosine)
             }
+            Goodness::MeanSquares { activation } => {
+                (activation, Kind::Squares(F::one() / F::from_usize(d.max(1)).unwrap()))
+            }
+            Goodness::SumSquares { activation } => (activation, Kind::Squares(F::one())),
+        };
+        scratch.a.resize(n, F::zero());
+        scratch.b.resize(n, F::zero());
+        // One copy of the loops per activation, so they hold no dispatch.
+        match act {
+            Activation::Abs => columns(Activation::Abs, kind, zt, n, prototype, g, scratch),
+            Activation::Relu => columns(Activation::Relu, kind, zt, n, prototype, g, scratch),
+            Activation::Gelu => columns(Activation::Gelu, kind, zt, n, prototype, g, scratch),
+            Activation::Identity => columns(Activation::Identity, kind, zt, n, prototype, g, scratch),
+            Activation::Silu => columns(Activation::Silu, kind, zt, n, prototype, g, scratch),
         }
     }
 }
 
-/// Values (rows x width) per thread below which [`Goodness::eval_rows_with_grad`] stays on the
-/// calling thread.
-const PARALLEL_MIN_VALUES: usize = 1 << 16;
+/// Per-sample temporaries of [`Goodness::eval_columns_with_grad`].
+#[derive(Clone, Debug)]
+pub struct ColumnScratch<F> {
+    a: Vec<F>,
+    b: Vec<F>,
+}
 
-/// Rows of a batch the blocked cosine processes together.
-pub const ROW_BLOCK: usize = 8;
-
-fn cosine_rows<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut [F]) {
-    // One copy of the loop per activation, so the element loops hold no dispatch.
-    match act {
-        Activation::Abs => cosine_rows_for(Activation::Abs, z, d, xi, g),
-        Activation::Relu => cosine_rows_for(Activation::Relu, z, d, xi, g),
-        Activation::Gelu => cosine_rows_for(Activation::Gelu, z, d, xi, g),
-        Activation::Identity => cosine_rows_for(Activation::Identity, z, d, xi, g),
-        Activation::Silu => cosine_rows_for(Activation::Silu, z, d, xi, g),
+impl<F> Default for ColumnScratch<F> {
+    fn default() -> Self {
+        ColumnScratch { a: Vec::new(), b: Vec::new() }
     }
+}
+
+#[derive(Clone, Copy)]
+enum Kind<F> {
+    Cosine,
+    /// Sum of squares times this scale.
+    Squares(F),
 }
 
 #[inline(always)]
-fn cosine_rows_for<F: Real>(act: Activation, z: &mut [F], d: usize, xi: &[F], g: &mut [F]) {
-    assert_eq!(d, xi.len(), "prototype length must match the block output");
-    let eps = F::c(COSINE_EPS);
-    // The same sequential sum as `cosine` accumulates alongside the others.
-    let mut xx = F::zero();
-    for &p in xi {
-        xx += p * p;
-    }
-    let nx = xx.sqrt().max(eps);
-    let mut blocks = z.chunks_exact_mut(ROW_BLOCK * d);
-    let mut gs = g.chunks_exact_mut(ROW_BLOCK);
-    for (block, gb) in (&mut blocks).zip(&mut gs) {
-        let (mut dot, mut aa) = ([F::zero(); ROW_BLOCK], [F::zero(); ROW_BLOCK]);
-        for (j, &p) in xi.iter().enumerate() {
-            for r in 0..ROW_BLOCK {
-                let a = act.apply(block[r * d + j]);
-                dot[r] += a * p;
-                aa[r] += a * a;
+fn columns<F: Real>(
+    act: Activation,
+    kind: Kind<F>,
+    zt: &mut [F],
+    n: usize,
+    xi: &[F],
+    g: &mut [F],
+    scratch: &mut ColumnScratch<F>,
+) {
+    let ColumnScratch { a: s1, b: s2 } = scratch;
+    match kind {
+        Kind::Cosine => {
+            let eps = F::c(COSINE_EPS);
+            // The same sequential sums as `cosine`, one per sample: dot in `g`, |a|^2 in `s1`.
+            let mut xx = F::zero();
+            for &p in xi {
+                xx += p * p;
+            }
+            let nx = xx.sqrt().max(eps);
+            g.fill(F::zero());
+            s1.fill(F::zero());
+            for (row, &p) in zt.chunks_exact(n).zip(xi) {
+                for ((dot, aa), &z) in g.iter_mut().zip(s1.iter_mut()).zip(row) {
+                    let a = act.apply(z);
+                    *dot += a * p;
+                    *aa += a * a;
+                }
+            }
+            // g <- dot / den; s1 <- c2 = g / |a|^2 (0 when the norm is clamped); s2 <- den.
+            for ((gi, aa), den) in g.iter_mut().zip(s1.iter_mut()).zip(s2.iter_mut()) {
+                let na = aa.sqrt();
+                let clamped = na <= eps;
+                *den = na.max(eps) * nx;
+                *gi /= *den;
+                *aa = if clamped { F::zero() } else { *gi / *aa };
+            }
+            for (row, &p) in zt.chunks_exact_mut(n).zip(xi) {
+                for ((z, &c2), &den) in row.iter_mut().zip(s1.iter()).zip(s2.iter()) {
+                    let zi = *z;
+                    let a = act.apply(zi);
+                    *z = (p / den - c2 * a) * act.derivative(zi);
+                }
             }
         }
-        for r in 0..ROW_BLOCK {
-            let na = aa[r].sqrt();
-            let clamped = na <= eps;
-            let den = na.max(eps) * nx;
-            let gr = dot[r] / den;
-            gb[r] = gr;
-            let c2 = if clamped { F::zero() } else { gr / aa[r] };
-            for (zv, &p) in block[r * d..(r + 1) * d].iter_mut().zip(xi) {
-                let zi = *zv;
-                let a = act.apply(zi);
-                *zv = (p / den - c2 * a) * act.derivative(zi);
+        Kind::Squares(scale) => {
+            s1.fill(F::zero());
+            for row in zt.chunks_exact(n) {
+                for (s, &z) in s1.iter_mut().zip(row) {
+                    let a = act.apply(z);
+                    *s += a * a;
+                }
             }
-        }
-    }
-    let mut row_grad = [F::zero(); 64];
-    for (row, gi) in blocks.into_remainder().chunks_exact_mut(d).zip(gs.into_remainder()) {
-        if d <= row_grad.len() {
-            *gi = cosine(act, row, xi, Some(&mut row_grad[..d]));
-            row.copy_from_slice(&row_grad[..d]);
-        } else {
-            let mut rg = vec![F::zero(); d];
-            *gi = cosine(act, row, xi, Some(&mut rg));
-            row.copy_from_slice(&rg);
+            for (gi, &s) in g.iter_mut().zip(s1.iter()) {
+                *gi = s * scale;
+            }
+            let two = F::c(2.0) * scale;
+            for z in zt.iter_mut() {
+                let zi = *z;
+                *z = two * act.apply(zi) * act.derivative(zi);
+            }
         }
     }
 }
@@ -259,50 +288,34 @@ mod tests {
     }
 
     proptest! {
-        /// The batched form is bit for bit the row-by-row one, for every goodness, ragged
-        /// row counts (not multiples of the row block) and zero rows (the clamped norm).
+        /// The feature-major batch form is bit for bit the per-sample one, for every goodness,
+        /// including all-zero samples (the clamped cosine norm).
         #[test]
-        fn batched_rows_match_row_by_row(rows in 0usize..20, d in 1usize..9, seed in 0u64..1000, k in 0usize..4) {
+        fn columns_match_per_sample_evaluation(n in 0usize..40, d in 1usize..9, seed in 0u64..1000, k in 0usize..5) {
             let val = |i: usize| ((i as u64 * 2654435761 + seed * 97) % 2001) as f32 / 500.0 - 2.0;
             let g = [Goodness::default(), Goodness::Cosine { activation: Activation::Gelu },
-                Goodness::MeanSquares { activation: Activation::Relu }, Goodness::SumSquares { activation: Activation::Gelu }][k];
+                Goodness::MeanSquares { activation: Activation::Relu }, Goodness::SumSquares { activation: Activation::Gelu },
+                Goodness::SumSquares { activation: Activation::Identity }][k];
             let xi: Vec<f32> = (0..d).map(|i| val(i + 7777)).collect();
-            let mut z: Vec<f32> = (0..rows * d).map(val).collect();
-            if rows > 2 {
-                z[d..2 * d].fill(0.0);
+            // Sample-major rows; sample 2 all zero.
+            let mut z: Vec<f32> = (0..n * d).map(val).collect();
+            if n > 2 {
+                z[2 * d..3 * d].fill(0.0);
             }
-            let mut want_g = Vec::new();
-            let mut want_z = z.clone();
+            let mut want_g = vec![9.0f32];
+            let mut want_dz = z.clone();
             let mut row_grad = vec![0.0; d];
-            for row in want_z.chunks_exact_mut(d) {
+            for row in want_dz.chunks_exact_mut(d) {
                 want_g.push(g.eval(row, &xi, Some(&mut row_grad)));
                 row.copy_from_slice(&row_grad);
             }
-            let mut got_g = Vec::new();
-            g.eval_rows_with_grad(&mut z, d, &xi, &mut got_g);
-            prop_assert_eq!(got_g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want_g.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-            prop_assert_eq!(z.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want_z.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-        }
-    }
-
-    /// A batch large enough to be split over threads gives the serial result bit for bit, and
-    /// appends after what `g` already holds.
-    #[test]
-    fn split_batches_match_the_serial_pass() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        let (rows, d) = (20_011, 20);
-        let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 500.0 - 2.0;
-        let xi: Vec<f32> = (0..d).map(|i| val(i + 7777)).collect();
-        for g in [Goodness::default(), Goodness::SumSquares { activation: Activation::Relu }] {
-            let z: Vec<f32> = (0..rows * d).map(val).collect();
-            let (mut zs, mut gs) = (z.clone(), vec![7.0f32]);
-            let mut want = vec![0.0f32; rows];
-            let mut zw = z.clone();
-            g.rows_serial(&mut zw, d, &xi, &mut want);
-            pool.install(|| g.eval_rows_with_grad(&mut zs, d, &xi, &mut gs));
-            assert_eq!(gs[0], 7.0);
-            assert_eq!(&gs[1..], &want[..], "{g:?}");
-            assert_eq!(zs, zw, "{g:?}");
+            let mut zt: Vec<f32> = (0..d * n).map(|t| z[(t % n.max(1)) * d + t / n.max(1)]).collect();
+            let mut got_g = vec![9.0f32];
+            g.eval_columns_with_grad(&mut zt, n, &xi, &mut got_g, &mut ColumnScratch::default());
+            let got_dz: Vec<f32> = (0..n * d).map(|t| zt[(t % d) * n + t / d]).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got_g), bits(&want_g));
+            prop_assert_eq!(bits(&got_dz), bits(&want_dz));
         }
     }
 

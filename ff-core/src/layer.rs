@@ -1,7 +1,7 @@
 //! The trained part of a block: an affine map scored by a goodness, with closed-form gradients.
 
 use crate::error::{CoreError, Result};
-use crate::goodness::Goodness;
+use crate::goodness::{ColumnScratch, Goodness};
 use crate::loss::Loss;
 use crate::matrix::{gemm, MatRef, Matrix, Op};
 use crate::real::Real;
@@ -31,13 +31,19 @@ pub struct Workspace<F> {
     u: Matrix<F>,
     z: Matrix<F>,
     g: Vec<F>,
-    dgp: Vec<F>,
-    dgn: Vec<F>,
+    dg: Vec<F>,
+    columns: ColumnScratch<F>,
 }
 
 impl<F: Real> Default for Workspace<F> {
     fn default() -> Self {
-        Workspace { u: Matrix::zeros(0, 0), z: Matrix::zeros(0, 0), g: Vec::new(), dgp: Vec::new(), dgn: Vec::new() }
+        Workspace {
+            u: Matrix::zeros(0, 0),
+            z: Matrix::zeros(0, 0),
+            g: Vec::new(),
+            dg: Vec::new(),
+            columns: ColumnScratch::default(),
+        }
     }
 }
 
@@ -180,36 +186,44 @@ impl<F: Real> LocalLayer<F> {
 
     /// [`LocalLayer::loss_and_grad`] on a stacked batch `u` (`2n x d_in`): the `n` positives
     /// in rows `0..n`, their paired negatives in rows `n..2n` (see [`stack_into`]). One GEMM
-    /// computes every `z`, one more the weight gradient `dW = dZ^T U` (the sum over positives
-    /// and negatives is a single inner dimension of `2n`).
+    /// computes every `z` (feature-major, `z^T = W U^T + b`), one more the weight gradient
+    /// `dW = dZ^T U` (the sum over positives and negatives is a single inner dimension of `2n`).
     ///
     /// # Panics
     /// If `u`'s width or `grad`'s length is wrong, or `u` has an odd number of rows.
     pub fn loss_and_grad_stacked(&self, loss: &Loss, u: MatRef<'_, F>, ws: &mut Workspace<F>, grad: &mut [F]) -> F {
         assert_eq!(u.rows() % 2, 0, "a stacked batch holds positives then as many negatives");
+        assert_eq!(u.cols(), self.d_in, "layer input width");
         assert_eq!(grad.len(), self.params.len());
         let n = u.rows() / 2;
-        self.forward(u, &mut ws.z);
-        // One pass gives every goodness and dg/dz, which overwrites z in place.
+        // z^T = W U^T + b (d_out x 2n, feature-major): the goodness then runs across samples.
+        ws.z.resize(self.d_out, 2 * n);
+        for (c, &b) in self.bias().iter().enumerate() {
+            ws.z.row_mut(c).fill(b);
+        }
+        gemm(F::one(), self.weights(), Op::N, u, Op::T, F::one(), &mut ws.z.view_mut());
+        // One pass gives every goodness and dg/dz, which overwrites z^T in place.
         ws.g.clear();
-        self.goodness.eval_rows_with_grad(ws.z.data_mut(), self.d_out, &self.prototype, &mut ws.g);
-        ws.dgp.resize(n, F::zero());
-        ws.dgn.resize(n, F::zero());
-        let value = loss.eval(&ws.g[..n], &ws.g[n..], &mut ws.dgp, &mut ws.dgn);
-        // Chain rule: dL/dz = dL/dg * dg/dz, row by row, in place.
-        for (i, &dgi) in ws.dgp.iter().chain(&ws.dgn).enumerate() {
-            for zv in ws.z.row_mut(i) {
+        self.goodness.eval_columns_with_grad(ws.z.data_mut(), 2 * n, &self.prototype, &mut ws.g, &mut ws.columns);
+        ws.dg.resize(2 * n, F::zero());
+        let (dgp, dgn) = ws.dg.split_at_mut(n);
+        let value = loss.eval(&ws.g[..n], &ws.g[n..], dgp, dgn);
+        // Chain rule: dL/dz = dL/dg * dg/dz, per sample, in place.
+        for c in 0..self.d_out {
+            for (zv, &dgi) in ws.z.row_mut(c).iter_mut().zip(&ws.dg) {
                 *zv *= dgi;
             }
         }
         let (gw, gb) = grad.split_at_mut(self.d_out * self.d_in);
         let mut gw = crate::matrix::MatMut::new(self.d_out, self.d_in, gw).expect("consistent");
-        gemm(F::one(), ws.z.view(), Op::T, u, Op::N, F::zero(), &mut gw);
-        gb.fill(F::zero());
-        for i in 0..2 * n {
-            for (b, &d) in gb.iter_mut().zip(ws.z.row(i)) {
-                *b += d;
+        gemm(F::one(), ws.z.view(), Op::N, u, Op::N, F::zero(), &mut gw);
+        // db: each output's derivatives summed over the samples in order.
+        for (c, b) in gb.iter_mut().enumerate() {
+            let mut s = F::zero();
+            for &d in ws.z.row(c) {
+                s += d;
             }
+            *b = s;
         }
         value
     }

@@ -451,14 +451,11 @@ fn gemm_impl<F: Real>(
     });
 }
 
-/// Multiply-adds below which a product runs on the calling thread: splitting a smaller one
-/// costs more in hand-offs than it saves (measured on the acoustic-vowel epoch, issue 7).
+/// Multiply-adds per thread below which a product runs on the calling thread: splitting a
+/// smaller one costs more in hand-offs than it saves. Chosen on the acoustic-vowel epoch
+/// (issue 7): with 2 threads, 2^19 gave 1.16-1.25 ms per epoch against 1.33-1.37 ms serial;
+/// 2^17 was slower than serial (1.7-2.1 ms).
 pub const PARALLEL_MIN_MULS: usize = 1 << 19;
-
-/// TEMPORARY tuning knob.
-pub fn par_min() -> usize {
-    std::env::var("PHYFF_PAR_MIN").ok().and_then(|v| v.parse().ok()).unwrap_or(PARALLEL_MIN_MULS)
-}
 
 /// Blocks of a split product are whole multiples of this many rows or columns (a multiple of
 /// every GEMM micro-kernel's panel width).
@@ -468,7 +465,7 @@ const SPLIT_ALIGN: usize = 16;
 /// for large products, fewer for small ones, one below [`PARALLEL_MIN_MULS`].
 fn parallel_parts(m: usize, n: usize, k: usize) -> usize {
     let muls = m.saturating_mul(n).saturating_mul(k);
-    let min_muls = par_min();
+    let min_muls = PARALLEL_MIN_MULS;
     if muls < 2 * min_muls {
         return 1;
     }

@@ -231,7 +231,7 @@ impl<F: Real> Mlp<F> {
     fn parallel_parts(&self, n: usize) -> usize {
         let per_row: usize = self.sizes.windows(2).map(|w| w[0] * w[1]).sum();
         let muls = n.saturating_mul(per_row);
-        let min = crate::matrix::par_min();
+        let min = crate::matrix::PARALLEL_MIN_MULS;
         if muls < 2 * min || n < 32 {
             return 1;
         }
