@@ -49,19 +49,7 @@ impl Activation {
     pub fn apply_slice<F: Real>(self, zs: &mut [F]) {
         match self {
             Activation::Identity => {}
-            Activation::Silu => {
-                let mut e = [F::zero(); SLICE_CHUNK];
-                for chunk in zs.chunks_mut(SLICE_CHUNK) {
-                    let e = &mut e[..chunk.len()];
-                    for (t, &z) in e.iter_mut().zip(chunk.iter()) {
-                        *t = -z;
-                    }
-                    F::exp_slice(e);
-                    for (z, &t) in chunk.iter_mut().zip(e.iter()) {
-                        *z /= F::one() + t;
-                    }
-                }
-            }
+            Activation::Silu => F::silu_slice(zs),
             _ => zs.iter_mut().for_each(|z| *z = self.apply(*z)),
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::activation::Activation;
 use crate::real::Real;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Denominator floor of the cosine similarity (PyTorch's `CosineSimilarity(eps=1e-6)`).
@@ -110,15 +111,50 @@ impl Goodness {
         };
         scratch.a.resize(n, F::zero());
         scratch.b.resize(n, F::zero());
-        // One copy of the loops per activation, so they hold no dispatch.
-        match act {
-            Activation::Abs => columns(Activation::Abs, kind, zt, n, prototype, g, scratch),
-            Activation::Relu => columns(Activation::Relu, kind, zt, n, prototype, g, scratch),
-            Activation::Gelu => columns(Activation::Gelu, kind, zt, n, prototype, g, scratch),
-            Activation::Identity => columns(Activation::Identity, kind, zt, n, prototype, g, scratch),
-            Activation::Silu => columns(Activation::Silu, kind, zt, n, prototype, g, scratch),
+        // Samples are independent: large batches are cut into blocks of columns, one per
+        // thread (the result does not depend on the cut).
+        let parts = if n * d >= PARALLEL_MIN_VALUES { rayon::current_num_threads().min(n / 32).max(1) } else { 1 };
+        let width = n.div_ceil(parts);
+        let mut blocks: Vec<ColumnBlock<'_, F>> = g
+            .chunks_mut(width)
+            .zip(scratch.a.chunks_mut(width))
+            .zip(scratch.b.chunks_mut(width))
+            .map(|((g, s1), s2)| ColumnBlock { rows: Vec::with_capacity(d), g, s1, s2 })
+            .collect();
+        for row in zt.chunks_exact_mut(n) {
+            for (block, piece) in blocks.iter_mut().zip(row.chunks_mut(width)) {
+                block.rows.push(piece);
+            }
+        }
+        let run = |block: &mut ColumnBlock<'_, F>| {
+            // One copy of the loops per activation, so they hold no dispatch.
+            match act {
+                Activation::Abs => columns(Activation::Abs, kind, prototype, block),
+                Activation::Relu => columns(Activation::Relu, kind, prototype, block),
+                Activation::Gelu => columns(Activation::Gelu, kind, prototype, block),
+                Activation::Identity => columns(Activation::Identity, kind, prototype, block),
+                Activation::Silu => columns(Activation::Silu, kind, prototype, block),
+            }
+        };
+        if blocks.len() > 1 {
+            blocks.par_iter_mut().for_each(run);
+        } else {
+            blocks.iter_mut().for_each(run);
         }
     }
+}
+
+/// Values (features x samples) from which [`Goodness::eval_columns_with_grad`] splits a batch
+/// over threads.
+const PARALLEL_MIN_VALUES: usize = 1 << 12;
+
+/// Some columns (samples) of a feature-major batch: a piece of every feature row, with the
+/// matching goodness outputs and per-sample temporaries.
+struct ColumnBlock<'a, F> {
+    rows: Vec<&'a mut [F]>,
+    g: &'a mut [F],
+    s1: &'a mut [F],
+    s2: &'a mut [F],
 }
 
 /// Per-sample temporaries of [`Goodness::eval_columns_with_grad`].
@@ -142,16 +178,8 @@ enum Kind<F> {
 }
 
 #[inline(always)]
-fn columns<F: Real>(
-    act: Activation,
-    kind: Kind<F>,
-    zt: &mut [F],
-    n: usize,
-    xi: &[F],
-    g: &mut [F],
-    scratch: &mut ColumnScratch<F>,
-) {
-    let ColumnScratch { a: s1, b: s2 } = scratch;
+fn columns<F: Real>(act: Activation, kind: Kind<F>, xi: &[F], block: &mut ColumnBlock<'_, F>) {
+    let ColumnBlock { rows, g, s1, s2 } = block;
     match kind {
         Kind::Cosine => {
             let eps = F::c(COSINE_EPS);
@@ -163,8 +191,8 @@ fn columns<F: Real>(
             let nx = xx.sqrt().max(eps);
             g.fill(F::zero());
             s1.fill(F::zero());
-            for (row, &p) in zt.chunks_exact(n).zip(xi) {
-                for ((dot, aa), &z) in g.iter_mut().zip(s1.iter_mut()).zip(row) {
+            for (row, &p) in rows.iter().zip(xi) {
+                for ((dot, aa), &z) in g.iter_mut().zip(s1.iter_mut()).zip(row.iter()) {
                     let a = act.apply(z);
                     *dot += a * p;
                     *aa += a * a;
@@ -178,7 +206,7 @@ fn columns<F: Real>(
                 *gi /= *den;
                 *aa = if clamped { F::zero() } else { *gi / *aa };
             }
-            for (row, &p) in zt.chunks_exact_mut(n).zip(xi) {
+            for (row, &p) in rows.iter_mut().zip(xi) {
                 for ((z, &c2), &den) in row.iter_mut().zip(s1.iter()).zip(s2.iter()) {
                     let zi = *z;
                     let a = act.apply(zi);
@@ -188,8 +216,8 @@ fn columns<F: Real>(
         }
         Kind::Squares(scale) => {
             s1.fill(F::zero());
-            for row in zt.chunks_exact(n) {
-                for (s, &z) in s1.iter_mut().zip(row) {
+            for row in rows.iter() {
+                for (s, &z) in s1.iter_mut().zip(row.iter()) {
                     let a = act.apply(z);
                     *s += a * a;
                 }
@@ -198,9 +226,11 @@ fn columns<F: Real>(
                 *gi = s * scale;
             }
             let two = F::c(2.0) * scale;
-            for z in zt.iter_mut() {
-                let zi = *z;
-                *z = two * act.apply(zi) * act.derivative(zi);
+            for row in rows.iter_mut() {
+                for z in row.iter_mut() {
+                    let zi = *z;
+                    *z = two * act.apply(zi) * act.derivative(zi);
+                }
             }
         }
     }
@@ -316,6 +346,26 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             prop_assert_eq!(bits(&got_g), bits(&want_g));
             prop_assert_eq!(bits(&got_dz), bits(&want_dz));
+        }
+    }
+
+    /// A batch large enough to be cut over threads gives the single-block result bit for bit.
+    #[test]
+    fn split_batches_match_one_block() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let (n, d) = (2_011, 20);
+        let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 500.0 - 2.0;
+        let xi: Vec<f32> = (0..d).map(|i| val(i + 7777)).collect();
+        for g in [Goodness::default(), Goodness::SumSquares { activation: Activation::Relu }] {
+            let zt: Vec<f32> = (0..n * d).map(val).collect();
+            let (mut z1, mut g1) = (zt.clone(), vec![7.0f32]);
+            one.install(|| g.eval_columns_with_grad(&mut z1, n, &xi, &mut g1, &mut ColumnScratch::default()));
+            let (mut z3, mut g3) = (zt.clone(), vec![7.0f32]);
+            pool.install(|| g.eval_columns_with_grad(&mut z3, n, &xi, &mut g3, &mut ColumnScratch::default()));
+            assert_eq!(g1, g3, "{g:?}");
+            assert_eq!(z1, z3, "{g:?}");
+            assert_eq!(g3.len(), n + 1);
         }
     }
 

@@ -8,6 +8,7 @@ use crate::real::Real;
 use crate::rng::Rng;
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The affine map `z = W u + b` of one block, with its goodness and fixed prototype.
@@ -208,23 +209,26 @@ impl<F: Real> LocalLayer<F> {
         ws.dg.resize(2 * n, F::zero());
         let (dgp, dgn) = ws.dg.split_at_mut(n);
         let value = loss.eval(&ws.g[..n], &ws.g[n..], dgp, dgn);
-        // Chain rule: dL/dz = dL/dg * dg/dz, per sample, in place.
-        for c in 0..self.d_out {
-            for (zv, &dgi) in ws.z.row_mut(c).iter_mut().zip(&ws.dg) {
-                *zv *= dgi;
-            }
-        }
+        // Chain rule dL/dz = dL/dg * dg/dz in place, and db: each output's derivatives summed
+        // over the samples in order. Outputs are independent rows: large batches split them
+        // over threads.
         let (gw, gb) = grad.split_at_mut(self.d_out * self.d_in);
-        let mut gw = crate::matrix::MatMut::new(self.d_out, self.d_in, gw).expect("consistent");
-        gemm(F::one(), ws.z.view(), Op::N, u, Op::N, F::zero(), &mut gw);
-        // db: each output's derivatives summed over the samples in order.
-        for (c, b) in gb.iter_mut().enumerate() {
+        let dg = &ws.dg;
+        let chain = |(row, b): (&mut [F], &mut F)| {
             let mut s = F::zero();
-            for &d in ws.z.row(c) {
-                s += d;
+            for (zv, &dgi) in row.iter_mut().zip(dg) {
+                *zv *= dgi;
+                s += *zv;
             }
             *b = s;
+        };
+        if 2 * n * self.d_out >= 1 << 12 && rayon::current_num_threads() > 1 {
+            ws.z.data_mut().par_chunks_exact_mut(2 * n).zip(gb.par_iter_mut()).for_each(chain);
+        } else {
+            ws.z.data_mut().chunks_exact_mut(2 * n).zip(gb.iter_mut()).for_each(chain);
         }
+        let mut gw = crate::matrix::MatMut::new(self.d_out, self.d_in, gw).expect("consistent");
+        gemm(F::one(), ws.z.view(), Op::N, u, Op::N, F::zero(), &mut gw);
         value
     }
 

@@ -453,12 +453,15 @@ fn gemm_impl<F: Real>(
 
 /// Multiply-adds per thread below which a product runs on the calling thread: splitting a
 /// smaller one costs more in hand-offs than it saves. Chosen on the acoustic-vowel epoch
-/// (issue 7): with 2 threads, 2^19 gave 1.16-1.25 ms per epoch against 1.33-1.37 ms serial;
-/// 2^17 was slower than serial (1.7-2.1 ms).
-pub const PARALLEL_MIN_MULS: usize = 1 << 19;
+/// (issue 7), whose training runs inside rayon's pool (`Network` does that), where a hand-off
+/// costs about 1 us: with 2 threads, 2^17 gave 0.89-0.92 ms per epoch, 2^19 1.07-1.08 ms and
+/// no splitting 1.34-1.37 ms. From a thread outside the pool a hand-off costs about 17 us.
+pub const PARALLEL_MIN_MULS: usize = 1 << 17;
 
 /// Blocks of a split product are whole multiples of this many rows or columns (a multiple of
-/// every GEMM micro-kernel's panel width).
+/// every GEMM micro-kernel's panel width): matrixmultiply's kernels for whole and partial
+/// panels round `alpha A B + beta C` differently, so a split inside a panel would change bits
+/// (caught by `split_products_equal_the_unsplit_one` with 8).
 const SPLIT_ALIGN: usize = 16;
 
 /// How many blocks [`gemm`] splits an `m x k` by `k x n` product into: one per rayon thread
@@ -536,7 +539,8 @@ mod tests {
     fn split_products_equal_the_unsplit_one() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 1000.0 - 1.0;
-        for (m, k, n) in [(301, 97, 45), (45, 97, 301), (128, 128, 128)] {
+        // Last two: the FF inner step of the acoustic configuration (forward, weight gradient).
+        for (m, k, n) in [(301, 97, 45), (45, 97, 301), (128, 128, 128), (20, 40, 412), (20, 412, 40)] {
             assert!(m * n * k >= 2 * PARALLEL_MIN_MULS, "the shape must be large enough to split");
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (ar, ac) = if ta { (k, m) } else { (m, k) };

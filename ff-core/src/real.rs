@@ -43,6 +43,22 @@ pub trait Real:
         }
     }
 
+    /// Replaces every `z` in `zs` by SiLU `z / (1 + e^-z)`, the exponential from
+    /// [`Real::exp_slice`] (`f32`: one vectorised loop, [`crate::vmath::silu_f32`]).
+    fn silu_slice(zs: &mut [Self]) {
+        let mut e = [Self::zero(); 256];
+        for chunk in zs.chunks_mut(256) {
+            let e = &mut e[..chunk.len()];
+            for (t, &z) in e.iter_mut().zip(chunk.iter()) {
+                *t = -z;
+            }
+            Self::exp_slice(e);
+            for (z, &t) in chunk.iter_mut().zip(e.iter()) {
+                *z /= Self::one() + t;
+            }
+        }
+    }
+
     /// Raw strided GEMM: `C <- alpha * A B + beta * C` with `A: m x k`, `B: k x n`, `C: m x n`,
     /// each described by a row stride and a column stride in elements.
     ///
@@ -72,6 +88,9 @@ impl Real for f32 {
     const NAME: &'static str = "f32";
     fn exp_slice(xs: &mut [f32]) {
         crate::vmath::exp_f32(xs);
+    }
+    fn silu_slice(zs: &mut [f32]) {
+        crate::vmath::silu_f32(zs);
     }
     unsafe fn gemm_raw(
         m: usize,
