@@ -10,7 +10,7 @@
 use crate::embed::{hardest_wrong_labels, random_wrong_labels, LabelEmbedding, LabelValue};
 use crate::error::{CoreError, Result};
 use crate::goodness::Goodness;
-use crate::layer::{stack_into, LocalLayer, Workspace};
+use crate::layer::{stack_into, transpose_into, LocalLayer, Workspace};
 use crate::loss::Loss;
 use crate::matrix::{hcat, MatRef, Matrix};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -149,6 +149,8 @@ pub struct Network<F: Real> {
     ws: Workspace<F>,
     /// The batch's positives and negatives stacked (reused from batch to batch).
     stacked: Matrix<F>,
+    /// The transpose of a block's stacked input (reused).
+    transposed: Matrix<F>,
 }
 
 impl<F: Real> Network<F> {
@@ -237,6 +239,7 @@ impl<F: Real> Network<F> {
             counters: Counters::default(),
             ws: Workspace::default(),
             stacked: Matrix::default(),
+            transposed: Matrix::default(),
         })
     }
 
@@ -432,12 +435,21 @@ impl<F: Real> Network<F> {
         let mut block_loss = Vec::with_capacity(self.blocks.len());
         for k in 0..self.blocks.len() {
             let u = self.physical_input(k, &h)?;
+            // Every inner step reads U^T: transposed once here.
+            let mut ut = std::mem::take(&mut self.transposed);
+            transpose_into(u.view(), &mut ut);
             let loss = self.config.loss;
             let mut grad = vec![F::zero(); self.blocks[k].layer.num_params()];
             let mut total = 0.0;
             for _ in 0..self.config.n_inner {
                 let block = &mut self.blocks[k];
-                let l = block.layer.loss_and_grad_stacked(&loss, u.view(), &mut self.ws, &mut grad);
+                let l = block.layer.loss_and_grad_stacked_with_transpose(
+                    &loss,
+                    u.view(),
+                    ut.view(),
+                    &mut self.ws,
+                    &mut grad,
+                );
                 let l = l.to_f64().unwrap_or(f64::NAN);
                 if !l.is_finite() || grad.iter().any(|g| !g.is_finite()) {
                     return Err(CoreError::Diverged { what: format!("loss of block {k}") });
@@ -447,6 +459,7 @@ impl<F: Real> Network<F> {
                 self.counters.digital_flops +=
                     block.layer.flops_loss_and_grad(n) + block.optimizer.config().flops_per_step(grad.len());
             }
+            self.transposed = ut;
             block_loss.push(total / self.config.n_inner as f64);
             let layer = &self.blocks[k].layer;
             layer.forward(u.view(), &mut h);
