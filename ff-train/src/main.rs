@@ -253,16 +253,21 @@ impl TrainArgs {
     }
 }
 
-/// Progress display: a bar on a terminal, periodic lines otherwise (CI logs).
+/// Progress display: a bar on a terminal, periodic lines otherwise (CI logs): the first and
+/// last epoch, every evaluated epoch, and at least one line a minute in between.
 struct Progress {
     bar: Option<ProgressBar>,
     epochs: usize,
     current: String,
+    last_line: std::time::Instant,
 }
+
+/// Longest silence between two progress lines when stderr is not a terminal.
+const LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Progress {
     fn new(epochs: usize) -> Self {
-        Progress { bar: None, epochs, current: String::new() }
+        Progress { bar: None, epochs, current: String::new(), last_line: std::time::Instant::now() }
     }
 
     fn update(&mut self, model: &str, r: &EpochRecord) {
@@ -292,8 +297,13 @@ impl Progress {
                 b.set_position(r.epoch as u64);
                 b.set_message(msg);
             }
-        } else if r.test_accuracy.is_some() || r.epoch == 1 || r.epoch == self.epochs {
+        } else if r.test_accuracy.is_some()
+            || r.epoch == 1
+            || r.epoch == self.epochs
+            || self.last_line.elapsed() >= LINE_EVERY
+        {
             eprintln!("[{:>7.1} s] epoch {:>4}/{} {msg}", r.wall_seconds, r.epoch, self.epochs);
+            self.last_line = std::time::Instant::now();
         }
     }
 
