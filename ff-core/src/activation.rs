@@ -1,6 +1,7 @@
 //! Element-wise activations applied before a goodness is measured.
 
 use crate::real::Real;
+use crate::vmath::SLICE_CHUNK;
 use serde::{Deserialize, Serialize};
 
 /// An element-wise activation `a = f(z)` with its derivative.
@@ -24,8 +25,6 @@ pub enum Activation {
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_C: f64 = 0.044_715;
-/// Entries per stack buffer in the slice methods.
-const SLICE_CHUNK: usize = 256;
 
 impl Activation {
     /// `f(z)`.

@@ -91,6 +91,20 @@ impl Goodness {
         g: &mut Vec<F>,
         scratch: &mut ColumnScratch<F>,
     ) {
+        self.eval_columns_impl(zt, n, prototype, g, scratch, true);
+    }
+
+    /// [`Goodness::eval_columns_with_grad`], split over threads only if `allow_split` (the
+    /// result is the same bits either way).
+    pub(crate) fn eval_columns_impl<F: Real>(
+        &self,
+        zt: &mut [F],
+        n: usize,
+        prototype: &[F],
+        g: &mut Vec<F>,
+        scratch: &mut ColumnScratch<F>,
+        allow_split: bool,
+    ) {
         if n == 0 {
             return;
         }
@@ -113,7 +127,11 @@ impl Goodness {
         scratch.b.resize(n, F::zero());
         // Samples are independent: large batches are cut into blocks of columns, one per
         // thread (the result does not depend on the cut).
-        let parts = if n * d >= PARALLEL_MIN_VALUES { rayon::current_num_threads().min(n / 32).max(1) } else { 1 };
+        let parts = if allow_split && n * d >= PARALLEL_MIN_VALUES {
+            rayon::current_num_threads().min(n / 32).max(1)
+        } else {
+            1
+        };
         let width = n.div_ceil(parts);
         let mut blocks: Vec<ColumnBlock<'_, F>> = g
             .chunks_mut(width)

@@ -241,9 +241,64 @@ impl<F: Real> LocalLayer<F> {
         grad: &mut [F],
     ) -> F {
         assert_eq!(u.rows() % 2, 0, "a stacked batch holds positives then as many negatives");
+        let n = u.rows() / 2;
+        if n == 0 {
+            grad.fill(F::zero());
+            return F::zero();
+        }
+        let inv_n = F::one() / F::from_usize(n).unwrap();
+        self.loss_and_grad_sum(loss, u, ut, inv_n, true, ws, grad) * inv_n
+    }
+
+    /// One piece of a batch: [`LocalLayer::loss_and_grad_stacked_with_transpose`] on `u`
+    /// (`2m x d_in`: `m` positives, then their `m` negatives) taken from a batch of `n_total`
+    /// pairs. Returns the piece's *summed* loss terms and writes into `grad` the piece's
+    /// contribution to the gradient of the whole batch's mean loss. Summing the pieces' values
+    /// and gradients (then multiplying the value by `1 / n_total`) gives the whole batch's
+    /// [`LocalLayer::loss_and_grad_stacked`] up to the order of the additions: each `z`,
+    /// goodness and `dL/dz` is the same bits whatever the pieces. This is how
+    /// [`crate::Network`] spreads an inner step over threads with one exchange per step.
+    ///
+    /// # Panics
+    /// As [`LocalLayer::loss_and_grad_stacked_with_transpose`], or if `n_total` is zero.
+    pub fn loss_and_grad_part(
+        &self,
+        loss: &Loss,
+        u: MatRef<'_, F>,
+        ut: MatRef<'_, F>,
+        n_total: usize,
+        ws: &mut Workspace<F>,
+        grad: &mut [F],
+    ) -> F {
+        assert_eq!((ut.rows(), ut.cols()), (u.cols(), u.rows()), "ut must be the transpose of u");
+        assert_eq!(u.rows() % 2, 0, "a stacked piece holds positives then as many negatives");
+        assert!(n_total > 0 && u.rows() / 2 <= n_total, "a piece of {} pairs of a batch of {n_total}", u.rows() / 2);
+        let inv_n = F::one() / F::from_usize(n_total).unwrap();
+        // The pieces already run in parallel: their element-wise stages stay on the piece's
+        // thread (the products may still split when large).
+        self.loss_and_grad_sum(loss, u, Some(ut), inv_n, false, ws, grad)
+    }
+
+    /// The common body: summed loss terms of the pairs in `u`, gradient of (that sum times
+    /// `inv_n`) into `grad`. `split` lets the goodness and the chain rule split over threads.
+    #[allow(clippy::too_many_arguments)]
+    fn loss_and_grad_sum(
+        &self,
+        loss: &Loss,
+        u: MatRef<'_, F>,
+        ut: Option<MatRef<'_, F>>,
+        inv_n: F,
+        split: bool,
+        ws: &mut Workspace<F>,
+        grad: &mut [F],
+    ) -> F {
         assert_eq!(u.cols(), self.d_in, "layer input width");
         assert_eq!(grad.len(), self.params.len());
         let n = u.rows() / 2;
+        if n == 0 {
+            grad.fill(F::zero());
+            return F::zero();
+        }
         // z^T = W U^T + b (d_out x 2n, feature-major): the goodness then runs across samples.
         ws.z.resize(self.d_out, 2 * n);
         for (c, &b) in self.bias().iter().enumerate() {
@@ -255,10 +310,10 @@ impl<F: Real> LocalLayer<F> {
         }
         // One pass gives every goodness and dg/dz, which overwrites z^T in place.
         ws.g.clear();
-        self.goodness.eval_columns_with_grad(ws.z.data_mut(), 2 * n, &self.prototype, &mut ws.g, &mut ws.columns);
+        self.goodness.eval_columns_impl(ws.z.data_mut(), 2 * n, &self.prototype, &mut ws.g, &mut ws.columns, split);
         ws.dg.resize(2 * n, F::zero());
         let (dgp, dgn) = ws.dg.split_at_mut(n);
-        let value = loss.eval(&ws.g[..n], &ws.g[n..], dgp, dgn);
+        let value = loss.eval_sum(&ws.g[..n], &ws.g[n..], dgp, dgn, inv_n);
         // Chain rule dL/dz = dL/dg * dg/dz in place, and db: each output's derivatives summed
         // over the samples in order. Outputs are independent rows: large batches split them
         // over threads.
@@ -272,7 +327,7 @@ impl<F: Real> LocalLayer<F> {
             }
             *b = s;
         };
-        if 2 * n * self.d_out >= 1 << 12 && rayon::current_num_threads() > 1 {
+        if split && 2 * n * self.d_out >= 1 << 12 && rayon::current_num_threads() > 1 {
             ws.z.data_mut().par_chunks_exact_mut(2 * n).zip(gb.par_iter_mut()).for_each(chain);
         } else {
             ws.z.data_mut().chunks_exact_mut(2 * n).zip(gb.iter_mut()).for_each(chain);

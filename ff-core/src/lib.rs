@@ -29,6 +29,7 @@ pub mod matrix;
 pub mod mlp;
 pub mod network;
 pub mod optim;
+pub mod pool;
 pub mod readout;
 pub mod real;
 pub mod rng;

@@ -68,11 +68,25 @@ impl Loss {
     /// If the slices have different lengths (a caller bug; the network pairs them by construction).
     pub fn eval<F: Real>(&self, g_pos: &[F], g_neg: &[F], d_pos: &mut [F], d_neg: &mut [F]) -> F {
         let n = g_pos.len();
-        assert!(g_neg.len() == n && d_pos.len() == n && d_neg.len() == n, "loss: length mismatch");
         if n == 0 {
+            assert!(g_neg.is_empty() && d_pos.is_empty() && d_neg.is_empty(), "loss: length mismatch");
             return F::zero();
         }
         let inv_n = F::one() / F::from_usize(n).unwrap();
+        self.eval_sum(g_pos, g_neg, d_pos, d_neg, inv_n) * inv_n
+    }
+
+    /// The loss terms of some pairs of a larger batch: returns their *sum* (not the mean) and
+    /// writes `dL/dg` of the batch mean, `inv_n` being one over the whole batch's pair count.
+    /// Summing the returned values over the pieces of a batch and multiplying by `inv_n` gives
+    /// [`Loss::eval`] of the whole batch (up to the order of the additions); the derivatives
+    /// are the same bits whatever the pieces.
+    ///
+    /// # Panics
+    /// If the slices have different lengths.
+    pub fn eval_sum<F: Real>(&self, g_pos: &[F], g_neg: &[F], d_pos: &mut [F], d_neg: &mut [F], inv_n: F) -> F {
+        let n = g_pos.len();
+        assert!(g_neg.len() == n && d_pos.len() == n && d_neg.len() == n, "loss: length mismatch");
         let mut total = F::zero();
         match *self {
             Loss::Symba { alpha } => {
@@ -96,7 +110,7 @@ impl Loss {
                 }
             }
         }
-        total * inv_n
+        total
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::embed::{hardest_wrong_labels, random_wrong_labels, LabelEmbedding, LabelValue};
 use crate::error::{CoreError, Result};
 use crate::goodness::Goodness;
-use crate::layer::{stack_into, transpose_into, LocalLayer, Workspace};
+use crate::layer::{transpose_into, LocalLayer, Workspace};
 use crate::loss::Loss;
 use crate::matrix::{hcat, MatRef, Matrix};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -146,11 +146,57 @@ pub struct Network<F: Real> {
     config: TrainConfig,
     raw_len: usize,
     counters: Counters,
-    ws: Workspace<F>,
-    /// The batch's positives and negatives stacked (reused from batch to batch).
+    /// The batch's positives and negatives stacked piece by piece (reused from batch to batch).
     stacked: Matrix<F>,
-    /// The transpose of a block's stacked input (reused).
-    transposed: Matrix<F>,
+    /// Per piece of the batch (see [`pieces`]): the inner step's buffers (reused).
+    pieces: Vec<PieceWork<F>>,
+}
+
+/// The buffers of one piece of the batch in the inner steps.
+#[derive(Default)]
+struct PieceWork<F: Real> {
+    ws: Workspace<F>,
+    /// The transpose of the piece's block input (`d_in x 2m`).
+    ut: Matrix<F>,
+    /// The piece's gradient contribution.
+    grad: Vec<F>,
+}
+
+/// Batches of at least this many pairs are trained in two pieces (see [`pieces`]).
+pub const MIN_PAIRS_TO_SPLIT: usize = 64;
+
+/// How the inner steps cut a batch of `n` pairs: as `(start, end)` ranges of pairs, one piece
+/// for small batches and two halves from [`MIN_PAIRS_TO_SPLIT`] pairs. Each piece's forward
+/// product, goodness, loss and gradient run on one thread (its products still split over the
+/// pool when large), and the pieces exchange only their gradients, once per step: on the
+/// 2-core virtual machine the cores are sometimes placed far apart (a cache line takes 400 ns
+/// to cross instead of 90 ns), and an inner step split at every stage then ran slower than on
+/// one thread (issue 7). The cut depends on `n` alone, never on the thread count, so every
+/// machine computes the same bits.
+fn pieces(n: usize) -> [(usize, usize); 2] {
+    if n < MIN_PAIRS_TO_SPLIT {
+        [(0, n), (n, n)]
+    } else {
+        let half = n.div_ceil(2);
+        [(0, half), (half, n)]
+    }
+}
+
+/// Stacks positives `hp` and negatives `hn` piece by piece: for each piece `(a, b)` of
+/// [`pieces`], rows `a..b` of `hp`, then rows `a..b` of `hn`. With one piece this is
+/// [`crate::layer::stack_into`].
+fn stack_pieces_into<F: Real>(hp: MatRef<'_, F>, hn: MatRef<'_, F>, u: &mut Matrix<F>) {
+    assert_eq!((hp.rows(), hp.cols()), (hn.rows(), hn.cols()), "positive and negative batches must be paired");
+    let (n, d) = (hp.rows(), hp.cols());
+    u.resize(2 * n, d);
+    let mut at = 0;
+    for (a, b) in pieces(n) {
+        for src in [hp, hn] {
+            let len = (b - a) * d;
+            u.data_mut()[at..at + len].copy_from_slice(&src.data()[a * d..b * d]);
+            at += len;
+        }
+    }
 }
 
 impl<F: Real> Network<F> {
@@ -237,9 +283,8 @@ impl<F: Real> Network<F> {
             config,
             raw_len,
             counters: Counters::default(),
-            ws: Workspace::default(),
             stacked: Matrix::default(),
-            transposed: Matrix::default(),
+            pieces: Vec::new(),
         })
     }
 
@@ -421,37 +466,60 @@ impl<F: Real> Network<F> {
         // The schedule runs on a thread of rayon's pool: the products and simulators it calls
         // split their work over the pool, and a split requested from inside the pool costs
         // about a microsecond, against about 17 us (a cold hand-off) from any other thread
-        // (measured on the 2-core machine, issue 7).
-        rayon::scope(|_| self.train_blocks_in_pool(hp, hn))
+        // (measured on the 2-core machine, issue 7). A second pool thread stays awake to take
+        // the splits (`crate::pool`).
+        crate::pool::run_awake(|| self.train_blocks_in_pool(hp, hn))
     }
 
     fn train_blocks_in_pool(&mut self, hp: Matrix<F>, hn: Matrix<F>) -> Result<BatchStats> {
         let n = hp.rows();
-        // Positives and negatives travel stacked (rows 0..n, then n..2n): one physical query
-        // of 2n rows per block instead of two of n, and the layout the stacked loss takes.
+        // Positives and negatives travel stacked, piece by piece (see `pieces`): one physical
+        // query of 2n rows per block instead of two of n, in the layout the inner steps take.
         let mut h = std::mem::take(&mut self.stacked);
-        stack_into(hp.view(), hn.view(), &mut h);
+        stack_pieces_into(hp.view(), hn.view(), &mut h);
         drop((hp, hn));
+        let cuts = pieces(n);
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.resize_with(cuts.len(), PieceWork::default);
         let mut block_loss = Vec::with_capacity(self.blocks.len());
         for k in 0..self.blocks.len() {
             let u = self.physical_input(k, &h)?;
-            // Every inner step reads U^T: transposed once here.
-            let mut ut = std::mem::take(&mut self.transposed);
-            transpose_into(u.view(), &mut ut);
+            let num_params = self.blocks[k].layer.num_params();
+            // Every inner step reads each piece's U^T: transposed once here.
+            for (&(a, b), piece) in cuts.iter().zip(pieces.iter_mut()) {
+                transpose_into(u.view().slice_rows(2 * a, 2 * b), &mut piece.ut);
+                piece.grad.resize(num_params, F::zero());
+            }
             let loss = self.config.loss;
-            let mut grad = vec![F::zero(); self.blocks[k].layer.num_params()];
+            let inv_n = F::one() / F::from_usize(n.max(1)).unwrap();
+            let mut grad = vec![F::zero(); num_params];
             let mut total = 0.0;
             for _ in 0..self.config.n_inner {
                 let block = &mut self.blocks[k];
-                let l = block.layer.loss_and_grad_stacked_with_transpose(
-                    &loss,
-                    u.view(),
-                    ut.view(),
-                    &mut self.ws,
-                    &mut grad,
-                );
-                let l = l.to_f64().unwrap_or(f64::NAN);
+                let layer = &block.layer;
+                let run = |&(a, b): &(usize, usize), piece: &mut PieceWork<F>| -> F {
+                    if a == b {
+                        return F::zero();
+                    }
+                    let u = u.view().slice_rows(2 * a, 2 * b);
+                    layer.loss_and_grad_part(&loss, u, piece.ut.view(), n.max(1), &mut piece.ws, &mut piece.grad)
+                };
+                let (first, second) = pieces.split_at_mut(1);
+                let (s0, s1) = if cuts[1].0 < cuts[1].1 {
+                    rayon::join(|| run(&cuts[0], &mut first[0]), || run(&cuts[1], &mut second[0]))
+                } else {
+                    (run(&cuts[0], &mut first[0]), F::zero())
+                };
+                if cuts[1].0 < cuts[1].1 {
+                    for ((g, &g0), &g1) in grad.iter_mut().zip(&first[0].grad).zip(&second[0].grad) {
+                        *g = g0 + g1;
+                    }
+                } else {
+                    grad.copy_from_slice(&first[0].grad);
+                }
+                let l = ((s0 + s1) * inv_n).to_f64().unwrap_or(f64::NAN);
                 if !l.is_finite() || grad.iter().any(|g| !g.is_finite()) {
+                    self.pieces = pieces;
                     return Err(CoreError::Diverged { what: format!("loss of block {k}") });
                 }
                 block.optimizer.step(block.layer.params_mut(), &grad);
@@ -459,7 +527,6 @@ impl<F: Real> Network<F> {
                 self.counters.digital_flops +=
                     block.layer.flops_loss_and_grad(n) + block.optimizer.config().flops_per_step(grad.len());
             }
-            self.transposed = ut;
             block_loss.push(total / self.config.n_inner as f64);
             let layer = &self.blocks[k].layer;
             layer.forward(u.view(), &mut h);
@@ -467,6 +534,7 @@ impl<F: Real> Network<F> {
             h = self.pass_on(k, h);
         }
         self.stacked = h;
+        self.pieces = pieces;
         Ok(BatchStats { block_loss })
     }
 
@@ -487,7 +555,7 @@ impl<F: Real> Network<F> {
     /// Shape errors, non-finite inputs, or a failing physical system.
     pub fn activities(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
         // On a thread of rayon's pool, as in `train_blocks`.
-        rayon::scope(|_| self.activities_in_pool(x))
+        crate::pool::run_awake(|| self.activities_in_pool(x))
     }
 
     fn activities_in_pool(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
@@ -528,7 +596,7 @@ impl<F: Real> Network<F> {
     /// Shape errors or a failing physical system.
     pub fn scores(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
         // On a thread of rayon's pool, as in `train_blocks`.
-        rayon::scope(|_| self.scores_in_pool(x))
+        crate::pool::run_awake(|| self.scores_in_pool(x))
     }
 
     fn scores_in_pool(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
@@ -658,6 +726,76 @@ mod tests {
         assert!(acc > 0.9, "accuracy {acc}");
         let (_, s2) = run(3);
         assert_eq!(s1, s2, "same seed must give the same bits");
+    }
+
+    #[test]
+    fn the_same_bits_on_one_thread_and_on_three() {
+        // 90 pairs: the inner steps run in two pieces (`pieces`), in parallel on three threads.
+        assert_eq!(pieces(90), [(0, 45), (45, 90)]);
+        let (x, y) = toy(90, 2);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut n = net(5);
+                let mut rng = rng_for(5, "negatives");
+                let losses: Vec<u64> = (0..5)
+                    .flat_map(|_| n.train_batch(x.view(), &y, &mut rng).unwrap().block_loss)
+                    .map(f64::to_bits)
+                    .collect();
+                (losses, n.state())
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn two_pieces_train_as_the_whole_batch_up_to_rounding() {
+        // The inner steps of one block, by hand on the whole stacked batch, against the network's
+        // two pieces: the same updates up to the order of the gradient sums.
+        let (x, y) = toy(90, 4);
+        let mut a = net(6);
+        let b = net(6);
+        let neg = random_wrong_labels(&y, 3, &mut rng_for(6, "negatives").clone());
+        a.train_batch(x.view(), &y, &mut rng_for(6, "negatives")).unwrap();
+        // Reference for block 0 (identity system, no skip): embed, stack, n_inner steps.
+        let value = x.data().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let (mut hp, mut hn) = (Matrix::zeros(0, 0), Matrix::zeros(0, 0));
+        b.embedding.embed_with_value(x.view(), &y, value, &mut hp).unwrap();
+        b.embedding.embed_with_value(x.view(), &neg, value, &mut hn).unwrap();
+        let mut u = Matrix::zeros(0, 0);
+        crate::layer::stack_into(hp.view(), hn.view(), &mut u);
+        let mut layer = b.blocks[0].layer.clone();
+        let mut opt = b.blocks[0].optimizer.clone();
+        let mut ws = Workspace::default();
+        let mut grad = vec![0.0; layer.num_params()];
+        for _ in 0..b.config.n_inner {
+            layer.loss_and_grad_stacked(&b.config.loss, u.view(), &mut ws, &mut grad);
+            opt.step(layer.params_mut(), &grad);
+        }
+        let got = a.blocks[0].layer.params();
+        let max_diff = got.iter().zip(layer.params()).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+        assert!(max_diff < 1e-9, "pieces and whole batch differ by {max_diff}");
+        assert_ne!(got, layer.params(), "the test should exercise a different order of sums");
+    }
+
+    #[test]
+    fn stacks_positives_and_negatives_piece_by_piece() {
+        let hp = Matrix::from_fn(70, 2, |i, c| (10 * i + c) as f64);
+        let hn = Matrix::from_fn(70, 2, |i, c| -((10 * i + c) as f64));
+        let mut u = Matrix::zeros(0, 0);
+        stack_pieces_into(hp.view(), hn.view(), &mut u);
+        assert_eq!(pieces(70), [(0, 35), (35, 70)]);
+        assert_eq!(u.row(0), hp.row(0));
+        assert_eq!(u.row(34), hp.row(34));
+        assert_eq!(u.row(35), hn.row(0));
+        assert_eq!(u.row(70), hp.row(35));
+        assert_eq!(u.row(105), hn.row(35));
+        assert_eq!(u.row(139), hn.row(69));
+        // Below the threshold: one piece, the plain stacking.
+        let mut plain = Matrix::zeros(0, 0);
+        stack_pieces_into(hp.view().slice_rows(0, 10), hn.view().slice_rows(0, 10), &mut u);
+        crate::layer::stack_into(hp.view().slice_rows(0, 10), hn.view().slice_rows(0, 10), &mut plain);
+        assert_eq!(u, plain);
     }
 
     #[test]

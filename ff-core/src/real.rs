@@ -46,8 +46,8 @@ pub trait Real:
     /// Replaces every `z` in `zs` by SiLU `z / (1 + e^-z)`, the exponential from
     /// [`Real::exp_slice`] (`f32`: one vectorised loop, [`crate::vmath::silu_f32`]).
     fn silu_slice(zs: &mut [Self]) {
-        let mut e = [Self::zero(); 256];
-        for chunk in zs.chunks_mut(256) {
+        let mut e = [Self::zero(); crate::vmath::SLICE_CHUNK];
+        for chunk in zs.chunks_mut(crate::vmath::SLICE_CHUNK) {
             let e = &mut e[..chunk.len()];
             for (t, &z) in e.iter_mut().zip(chunk.iter()) {
                 *t = -z;

@@ -16,6 +16,10 @@
 //! AVX2 and baseline SSE2 paths give the same bits): same input, same output.
 //! [`silu_f32`] applies SiLU with this exponential in the same vectorised loop.
 
+/// Entries per stack buffer in the generic slice loops that feed these kernels
+/// ([`crate::Real::silu_slice`], [`crate::Activation::mul_derivative_slice`]).
+pub(crate) const SLICE_CHUNK: usize = 256;
+
 /// `log2(e)`.
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `ln 2` split in a part exact in few bits and a correction (Cody-Waite).

@@ -132,6 +132,65 @@ fn load_average() -> Option<f64> {
     fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
+/// Median round trip, in nanoseconds, of a cache line bounced between two spinning threads
+/// (one atomic store and its reply), over `batches` batches of `per_batch` round trips.
+///
+/// On this virtual machine the two vCPUs are sometimes placed close (about 90 ns, a shared L3)
+/// and sometimes far apart (about 400 ns), and the placement changes every few seconds. Work
+/// that hands data between the cores every few microseconds, such as the acoustic epoch, runs
+/// up to 1.8x slower in the far placement while pure arithmetic does not change (measured
+/// 2026-12-06), so each side's timing is recorded with the round trip measured next to it.
+fn core_round_trip_ns(batches: usize, per_batch: usize) -> f64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const STOP: u64 = u64::MAX;
+    let flag = AtomicU64::new(0);
+    let mut times = Vec::with_capacity(batches);
+    // A thread that has spun this long without an answer yields its core (when the cores are
+    // busy with other work, the partner may not be running at all).
+    let patience = 1 << 16;
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            // The replier: answers every odd value v with v + 1.
+            let mut spins = 0u32;
+            loop {
+                let v = flag.load(Ordering::Acquire);
+                if v == STOP {
+                    break;
+                }
+                if v % 2 == 1 {
+                    flag.store(v + 1, Ordering::Release);
+                    spins = 0;
+                }
+                spins += 1;
+                if spins % patience == 0 {
+                    std::thread::yield_now();
+                }
+                std::hint::spin_loop();
+            }
+        });
+        let mut v = 0u64;
+        for _ in 0..batches {
+            let t = std::time::Instant::now();
+            for _ in 0..per_batch {
+                flag.store(v + 1, Ordering::Release);
+                let mut spins = 0u32;
+                while flag.load(Ordering::Acquire) != v + 2 {
+                    spins += 1;
+                    if spins % patience == 0 {
+                        std::thread::yield_now();
+                    }
+                    std::hint::spin_loop();
+                }
+                v += 2;
+            }
+            times.push(t.elapsed().as_secs_f64() * 1e9 / per_batch as f64);
+        }
+        flag.store(STOP, Ordering::Release);
+    });
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
 /// Runs both sides of one configuration and returns its record.
 fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> Result<Value> {
     let dir = root.join("target/peers").join(name);
@@ -140,7 +199,8 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     }
     fs::create_dir_all(&dir)?;
     let load_before = load_average();
-    eprintln!("==> bench-peers: {name}: phyff");
+    let rt_before = core_round_trip_ns(21, 10_000);
+    eprintln!("==> bench-peers: {name}: phyff (core-to-core round trip {rt_before:.0} ns)");
     let mut phyff = Command::new(root.join("target/release/examples/peer_epoch"));
     phyff.args(["--config", name, "--out"]).arg(&dir).arg("--mnist").arg(root.join("data/mnist"));
     let threads = o.threads.to_string();
@@ -153,7 +213,8 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     }
     run_cmd(&mut phyff, "the phyff side (peer_epoch)")?;
     let load_between = load_average();
-    eprintln!("==> bench-peers: {name}: torch");
+    let rt_between = core_round_trip_ns(21, 10_000);
+    eprintln!("==> bench-peers: {name}: torch (core-to-core round trip {rt_between:.0} ns)");
     let mut torch = Command::new(python);
     torch.arg(root.join("ff-bench/peers/phyll_torch.py")).arg("--dir").arg(&dir).args(["--threads", &threads]);
     // PyTorch's OpenMP threads spin at every barrier by default; on this shared 2-core machine a
@@ -166,6 +227,7 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     }
     run_cmd(&mut torch, "the PyTorch peer (phyll_torch.py)")?;
     let load_after = load_average();
+    let rt_after = core_round_trip_ns(21, 10_000);
 
     let manifest = read_json(&dir.join("manifest.json"))?;
     let p = read_json(&dir.join("phyff.json"))?;
@@ -173,6 +235,7 @@ fn bench_one(root: &Path, python: &Path, o: &Opts, name: &str, target: f64) -> R
     let mut r = record(name, target, o, &manifest, &p, &t)?;
     r["load_average_1min"] =
         json!({ "before_phyff": load_before, "before_torch": load_between, "after_torch": load_after });
+    r["core_round_trip_ns"] = json!({ "before_phyff": rt_before, "before_torch": rt_between, "after_torch": rt_after });
     Ok(r)
 }
 
@@ -257,7 +320,10 @@ pub fn run(args: &[String]) -> Result<()> {
         records.push(bench_one(&root, &python, &o, name, target)?);
     }
     println!();
-    println!("{:<18} {:>18} {:>18} {:>9} {:>8}  check", "config", "phyff s/epoch", "torch s/epoch", "ratio", "target");
+    println!(
+        "{:<18} {:>18} {:>18} {:>9} {:>8} {:>14}  check",
+        "config", "phyff s/epoch", "torch s/epoch", "ratio", "target", "round trip ns"
+    );
     for r in &records {
         let check = match r.pointer("/check/passed").and_then(Value::as_bool) {
             Some(true) => "same losses",
@@ -265,12 +331,13 @@ pub fn run(args: &[String]) -> Result<()> {
             None => "-",
         };
         println!(
-            "{:<18} {:>18.6} {:>18.6} {:>8.2}x {:>7}x  {check}",
+            "{:<18} {:>18.6} {:>18.6} {:>8.2}x {:>7}x {:>14.0}  {check}",
             r["config"].as_str().unwrap_or("?"),
             num(r, "phyff_seconds_per_epoch")?,
             num(r, "torch_seconds_per_epoch")?,
             num(r, "ratio")?,
             num(r, "target_ratio")?,
+            r.pointer("/core_round_trip_ns/before_phyff").and_then(Value::as_f64).unwrap_or(f64::NAN),
         );
     }
     let out = root.join("target/bench-peers.json");
@@ -288,6 +355,12 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_round_trip_probe_measures_a_positive_finite_time() {
+        let ns = core_round_trip_ns(3, 100);
+        assert!(ns.is_finite() && ns > 0.0, "{ns}");
     }
 
     #[test]
