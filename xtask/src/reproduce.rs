@@ -137,7 +137,8 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
             needs: vec![(mnist.join("train-images-idx3-ubyte"), "MNIST: cargo xtask fetch-data mnist")],
             paper: "PhyLL paper (optics, MNIST): see SPEC.md; PAT on MNIST about 0.87 (mechanical) / 0.93 (electronic)",
             note: "SPEC row (676 -> 676, lr 5e-5, n_inner 20, 350 epochs, batch 10 000, alpha 5, f64): one epoch is \
-                   about 9 TFLOP of dense updates here, so the full 350 epochs take days on 2 cores"
+                   about 9 TFLOP of dense updates (about 75 s on 2 cores, 2026-12-06), so the full 350 \
+                   epochs take hours; measured progress in docs/reproduction/README.md"
                 .into(),
         },
         Experiment {
