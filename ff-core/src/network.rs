@@ -162,7 +162,10 @@ struct PieceWork<F: Real> {
     grad: Vec<F>,
 }
 
-/// Batches of at least this many pairs are trained in two pieces (see [`pieces`]).
+/// Batches of at least this many pairs run their inner steps in two halves (by pair index):
+/// each half's forward product, goodness, loss and gradient on one thread, the halves
+/// exchanging their gradients once per step. The cut depends on the batch size alone, so the
+/// result never depends on the thread count.
 pub const MIN_PAIRS_TO_SPLIT: usize = 64;
 
 /// How the inner steps cut a batch of `n` pairs: as `(start, end)` ranges of pairs, one piece
