@@ -598,11 +598,32 @@ impl<F: Real> Network<F> {
     /// # Errors
     /// Shape errors or a failing physical system.
     pub fn scores(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
-        // On a thread of rayon's pool, as in `train_blocks`.
-        crate::pool::run_awake(|| self.scores_in_pool(x))
+        self.scores_from(x, 0)
     }
 
-    fn scores_in_pool(&mut self, x: MatRef<'_, F>) -> Result<Matrix<F>> {
+    /// [`Network::scores`] summing the goodness of blocks `first_block..` only: every block
+    /// still runs (the earlier ones feed the later ones), but the goodness of blocks before
+    /// `first_block` is not counted. `first_block = 0` is [`Network::scores`], bit for bit;
+    /// Hinton (2022) classifies MNIST by the goodness of all but the first hidden layer (1).
+    ///
+    /// # Errors
+    /// As [`Network::scores`], and [`CoreError::Config`] if `first_block` is not a block index.
+    pub fn scores_from(&mut self, x: MatRef<'_, F>, first_block: usize) -> Result<Matrix<F>> {
+        if first_block >= self.blocks.len() {
+            return Err(CoreError::config(
+                "first scored block",
+                format!(
+                    "must name one of the {} blocks (0 to {}), got {first_block}",
+                    self.blocks.len(),
+                    self.blocks.len().saturating_sub(1)
+                ),
+            ));
+        }
+        // On a thread of rayon's pool, as in `train_blocks`.
+        crate::pool::run_awake(|| self.scores_in_pool(x, first_block))
+    }
+
+    fn scores_in_pool(&mut self, x: MatRef<'_, F>, first_block: usize) -> Result<Matrix<F>> {
         self.check_input(&x, None)?;
         let k = self.num_classes();
         let value = match self.config.label_value {
@@ -632,8 +653,10 @@ impl<F: Real> Network<F> {
                 layer.forward(u.view(), &mut z);
                 layer.goodness_batch(z.view(), &mut g);
                 self.counters.digital_flops += layer.flops_forward(rows * k);
-                for (t, gi) in total.iter_mut().zip(&g) {
-                    *t += *gi;
+                if b >= first_block {
+                    for (t, gi) in total.iter_mut().zip(&g) {
+                        *t += *gi;
+                    }
                 }
                 h = self.pass_on(b, z);
             }
@@ -659,12 +682,20 @@ impl<F: Real> Network<F> {
     /// # Errors
     /// As [`Network::scores`], plus label errors.
     pub fn accuracy(&mut self, x: MatRef<'_, F>, labels: &[usize]) -> Result<f64> {
+        self.accuracy_from(x, labels, 0)
+    }
+
+    /// [`Network::accuracy`] with predictions from [`Network::scores_from`]`(x, first_block)`.
+    ///
+    /// # Errors
+    /// As [`Network::scores_from`], plus label errors.
+    pub fn accuracy_from(&mut self, x: MatRef<'_, F>, labels: &[usize], first_block: usize) -> Result<f64> {
         self.check_input(&x, Some(labels))?;
+        let s = self.scores_from(x, first_block)?;
         if labels.is_empty() {
             return Ok(0.0);
         }
-        let pred = self.predict(x)?;
-        let correct = pred.iter().zip(labels).filter(|(p, y)| p == y).count();
+        let correct = (0..s.rows()).filter(|&i| argmax(s.row(i)) == labels[i]).count();
         Ok(correct as f64 / labels.len() as f64)
     }
 }
@@ -799,6 +830,42 @@ mod tests {
         stack_pieces_into(hp.view().slice_rows(0, 10), hn.view().slice_rows(0, 10), &mut u);
         crate::layer::stack_into(hp.view().slice_rows(0, 10), hn.view().slice_rows(0, 10), &mut plain);
         assert_eq!(u, plain);
+    }
+
+    #[test]
+    fn scores_from_a_later_block_count_only_its_goodness() {
+        let (x, y) = toy(30, 7);
+        let mut n = net(8);
+        let mut rng = rng_for(8, "negatives");
+        for _ in 0..5 {
+            n.train_batch(x.view(), &y, &mut rng).unwrap();
+        }
+        let all = n.scores(x.view()).unwrap();
+        assert_eq!(n.scores_from(x.view(), 0).unwrap(), all);
+        let later = n.scores_from(x.view(), 1).unwrap();
+        // By hand: block 1 sees [Zeros(z0); z0] (skip) with z0 block 0's output.
+        let value = x.data().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for c in 0..3 {
+            let mut h = Matrix::zeros(0, 0);
+            n.embedding.embed_with_value(x.view(), &vec![c; x.rows()], value, &mut h).unwrap();
+            let (mut z0, mut z1, mut g) = (Matrix::zeros(0, 0), Matrix::zeros(0, 0), Vec::new());
+            n.blocks[0].layer.forward(h.view(), &mut z0);
+            let u1 = hcat(Matrix::zeros(x.rows(), 2).view(), z0.view()).unwrap();
+            n.blocks[1].layer.forward(u1.view(), &mut z1);
+            n.blocks[1].layer.goodness_batch(z1.view(), &mut g);
+            for i in 0..x.rows() {
+                assert!(
+                    (later.row(i)[c] - g[i]).abs() < 1e-12,
+                    "sample {i} label {c}: {} vs {}",
+                    later.row(i)[c],
+                    g[i]
+                );
+            }
+        }
+        assert_ne!(later, all);
+        let err = n.scores_from(x.view(), 2).unwrap_err().to_string();
+        assert!(err.contains("0 to 1") && err.contains("got 2"), "{err}");
+        assert_eq!(n.accuracy_from(x.view(), &y, 0).unwrap().to_bits(), n.accuracy(x.view(), &y).unwrap().to_bits());
     }
 
     #[test]

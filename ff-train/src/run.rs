@@ -304,6 +304,17 @@ pub struct EvalOutcome {
 /// # Errors
 /// Model loading errors, data errors, a mismatch between the model and the data.
 pub fn eval<F: FftReal>(path: &Path) -> Result<EvalOutcome> {
+    eval_from::<F>(path, 0)
+}
+
+/// [`eval`] with a supervised model's predictions summing the goodness of blocks
+/// `first_block..` only ([`Network::accuracy_from`]; Hinton scores MNIST with all but the first
+/// hidden layer, `first_block = 1`). `0` is [`eval`].
+///
+/// # Errors
+/// As [`eval`]; a `first_block` that is not a block index, or one above 0 for an unsupervised
+/// model (its predictions come from the read-out, not from goodness).
+pub fn eval_from<F: FftReal>(path: &Path, first_block: usize) -> Result<EvalOutcome> {
     let model = load_model::<F>(path)?;
     let cfg = &model.config;
     let prep = prepare::<F>(cfg)?;
@@ -319,7 +330,14 @@ pub fn eval<F: FftReal>(path: &Path) -> Result<EvalOutcome> {
     let mut net = Network::from_state(model.raw_len, model.embedding, cfg.train_config(), systems, model.state)?;
     let (train, test) = (&prep.data.train, &prep.data.test);
     let (test_accuracy, train_accuracy) = match (cfg.mode, &model.readout) {
-        (Mode::Supervised, _) => (net.accuracy(test.x.view(), &test.y)?, net.accuracy(train.x.view(), &train.y)?),
+        (Mode::Supervised, _) => (
+            net.accuracy_from(test.x.view(), &test.y, first_block)?,
+            net.accuracy_from(train.x.view(), &train.y, first_block)?,
+        ),
+        (Mode::Unsupervised, _) if first_block > 0 => anyhow::bail!(
+            "--score-from-block {first_block}: {} is an unsupervised model, whose predictions come from its linear read-out; drop the flag",
+            path.display()
+        ),
         (Mode::Unsupervised, Some(r)) => (
             r.accuracy(net.activities(test.x.view())?.view(), &test.y)?,
             r.accuracy(net.activities(train.x.view())?.view(), &train.y)?,

@@ -49,6 +49,20 @@ fn train_writes_results_and_eval_reproduces_accuracy_exactly() {
     let line = text.lines().find(|l| l.starts_with("test_accuracy=")).expect("machine-readable line");
     let reloaded: f64 = line["test_accuracy=".len()..].parse().unwrap();
     assert_eq!(reloaded.to_bits(), acc.to_bits(), "eval must reproduce the trained accuracy exactly");
+
+    // Hinton's rule: the goodness of the second block only.
+    let model = out.join("model.json");
+    let e = phyff(&["eval", "--model", model.to_str().unwrap(), "--score-from-block", "1"]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let text = String::from_utf8_lossy(&e.stdout);
+    assert!(text.contains("goodness of blocks 1.. only"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("test_accuracy=")).expect("machine-readable line");
+    let later: f64 = line["test_accuracy=".len()..].parse().unwrap();
+    assert!(later > 0.2, "block 2 alone should still beat chance (0.1), got {later}");
+    let e = phyff(&["eval", "--model", model.to_str().unwrap(), "--score-from-block", "2"]);
+    assert!(!e.status.success());
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(err.contains("0 to 1") && err.contains("got 2"), "{err}");
     std::fs::remove_dir_all(&out).unwrap();
 }
 
