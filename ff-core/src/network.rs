@@ -853,13 +853,9 @@ mod tests {
             let u1 = hcat(Matrix::zeros(x.rows(), 2).view(), z0.view()).unwrap();
             n.blocks[1].layer.forward(u1.view(), &mut z1);
             n.blocks[1].layer.goodness_batch(z1.view(), &mut g);
-            for i in 0..x.rows() {
-                assert!(
-                    (later.row(i)[c] - g[i]).abs() < 1e-12,
-                    "sample {i} label {c}: {} vs {}",
-                    later.row(i)[c],
-                    g[i]
-                );
+            for (i, &gi) in g.iter().enumerate() {
+                let got = later.row(i)[c];
+                assert!((got - gi).abs() < 1e-12, "sample {i} label {c}: {got} vs {gi}");
             }
         }
         assert_ne!(later, all);
