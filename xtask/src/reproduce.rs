@@ -1,4 +1,4 @@
-//! `cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR]`: the
+//! `cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR] [--resume]`: the
 //! paper's experiments (SPEC.md §2 table, §6 figures) run through the `phyff` binary, and a
 //! Markdown report with tables (test accuracy mean ± sd over seeds, PhyLL and baselines) and
 //! plots, written to `OUT/README.md`; `--publish DIR` copies it to `DIR/report.md` with the
@@ -14,8 +14,13 @@
 //! Data: the vowels and the measured acoustic pairs are read from `../shared/data` (override
 //! with `PHYFF_SHARED_DATA`); MNIST and Fashion-MNIST from `data/` (`cargo xtask fetch-data`).
 //! An experiment whose data is missing is skipped with the command that obtains it.
+//!
+//! `--resume` makes the long image experiments resumable across sittings: a `train` seed whose
+//! `result.json` exists is reused, one with only a `checkpoint.json` continues with
+//! `phyff train --resume` (its ablation, not checkpointed, then runs from scratch), and the
+//! others start. It refuses a directory whose `config.toml` differs from the experiment's.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -207,10 +212,48 @@ fn si(x: f64) -> String {
     format!("{v:.2} {p}")
 }
 
+/// What to do for one seed of a `train` experiment.
+#[derive(Debug, PartialEq)]
+enum TrainStep {
+    /// `result.json` is there (with `--resume`): use it.
+    Reuse,
+    /// Run `phyff` with these arguments.
+    Run(Vec<String>),
+}
+
+/// A fresh run of seed `seed` into `out`, or with `resume`: the finished result if `out` has
+/// one, else the continuation of its checkpoint if it has one.
+fn train_step(cfg: &Path, seed: usize, out: &Path, resume: bool) -> TrainStep {
+    if resume && out.join("result.json").exists() {
+        return TrainStep::Reuse;
+    }
+    if resume && out.join("checkpoint.json").exists() {
+        return TrainStep::Run(vec!["train".into(), "--resume".into(), out.display().to_string()]);
+    }
+    TrainStep::Run(vec![
+        "train".into(),
+        "--config".into(),
+        cfg.display().to_string(),
+        "--seed".into(),
+        seed.to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ])
+}
+
 /// Runs one experiment; returns its Markdown section.
-fn run_one(phyff: &Path, e: &Experiment, dir: &Path) -> Result<String> {
+fn run_one(phyff: &Path, e: &Experiment, dir: &Path, resume: bool) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let cfg = dir.join("config.toml");
+    if resume && e.kind == Kind::Train {
+        if let Ok(old) = std::fs::read_to_string(&cfg) {
+            ensure!(
+                old == e.toml,
+                "--resume: {} holds a run of a different configuration; remove the directory or drop --resume",
+                cfg.display()
+            );
+        }
+    }
     std::fs::write(&cfg, &e.toml).with_context(|| format!("writing {}", cfg.display()))?;
     let start = Instant::now();
     let mut md = format!("## {}\n\n`{}`: {}.\n\n", e.title, e.name, e.note);
@@ -243,17 +286,16 @@ fn run_one(phyff: &Path, e: &Experiment, dir: &Path) -> Result<String> {
         let (mut acc, mut abl, mut wall) = (Vec::new(), Vec::new(), Vec::new());
         for s in 0..e.seeds {
             let out = dir.join(format!("seed{s}"));
-            let args: Vec<String> = vec![
-                "train".into(),
-                "--config".into(),
-                cfg.display().to_string(),
-                "--seed".into(),
-                s.to_string(),
-                "--out".into(),
-                out.display().to_string(),
-            ];
-            commands.push(format!("phyff {}", args.join(" ")));
-            run_phyff(phyff, &args, &dir.join(format!("log-seed{s}.txt")))?;
+            match train_step(&cfg, s, &out, resume) {
+                TrainStep::Reuse => {
+                    eprintln!("    seed {s}: reusing {}", out.join("result.json").display());
+                    commands.push(format!("(seed {s}: result of an earlier sitting reused)"));
+                }
+                TrainStep::Run(args) => {
+                    commands.push(format!("phyff {}", args.join(" ")));
+                    run_phyff(phyff, &args, &dir.join(format!("log-seed{s}.txt")))?;
+                }
+            }
             let r: Value = serde_json::from_str(&std::fs::read_to_string(out.join("result.json"))?)?;
             acc.push(num(&r, "test_accuracy"));
             if let Some(a) = r.get("ablation_test_accuracy").and_then(Value::as_f64) {
@@ -300,15 +342,17 @@ fn run_phyff(phyff: &Path, args: &[String], log: &Path) -> Result<()> {
 /// Entry point.
 pub fn run(args: &[String]) -> Result<()> {
     let (mut quick, mut only, mut out, mut publish) = (false, None::<Vec<String>>, None::<PathBuf>, None::<PathBuf>);
+    let mut resume = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--resume" => resume = true,
             "--only" => only = Some(it.next().context("--only needs NAME[,NAME]")?.split(',').map(String::from).collect()),
             "--out" => out = Some(it.next().context("--out needs a directory")?.into()),
             "--publish" => publish = Some(it.next().context("--publish needs a directory")?.into()),
             other => bail!(
-                "unknown reproduce argument {other:?}; usage: cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR]"
+                "unknown reproduce argument {other:?}; usage: cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR] [--resume]"
             ),
         }
     }
@@ -363,7 +407,7 @@ pub fn run(args: &[String]) -> Result<()> {
             continue;
         }
         eprintln!("==> {} ({} seed(s))", e.name, e.seeds);
-        let section = run_one(&phyff, e, &out.join(e.name))?;
+        let section = run_one(&phyff, e, &out.join(e.name), resume)?;
         report.push_str(&section);
     }
     if !skipped.is_empty() {
@@ -395,4 +439,32 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("md.tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming onto {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_reuses_results_continues_checkpoints_and_otherwise_starts() {
+        let dir = std::env::temp_dir().join(format!("phyff-xtask-resume-{}", std::process::id()));
+        let out = dir.join("seed0");
+        std::fs::create_dir_all(&out).unwrap();
+        let cfg = dir.join("config.toml");
+        let fresh = |resume| match train_step(&cfg, 0, &out, resume) {
+            TrainStep::Run(a) => a.contains(&"--config".to_string()) && a.contains(&"--seed".to_string()),
+            TrainStep::Reuse => false,
+        };
+        assert!(fresh(false) && fresh(true));
+        std::fs::write(out.join("checkpoint.json"), "{}").unwrap();
+        assert!(fresh(false), "without --resume a run always starts afresh");
+        assert_eq!(
+            train_step(&cfg, 0, &out, true),
+            TrainStep::Run(vec!["train".into(), "--resume".into(), out.display().to_string()])
+        );
+        std::fs::write(out.join("result.json"), "{}").unwrap();
+        assert_eq!(train_step(&cfg, 0, &out, true), TrainStep::Reuse);
+        assert!(fresh(false));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
