@@ -502,6 +502,7 @@ impl<F: Real> Network<F> {
                 let layer = &block.layer;
                 let run = |&(a, b): &(usize, usize), piece: &mut PieceWork<F>| -> F {
                     if a == b {
+                        piece.grad.fill(F::zero());
                         return F::zero();
                     }
                     let u = u.view().slice_rows(2 * a, 2 * b);
