@@ -414,6 +414,8 @@ pub fn run(args: &[String]) -> Result<()> {
         let _ = write!(report, "## Skipped\n\n{}\n", skipped.join("\n"));
     }
     let _ = writeln!(report, "\nTotal wall time: {:.1} s.", start.elapsed().as_secs_f64());
+    // `out` exists only if an experiment ran: create it for a report of skips alone.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let path = out.join("README.md");
     write_atomic(&path, &report)?;
     eprintln!("==> wrote {}", path.display());
