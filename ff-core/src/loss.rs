@@ -146,6 +146,33 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The pieces of a batch give the whole batch's derivatives bit for bit, and their summed
+        /// terms times 1/n give its mean loss up to rounding.
+        #[test]
+        fn pieces_sum_to_the_whole_batch(
+            gp in proptest::collection::vec(-1.0f64..1.0, 1..12),
+            cut in 0usize..12,
+            hinton: bool,
+        ) {
+            let n = gp.len();
+            let cut = cut.min(n);
+            let gn: Vec<f64> = gp.iter().map(|g| 0.3 - g).collect();
+            let loss = if hinton { Loss::Hinton { theta: 0.5 } } else { Loss::Symba { alpha: 5.0 } };
+            let (mut dp, mut dn) = (vec![0.0; n], vec![0.0; n]);
+            let whole = loss.eval(&gp, &gn, &mut dp, &mut dn);
+            let inv_n = 1.0 / n as f64;
+            let (mut ep, mut en) = (vec![0.0; n], vec![0.0; n]);
+            let (ep1, ep2) = ep.split_at_mut(cut);
+            let (en1, en2) = en.split_at_mut(cut);
+            let s1 = loss.eval_sum(&gp[..cut], &gn[..cut], ep1, en1, inv_n);
+            let s2 = loss.eval_sum(&gp[cut..], &gn[cut..], ep2, en2, inv_n);
+            prop_assert!(((s1 + s2) * inv_n - whole).abs() <= 1e-12 * (1.0 + whole.abs()));
+            prop_assert_eq!(ep, dp);
+            prop_assert_eq!(en, dn);
+        }
+    }
+
     #[test]
     fn softplus_is_stable() {
         assert_eq!(softplus(1000.0f64), 1000.0);
