@@ -241,12 +241,9 @@ impl<F: Real> LocalLayer<F> {
         grad: &mut [F],
     ) -> F {
         assert_eq!(u.rows() % 2, 0, "a stacked batch holds positives then as many negatives");
-        let n = u.rows() / 2;
-        if n == 0 {
-            grad.fill(F::zero());
-            return F::zero();
-        }
-        let inv_n = F::one() / F::from_usize(n).unwrap();
+        // An empty batch has loss 0 and gradient 0 (`loss_and_grad_sum`); max(1) only keeps
+        // its 1/n finite.
+        let inv_n = F::one() / F::from_usize((u.rows() / 2).max(1)).unwrap();
         self.loss_and_grad_sum(loss, u, ut, inv_n, true, ws, grad) * inv_n
     }
 

@@ -495,33 +495,29 @@ impl<F: Real> Network<F> {
             }
             let loss = self.config.loss;
             let inv_n = F::one() / F::from_usize(n.max(1)).unwrap();
+            let two_pieces = cuts[1].0 < cuts[1].1;
             let mut grad = vec![F::zero(); num_params];
             let mut total = 0.0;
             for _ in 0..self.config.n_inner {
                 let block = &mut self.blocks[k];
                 let layer = &block.layer;
                 let run = |&(a, b): &(usize, usize), piece: &mut PieceWork<F>| -> F {
-                    if a == b {
-                        piece.grad.fill(F::zero());
-                        return F::zero();
-                    }
                     let u = u.view().slice_rows(2 * a, 2 * b);
                     layer.loss_and_grad_part(&loss, u, piece.ut.view(), n.max(1), &mut piece.ws, &mut piece.grad)
                 };
                 let (first, second) = pieces.split_at_mut(1);
-                let (s0, s1) = if cuts[1].0 < cuts[1].1 {
-                    rayon::join(|| run(&cuts[0], &mut first[0]), || run(&cuts[1], &mut second[0]))
-                } else {
-                    (run(&cuts[0], &mut first[0]), F::zero())
-                };
-                if cuts[1].0 < cuts[1].1 {
+                let sum = if two_pieces {
+                    let (s0, s1) = rayon::join(|| run(&cuts[0], &mut first[0]), || run(&cuts[1], &mut second[0]));
                     for ((g, &g0), &g1) in grad.iter_mut().zip(&first[0].grad).zip(&second[0].grad) {
                         *g = g0 + g1;
                     }
+                    s0 + s1
                 } else {
+                    let s0 = run(&cuts[0], &mut first[0]);
                     grad.copy_from_slice(&first[0].grad);
-                }
-                let l = ((s0 + s1) * inv_n).to_f64().unwrap_or(f64::NAN);
+                    s0
+                };
+                let l = (sum * inv_n).to_f64().unwrap_or(f64::NAN);
                 if !l.is_finite() || grad.iter().any(|g| !g.is_finite()) {
                     self.pieces = pieces;
                     return Err(CoreError::Diverged { what: format!("loss of block {k}") });
@@ -790,7 +786,7 @@ mod tests {
         let (x, y) = toy(90, 4);
         let mut a = net(6);
         let b = net(6);
-        let neg = random_wrong_labels(&y, 3, &mut rng_for(6, "negatives").clone());
+        let neg = random_wrong_labels(&y, 3, &mut rng_for(6, "negatives"));
         a.train_batch(x.view(), &y, &mut rng_for(6, "negatives")).unwrap();
         // Reference for block 0 (identity system, no skip): embed, stack, n_inner steps.
         let value = x.data().iter().fold(0.0f64, |m, v| m.max(v.abs()));
