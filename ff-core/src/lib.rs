@@ -46,7 +46,7 @@ pub use loss::Loss;
 pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
 pub use mlp::{softmax_cross_entropy, Mlp, MlpCache, MlpScratch};
 pub use network::{BlockSpec, Counters, NegativeMode, Network, NetworkState, PassOn, TrainConfig};
-pub use optim::{Optimizer, OptimizerConfig};
+pub use optim::{LrSchedule, Optimizer, OptimizerConfig};
 pub use readout::{LinearReadout, ReadoutConfig, ReadoutFit};
 pub use real::Real;
 pub use system::{check_batch, check_vjp_shapes, Differentiable, Identity, PhysicalSystem, Zeros};

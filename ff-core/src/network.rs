@@ -324,6 +324,16 @@ impl<F: Real> Network<F> {
         &self.config
     }
 
+    /// Multiplies every block's learning rate by `scale` from the next step on (a
+    /// [`LrSchedule`](crate::LrSchedule) factor, set per epoch by the trainer; 1 restores the
+    /// configured rate). Optimiser moments and step counts are kept.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] unless `scale` is finite and positive.
+    pub fn set_lr_scale(&mut self, scale: f64) -> Result<()> {
+        self.blocks.iter_mut().try_for_each(|b| b.optimizer.set_lr_scale(scale))
+    }
+
     /// Work done so far.
     pub fn counters(&self) -> Counters {
         self.counters

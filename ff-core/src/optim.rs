@@ -82,6 +82,45 @@ impl OptimizerConfig {
     }
 }
 
+/// How the learning rate changes over the epochs of a run: the optimiser's `lr` is multiplied
+/// by [`LrSchedule::factor`] during each epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// The same learning rate in every epoch (factor 1).
+    #[default]
+    Constant,
+    /// Hinton's forward-forward code: factor 1 for epochs `e <= E/2`, then
+    /// `(1 + 2 (E - e)) / E`, falling linearly to `1/E` in the last epoch `e = E`
+    /// (epochs counted from 1).
+    LinearDecay,
+}
+
+impl LrSchedule {
+    /// The learning-rate factor of epoch `epoch` (from 1) of `epochs`.
+    pub fn factor(self, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::LinearDecay => {
+                let (e, n) = (epoch as f64, epochs.max(1) as f64);
+                if e <= n / 2.0 {
+                    1.0
+                } else {
+                    (1.0 + 2.0 * (n - e).max(0.0)) / n
+                }
+            }
+        }
+    }
+
+    /// The name used in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            LrSchedule::Constant => "constant",
+            LrSchedule::LinearDecay => "linear-decay",
+        }
+    }
+}
+
 /// Optimiser state for one parameter vector.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(bound = "F: Real")]
@@ -90,6 +129,14 @@ pub struct Optimizer<F> {
     m: Vec<F>,
     v: Vec<F>,
     t: u64,
+    /// Multiplier of the configured learning rate (set per epoch by a schedule; not saved:
+    /// the trainer sets it again before every epoch, also after a resume).
+    #[serde(skip, default = "unit_scale")]
+    lr_scale: f64,
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 impl<F: Real> Optimizer<F> {
@@ -99,7 +146,25 @@ impl<F: Real> Optimizer<F> {
             OptimizerConfig::Adam { .. } => vec![F::zero(); n],
             OptimizerConfig::Sgd { .. } => Vec::new(),
         };
-        Optimizer { config, m: vec![F::zero(); n], v, t: 0 }
+        Optimizer { config, m: vec![F::zero(); n], v, t: 0, lr_scale: 1.0 }
+    }
+
+    /// Multiplies the configured learning rate by `scale` in the following steps (a
+    /// [`LrSchedule`] factor; 1 restores it). The state (moments, step count) is kept.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] unless `scale` is finite and positive.
+    pub fn set_lr_scale(&mut self, scale: f64) -> Result<()> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(CoreError::config("lr scale", format!("must be a positive number, got {scale}")));
+        }
+        self.lr_scale = scale;
+        Ok(())
+    }
+
+    /// The current learning-rate multiplier.
+    pub fn lr_scale(&self) -> f64 {
+        self.lr_scale
     }
 
     /// The hyper-parameters.
@@ -121,6 +186,7 @@ impl<F: Real> Optimizer<F> {
         self.t += 1;
         match self.config {
             OptimizerConfig::Adam { lr, beta1, beta2, eps } => {
+                let lr = lr * self.lr_scale;
                 let (b1, b2) = (F::c(beta1), F::c(beta2));
                 let t = self.t as i32;
                 let bc1 = F::one() - F::c(beta1.powi(t));
@@ -138,7 +204,7 @@ impl<F: Real> Optimizer<F> {
                 }
             }
             OptimizerConfig::Sgd { lr, momentum } => {
-                let (lr, mu) = (F::c(lr), F::c(momentum));
+                let (lr, mu) = (F::c(lr * self.lr_scale), F::c(momentum));
                 for i in 0..params.len() {
                     let v = mu * self.m[i] + grad[i];
                     self.m[i] = v;
@@ -189,5 +255,50 @@ mod tests {
         }
         let err = OptimizerConfig::adam(-0.1).validate().unwrap_err().to_string();
         assert!(err.contains("-0.1"), "{err}");
+    }
+
+    #[test]
+    fn linear_decay_follows_hintons_gain() {
+        // Hinton's code, maxepoch 60: gain 1 up to epoch 30, then (1 + 2 (60 - e)) / 60.
+        let s = LrSchedule::LinearDecay;
+        assert_eq!(s.factor(1, 60), 1.0);
+        assert_eq!(s.factor(30, 60), 1.0);
+        assert!((s.factor(31, 60) - 59.0 / 60.0).abs() < 1e-15);
+        assert!((s.factor(45, 60) - 31.0 / 60.0).abs() < 1e-15);
+        assert!((s.factor(60, 60) - 1.0 / 60.0).abs() < 1e-15);
+        // Odd epoch counts: 1 through e <= E/2 and (by the formula) at e = (E + 1) / 2, then
+        // strictly decreasing and positive.
+        let f: Vec<f64> = (1..=7).map(|e| s.factor(e, 7)).collect();
+        assert_eq!(&f[..4], &[1.0; 4]);
+        assert!(f.windows(2).skip(3).all(|w| w[1] < w[0]) && f[6] > 0.0, "{f:?}");
+        assert!((1..=9).all(|e| LrSchedule::Constant.factor(e, 9) == 1.0));
+    }
+
+    #[test]
+    fn a_scaled_step_equals_a_step_with_the_scaled_rate() {
+        for (cfg, scaled) in [
+            (OptimizerConfig::adam(0.1), OptimizerConfig::adam(0.025)),
+            (OptimizerConfig::Sgd { lr: 0.1, momentum: 0.5 }, OptimizerConfig::Sgd { lr: 0.025, momentum: 0.5 }),
+        ] {
+            let (mut a, mut b) = (Optimizer::<f64>::new(cfg, 2), Optimizer::<f64>::new(scaled, 2));
+            let (mut pa, mut pb) = (vec![1.0, -2.0], vec![1.0, -2.0]);
+            a.step(&mut pa, &[0.3, 0.7]);
+            b.set_lr_scale(4.0).unwrap();
+            b.step(&mut pb, &[0.3, 0.7]);
+            // Step 2: a at a quarter of its rate, b at four times its quarter-rate.
+            a.set_lr_scale(0.25).unwrap();
+            b.set_lr_scale(1.0).unwrap();
+            a.step(&mut pa, &[-0.2, 0.5]);
+            b.step(&mut pb, &[-0.2, 0.5]);
+            for (x, y) in pa.iter().zip(&pb) {
+                assert!((x - y).abs() < 1e-12, "{cfg:?}: {pa:?} vs {pb:?}");
+            }
+        }
+        let mut o = Optimizer::<f32>::new(OptimizerConfig::adam(0.1), 1);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let err = o.set_lr_scale(bad).unwrap_err().to_string();
+            assert!(err.contains("lr scale"), "{err}");
+        }
+        assert_eq!(o.lr_scale(), 1.0);
     }
 }

@@ -1,7 +1,9 @@
 //! The experiment configuration: defaults, then a TOML file, then command-line flags.
 
 use anyhow::{bail, Result};
-use ff_core::{Activation, Goodness, Loss, NegativeMode, OptimizerConfig, PassOn, ReadoutConfig, TrainConfig};
+use ff_core::{
+    Activation, Goodness, Loss, LrSchedule, NegativeMode, OptimizerConfig, PassOn, ReadoutConfig, TrainConfig,
+};
 use ff_physics::optics::OpticsConfig;
 use ff_physics::{AcousticConfig, FiberConfig, FreeSpaceConfig, MicrowaveConfig};
 use serde::{Deserialize, Serialize};
@@ -69,8 +71,21 @@ pub enum Objective {
     /// `g = cos(|z|, xi)`, `L = softplus(-alpha (g+ - g-))`, raw `z` passed on.
     #[default]
     Phyll,
-    /// `g = mean(relu(z)^2)`, `L = softplus(theta - g+) + softplus(g- - theta)`, normalised pass-on.
+    /// `g = mean(relu(z)^2)` (or the sum, see `squares`), `L = softplus(theta - g+) +
+    /// softplus(g- - theta)`, normalised pass-on.
     Hinton,
+}
+
+/// The goodness of the Hinton objective: mean or sum of the squared rectified outputs (SPEC.md
+/// allows both; Hinton's code uses the sum with the threshold at the layer width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Squares {
+    /// `g = mean_i relu(z_i)^2`.
+    #[default]
+    Mean,
+    /// `g = sum_i relu(z_i)^2`.
+    Sum,
 }
 
 /// How the blocks are trained.
@@ -123,12 +138,19 @@ pub struct ExperimentConfig {
     pub batch_size: usize,
     /// Adam learning rate.
     pub lr: f64,
+    /// How the learning rate changes over the epochs: `constant`, or `linear-decay` (Hinton's
+    /// code: constant for the first half, then linearly down to `lr / epochs` in the last epoch).
+    pub lr_schedule: LrSchedule,
     /// Optimiser steps per block per mini-batch, physical outputs held fixed.
     pub n_inner: usize,
     /// SymBa sharpness (PhyLL objective).
     pub alpha: f64,
     /// Goodness threshold (Hinton objective).
     pub theta: f64,
+    /// Mean or sum of squares as the goodness of the Hinton objective (absent: `mean`; only
+    /// with `objective = "hinton"`). With `sum`, a threshold near the layer width (Hinton's
+    /// code: `theta = hidden`) plays the part of `theta = 1` with the mean.
+    pub squares: Option<Squares>,
     /// Local objective.
     pub objective: Objective,
     /// How negative labels are chosen (supervised mode; unsupervised mode uses hybrid negatives).
@@ -245,9 +267,11 @@ impl Default for ExperimentConfig {
             epochs: 20,
             batch_size: 256,
             lr: 1e-3,
+            lr_schedule: LrSchedule::Constant,
             n_inner: 10,
             alpha: 5.0,
             theta: 2.0,
+            squares: None,
             objective: Objective::Phyll,
             negatives: NegativeMode::Random,
             mode: Mode::Supervised,
@@ -300,7 +324,10 @@ impl ExperimentConfig {
                 (Goodness::Cosine { activation: Activation::Abs }, Loss::Symba { alpha: self.alpha }, PassOn::Raw)
             }
             Objective::Hinton => (
-                Goodness::MeanSquares { activation: Activation::Relu },
+                match self.squares.unwrap_or_default() {
+                    Squares::Mean => Goodness::MeanSquares { activation: Activation::Relu },
+                    Squares::Sum => Goodness::SumSquares { activation: Activation::Relu },
+                },
                 Loss::Hinton { theta: self.theta },
                 PassOn::Normalized,
             ),
@@ -346,6 +373,9 @@ impl ExperimentConfig {
             bail!("invalid train_limit/test_limit: must be at least 1 (or absent to use every sample), got 0");
         }
         self.train_config().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.squares.is_some() && self.objective != Objective::Hinton {
+            bail!("invalid squares: it chooses the goodness of the Hinton objective, but objective is \"phyll\" (cosine goodness); remove squares or set objective = \"hinton\"");
+        }
         if self.mode == Mode::Unsupervised {
             if self.readout_epochs == 0 {
                 bail!("invalid readout_epochs: unsupervised mode fits a linear read-out for that many epochs, so it must be at least 1, got 0 (e.g. --readout-epochs 50)");
@@ -437,5 +467,25 @@ mod tests {
         ExperimentConfig { readout_epochs: 0, ..Default::default() }.validate().unwrap();
         let toml = ExperimentConfig::from_toml("mode = \"unsupervised\"\nreadout_epochs = 7\n").unwrap();
         assert_eq!((toml.mode, toml.readout_epochs), (Mode::Unsupervised, 7));
+    }
+
+    #[test]
+    fn hinton_recipe_keys() {
+        let c = ExperimentConfig::from_toml(
+            "objective = \"hinton\"\nsquares = \"sum\"\ntheta = 256.0\nlr_schedule = \"linear-decay\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.squares, c.lr_schedule), (Some(Squares::Sum), LrSchedule::LinearDecay));
+        assert_eq!(c.train_config().goodness, Goodness::SumSquares { activation: Activation::Relu });
+        assert_eq!(ExperimentConfig::from_toml(&c.to_toml()).unwrap(), c);
+        let mean = ExperimentConfig { squares: None, ..c.clone() };
+        assert_eq!(mean.train_config().goodness, Goodness::MeanSquares { activation: Activation::Relu });
+        // `squares` belongs to the Hinton objective only.
+        let e = ExperimentConfig { squares: Some(Squares::Mean), ..Default::default() }.validate().unwrap_err();
+        assert!(e.to_string().contains("squares") && e.to_string().contains("phyll"), "{e}");
+        let e = ExperimentConfig::from_toml("lr_schedule = \"cosine\"\n").unwrap_err().to_string();
+        assert!(e.contains("cosine"), "{e}");
+        assert_eq!(ExperimentConfig::default().lr_schedule, LrSchedule::Constant);
     }
 }

@@ -2,8 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ff_core::NegativeMode;
-use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, SystemKind};
+use ff_core::{LrSchedule, NegativeMode};
+use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, Squares, SystemKind};
 use ff_train::report::{train_table, unsupervised_table};
 use ff_train::trainer::EpochRecord;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -332,8 +332,20 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         None => (args.resolve()?, args.out.as_deref()),
     };
     let resume = args.resume.as_deref();
+    let objective = match cfg.objective {
+        Objective::Phyll => format!("PhyLL objective (alpha {})", cfg.alpha),
+        Objective::Hinton => format!(
+            "Hinton objective ({} of squares, theta {})",
+            if cfg.squares == Some(Squares::Sum) { "sum" } else { "mean" },
+            cfg.theta
+        ),
+    };
+    let schedule = match cfg.lr_schedule {
+        LrSchedule::Constant => String::new(),
+        s => format!(" ({})", s.name()),
+    };
     eprintln!(
-        "phyff train: {} mode, system {}, data {}, {} blocks x {}, {} epochs, lr {}, n_inner {}, seed {}, {:?}",
+        "phyff train: {} mode, system {}, data {}, {} blocks x {}, {objective}, {} epochs, lr {}{schedule}, n_inner {}, seed {}, {:?}",
         cfg.mode.name(),
         cfg.system.name(),
         cfg.data,

@@ -131,8 +131,9 @@ pub fn train<F: FftReal>(
 /// trained from scratch; in unsupervised mode the read-out is fitted after the last epoch.
 ///
 /// # Errors
-/// A missing or foreign checkpoint, data that no longer match it, and everything [`train`]
-/// can fail with.
+/// A missing or foreign checkpoint, data that no longer match it, a new `epochs` that would
+/// change the learning rate of epochs already trained (a non-constant `lr_schedule` scales
+/// with the total), and everything [`train`] can fail with.
 pub fn resume<F: FftReal>(
     dir: &Path,
     epochs: Option<usize>,
@@ -141,6 +142,12 @@ pub fn resume<F: FftReal>(
     let ck = load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?;
     let mut cfg = ck.model.config.clone();
     if let Some(e) = epochs {
+        let (s, done, old) = (cfg.lr_schedule, ck.progress.epochs_done, cfg.epochs);
+        anyhow::ensure!(
+            (1..=done).all(|k| s.factor(k, old) == s.factor(k, e)),
+            "cannot resume with --epochs {e}: the run's lr_schedule \"{}\" was planned for {old} epochs, and {done} epochs were trained with it; {e} epochs would have given them other learning rates. Resume without --epochs (or start a new run)",
+            s.name()
+        );
         cfg.epochs = e;
     }
     train_from(&cfg, Some(dir), Some(ck), progress)
@@ -160,6 +167,7 @@ fn train_from<F: FftReal>(
         eval_every: cfg.eval_every,
         seed: cfg.seed,
         train_eval: cfg.train_eval,
+        lr_schedule: cfg.lr_schedule,
     };
     let model_file = |state, readout| ModelFile {
         format: MODEL_FORMAT.into(),

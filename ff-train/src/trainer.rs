@@ -2,7 +2,7 @@
 //! negatives followed by a linear read-out), periodic evaluation, accounting.
 
 use ff_core::rng::rng_for;
-use ff_core::{Counters, HybridNegatives, LinearReadout, Matrix, Network, ReadoutConfig, Real};
+use ff_core::{Counters, HybridNegatives, LinearReadout, LrSchedule, Matrix, Network, ReadoutConfig, Real};
 use ff_data::{epoch_order, Dataset};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -40,6 +40,9 @@ pub struct FitOptions {
     /// Measure train accuracy after the last epoch (costs `K x L` physical queries per
     /// training sample; reported as 0 when skipped).
     pub train_eval: bool,
+    /// Learning-rate factor per epoch (set on the network before each epoch, also when
+    /// resuming).
+    pub lr_schedule: LrSchedule,
 }
 
 /// The outcome of [`fit`].
@@ -341,6 +344,7 @@ fn run_epochs<F: Real>(
     let eval_every = opts.eval_every.max(1);
     let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::new());
     for epoch in p.epochs_done + 1..=opts.epochs {
+        net.set_lr_scale(opts.lr_schedule.factor(epoch, opts.epochs))?;
         // One stream per epoch, so that a resumed run draws the same negatives.
         let mut rng = match schedule {
             Schedule::Supervised => rng_for(opts.seed, &format!("negatives/{epoch}")),

@@ -1,10 +1,11 @@
 //! Hardware in the loop through `phyff-device` and TCP devices, and exact checkpoint/resume.
 
+use ff_core::LrSchedule;
 use ff_core::{MatMut, MatRef, PhysicalSystem, SystemError};
 use ff_physics::device::serve_listener;
 use ff_physics::{OpticsConfig, OpticsSystem};
 use ff_train::checkpoint::{checkpoint_config, load_checkpoint, CHECKPOINT_FILE};
-use ff_train::config::{ExperimentConfig, SystemKind};
+use ff_train::config::{ExperimentConfig, Objective, Squares, SystemKind};
 use ff_train::run::{resume, train};
 use ff_train::systems::optics_for_block;
 use std::net::TcpListener;
@@ -54,6 +55,44 @@ fn two_epochs_then_resume_equals_four_epochs_bit_for_bit() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_decaying_learning_rate_resumes_bit_for_bit_and_refuses_a_new_length() {
+    // Hinton's objective with the sum of squares, so `squares` and `lr_schedule` both take part.
+    let cfg = ExperimentConfig {
+        system: SystemKind::Digital,
+        objective: Objective::Hinton,
+        squares: Some(Squares::Sum),
+        theta: 16.0,
+        lr_schedule: LrSchedule::LinearDecay,
+        ..small(4)
+    };
+    let straight = train::<f32>(&cfg, None, |_, _| {}).unwrap();
+    let constant =
+        train::<f32>(&ExperimentConfig { lr_schedule: LrSchedule::Constant, ..cfg.clone() }, None, |_, _| {}).unwrap();
+    // Epochs 1-2 run at the full rate in both; epochs 3-4 are slower with the decay.
+    assert_eq!(straight.pnn.history[1].loss, constant.pnn.history[1].loss);
+    assert_ne!(bits(&straight.model.state), bits(&constant.model.state));
+
+    // Stop after epoch 3 of the 4-epoch plan (the checkpoint written then), then resume. The
+    // progress line of epoch 4 comes before its checkpoint, so the file then holds epoch 3.
+    let dir = tmp("resume-decay");
+    let mut seen = 0;
+    let stop = train::<f32>(&cfg, Some(&dir), |_, r| {
+        seen = r.epoch;
+        if r.epoch == 4 {
+            std::fs::copy(dir.join(CHECKPOINT_FILE), dir.join("at-3.json")).unwrap();
+        }
+    });
+    assert!(stop.is_ok() && seen == 4);
+    std::fs::rename(dir.join("at-3.json"), dir.join(CHECKPOINT_FILE)).unwrap();
+    let err = resume::<f32>(&dir, Some(6), |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("--epochs 6") && err.contains("linear-decay"), "{err}");
+    let resumed = resume::<f32>(&dir, None, |_, _| {}).unwrap();
+    assert_eq!(bits(&straight.model.state), bits(&resumed.model.state));
+    assert_eq!(straight.pnn.history[3].loss, resumed.pnn.history[3].loss);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// An in-process optical block that fails with a device error while `broken` is set.
 struct Flaky {
     inner: OpticsSystem<f32>,
@@ -95,7 +134,7 @@ fn a_device_failure_mid_run_loses_nothing_and_resume_matches_in_process_training
     let mut cfg = small(4);
     cfg.system = SystemKind::Device;
     cfg.device.tcp = Some(addrs.join(","));
-    cfg.device.timeout_ms = 5_000;
+    cfg.device.timeout_ms = 30_000; // generous: the failure replies at once, and a loaded machine must not time out first
     cfg.device.attempts = 2;
     let dir = tmp("device-failure");
     let err = train::<f32>(&cfg, Some(&dir), |_, r| {

@@ -361,6 +361,11 @@ pub fn check(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
         "invalid --system for drift: {} has no drift model; use optics, microwave or acoustic",
         cfg.system.name()
     );
+    anyhow::ensure!(
+        cfg.lr_schedule == ff_core::LrSchedule::Constant,
+        "invalid lr_schedule: phyff drift trains for a budget of physical queries at a constant learning rate, got \"{}\"; remove lr_schedule",
+        cfg.lr_schedule.name()
+    );
     Ok(())
 }
 
@@ -917,6 +922,7 @@ mod tests {
             eval_every: 1,
             seed: cfg.seed,
             train_eval: false,
+            lr_schedule: ff_core::LrSchedule::Constant,
         };
         let ff = fit(&mut net, &prep.data.train, &prep.data.test, &fo, |_| {}).unwrap();
         assert_eq!(report.methods[0].change.final_accuracy, ff.test_accuracy);
