@@ -40,14 +40,7 @@ fn methods(c: &mut Criterion) {
     g.bench_function("ff_phyll", |b| {
         b.iter(|| {
             let mut net = build_network(&cfg, &prep, false).unwrap();
-            let opts = FitOptions {
-                epochs: 1,
-                batch_size: cfg.batch_size,
-                eval_every: 1,
-                seed: 0,
-                train_eval: false,
-                lr_schedule: Default::default(),
-            };
+            let opts = FitOptions { epochs: 1, eval_every: 1, seed: 0, train_eval: false, ..cfg.fit_options() };
             fit(&mut net, &prep.data.train, &prep.data.test, &opts, |_| {}).unwrap()
         })
     });

@@ -343,6 +343,19 @@ impl ExperimentConfig {
         }
     }
 
+    /// The trainer's options: epochs, batch size, evaluation period, seed, final train
+    /// evaluation and learning-rate schedule, as configured.
+    pub fn fit_options(&self) -> crate::trainer::FitOptions {
+        crate::trainer::FitOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            eval_every: self.eval_every,
+            seed: self.seed,
+            train_eval: self.train_eval,
+            lr_schedule: self.lr_schedule,
+        }
+    }
+
     /// The read-out of unsupervised mode: `readout_epochs` epochs, the other settings
     /// [`ReadoutConfig::default`].
     pub fn readout_config(&self) -> ReadoutConfig {

@@ -7,8 +7,7 @@ use crate::model::{load_model, ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::report::TrainResult;
 use crate::systems::build_blocks;
 use crate::trainer::{
-    fit, fit_from, fit_readout, fit_unsupervised_from, EpochRecord, FitOptions, FitProgress, FitSummary,
-    UnsupervisedOptions,
+    fit, fit_from, fit_readout, fit_unsupervised_from, EpochRecord, FitProgress, FitSummary, UnsupervisedOptions,
 };
 use anyhow::{Context, Result};
 use ff_core::{HybridNegatives, LabelEmbedding, Matrix, Network, Real};
@@ -161,14 +160,7 @@ fn train_from<F: FftReal>(
 ) -> Result<TrainOutcome<F>> {
     cfg.validate()?;
     let prep = prepare::<F>(cfg)?;
-    let opts = FitOptions {
-        epochs: cfg.epochs,
-        batch_size: cfg.batch_size,
-        eval_every: cfg.eval_every,
-        seed: cfg.seed,
-        train_eval: cfg.train_eval,
-        lr_schedule: cfg.lr_schedule,
-    };
+    let opts = cfg.fit_options();
     let model_file = |state, readout| ModelFile {
         format: MODEL_FORMAT.into(),
         version: MODEL_VERSION,

@@ -73,14 +73,7 @@ fn digits_read_out_is_well_above_chance_and_reloads_exactly() {
 fn training_never_reads_the_labels_and_is_deterministic() {
     let cfg = tiny(1);
     let prep = prepare::<f32>(&cfg).unwrap();
-    let opts = FitOptions {
-        epochs: 1,
-        batch_size: cfg.batch_size,
-        eval_every: 1,
-        seed: 0,
-        train_eval: false,
-        lr_schedule: Default::default(),
-    };
+    let opts = FitOptions { epochs: 1, eval_every: 1, seed: 0, train_eval: false, ..cfg.fit_options() };
     let unsup = unsupervised_options(&cfg, &prep);
     let run = |labels_shift: usize| {
         let mut train = prep.data.train.clone();

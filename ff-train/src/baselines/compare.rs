@@ -140,14 +140,7 @@ fn ff_run<F: FftReal>(
     ablation: bool,
     progress: &mut dyn FnMut(&str, usize, f64),
 ) -> Result<MethodRun> {
-    let opts = FitOptions {
-        epochs: cfg.epochs,
-        batch_size: cfg.batch_size,
-        eval_every: 1,
-        seed: cfg.seed,
-        train_eval: cfg.train_eval,
-        lr_schedule: cfg.lr_schedule,
-    };
+    let opts = FitOptions { eval_every: 1, ..cfg.fit_options() };
     let mut net = build_network(cfg, prep, ablation)?;
     let s = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| {
         progress(name, r.epoch, r.test_accuracy.unwrap_or(f64::NAN))

@@ -916,14 +916,7 @@ mod tests {
 
         let prep = prepare::<f32>(&cfg).unwrap();
         let mut net = build_network(&cfg, &prep, false).unwrap();
-        let fo = FitOptions {
-            epochs: cfg.epochs,
-            batch_size: cfg.batch_size,
-            eval_every: 1,
-            seed: cfg.seed,
-            train_eval: false,
-            lr_schedule: ff_core::LrSchedule::Constant,
-        };
+        let fo = FitOptions { eval_every: 1, train_eval: false, ..cfg.fit_options() };
         let ff = fit(&mut net, &prep.data.train, &prep.data.test, &fo, |_| {}).unwrap();
         assert_eq!(report.methods[0].change.final_accuracy, ff.test_accuracy);
 
