@@ -358,18 +358,21 @@ impl<F: Real> Network<F> {
                 format!("non-finite value {value} at row {row}, column {col}; clean or impute the data"),
             ));
         }
-        if let Some(labels) = labels {
-            if labels.len() != x.rows() {
-                return Err(CoreError::Shape {
-                    context: "labels".into(),
-                    expected: format!("{} labels", x.rows()),
-                    got: format!("{}", labels.len()),
-                });
-            }
-            let k = self.num_classes();
-            if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
-                return Err(CoreError::Label { label, row, num_classes: k });
-            }
+        labels.map_or(Ok(()), |labels| self.check_labels(x.rows(), labels))
+    }
+
+    /// One label in `0..K` per sample.
+    fn check_labels(&self, rows: usize, labels: &[usize]) -> Result<()> {
+        if labels.len() != rows {
+            return Err(CoreError::Shape {
+                context: "labels".into(),
+                expected: format!("{rows} labels"),
+                got: format!("{}", labels.len()),
+            });
+        }
+        let k = self.num_classes();
+        if let Some((row, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
+            return Err(CoreError::Label { label, row, num_classes: k });
         }
         Ok(())
     }
@@ -697,7 +700,8 @@ impl<F: Real> Network<F> {
     /// # Errors
     /// As [`Network::scores_from`], plus label errors.
     pub fn accuracy_from(&mut self, x: MatRef<'_, F>, labels: &[usize], first_block: usize) -> Result<f64> {
-        self.check_input(&x, Some(labels))?;
+        // The samples are checked by `scores_from`.
+        self.check_labels(x.rows(), labels)?;
         let s = self.scores_from(x, first_block)?;
         if labels.is_empty() {
             return Ok(0.0);
@@ -879,8 +883,14 @@ mod tests {
         assert!(n.train_batch(x.view(), &[0, 1], &mut rng).is_err());
         let mut x = Matrix::<f64>::zeros(2, 9);
         assert!(matches!(n.train_batch(x.view(), &[0, 3], &mut rng), Err(CoreError::Label { label: 3, .. })));
+        // Evaluation checks the labels itself and the samples through `scores_from`.
+        assert!(matches!(n.accuracy(x.view(), &[0, 3]), Err(CoreError::Label { label: 3, row: 1, .. })));
+        assert!(matches!(n.accuracy(x.view(), &[0]), Err(CoreError::Shape { .. })));
+        assert!(matches!(n.accuracy(Matrix::<f64>::zeros(2, 8).view(), &[0, 1]), Err(CoreError::Shape { .. })));
         x.data_mut()[5] = f64::NAN;
         assert!(n.train_batch(x.view(), &[0, 1], &mut rng).is_err());
+        let err = n.accuracy(x.view(), &[0, 1]).unwrap_err().to_string();
+        assert!(err.contains("non-finite") && err.contains("row 0"), "{err}");
         let bad = TrainConfig { n_inner: 0, ..TrainConfig::default() };
         let specs = vec![BlockSpec {
             system: Box::new(Identity::new(9)) as Box<dyn PhysicalSystem<f64>>,
