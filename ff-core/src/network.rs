@@ -509,7 +509,6 @@ impl<F: Real> Network<F> {
             let loss = self.config.loss;
             let inv_n = F::one() / F::from_usize(n.max(1)).unwrap();
             let two_pieces = cuts[1].0 < cuts[1].1;
-            let mut grad = vec![F::zero(); num_params];
             let mut total = 0.0;
             for _ in 0..self.config.n_inner {
                 let block = &mut self.blocks[k];
@@ -519,23 +518,24 @@ impl<F: Real> Network<F> {
                     layer.loss_and_grad_part(&loss, u, piece.ut.view(), n.max(1), &mut piece.ws, &mut piece.grad)
                 };
                 let (first, second) = pieces.split_at_mut(1);
+                // The step's gradient collects in the first piece's buffer (each inner step
+                // overwrites it again).
                 let sum = if two_pieces {
                     let (s0, s1) = rayon::join(|| run(&cuts[0], &mut first[0]), || run(&cuts[1], &mut second[0]));
-                    for ((g, &g0), &g1) in grad.iter_mut().zip(&first[0].grad).zip(&second[0].grad) {
-                        *g = g0 + g1;
+                    for (g, &g1) in first[0].grad.iter_mut().zip(&second[0].grad) {
+                        *g += g1;
                     }
                     s0 + s1
                 } else {
-                    let s0 = run(&cuts[0], &mut first[0]);
-                    grad.copy_from_slice(&first[0].grad);
-                    s0
+                    run(&cuts[0], &mut first[0])
                 };
+                let grad = &first[0].grad;
                 let l = (sum * inv_n).to_f64().unwrap_or(f64::NAN);
                 if !l.is_finite() || grad.iter().any(|g| !g.is_finite()) {
                     self.pieces = pieces;
                     return Err(CoreError::Diverged { what: format!("loss of block {k}") });
                 }
-                block.optimizer.step(block.layer.params_mut(), &grad);
+                block.optimizer.step(block.layer.params_mut(), grad);
                 total += l;
                 self.counters.digital_flops +=
                     block.layer.flops_loss_and_grad(n) + block.optimizer.config().flops_per_step(grad.len());
