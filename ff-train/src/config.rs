@@ -88,6 +88,16 @@ pub enum Squares {
     Sum,
 }
 
+impl Squares {
+    /// The name used in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Squares::Mean => "mean",
+            Squares::Sum => "sum",
+        }
+    }
+}
+
 /// How the blocks are trained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -356,6 +366,22 @@ impl ExperimentConfig {
         }
     }
 
+    /// For the commands that train at a constant learning rate: an error naming `lr_schedule`
+    /// unless it is `constant`. `what` says what the command does (`"phyff drift trains for a
+    /// budget of physical queries"`).
+    ///
+    /// # Errors
+    /// A non-constant `lr_schedule`.
+    pub fn require_constant_lr(&self, what: &str) -> Result<()> {
+        if self.lr_schedule != LrSchedule::Constant {
+            bail!(
+                "invalid lr_schedule: {what} at a constant learning rate, got \"{}\"; remove lr_schedule (phyff train follows it)",
+                self.lr_schedule.name()
+            );
+        }
+        Ok(())
+    }
+
     /// The read-out of unsupervised mode: `readout_epochs` epochs, the other settings
     /// [`ReadoutConfig::default`].
     pub fn readout_config(&self) -> ReadoutConfig {
@@ -500,5 +526,8 @@ mod tests {
         let e = ExperimentConfig::from_toml("lr_schedule = \"cosine\"\n").unwrap_err().to_string();
         assert!(e.contains("cosine"), "{e}");
         assert_eq!(ExperimentConfig::default().lr_schedule, LrSchedule::Constant);
+        ExperimentConfig::default().require_constant_lr("phyff compare trains every method").unwrap();
+        let e = c.require_constant_lr("phyff compare trains every method").unwrap_err().to_string();
+        assert!(e.contains("lr_schedule") && e.contains("phyff compare") && e.contains("linear-decay"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ff_core::{LrSchedule, NegativeMode};
-use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, Squares, SystemKind};
+use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, SystemKind};
 use ff_train::report::{train_table, unsupervised_table};
 use ff_train::trainer::EpochRecord;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -334,11 +334,9 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
     let resume = args.resume.as_deref();
     let objective = match cfg.objective {
         Objective::Phyll => format!("PhyLL objective (alpha {})", cfg.alpha),
-        Objective::Hinton => format!(
-            "Hinton objective ({} of squares, theta {})",
-            if cfg.squares == Some(Squares::Sum) { "sum" } else { "mean" },
-            cfg.theta
-        ),
+        Objective::Hinton => {
+            format!("Hinton objective ({} of squares, theta {})", cfg.squares.unwrap_or_default().name(), cfg.theta)
+        }
     };
     let schedule = match cfg.lr_schedule {
         LrSchedule::Constant => String::new(),

@@ -10,7 +10,7 @@ use crate::run::{build_network, prepare, Prepared};
 use crate::systems::build_blocks;
 use crate::trainer::{fit, FitOptions};
 use anyhow::Result;
-use ff_core::{Differentiable, LabelEmbedding, LrSchedule, Matrix, PhysicalSystem};
+use ff_core::{Differentiable, LabelEmbedding, Matrix, PhysicalSystem};
 use ff_physics::fft::FftReal;
 use ff_physics::optics::{OpticsConfig, OpticsSystem};
 use ff_physics::slm::Placement;
@@ -180,11 +180,7 @@ where
         "invalid mode: phyff compare runs the supervised methods; compare unsupervised FF with supervised FF by `phyff train --unsupervised` (drop --unsupervised here)"
     );
     anyhow::ensure!(opts.seeds >= 1, "invalid --seeds: must be at least 1, got 0");
-    anyhow::ensure!(
-        cfg.lr_schedule == LrSchedule::Constant,
-        "invalid lr_schedule: phyff compare trains every method at a constant learning rate, got \"{}\"; remove lr_schedule (or use phyff train)",
-        cfg.lr_schedule.name()
-    );
+    cfg.require_constant_lr("phyff compare trains every method")?;
     opts.twin.validate()?;
     opts.twin_inputs.validate()?;
     let system = cfg.system.name();

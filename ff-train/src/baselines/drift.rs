@@ -361,11 +361,7 @@ pub fn check(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
         "invalid --system for drift: {} has no drift model; use optics, microwave or acoustic",
         cfg.system.name()
     );
-    anyhow::ensure!(
-        cfg.lr_schedule == ff_core::LrSchedule::Constant,
-        "invalid lr_schedule: phyff drift trains for a budget of physical queries at a constant learning rate, got \"{}\"; remove lr_schedule",
-        cfg.lr_schedule.name()
-    );
+    cfg.require_constant_lr("phyff drift trains for a budget of physical queries")?;
     Ok(())
 }
 
