@@ -572,7 +572,7 @@ fn run<F: FftReal>(mut s: Setup<F>, o: &Opts, arrays: &Arrays) -> Result<()> {
 
     // The manifest: everything the peer needs.
     let (adam_b1, adam_b2, adam_eps, lr) = match s.train_config.optimizer {
-        ff_core::OptimizerConfig::Adam { lr, beta1, beta2, eps } => (beta1, beta2, eps, lr),
+        ff_core::OptimizerConfig::Adam { lr, beta1, beta2, eps, .. } => (beta1, beta2, eps, lr),
         other => bail!("the peer implements Adam only, got {other:?}"),
     };
     let alpha = match s.train_config.loss {

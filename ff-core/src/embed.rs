@@ -233,6 +233,62 @@ pub fn hardest_wrong_labels<F: Real>(labels: &[usize], scores: MatRef<'_, F>) ->
         .collect()
 }
 
+/// For each row of `scores` (`n x K`, higher = more likely), a wrong label drawn at random with
+/// probability proportional to `exp(score / temperature)` over the labels other than the row's
+/// own: a softmax over the wrong labels, computed after subtracting the row's largest wrong
+/// score so that large goodness values cannot overflow. Exactly one uniform number is drawn
+/// from `rng` per row. A row whose wrong scores are not all finite gets a uniformly drawn wrong
+/// label instead (a diverging network is reported by the loss, not here).
+///
+/// # Panics
+/// If `scores` has fewer than 2 columns, `labels.len() != scores.rows()`, a label is out of
+/// range, or `temperature` is not a positive number (callers validate it).
+pub fn sampled_wrong_labels<F: Real>(
+    labels: &[usize],
+    scores: MatRef<'_, F>,
+    temperature: f64,
+    rng: &mut Rng,
+) -> Vec<usize> {
+    let k = scores.cols();
+    assert!(k >= 2 && labels.len() == scores.rows());
+    assert!(temperature.is_finite() && temperature > 0.0, "temperature must be positive, got {temperature}");
+    let mut w = vec![0.0f64; k];
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| {
+            assert!(y < k, "label {y} out of range");
+            let u: f64 = rng.random();
+            let row = scores.row(i);
+            let wrong = || {
+                row.iter().enumerate().filter(move |&(c, _)| c != y).map(|(c, s)| (c, s.to_f64().unwrap_or(f64::NAN)))
+            };
+            if wrong().any(|(_, s)| !s.is_finite()) {
+                let r = ((u * (k - 1) as f64) as usize).min(k - 2);
+                return if r >= y { r + 1 } else { r };
+            }
+            let top = wrong().fold(f64::NEG_INFINITY, |m, (_, s)| m.max(s));
+            let mut total = 0.0;
+            for (c, s) in wrong() {
+                w[c] = ((s - top) / temperature).exp();
+                total += w[c];
+            }
+            // `total >= 1` (the top label contributes exp(0)), so the draw is well defined.
+            let target = u * total;
+            let mut acc = 0.0;
+            let mut last = y;
+            for (c, _) in wrong() {
+                acc += w[c];
+                last = c;
+                if target < acc {
+                    return c;
+                }
+            }
+            last
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +340,43 @@ mod tests {
         }
         let scores = Matrix::from_vec(2, 3, vec![0.9f64, 0.5, 0.7, 0.1, 0.2, 0.3]).unwrap();
         assert_eq!(hardest_wrong_labels(&[0, 2], scores.view()), vec![2, 1]);
+    }
+
+    /// Counts of the labels drawn for `n` identical rows of `row` with true label `y`.
+    fn sampled_counts(row: &[f64], y: usize, t: f64, n: usize, seed: u64) -> Vec<usize> {
+        let data: Vec<f64> = (0..n).flat_map(|_| row.iter().copied()).collect();
+        let scores = Matrix::from_vec(n, row.len(), data).unwrap();
+        let mut rng = rng_for(seed, "sampled");
+        let mut counts = vec![0; row.len()];
+        for c in sampled_wrong_labels(&vec![y; n], scores.view(), t, &mut rng) {
+            counts[c] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn sampled_wrong_labels_follow_the_softmax_of_the_wrong_scores() {
+        // Wrong scores 0, ln 2, ln 4 (the true label's 1.0 is ignored): probabilities 1/7, 2/7, 4/7.
+        let row = [1.0, 0.0, 2f64.ln(), 4f64.ln()];
+        let n = 70_000;
+        let counts = sampled_counts(&row, 0, 1.0, n, 3);
+        assert_eq!(counts[0], 0);
+        for (c, p) in [(1, 1.0 / 7.0), (2, 2.0 / 7.0), (3, 4.0 / 7.0)] {
+            let sd = (n as f64 * p * (1.0 - p)).sqrt();
+            assert!((counts[c] as f64 - n as f64 * p).abs() < 5.0 * sd, "label {c}: {counts:?}");
+        }
+        // Scores shifted by a constant (a goodness offset) draw the very same labels.
+        let shifted: Vec<f64> = row.iter().map(|s| s + 2000.0).collect();
+        assert_eq!(sampled_counts(&shifted, 0, 1.0, 1000, 9), sampled_counts(&row, 0, 1.0, 1000, 9));
+        // A cold temperature picks the hardest wrong label; a hot one is uniform.
+        assert_eq!(sampled_counts(&row, 0, 1e-3, 500, 4), vec![0, 0, 0, 500]);
+        let hot = sampled_counts(&row, 0, 1e9, 30_000, 5);
+        assert!(hot[1..].iter().all(|&c| (9_400..10_600).contains(&c)), "{hot:?}");
+        // Huge goodness values do not overflow.
+        assert_eq!(sampled_counts(&[0.0, 1e300, 0.0], 2, 1.0, 50, 6), vec![0, 50, 0]);
+        // Non-finite wrong scores fall back to a uniform wrong label, never the true one.
+        let fallback = sampled_counts(&[f64::NAN, 0.0, 1.0], 1, 1.0, 3_000, 7);
+        assert_eq!(fallback[1], 0);
+        assert!((1_300..1_700).contains(&fallback[0]), "{fallback:?}");
     }
 }

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OptimizerConfig {
-    /// Adam (Kingma & Ba) with bias correction, as PyTorch's `Adam` without weight decay:
+    /// Adam (Kingma & Ba) with bias correction and decoupled weight decay, as PyTorch's
+    /// `AdamW` (and its `Adam` when `weight_decay = 0`): `p -= lr wd p` first, then
     /// `m = b1 m + (1-b1) g`, `v = b2 v + (1-b2) g^2`,
-    /// `p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)`.
+    /// `p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)`, where `lr` includes the
+    /// schedule's factor ([`Optimizer::set_lr_scale`]).
     Adam {
         /// Learning rate (> 0).
         lr: f64,
@@ -20,6 +22,12 @@ pub enum OptimizerConfig {
         beta2: f64,
         /// Denominator floor (PhyLL: 1e-8).
         eps: f64,
+        /// Decoupled weight decay `wd` per unit learning rate (>= 0; PhyLL: 0). Every step
+        /// shrinks each parameter by the factor `1 - lr wd`, the biases included; Hinton's FF
+        /// code shrinks by `1e-5` per step (weight cost 0.001 at learning rate 0.01), which is
+        /// `wd = 0.01` at `lr = 1e-3`. Absent from files written before it existed: 0.
+        #[serde(default)]
+        weight_decay: f64,
     },
     /// Stochastic gradient descent with optional heavy-ball momentum: `v = mu v + g`, `p -= lr v`.
     Sgd {
@@ -33,7 +41,13 @@ pub enum OptimizerConfig {
 impl OptimizerConfig {
     /// Adam with the paper's betas and epsilon.
     pub fn adam(lr: f64) -> Self {
-        OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+    }
+
+    /// Adam with the paper's betas and epsilon and decoupled weight decay `weight_decay`
+    /// (AdamW; see [`OptimizerConfig::Adam`]).
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
+        OptimizerConfig::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }
     }
 
     /// The learning rate.
@@ -53,7 +67,7 @@ impl OptimizerConfig {
             return Err(CoreError::config("lr", format!("learning rate must be a positive number, got {lr}")));
         }
         match *self {
-            OptimizerConfig::Adam { beta1, beta2, eps, .. } => {
+            OptimizerConfig::Adam { beta1, beta2, eps, weight_decay, .. } => {
                 for (name, b) in [("beta1", beta1), ("beta2", beta2)] {
                     if !(0.0..1.0).contains(&b) {
                         return Err(CoreError::config(name, format!("must be in [0, 1), got {b}")));
@@ -61,6 +75,20 @@ impl OptimizerConfig {
                 }
                 if !(eps.is_finite() && eps > 0.0) {
                     return Err(CoreError::config("eps", format!("must be positive, got {eps}")));
+                }
+                if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                    return Err(CoreError::config(
+                        "weight_decay",
+                        format!("must be a number >= 0 (0 = none; Hinton's code: 0.01 at lr 1e-3), got {weight_decay}"),
+                    ));
+                }
+                if lr * weight_decay >= 1.0 {
+                    return Err(CoreError::config(
+                        "weight_decay",
+                        format!(
+                            "lr x weight_decay must be below 1 (each step multiplies the parameters by 1 - lr x weight_decay), got {lr} x {weight_decay}"
+                        ),
+                    ));
                 }
             }
             OptimizerConfig::Sgd { momentum, .. } => {
@@ -75,6 +103,7 @@ impl OptimizerConfig {
     /// Digital floating-point operations of one step on `n` parameters (for accounting).
     pub fn flops_per_step(&self, n: usize) -> u64 {
         let per = match self {
+            OptimizerConfig::Adam { weight_decay, .. } if *weight_decay != 0.0 => 13,
             OptimizerConfig::Adam { .. } => 12,
             OptimizerConfig::Sgd { .. } => 4,
         };
@@ -185,8 +214,12 @@ impl<F: Real> Optimizer<F> {
         assert!(params.len() == grad.len() && grad.len() == self.m.len(), "optimizer length mismatch");
         self.t += 1;
         match self.config {
-            OptimizerConfig::Adam { lr, beta1, beta2, eps } => {
+            OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay } => {
                 let lr = lr * self.lr_scale;
+                if weight_decay != 0.0 {
+                    let keep = F::c(1.0 - lr * weight_decay);
+                    params.iter_mut().for_each(|p| *p *= keep);
+                }
                 let (b1, b2) = (F::c(beta1), F::c(beta2));
                 let t = self.t as i32;
                 let bc1 = F::one() - F::c(beta1.powi(t));
@@ -226,6 +259,36 @@ mod tests {
         let mut opt = Optimizer::new(OptimizerConfig::adam(0.1), 2);
         opt.step(&mut p, &[3.0, -0.5]);
         assert!((p[0] - 0.9).abs() < 1e-6 && (p[1] + 1.9).abs() < 1e-6, "{p:?}");
+    }
+
+    #[test]
+    fn adamw_decays_before_the_adam_step_and_checks_its_value() {
+        // First step: p (1 - lr wd) - lr sign(g), as PyTorch's AdamW.
+        let mut p = vec![2.0f64, -1.0];
+        let mut opt = Optimizer::new(OptimizerConfig::adamw(0.1, 0.5), 2);
+        opt.step(&mut p, &[3.0, -0.5]);
+        assert!((p[0] - (2.0 * 0.95 - 0.1)).abs() < 1e-6 && (p[1] - (-0.95 + 0.1)).abs() < 1e-6, "{p:?}");
+        // With zero gradients only the decay acts, scaled by the schedule: (1 - lr s wd)^n.
+        let mut q = vec![1.0f64];
+        let mut opt = Optimizer::new(OptimizerConfig::adamw(0.01, 2.0), 1);
+        opt.set_lr_scale(0.5).unwrap();
+        for _ in 0..10 {
+            opt.step(&mut q, &[0.0]);
+        }
+        assert!((q[0] - 0.99f64.powi(10)).abs() < 1e-12, "{}", q[0]);
+        // weight_decay 0 is Adam bit for bit.
+        let (mut a, mut b) = (vec![0.3f64, -0.7], vec![0.3f64, -0.7]);
+        let (mut oa, mut ob) =
+            (Optimizer::new(OptimizerConfig::adam(0.01), 2), Optimizer::new(OptimizerConfig::adamw(0.01, 0.0), 2));
+        for g in [[1.0, -2.0], [0.5, 0.25], [-3.0, 1.0]] {
+            oa.step(&mut a, &g);
+            ob.step(&mut b, &g);
+        }
+        assert_eq!(a, b);
+        for bad in [-0.1, f64::NAN, f64::INFINITY, 200.0] {
+            let e = OptimizerConfig::adamw(0.01, bad).validate().unwrap_err().to_string();
+            assert!(e.contains("weight_decay"), "{e}");
+        }
     }
 
     #[test]

@@ -151,6 +151,10 @@ pub struct ExperimentConfig {
     /// How the learning rate changes over the epochs: `constant`, or `linear-decay` (Hinton's
     /// code: constant for the first half, then linearly down to `lr / epochs` in the last epoch).
     pub lr_schedule: LrSchedule,
+    /// Decoupled weight decay of the blocks' Adam (AdamW): every step multiplies each
+    /// parameter by `1 - lr x weight_decay`. 0 (the default) is the paper's plain Adam; Hinton's
+    /// code shrinks weights by 1e-5 per step, `weight_decay = 0.01` at `lr = 1e-3`.
+    pub weight_decay: f64,
     /// Optimiser steps per block per mini-batch, physical outputs held fixed.
     pub n_inner: usize,
     /// SymBa sharpness (PhyLL objective).
@@ -163,8 +167,14 @@ pub struct ExperimentConfig {
     pub squares: Option<Squares>,
     /// Local objective.
     pub objective: Objective,
-    /// How negative labels are chosen (supervised mode; unsupervised mode uses hybrid negatives).
+    /// How negative labels are chosen (supervised mode; unsupervised mode uses hybrid negatives):
+    /// `random` (the paper), `hardest` (the best-scoring wrong label) or `sampled` (a wrong label
+    /// drawn from the softmax of the network's own scores, as Hinton's code draws it from its
+    /// predictions).
     pub negatives: NegativeMode,
+    /// Temperature of `negatives = "sampled"`, in goodness units (absent: 1; only with
+    /// `sampled`). With the Hinton objective, 1 makes the summed goodness the log-odds.
+    pub negative_temperature: Option<f64>,
     /// `supervised` (labels in the inputs) or `unsupervised` (hybrid negatives without labels,
     /// then a linear read-out on the block activities).
     pub mode: Mode,
@@ -278,12 +288,14 @@ impl Default for ExperimentConfig {
             batch_size: 256,
             lr: 1e-3,
             lr_schedule: LrSchedule::Constant,
+            weight_decay: 0.0,
             n_inner: 10,
             alpha: 5.0,
             theta: 2.0,
             squares: None,
             objective: Objective::Phyll,
             negatives: NegativeMode::Random,
+            negative_temperature: None,
             mode: Mode::Supervised,
             readout_epochs: 50,
             blur_passes: ff_core::hybrid::DEFAULT_BLUR_PASSES,
@@ -346,8 +358,9 @@ impl ExperimentConfig {
             n_inner: self.n_inner,
             loss,
             goodness,
-            optimizer: OptimizerConfig::adam(self.lr),
+            optimizer: OptimizerConfig::adamw(self.lr, self.weight_decay),
             negatives: self.negatives,
+            negative_temperature: self.negative_temperature.unwrap_or(1.0),
             pass_on,
             ..TrainConfig::default()
         }
@@ -366,17 +379,23 @@ impl ExperimentConfig {
         }
     }
 
-    /// For the commands that train at a constant learning rate: an error naming `lr_schedule`
-    /// unless it is `constant`. `what` says what the command does (`"phyff drift trains for a
-    /// budget of physical queries"`).
+    /// For the commands that train every method with the same plain Adam: an error naming
+    /// `lr_schedule` unless it is `constant`, or `weight_decay` unless it is 0. `what` says
+    /// what the command does (`"phyff drift trains for a budget of physical queries"`).
     ///
     /// # Errors
-    /// A non-constant `lr_schedule`.
-    pub fn require_constant_lr(&self, what: &str) -> Result<()> {
+    /// A non-constant `lr_schedule` or a non-zero `weight_decay`.
+    pub fn require_plain_adam(&self, what: &str) -> Result<()> {
         if self.lr_schedule != LrSchedule::Constant {
             bail!(
                 "invalid lr_schedule: {what} at a constant learning rate, got \"{}\"; remove lr_schedule (phyff train follows it)",
                 self.lr_schedule.name()
+            );
+        }
+        if self.weight_decay != 0.0 {
+            bail!(
+                "invalid weight_decay: {what} with plain Adam, got {}; remove weight_decay (phyff train follows it)",
+                self.weight_decay
             );
         }
         Ok(())
@@ -412,6 +431,12 @@ impl ExperimentConfig {
             bail!("invalid train_limit/test_limit: must be at least 1 (or absent to use every sample), got 0");
         }
         self.train_config().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if self.negative_temperature.is_some() && self.negatives != NegativeMode::Sampled {
+            bail!(
+                "invalid negative_temperature: it sets how sharply negatives = \"sampled\" follows the scores, but negatives is \"{}\"; remove negative_temperature or set negatives = \"sampled\"",
+                self.negatives.name()
+            );
+        }
         if self.squares.is_some() && self.objective != Objective::Hinton {
             bail!("invalid squares: it chooses the goodness of the Hinton objective, but objective is \"phyll\" (cosine goodness); remove squares or set objective = \"hinton\"");
         }
@@ -419,8 +444,8 @@ impl ExperimentConfig {
             if self.readout_epochs == 0 {
                 bail!("invalid readout_epochs: unsupervised mode fits a linear read-out for that many epochs, so it must be at least 1, got 0 (e.g. --readout-epochs 50)");
             }
-            if self.negatives == NegativeMode::Hardest {
-                bail!("invalid negatives: \"hardest\" picks the highest-scoring wrong label, which needs labels; unsupervised mode uses hybrid negatives, so drop --hard-negatives (negatives = \"random\")");
+            if self.negatives != NegativeMode::Random {
+                bail!("invalid negatives: \"{}\" chooses a wrong label by the network's scores, which needs labels; unsupervised mode uses hybrid negatives, so drop --hard-negatives (negatives = \"random\")", self.negatives.name());
             }
             if self.batch_size == 1 {
                 bail!("invalid batch_size: hybrid negatives mix two different samples of a mini-batch, so unsupervised mode needs batches of at least 2, got 1 (e.g. --batch-size 256, or 0 for the full training set)");
@@ -526,8 +551,42 @@ mod tests {
         let e = ExperimentConfig::from_toml("lr_schedule = \"cosine\"\n").unwrap_err().to_string();
         assert!(e.contains("cosine"), "{e}");
         assert_eq!(ExperimentConfig::default().lr_schedule, LrSchedule::Constant);
-        ExperimentConfig::default().require_constant_lr("phyff compare trains every method").unwrap();
-        let e = c.require_constant_lr("phyff compare trains every method").unwrap_err().to_string();
+        ExperimentConfig::default().require_plain_adam("phyff compare trains every method").unwrap();
+        let e = c.require_plain_adam("phyff compare trains every method").unwrap_err().to_string();
         assert!(e.contains("lr_schedule") && e.contains("phyff compare") && e.contains("linear-decay"), "{e}");
+        let decay = ExperimentConfig { weight_decay: 0.01, ..Default::default() };
+        let e = decay.require_plain_adam("phyff drift trains").unwrap_err().to_string();
+        assert!(e.contains("weight_decay") && e.contains("0.01"), "{e}");
+    }
+
+    #[test]
+    fn sampled_negatives_and_weight_decay_keys() {
+        let c =
+            ExperimentConfig::from_toml("negatives = \"sampled\"\nnegative_temperature = 0.5\nweight_decay = 0.01\n")
+                .unwrap();
+        c.validate().unwrap();
+        let t = c.train_config();
+        assert_eq!((t.negatives, t.negative_temperature), (NegativeMode::Sampled, 0.5));
+        assert_eq!(t.optimizer, OptimizerConfig::adamw(1e-3, 0.01));
+        assert_eq!(ExperimentConfig::from_toml(&c.to_toml()).unwrap(), c);
+        // Absent keys: temperature 1, plain Adam.
+        let plain = ExperimentConfig { negative_temperature: None, weight_decay: 0.0, ..c.clone() }.train_config();
+        assert_eq!((plain.negative_temperature, plain.optimizer), (1.0, OptimizerConfig::adam(1e-3)));
+        for (bad, needle) in [
+            (ExperimentConfig { negative_temperature: Some(0.0), ..c.clone() }, "negative_temperature"),
+            (ExperimentConfig { negative_temperature: Some(f64::NAN), ..c.clone() }, "negative_temperature"),
+            (ExperimentConfig { negatives: NegativeMode::Hardest, ..c.clone() }, "set negatives = \"sampled\""),
+            (ExperimentConfig { weight_decay: -0.01, ..c.clone() }, "weight_decay"),
+            (ExperimentConfig { weight_decay: 2000.0, ..c.clone() }, "weight_decay"),
+            (
+                ExperimentConfig { mode: Mode::Unsupervised, negative_temperature: None, ..c.clone() },
+                "\"sampled\" chooses a wrong label",
+            ),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+        let e = ExperimentConfig::from_toml("negatives = \"softmax\"\n").unwrap_err().to_string();
+        assert!(e.contains("softmax"), "{e}");
     }
 }

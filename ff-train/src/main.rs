@@ -338,12 +338,22 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
             format!("Hinton objective ({} of squares, theta {})", cfg.squares.unwrap_or_default().name(), cfg.theta)
         }
     };
-    let schedule = match cfg.lr_schedule {
+    let mut schedule = match cfg.lr_schedule {
         LrSchedule::Constant => String::new(),
         s => format!(" ({})", s.name()),
     };
+    if cfg.weight_decay != 0.0 {
+        schedule += &format!(", weight decay {}", cfg.weight_decay);
+    }
+    let negatives = match (cfg.mode, cfg.negatives) {
+        (Mode::Supervised, NegativeMode::Random) | (Mode::Unsupervised, _) => String::new(),
+        (_, NegativeMode::Sampled) => {
+            format!(", sampled negatives (temperature {})", cfg.negative_temperature.unwrap_or(1.0))
+        }
+        (_, m) => format!(", {} negatives", m.name()),
+    };
     eprintln!(
-        "phyff train: {} mode, system {}, data {}, {} blocks x {}, {objective}, {} epochs, lr {}{schedule}, n_inner {}, seed {}, {:?}",
+        "phyff train: {} mode, system {}, data {}, {} blocks x {}, {objective}{negatives}, {} epochs, lr {}{schedule}, n_inner {}, seed {}, {:?}",
         cfg.mode.name(),
         cfg.system.name(),
         cfg.data,

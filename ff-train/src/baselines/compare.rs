@@ -180,7 +180,7 @@ where
         "invalid mode: phyff compare runs the supervised methods; compare unsupervised FF with supervised FF by `phyff train --unsupervised` (drop --unsupervised here)"
     );
     anyhow::ensure!(opts.seeds >= 1, "invalid --seeds: must be at least 1, got 0");
-    cfg.require_constant_lr("phyff compare trains every method")?;
+    cfg.require_plain_adam("phyff compare trains every method")?;
     opts.twin.validate()?;
     opts.twin_inputs.validate()?;
     let system = cfg.system.name();

@@ -361,7 +361,7 @@ pub fn check(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
         "invalid --system for drift: {} has no drift model; use optics, microwave or acoustic",
         cfg.system.name()
     );
-    cfg.require_constant_lr("phyff drift trains for a budget of physical queries")?;
+    cfg.require_plain_adam("phyff drift trains for a budget of physical queries")?;
     Ok(())
 }
 
