@@ -56,6 +56,25 @@ fn two_epochs_then_resume_equals_four_epochs_bit_for_bit() {
 }
 
 #[test]
+fn the_ablation_of_a_system_without_skip_is_the_digital_network_so_it_can_run_checkpointed() {
+    // Optics passes on only the camera image (no skip), so its ablation puts the block input
+    // where the physical output was: exactly `system = "digital"` with the same configuration.
+    // The full-scale ablation can therefore run as a digital run, with checkpoints and resume.
+    let optics = train::<f32>(&ExperimentConfig { ablation: true, ..small(2) }, None, |_, _| {}).unwrap();
+    let digital = train::<f32>(&ExperimentConfig { system: SystemKind::Digital, ..small(2) }, None, |_, _| {}).unwrap();
+    let ablation = optics.ablation.unwrap();
+    let curve = |s: &ff_train::trainer::FitSummary| {
+        s.history.iter().map(|r| (r.loss.clone(), r.test_accuracy)).collect::<Vec<_>>()
+    };
+    assert_eq!(curve(&ablation), curve(&digital.pnn));
+    assert_eq!(
+        (ablation.test_accuracy, ablation.train_accuracy),
+        (digital.pnn.test_accuracy, digital.pnn.train_accuracy)
+    );
+    assert_ne!(curve(&optics.pnn), curve(&digital.pnn), "the optics must change the run");
+}
+
+#[test]
 fn a_decaying_learning_rate_resumes_bit_for_bit_and_refuses_a_new_length() {
     // Hinton's objective with the sum of squares, so `squares` and `lr_schedule` both take part.
     let cfg = ExperimentConfig {
