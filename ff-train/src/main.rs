@@ -348,7 +348,7 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
     let negatives = match (cfg.mode, cfg.negatives) {
         (Mode::Supervised, NegativeMode::Random) | (Mode::Unsupervised, _) => String::new(),
         (_, NegativeMode::Sampled) => {
-            format!(", sampled negatives (temperature {})", cfg.negative_temperature.unwrap_or(1.0))
+            format!(", sampled negatives (temperature {})", cfg.train_config().negative_temperature)
         }
         (_, m) => format!(", {} negatives", m.name()),
     };
