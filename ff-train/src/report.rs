@@ -11,12 +11,13 @@ pub struct TrainResult {
     pub phyff_version: String,
     /// Final test accuracy of the physical network (unsupervised mode: of its linear read-out).
     pub test_accuracy: f64,
-    /// Final train accuracy of the physical network.
-    pub train_accuracy: f64,
+    /// Final train accuracy of the physical network (`null` when it was not measured:
+    /// `train_eval = false` or `--no-train-eval`).
+    pub train_accuracy: Option<f64>,
     /// Test accuracy of the same digital layers trained with the physical system removed
     /// (`null` when the ablation was not run).
     pub ablation_test_accuracy: Option<f64>,
-    /// Train accuracy of the ablation.
+    /// Train accuracy of the ablation (`null` when not run or not measured).
     pub ablation_train_accuracy: Option<f64>,
     /// Epochs trained.
     pub epochs: usize,
@@ -110,7 +111,8 @@ pub fn unsupervised_table(
 }
 
 /// One row per run: accuracies, wall time, training queries, digital work. The model column
-/// is at least 28 characters wide, wider for longer names.
+/// is at least 28 characters wide, wider for longer names; a train accuracy that was not
+/// measured shows as `-`.
 fn table(rows: &[(String, &FitSummary)]) -> String {
     let w = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0).max(28);
     let mut s = String::new();
@@ -120,10 +122,10 @@ fn table(rows: &[(String, &FitSummary)]) -> String {
     ));
     for (name, f) in rows {
         s.push_str(&format!(
-            "{:<w$} {:>9.4} {:>10.4} {:>9.1} {:>17} {:>14}\n",
+            "{:<w$} {:>9.4} {:>10} {:>9.1} {:>17} {:>14}\n",
             name,
             f.test_accuracy,
-            f.train_accuracy,
+            f.train_accuracy.map_or_else(|| "-".to_string(), |a| format!("{a:.4}")),
             f.wall_seconds,
             thousands(f.train_physical_queries),
             flops(f.digital_flops)
@@ -148,7 +150,7 @@ mod tests {
     #[test]
     fn tables_align_their_columns() {
         let f = |acc| FitSummary {
-            train_accuracy: acc,
+            train_accuracy: Some(acc),
             test_accuracy: acc,
             wall_seconds: 1.0,
             train_physical_queries: 1234,
@@ -160,6 +162,11 @@ mod tests {
         let t = train_table("optics", &f(0.9), Some(&f(0.8)));
         assert!(t.starts_with(&format!("{:<28} ", "model")), "{t}");
         assert!(t.contains("PNN (optics + FF)") && t.contains("physics removed (ablation)"), "{t}");
+        // A train accuracy that was not measured is shown as missing, not as 0.
+        let skipped = FitSummary { train_accuracy: None, ..f(0.8) };
+        let t = train_table("digital", &skipped, None);
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.contains("0.8000") && row.contains(" - ") && !row.contains("0.0000"), "{t}");
         let u = unsupervised_table("optics", &f(0.7), Some(&f(0.9)), None, None);
         let lines: Vec<&str> = u.lines().collect();
         assert_eq!(lines.len(), 3, "{u}");

@@ -239,7 +239,7 @@ fn train_from<F: FftReal>(
         let mut fresh = build_network(cfg, &prep, false)?;
         let r = fit_readout(&mut fresh, train_set, test_set, &unsup.readout, cfg.seed)?;
         Some(FitSummary {
-            train_accuracy: r.train_accuracy,
+            train_accuracy: Some(r.train_accuracy),
             test_accuracy: r.test_accuracy,
             wall_seconds: started.elapsed().as_secs_f64(),
             train_physical_queries: r.train_physical_queries,
@@ -262,7 +262,7 @@ fn train_from<F: FftReal>(
         test_accuracy: pnn.test_accuracy,
         train_accuracy: pnn.train_accuracy,
         ablation_test_accuracy: ablation.as_ref().map(|a| a.test_accuracy),
-        ablation_train_accuracy: ablation.as_ref().map(|a| a.train_accuracy),
+        ablation_train_accuracy: ablation.as_ref().and_then(|a| a.train_accuracy),
         epochs: cfg.epochs,
         wall_seconds: pnn.wall_seconds,
         ablation_wall_seconds: ablation.as_ref().map(|a| a.wall_seconds),
@@ -275,7 +275,7 @@ fn train_from<F: FftReal>(
         config: cfg.clone(),
         history: pnn.history.clone(),
         supervised_test_accuracy: supervised.as_ref().map(|s| s.test_accuracy),
-        supervised_train_accuracy: supervised.as_ref().map(|s| s.train_accuracy),
+        supervised_train_accuracy: supervised.as_ref().and_then(|s| s.train_accuracy),
         supervised_wall_seconds: supervised.as_ref().map(|s| s.wall_seconds),
         untrained_test_accuracy: untrained.as_ref().map(|u| u.test_accuracy),
     };

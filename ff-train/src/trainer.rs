@@ -38,7 +38,7 @@ pub struct FitOptions {
     /// Seed of the shuffles and negative labels.
     pub seed: u64,
     /// Measure train accuracy after the last epoch (costs `K x L` physical queries per
-    /// training sample; reported as 0 when skipped).
+    /// training sample; [`FitSummary::train_accuracy`] is `None` when skipped).
     pub train_eval: bool,
     /// Learning-rate factor per epoch (set on the network before each epoch, also when
     /// resuming).
@@ -48,8 +48,8 @@ pub struct FitOptions {
 /// The outcome of [`fit`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitSummary {
-    /// Final train accuracy.
-    pub train_accuracy: f64,
+    /// Final train accuracy (`None` when it was not measured: `train_eval` off).
+    pub train_accuracy: Option<f64>,
     /// Final test accuracy.
     pub test_accuracy: f64,
     /// Wall time of the whole run, in seconds.
@@ -128,7 +128,8 @@ pub fn fit_from<F: Real>(
     let c = run.total(net);
     let p = run.progress;
     Ok(FitSummary {
-        train_accuracy: p.train_accuracy,
+        // Measured on the last epoch only, so the last record says whether it was.
+        train_accuracy: p.history.last().and_then(|r| r.train_accuracy),
         test_accuracy: p.test_accuracy,
         wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
         train_physical_queries: c.physical_queries - p.eval_physical_queries,
@@ -202,7 +203,7 @@ pub fn fit_unsupervised_from<F: Real>(
         last.test_accuracy = Some(r.test_accuracy);
     }
     let summary = FitSummary {
-        train_accuracy: r.train_accuracy,
+        train_accuracy: Some(r.train_accuracy),
         test_accuracy: r.test_accuracy,
         wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
         train_physical_queries: c.physical_queries - p.eval_physical_queries,

@@ -99,8 +99,13 @@ fn every_system_learns_above_chance() {
             out.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{system}: {}", String::from_utf8_lossy(&o.stderr));
-        let acc = result(&out)["test_accuracy"].as_f64().unwrap();
+        let r = result(&out);
+        let acc = r["test_accuracy"].as_f64().unwrap();
         assert!(acc > 0.3, "{system}: test accuracy {acc}");
+        // Skipped, so recorded as missing rather than as an accuracy of 0.
+        assert!(r["train_accuracy"].is_null(), "{system}: {}", r["train_accuracy"]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(!stdout.contains("0.0000"), "{system}: {stdout}");
         std::fs::remove_dir_all(&out).unwrap();
     }
 }

@@ -641,7 +641,7 @@ pub fn train_end_to_end<F: Real>(
     Ok(MethodRun {
         method: method.into(),
         test_accuracy: *history.last().expect("at least one epoch"),
-        train_accuracy,
+        train_accuracy: Some(train_accuracy),
         wall_seconds: start.elapsed().as_secs_f64(),
         train_physical_queries: train.physical_queries,
         eval_physical_queries: eval.physical_queries,
@@ -706,7 +706,7 @@ pub fn train_digital_mlp<F: Real>(
     Ok(MethodRun {
         method: "digital MLP (BP)".into(),
         test_accuracy: *history.last().expect("at least one epoch"),
-        train_accuracy,
+        train_accuracy: Some(train_accuracy),
         wall_seconds: start.elapsed().as_secs_f64(),
         train_physical_queries: 0,
         eval_physical_queries: 0,

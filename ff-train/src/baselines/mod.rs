@@ -27,8 +27,8 @@ pub struct MethodRun {
     pub method: String,
     /// Final test accuracy (deployed on the physical system).
     pub test_accuracy: f64,
-    /// Final train accuracy.
-    pub train_accuracy: f64,
+    /// Final train accuracy (`null` when it was not measured: `train_eval = false`).
+    pub train_accuracy: Option<f64>,
     /// Wall time of the run, twin fitting included, in seconds.
     pub wall_seconds: f64,
     /// Physical queries spent on training (twin sampling excluded: see `twin_queries`).
