@@ -54,6 +54,10 @@ pub struct DriftArgs {
     /// refit's queries come out of its training budget).
     #[arg(long)]
     pub refit_twins: bool,
+    /// Also run PAT with the same refit at no cost (the drift clock paused while it samples the
+    /// device): the best a current twin can do for PAT.
+    #[arg(long)]
+    pub oracle_twins: bool,
 }
 
 /// Runs the experiment, printing progress to stderr and the table to stdout.
@@ -74,6 +78,7 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
         },
         twin_inputs: TwinInputs::from_flag(&args.twin_inputs, args.twin_jitter)?,
         refit_twins: args.refit_twins,
+        oracle_twins: args.oracle_twins,
         out: args.train.out.clone(),
         ..defaults
     };

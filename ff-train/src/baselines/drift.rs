@@ -10,7 +10,11 @@
 //!   the (increasingly stale) twins;
 //! - optionally (`--refit-twins`) **PAT (refitted twin)**: the same, but the twins are fitted
 //!   again on the device right after the sudden change, with the refit's queries taken from its
-//!   training budget: what keeping a twin current costs.
+//!   training budget: what keeping a twin current costs;
+//! - optionally (`--oracle-twins`) **PAT (oracle twin)**: the same refit, but free: the drift
+//!   clock is paused while it samples the device, so it costs no training queries (they are
+//!   counted in `twin_queries`). The best a current twin can do for PAT: if this PAT does not
+//!   recover either, a stale twin is not what holds PAT back.
 //!
 //! How informative a twin is where it matters is recorded at every evaluation: its RMSE on the
 //! test inputs the block sees then, against the device as it is then, relative to the spread
@@ -69,6 +73,8 @@ pub const FF_METHOD: &str = "FF (PhyLL)";
 pub const PAT_METHOD: &str = "PAT (pre-drift twin)";
 /// Name of the record of PAT whose twins are refitted after the sudden change.
 pub const PAT_REFIT_METHOD: &str = "PAT (refitted twin)";
+/// Name of the record of PAT whose twins are refitted after the sudden change at no cost.
+pub const PAT_ORACLE_METHOD: &str = "PAT (oracle twin)";
 
 /// Options of [`drift_experiment`] (the network, data, epochs and seed come from the
 /// [`ExperimentConfig`]).
@@ -93,6 +99,10 @@ pub struct DriftOptions {
     /// after the sudden change (the first mini-batch boundary at or after `S`); the refit's
     /// queries run on the drift clock, so they come out of that method's training budget.
     pub refit_twins: bool,
+    /// Also run PAT whose twins are refitted as with `refit_twins`, at the same moment, but
+    /// with the drift clock paused: the refit costs no training queries and does not age the
+    /// device (its queries are counted in the method's `twin_queries`).
+    pub oracle_twins: bool,
     /// PAT's mini-batch size (0 = the experiment's batch size); see
     /// [`super::CompareOptions::bp_batch_size`].
     pub bp_batch_size: usize,
@@ -118,6 +128,7 @@ impl Default for DriftOptions {
             twin: TwinConfig { samples: 8_000, epochs: 40, ..TwinConfig::default() },
             twin_inputs: TwinInputs::Box,
             refit_twins: false,
+            oracle_twins: false,
             bp_batch_size: 32,
             out: None,
         }
@@ -288,7 +299,8 @@ pub struct DriftReport {
     pub drift_strength: f64,
     /// Recovery tolerance, absolute accuracy (0.02 = 2 points).
     pub recovery_tolerance: f64,
-    /// FF, then PAT, then (with `--refit-twins`) PAT with twins refitted after the change.
+    /// FF, then PAT, then (with `--refit-twins`) PAT with twins refitted after the change, then
+    /// (with `--oracle-twins`) PAT with the same refit at no cost.
     pub methods: Vec<DriftMethod>,
     /// Where PAT's twin inputs came from (`box`, `data`; empty in files written before it
     /// was recorded).
@@ -297,7 +309,8 @@ pub struct DriftReport {
     /// How well each of PAT's twins fitted the undrifted device, block by block.
     #[serde(default)]
     pub twins: Vec<TwinSummary>,
-    /// With `--refit-twins`: the fits of the twins refitted on the changed device.
+    /// With `--refit-twins` or `--oracle-twins`: the fits of the twins refitted on the changed
+    /// device (the same fits for both).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refit_twins: Vec<TwinSummary>,
 }
@@ -395,10 +408,16 @@ pub fn drift_experiment<F: FftReal>(
     let twins = std::mem::take(&mut pat.twins);
     let mut runs = vec![(FF_METHOD, ff), (PAT_METHOD, pat)];
     let mut refit_twins = Vec::new();
-    if opts.refit_twins {
-        let mut refit = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, Some(s), &mut progress, &mut log)?;
-        refit_twins = std::mem::take(&mut refit.refit_twins);
-        runs.push((PAT_REFIT_METHOD, refit));
+    for (on, method, on_clock) in
+        [(opts.refit_twins, PAT_REFIT_METHOD, true), (opts.oracle_twins, PAT_ORACLE_METHOD, false)]
+    {
+        if on {
+            let refit = Some(Refit { at: s, on_clock });
+            let mut run = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, refit, &mut progress, &mut log)?;
+            // Both refits sample the same device state with the same seeds: the same fits.
+            refit_twins = std::mem::take(&mut run.refit_twins);
+            runs.push((method, run));
+        }
     }
     let methods = runs
         .into_iter()
@@ -529,11 +548,21 @@ fn ff_under_drift<F: FftReal>(
     })
 }
 
+/// When PAT refits its twins, and whether the refit runs on the drift clock.
+#[derive(Clone, Copy, Debug)]
+struct Refit {
+    /// The training query count `S` at or after which the twins are refitted.
+    at: u64,
+    /// Whether the refit's queries count as training queries and age the device (`false`: the
+    /// oracle, whose refit is free and counted in `twin_queries`).
+    on_clock: bool,
+}
+
 /// PAT: twins fitted on the undrifted device (as `phyff compare` fits them), then end-to-end
 /// training with the forward pass on the drifting device until the clock reaches `budget`.
-/// With `refit_at = Some(S)`, the twins are fitted again, the same way, on the drifting device
-/// at the first mini-batch boundary at or after `S` (after the evaluation there), with the
-/// clock running.
+/// With `refit = Some(r)`, the twins are fitted again, the same way, on the drifting device
+/// at the first mini-batch boundary at or after `r.at` (after the evaluation there), with the
+/// clock running or, for the oracle, paused.
 #[allow(clippy::too_many_arguments)]
 fn pat_under_drift<F: FftReal>(
     cfg: &ExperimentConfig,
@@ -542,11 +571,15 @@ fn pat_under_drift<F: FftReal>(
     drift: &DriftConfig,
     budget: u64,
     marks: &[u64],
-    refit_at: Option<u64>,
+    refit: Option<Refit>,
     progress: &mut impl FnMut(&str, u64, f64),
     log: &mut impl FnMut(&str),
 ) -> Result<Run> {
-    let method = if refit_at.is_some() { PAT_REFIT_METHOD } else { PAT_METHOD };
+    let method = match refit {
+        None => PAT_METHOD,
+        Some(Refit { on_clock: true, .. }) => PAT_REFIT_METHOD,
+        Some(Refit { on_clock: false, .. }) => PAT_ORACLE_METHOD,
+    };
     let start = Instant::now();
     let raw = prep.data.train.dim();
     let (train_x, test_x) = (blank(prep, &prep.data.train.x)?, blank(prep, &prep.data.test.x)?);
@@ -619,8 +652,10 @@ fn pat_under_drift<F: FftReal>(
             if rec.due(clock.count()) {
                 evaluate(&trainer, &mut blocks, &twins, &mut rec)?;
             }
-            if refit_at.is_some_and(|s| clock.count() >= s) && refit_fits.is_empty() {
-                // The same fit on the device as it is now; its queries run on the clock.
+            if let Some(r) = refit.filter(|r| clock.count() >= r.at && refit_fits.is_empty()) {
+                // The same fit on the device as it is now; its queries run on the clock, or
+                // for the oracle are free (no training queries, no ageing of the device).
+                let _paused = (!r.on_clock).then(|| clock.pause());
                 let at = clock.count();
                 let mut systems = Vec::new();
                 for b in blocks.drain(..) {
@@ -629,9 +664,13 @@ fn pat_under_drift<F: FftReal>(
                         _ => anyhow::bail!("{method}: expected PAT blocks"),
                     }
                 }
-                let (new, new_fits, _) =
+                let (new, new_fits, range_queries) =
                     fit_block_twins(&mut systems, &train_x, &eo, &opts.twin, cfg.seed, opts.twin_inputs)?;
-                log_fits(&new_fits, &format!("refitted from {} queries on", thousands(at)), log);
+                if !r.on_clock {
+                    twin_queries += range_queries + new_fits.iter().map(|(_, f)| f.physical_queries).sum::<u64>();
+                }
+                let how = if r.on_clock { "refitted" } else { "refitted free (oracle)" };
+                log_fits(&new_fits, &format!("{how} from {} queries on", thousands(at)), log);
                 blocks = pat_blocks(systems, &new);
                 twins = new;
                 refit_fits = new_fits;
@@ -878,6 +917,33 @@ mod tests {
         assert!(next.queries >= s + 2 * 256 + 2 * 64, "first point after the refit at {}", next.queries);
         assert!(refit.train_queries >= report.budget_queries);
         assert_ne!(pat.twin_error.last(), refit.twin_error.last(), "errors are of the refitted twins");
+    }
+
+    /// The oracle's refit is the refit, for free: PAT until the change, then the same twins as
+    /// the refitted PAT's without spending training queries on them.
+    #[test]
+    fn the_oracle_refits_like_the_refitted_pat_but_off_the_clock() {
+        let cfg = small_config();
+        let opts = DriftOptions { refit_twins: true, oracle_twins: true, ..small_options() };
+        let report = drift_experiment::<f32>(&cfg, &opts, |_, _, _| {}, |_| {}).unwrap();
+        let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+        assert_eq!(names, [FF_METHOD, PAT_METHOD, PAT_REFIT_METHOD, PAT_ORACLE_METHOD]);
+        let (pat, refit, oracle) = (&report.methods[1], &report.methods[2], &report.methods[3]);
+        let s = report.sudden_at_queries;
+        let upto = |m: &DriftMethod| m.points.iter().filter(|p| p.queries < s + 64).copied().collect::<Vec<_>>();
+        assert_eq!(upto(pat), upto(oracle));
+        // Box refit: 256 rows per block for the ranges and 64 samples per block, counted as twin
+        // queries, not on the clock: the next mark (B/2) is reached at the same batch as PAT's.
+        assert_eq!(oracle.twin_queries, 2 * pat.twin_queries);
+        assert_eq!(pat.twin_queries, 2 * 256 + 2 * 64);
+        let next = |m: &DriftMethod| m.points.iter().find(|p| p.queries >= s + 64).unwrap().queries;
+        assert_eq!(next(oracle), next(pat));
+        assert!(next(refit) > next(oracle));
+        assert!(oracle.train_queries >= report.budget_queries && oracle.train_queries < report.budget_queries + 64);
+        // From the first evaluation after the refit on, the errors are those of the new twins.
+        let first_err = |m: &DriftMethod| m.twin_error.iter().find(|e| e.queries >= s + 64).unwrap().clone();
+        assert_ne!(first_err(oracle).relative_rmse, first_err(pat).relative_rmse);
+        assert_eq!(report.refit_twins.len(), 2);
     }
 
     /// Evaluations neither count nor move the drift: runs that evaluate at different moments end
