@@ -37,7 +37,7 @@ pub struct LinePlot {
 
 /// A quantity against a measured abscissa (e.g. accuracy against physical queries), one series
 /// of `(x, y)` points per method, with labelled vertical markers (e.g. the moment the system
-/// changed). The x axis spans the points and the markers, with five labelled ticks.
+/// changed). The x axis spans the points and the markers, with ticks at round values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct XyPlot {
     /// Title above the plot.
@@ -100,10 +100,16 @@ impl LinePlot {
         Frame { x: (1.0, n as f64), y: y_range(self.series.iter().flat_map(|s| s.1.iter().copied())) }
     }
 
+    /// The epochs labelled on the x axis: round values (see [`nice_ticks`]), whole epochs only.
+    fn x_ticks(f: &Frame) -> Vec<f64> {
+        nice_ticks(f.x.0, f.x.1, 5).0.into_iter().filter(|x| (x - x.round()).abs() < 1e-9).map(f64::round).collect()
+    }
+
     /// The plot as an SVG document.
     pub fn svg(&self) -> String {
         let f = self.frame();
         let mut s = svg_axes(&self.title, &self.x_label, &self.y_label, &f);
+        s.push_str(&svg_x_ticks(&f, &Self::x_ticks(&f)));
         for (i, (name, ys)) in self.series.iter().enumerate() {
             let c = hex(COLORS[i % COLORS.len()]);
             let pts: Vec<String> = ys
@@ -138,6 +144,7 @@ impl LinePlot {
         let f = self.frame();
         let mut c = Canvas::new(W, H);
         raster_axes(&mut c, &self.title, &self.x_label, &f);
+        raster_x_ticks(&mut c, &f, &Self::x_ticks(&f));
         for (i, (name, ys)) in self.series.iter().enumerate() {
             let col = COLORS[i % COLORS.len()];
             let pts: Vec<(f64, f64)> =
@@ -171,23 +178,16 @@ impl XyPlot {
         Frame { x, y: y_range(self.points().map(|p| p.1)) }
     }
 
-    /// The x values of the five axis ticks.
-    fn x_ticks(f: &Frame) -> impl Iterator<Item = f64> + '_ {
-        (0..=4).map(|k| f.x.0 + (f.x.1 - f.x.0) * k as f64 / 4.0)
+    /// The x values of the axis ticks: round values (see [`nice_ticks`]).
+    fn x_ticks(f: &Frame) -> Vec<f64> {
+        nice_ticks(f.x.0, f.x.1, 5).0
     }
 
     /// The plot as an SVG document.
     pub fn svg(&self) -> String {
         let f = self.frame();
         let mut s = svg_axes(&self.title, &self.x_label, &self.y_label, &f);
-        for x in Self::x_ticks(&f) {
-            let (px, py) = f.px(x, f.y.0);
-            s.push_str(&format!(
-                "<text x=\"{px:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
-                py + 14.0,
-                tick_label(x)
-            ));
-        }
+        s.push_str(&svg_x_ticks(&f, &Self::x_ticks(&f)));
         for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
             let (px, _) = f.px(*x, f.y.0);
             s.push_str(&format!(
@@ -231,11 +231,7 @@ impl XyPlot {
         let f = self.frame();
         let mut c = Canvas::new(W, H);
         raster_axes(&mut c, &self.title, &self.x_label, &f);
-        for x in Self::x_ticks(&f) {
-            let (px, py) = f.px(x, f.y.0);
-            let label = tick_label(x);
-            c.text((px as usize).saturating_sub(4 * label.len()), py as usize + 4, &label, 2, [0, 0, 0]);
-        }
+        raster_x_ticks(&mut c, &f, &Self::x_ticks(&f));
         let grey = [85, 85, 85];
         for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
             let (px, _) = f.px(*x, f.y.0);
@@ -262,13 +258,37 @@ impl XyPlot {
     }
 }
 
-/// A short axis label: `1234` -> `1234`, `56789` -> `56.8k`, `1.2e6` -> `1.2M`, `0.25` -> `0.25`.
+/// Tick values of an axis spanning `(lo, hi)`: the multiples of a round step (1, 2 or 5 x 10^k,
+/// chosen so that there are about `target` ticks, at least 3) that lie in the span, and the
+/// decimals the step needs (`0.2` -> 1, `0.05` -> 2, `5000` -> 0). An empty or non-finite span
+/// gives `lo` alone.
+fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, usize) {
+    if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+        return (vec![lo], 2);
+    }
+    let raw = (hi - lo) / target.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let m = match raw / mag {
+        f if f < 1.5 => 1.0,
+        f if f < 3.0 => 2.0,
+        f if f < 7.0 => 5.0,
+        _ => 10.0,
+    };
+    let step = m * mag;
+    let (first, last) = ((lo / step).ceil() as i64, (hi / step).floor() as i64);
+    let decimals = (-step.log10().floor()).max(0.0) as usize;
+    ((first..=last).map(|i| i as f64 * step).collect(), decimals)
+}
+
+/// A short axis label: `1234` -> `1234`, `56789` -> `56.8k`, `40000` -> `40k`, `1.2e6` ->
+/// `1.2M`, `0.25` -> `0.25`.
 fn tick_label(x: f64) -> String {
     let a = x.abs();
+    let short = |v: f64, unit: &str| format!("{}{unit}", format!("{v:.1}").trim_end_matches(".0"));
     if a >= 1e6 {
-        format!("{:.1}M", x / 1e6)
+        short(x / 1e6, "M")
     } else if a >= 1e4 {
-        format!("{:.1}k", x / 1e3)
+        short(x / 1e3, "k")
     } else if a >= 10.0 || x == x.round() {
         format!("{x:.0}")
     } else {
@@ -339,12 +359,13 @@ fn svg_axes(title: &str, xl: &str, yl: &str, f: &Frame) -> String {
         W - RIGHT,
         H - BOTTOM
     ));
-    for k in 0..=4 {
-        let v = f.y.0 + (f.y.1 - f.y.0) * k as f64 / 4.0;
+    let (ticks, d) = nice_ticks(f.y.0, f.y.1, 5);
+    for v in ticks {
         let (_, y) = f.px(f.x.0, v);
         s.push_str(&format!(
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{v:.2}</text>\n",
+            "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{LEFT}\" y2=\"{y:.1}\" stroke=\"black\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{v:.d$}</text>\n",
             LEFT - 4,
+            LEFT - 6,
             y + 4.0
         ));
     }
@@ -363,15 +384,41 @@ fn svg_axes(title: &str, xl: &str, yl: &str, f: &Frame) -> String {
     s
 }
 
+/// Labelled tick marks below the x axis at `ticks` (data units), as SVG elements.
+fn svg_x_ticks(f: &Frame, ticks: &[f64]) -> String {
+    let mut s = String::new();
+    for &x in ticks {
+        let (px, py) = f.px(x, f.y.0);
+        s.push_str(&format!(
+            "<line x1=\"{px:.1}\" y1=\"{py:.1}\" x2=\"{px:.1}\" y2=\"{:.1}\" stroke=\"black\"/><text x=\"{px:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
+            py + 4.0,
+            py + 16.0,
+            tick_label(x)
+        ));
+    }
+    s
+}
+
+/// Labelled tick marks below the x axis at `ticks` (data units), rasterised.
+fn raster_x_ticks(c: &mut Canvas, f: &Frame, ticks: &[f64]) {
+    for &x in ticks {
+        let (px, py) = f.px(x, f.y.0);
+        let label = tick_label(x);
+        c.line((px, py), (px, py + 4.0), [0, 0, 0]);
+        c.text((px as usize).saturating_sub(4 * label.len()), py as usize + 6, &label, 2, [0, 0, 0]);
+    }
+}
+
 fn raster_axes(c: &mut Canvas, title: &str, xl: &str, f: &Frame) {
     let k = [0, 0, 0];
     c.text(LEFT, 10, title, 3, k);
     c.line((LEFT as f64, TOP as f64), (LEFT as f64, (H - BOTTOM) as f64), k);
     c.line((LEFT as f64, (H - BOTTOM) as f64), ((W - RIGHT) as f64, (H - BOTTOM) as f64), k);
-    for i in 0..=4 {
-        let v = f.y.0 + (f.y.1 - f.y.0) * i as f64 / 4.0;
+    let (ticks, d) = nice_ticks(f.y.0, f.y.1, 5);
+    for v in ticks {
         let (_, y) = f.px(f.x.0, v);
-        c.text(4, (y as usize).saturating_sub(5), &format!("{v:.2}"), 2, k);
+        c.line(((LEFT - 4) as f64, y), (LEFT as f64, y), k);
+        c.text(4, (y as usize).saturating_sub(5), &format!("{v:.d$}"), 2, k);
     }
     c.text((LEFT + W - RIGHT) / 2, H - 16, xl, 2, k);
 }
@@ -587,7 +634,9 @@ mod tests {
         // Axes + two series; the marker is a dashed line with its label; ticks from 0 to 100k.
         assert_eq!(svg.matches("<polyline").count(), 3);
         assert!(svg.contains("stroke-dasharray") && svg.contains("sudden change"));
-        assert!(svg.contains(">0<") && svg.contains(">100.0k<") && svg.contains(">50.0k<"), "{svg}");
+        assert!(svg.contains(">0<") && svg.contains(">100k<") && svg.contains(">40k<"), "{svg}");
+        // The y axis (0.1 to 0.95, padded) is labelled at round values with the decimals they need.
+        assert!(svg.contains(">0.2</text>") && svg.contains(">0.8</text>") && !svg.contains(">0.50</text>"), "{svg}");
         // The NaN point is skipped: PAT's polyline has two points.
         let pat = svg.lines().find(|l| l.contains("<polyline") && l.contains(&hex(COLORS[1]))).unwrap();
         assert_eq!(pat.matches(',').count(), 2, "{pat}");
@@ -605,7 +654,34 @@ mod tests {
         assert_eq!(&raw[at..at + 3], &[85, 85, 85]);
         assert_eq!(tick_label(1234.0), "1234");
         assert_eq!(tick_label(2_500_000.0), "2.5M");
+        assert_eq!(tick_label(56_789.0), "56.8k");
+        assert_eq!(tick_label(40_000.0), "40k");
         assert_eq!(tick_label(0.25), "0.25");
+    }
+
+    #[test]
+    fn ticks_sit_at_round_values_inside_the_span() {
+        let close = |a: &[f64], b: &[f64]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        let (t, d) = nice_ticks(0.0525, 0.9975, 5);
+        assert!(close(&t, &[0.2, 0.4, 0.6, 0.8]), "{t:?}");
+        assert_eq!(d, 1);
+        let (t, d) = nice_ticks(0.0, 114_960.0, 5);
+        assert!(close(&t, &[0.0, 20e3, 40e3, 60e3, 80e3, 100e3]), "{t:?}");
+        assert_eq!(d, 0);
+        let (t, d) = nice_ticks(0.93, 0.99, 5);
+        assert!(close(&t, &[0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99]), "{t:?}");
+        assert_eq!(d, 2);
+        // Any span: at least 3 ticks, all inside, evenly spaced.
+        for (lo, hi) in [(0.0, 1.0), (-3.7, 12.2), (1e-4, 3e-4), (0.5, 0.5 + 1e-3), (17.0, 1e9)] {
+            let (t, _) = nice_ticks(lo, hi, 5);
+            assert!(t.len() >= 3 && t.len() <= 11, "({lo}, {hi}): {t:?}");
+            assert!(
+                t.iter().all(|v| *v >= lo - 1e-12 * hi.abs() && *v <= hi + 1e-12 * hi.abs()),
+                "({lo}, {hi}): {t:?}"
+            );
+        }
+        assert_eq!(nice_ticks(1.0, 1.0, 5).0, [1.0]);
+        assert_eq!(nice_ticks(f64::NAN, 1.0, 5).0.len(), 1);
     }
 
     #[test]
@@ -619,6 +695,11 @@ mod tests {
         let svg = lp.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("FF &lt;PhyLL&gt;") && svg.matches("<polyline").count() == 3);
+        // Whole epochs on the x axis: 3 epochs give the ticks 1, 2 and 3 (not 1.5).
+        for e in [">1<", ">2<", ">3<"] {
+            assert!(svg.contains(e), "{e} in {svg}");
+        }
+        assert!(!svg.contains(">1.50<") && !svg.contains(">2.50<"), "{svg}");
         let (w, h, raw) = decode(&lp.png());
         assert_eq!((w as usize, h as usize, raw.len()), (W, H, H * (3 * W + 1)));
         let bc = BarChart { title: "cost".into(), bars: vec![("FF".into(), -2.0), ("PAT".into(), 1.5)] };
