@@ -130,11 +130,13 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
             t.block, report.twin_inputs, t.val_rmse, t.val_rmse_of_mean
         );
     }
-    for t in &report.refit_twins {
-        println!(
-            "refitted twin of block {} (after the change): validation RMSE {:.4}, mean predictor {:.4}",
-            t.block, t.val_rmse, t.val_rmse_of_mean
-        );
+    for (ts, which) in [(&report.refit_twins, "refitted"), (&report.oracle_twins, "oracle")] {
+        for t in ts {
+            println!(
+                "{which} twin of block {} (after the change): validation RMSE {:.4}, mean predictor {:.4}",
+                t.block, t.val_rmse, t.val_rmse_of_mean
+            );
+        }
     }
     for pat in report.methods.iter().filter(|m| !m.twin_error.is_empty()) {
         let s = report.sudden_at_queries;
