@@ -607,7 +607,11 @@ fn pat_under_drift<F: FftReal>(
         build_blocks::<F>(cfg, &prep.embedding, raw, false)?.into_iter().map(|b| b.system).collect();
     let (mut twins, fits, range_queries) =
         fit_block_twins(&mut undrifted, &train_x, &eo, &opts.twin, cfg.seed, opts.twin_inputs)?;
-    let mut twin_queries = range_queries;
+    // Queries of one fit of every block's twin: the range sampling plus the fitting pairs.
+    let fit_queries = |range_queries: u64, fits: &[((f64, f64), TwinFit)]| {
+        range_queries + fits.iter().map(|(_, f)| f.physical_queries).sum::<u64>()
+    };
+    let mut twin_queries = fit_queries(range_queries, &fits);
     let log_fits = |fits: &[((f64, f64), TwinFit)], source: &str, log: &mut dyn FnMut(&str)| {
         for (k, (_, f)) in fits.iter().enumerate() {
             log(&format!(
@@ -620,7 +624,6 @@ fn pat_under_drift<F: FftReal>(
         }
     };
     log_fits(&fits, &format!("{} inputs", opts.twin_inputs.name()), log);
-    twin_queries += fits.iter().map(|(_, f)| f.physical_queries).sum::<u64>();
     let clock = DriftClock::new();
     let mut blocks = pat_blocks(
         build_drifting_blocks::<F>(cfg, &prep.embedding, raw, drift, &clock)?.into_iter().map(|b| b.system).collect(),
@@ -677,7 +680,7 @@ fn pat_under_drift<F: FftReal>(
                 let (new, new_fits, range_queries) =
                     fit_block_twins(&mut systems, &train_x, &eo, &opts.twin, cfg.seed, opts.twin_inputs)?;
                 if !r.on_clock {
-                    twin_queries += range_queries + new_fits.iter().map(|(_, f)| f.physical_queries).sum::<u64>();
+                    twin_queries += fit_queries(range_queries, &new_fits);
                 }
                 let how = if r.on_clock { "refitted" } else { "refitted free (oracle)" };
                 log_fits(&new_fits, &format!("{how} from {} queries on", thousands(at)), log);
