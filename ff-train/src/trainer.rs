@@ -82,9 +82,9 @@ pub struct FitProgress {
     /// Digital FLOPs spent on evaluation so far (included in `counters`).
     #[serde(default)]
     pub eval_digital_flops: u64,
-    /// Latest train accuracy (0 until evaluated).
-    pub train_accuracy: f64,
-    /// Latest test accuracy (0 until evaluated).
+    /// Latest test accuracy (0 until evaluated). The train accuracy, measured on the last
+    /// epoch only, lives in that epoch's record. Checkpoints written before 2026-12-07 also hold
+    /// a `train_accuracy` field here; it is ignored on reading.
     pub test_accuracy: f64,
     /// Wall time spent so far, in seconds.
     pub wall_seconds: f64,
@@ -326,7 +326,6 @@ fn run_epochs<F: Real>(
         counters: Counters::default(),
         eval_physical_queries: 0,
         eval_digital_flops: 0,
-        train_accuracy: 0.0,
         test_accuracy: 0.0,
         wall_seconds: 0.0,
     });
@@ -376,8 +375,7 @@ fn run_epochs<F: Real>(
         if matches!(schedule, Schedule::Supervised) && (epoch % eval_every == 0 || last) {
             let before = net.counters();
             if last && opts.train_eval {
-                p.train_accuracy = net.accuracy(train.x.view(), &train.y)?;
-                tr = Some(p.train_accuracy);
+                tr = Some(net.accuracy(train.x.view(), &train.y)?);
             }
             p.test_accuracy = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
             te = Some(p.test_accuracy);
@@ -428,5 +426,17 @@ mod tests {
         assert_eq!(sizes(8, 2), vec![9]);
         let joined: Vec<usize> = mini_batches(&order, 4, 2).concat();
         assert_eq!(joined, order);
+    }
+
+    #[test]
+    fn progress_written_with_the_old_train_accuracy_field_still_loads() {
+        // Checkpoints written before the field was dropped carry it; runs in flight resume.
+        let old = r#"{"epochs_done":3,"history":[],"counters":{"physical_queries":7,"digital_flops":9},
+            "eval_physical_queries":2,"eval_digital_flops":4,"train_accuracy":0.5,"test_accuracy":0.25,
+            "wall_seconds":1.5}"#;
+        let p: FitProgress = serde_json::from_str(old).expect("old progress loads");
+        assert_eq!((p.epochs_done, p.counters.physical_queries, p.test_accuracy), (3, 7, 0.25));
+        let back = serde_json::to_string(&p).expect("serialises");
+        assert!(!back.contains("train_accuracy"), "{back}");
     }
 }
