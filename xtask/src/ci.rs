@@ -18,7 +18,7 @@ const STEPS: &[Step] = &[
     Step { name: "docs", args: &["doc", "--workspace", "--no-deps"], env: &[("RUSTDOCFLAGS", "-D warnings")] },
     Step { name: "benchmarks compile", args: &["bench", "--workspace", "--no-run"], env: &[] },
     // The paper's experiments in their reduced form, end to end through the release `phyff`
-    // (about 20 s after the build; experiments whose data are absent are skipped, not failed).
+    // (about 30 s after the build; experiments whose data are absent are skipped, not failed).
     Step {
         name: "reproduce (quick)",
         args: &["xtask", "reproduce", "--quick", "--out", "target/reproduce/ci"],

@@ -7,7 +7,9 @@
 //! Each experiment is a TOML configuration (written next to its results, so the report shows
 //! exactly what ran) plus the `phyff` subcommand: `compare` (every method, several seeds) for
 //! the vowel experiments, `train` (PhyLL and its physics-removed ablation, one run per seed)
-//! for the image experiments, whose baselines would cost hours here. `--quick` shrinks epochs,
+//! for the image experiments, whose baselines would cost hours here; `drift` (FF against PAT
+//! while the optical medium drifts and is replaced, one run per seed) for `drift-optics`, whose
+//! table gives each method's recovery after the change. `--quick` shrinks epochs,
 //! seeds and data so the whole set runs in minutes; the full set uses SPEC.md's
 //! hyper-parameters, and `full_note` says where a full run is reduced on this machine.
 //!
@@ -34,6 +36,8 @@ enum Kind {
     Compare,
     /// `phyff train --seed s` per seed: PhyLL and the ablation.
     Train,
+    /// `phyff drift --seed s` per seed: FF against PAT while the system drifts and changes.
+    Drift,
 }
 
 struct Experiment {
@@ -194,6 +198,31 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
                    normalisation, not used here)"
                 .into(),
         },
+        Experiment {
+            name: "drift-optics",
+            title: "Drift: FF against PAT while the optical medium drifts and is then replaced (issue 6)",
+            kind: Kind::Drift,
+            seeds: q(3, 1),
+            toml: format!("data = \"digits\"\nsystem = \"optics\"\nblocks = 2\nhidden = 16\nepochs = {}\n", q(20, 6)),
+            flags: {
+                let mut f: Vec<String> =
+                    ["--sudden-strength", "1.0", "--refit-twins", "--oracle-twins"].map(String::from).to_vec();
+                if quick {
+                    f.extend(twin_flags(2000, 10));
+                }
+                f
+            },
+            needs: vec![],
+            paper: "no figure: the paper does not measure drift; the issue expects FF to keep adapting and PAT \
+                    with a twin fitted before the change not to",
+            note: "the built-in digits through 2 optical blocks of 16 (4 x 4 camera images), all else the defaults of \
+                   `phyff drift` (what FF spends in its epochs sets the query budget of every method; slow drift 0.1 every 5 000 \
+                   training queries; the change at half the budget); the change replaces the whole medium \
+                   (strength 1.0). PAT's twins are fitted before any drift; `--refit-twins` adds PAT with the \
+                   twins refitted at the change from its budget, `--oracle-twins` the same refit for free. \
+                   docs/reproduction/drift.md has smaller changes and more seeds"
+                .into(),
+        },
     ]
 }
 
@@ -250,7 +279,7 @@ fn train_step(cfg: &Path, seed: usize, out: &Path, resume: bool) -> TrainStep {
 fn run_one(phyff: &Path, e: &Experiment, dir: &Path, resume: bool) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let cfg = dir.join("config.toml");
-    if resume && e.kind == Kind::Train {
+    if resume && e.kind != Kind::Compare {
         if let Ok(old) = std::fs::read_to_string(&cfg) {
             ensure!(
                 old == e.toml,
@@ -263,7 +292,9 @@ fn run_one(phyff: &Path, e: &Experiment, dir: &Path, resume: bool) -> Result<Str
     let start = Instant::now();
     let mut md = format!("## {}\n\n`{}`: {}.\n\n", e.title, e.name, e.note);
     let mut commands = Vec::new();
-    if e.kind == Kind::Compare {
+    if e.kind == Kind::Drift {
+        md.push_str(&drift_section(phyff, e, &cfg, dir, resume, &mut commands)?);
+    } else if e.kind == Kind::Compare {
         let mut args: Vec<String> = vec!["compare".into(), "--config".into(), cfg.display().to_string()];
         args.extend(["--seeds".into(), e.seeds.to_string(), "--out".into(), dir.display().to_string()]);
         args.extend(e.flags.iter().cloned());
@@ -327,6 +358,113 @@ fn run_one(phyff: &Path, e: &Experiment, dir: &Path, resume: bool) -> Result<Str
         commands.join("\n"),
         e.toml
     ));
+    Ok(md)
+}
+
+/// One method's outcomes over the seeds of a drift experiment.
+struct DriftRow {
+    method: String,
+    /// Training queries after the change until recovery, per seed (`None`: never).
+    recovery: Vec<Option<u64>>,
+    before: Vec<f64>,
+    last: Vec<f64>,
+}
+
+/// Runs `phyff drift` per seed (reusing a seed's `drift.json` with `resume`) and returns the
+/// table of recovery and accuracy per method, with seed 0's plot.
+fn drift_section(
+    phyff: &Path,
+    e: &Experiment,
+    cfg: &Path,
+    dir: &Path,
+    resume: bool,
+    commands: &mut Vec<String>,
+) -> Result<String> {
+    let mut reports = Vec::new();
+    for s in 0..e.seeds {
+        let out = dir.join(format!("seed{s}"));
+        let json = out.join("drift.json");
+        if resume && json.exists() {
+            eprintln!("    seed {s}: reusing {}", json.display());
+            commands.push(format!("(seed {s}: result of an earlier sitting reused)"));
+        } else {
+            let mut args: Vec<String> = vec!["drift".into(), "--config".into(), cfg.display().to_string()];
+            args.extend(["--seed".into(), s.to_string(), "--out".into(), out.display().to_string()]);
+            args.extend(e.flags.iter().cloned());
+            commands.push(format!("phyff {}", args.join(" ")));
+            run_phyff(phyff, &args, &dir.join(format!("log-seed{s}.txt")))?;
+        }
+        let text = std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+        reports.push(serde_json::from_str(&text).with_context(|| format!("{} is not JSON", json.display()))?);
+    }
+    let mut md = drift_table(&reports)?;
+    let png = dir.join("seed0/drift.png");
+    if png.exists() {
+        std::fs::copy(&png, dir.join("accuracy.png")).with_context(|| format!("copying {}", png.display()))?;
+        md.push_str(&format!("\n![test accuracy against training queries, seed 0]({}/accuracy.png)\n", e.name));
+    }
+    Ok(md)
+}
+
+/// `12345` as `12,345`.
+fn thousands(q: u64) -> String {
+    let s = q.to_string();
+    let mut t = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            t.push(',');
+        }
+        t.push(c);
+    }
+    t
+}
+
+/// The Markdown table of a drift experiment from its `drift.json` files, one per seed in seed
+/// order: per method, how many seeds recovered, each seed's recovery time and the accuracies
+/// before the change and at the end (mean ± sd over seeds).
+fn drift_table(reports: &[Value]) -> Result<String> {
+    let r = reports.first().context("a drift experiment needs at least one seed")?;
+    let mut rows: Vec<DriftRow> = Vec::new();
+    for (seed, r) in reports.iter().enumerate() {
+        for m in r["methods"].as_array().with_context(|| format!("drift.json of seed {seed}: no methods"))? {
+            let name = m["method"].as_str().unwrap_or("?").to_string();
+            let i = match rows.iter().position(|row| row.method == name) {
+                Some(i) => i,
+                None => {
+                    rows.push(DriftRow { method: name, recovery: vec![], before: vec![], last: vec![] });
+                    rows.len() - 1
+                }
+            };
+            ensure!(rows[i].recovery.len() == seed, "method {:?} is missing from an earlier seed", rows[i].method);
+            rows[i].recovery.push(m["recovery_queries"].as_u64());
+            rows[i].before.push(num(m, "accuracy_before_change"));
+            rows[i].last.push(num(m, "final_accuracy"));
+        }
+    }
+    let mut md = format!(
+        "Every method has the same budget of {} training queries; the change comes at {}. Recovery is the \
+         number of training queries after the change until the test accuracy is back within {} points of \
+         the method's own accuracy just before it (\"never\": not within the budget).\n\n\
+         | method | recovered | recovery (seed {}) | accuracy before the change (mean ± sd) | final accuracy (mean ± sd) |\n\
+         |---|---|---|---|---|\n",
+        thousands(num(r, "budget_queries") as u64),
+        thousands(num(r, "sudden_at_queries") as u64),
+        100.0 * num(r, "recovery_tolerance"),
+        (0..reports.len()).map(|s| s.to_string()).collect::<Vec<_>>().join(" / ")
+    );
+    for row in &rows {
+        ensure!(row.recovery.len() == reports.len(), "method {:?} is missing from a seed", row.method);
+        let rec: Vec<String> = row.recovery.iter().map(|q| q.map_or_else(|| "never".into(), thousands)).collect();
+        let (bm, bsd) = mean_sd(&row.before);
+        let (fm, fsd) = mean_sd(&row.last);
+        md.push_str(&format!(
+            "| {} | {} of {} | {} | {bm:.4} ± {bsd:.4} | {fm:.4} ± {fsd:.4} |\n",
+            row.method,
+            row.recovery.iter().filter(|q| q.is_some()).count(),
+            row.recovery.len(),
+            rec.join(" / ")
+        ));
+    }
     Ok(md)
 }
 
@@ -473,5 +611,40 @@ mod tests {
         assert_eq!(train_step(&cfg, 0, &out, true), TrainStep::Reuse);
         assert!(fresh(false));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_drift_table_counts_recoveries_and_averages_over_seeds() {
+        let seed = |ff: Value, pat: Value, ff_final: f64| {
+            serde_json::json!({
+                "budget_queries": 114960u64, "sudden_at_queries": 57480u64, "recovery_tolerance": 0.02,
+                "methods": [
+                    {"method": "FF (PhyLL)", "recovery_queries": ff, "accuracy_before_change": 0.95,
+                     "final_accuracy": ff_final},
+                    {"method": "PAT (pre-drift twin)", "recovery_queries": pat, "accuracy_before_change": 0.9,
+                     "final_accuracy": 0.8},
+                ]
+            })
+        };
+        let a = seed(Value::from(21340u64), Value::Null, 0.93);
+        let b = seed(Value::from(30788u64), Value::from(43686u64), 0.95);
+        let md = drift_table(&[a.clone(), b.clone()]).unwrap();
+        assert!(md.contains("budget of 114,960 training queries; the change comes at 57,480"), "{md}");
+        assert!(md.contains("within 2 points"), "{md}");
+        assert!(md.contains("| recovery (seed 0 / 1) |"), "{md}");
+        assert!(md.contains("| FF (PhyLL) | 2 of 2 | 21,340 / 30,788 | 0.9500 ± 0.0000 | 0.9400 ± 0.0141 |"), "{md}");
+        assert!(
+            md.contains("| PAT (pre-drift twin) | 1 of 2 | never / 43,686 | 0.9000 ± 0.0000 | 0.8000 ± 0.0000 |"),
+            "{md}"
+        );
+        // A method absent from one seed is an error, not a shifted column.
+        let mut c = b;
+        c["methods"].as_array_mut().unwrap().pop();
+        assert!(drift_table(&[a, c]).is_err());
+        assert!(drift_table(&[]).is_err());
+        assert_eq!(
+            (thousands(0), thousands(999), thousands(1000), thousands(1234567)),
+            ("0".into(), "999".into(), "1,000".into(), "1,234,567".into())
+        );
     }
 }
