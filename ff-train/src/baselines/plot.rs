@@ -95,68 +95,39 @@ fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 impl LinePlot {
-    fn frame(&self) -> Frame {
+    /// The curves to draw: x from epoch 1 to the longest series (at least 2), ticks at whole
+    /// epochs only.
+    fn curves(&self) -> Curves<'_> {
         let n = self.series.iter().map(|s| s.1.len()).max().unwrap_or(1).max(2);
-        Frame { x: (1.0, n as f64), y: y_range(self.series.iter().flat_map(|s| s.1.iter().copied())) }
-    }
-
-    /// The epochs labelled on the x axis: round values (see [`nice_ticks`]), whole epochs only.
-    fn x_ticks(f: &Frame) -> Vec<f64> {
-        nice_ticks(f.x.0, f.x.1, 5).0.into_iter().filter(|x| (x - x.round()).abs() < 1e-9).map(f64::round).collect()
+        let frame = Frame { x: (1.0, n as f64), y: y_range(self.series.iter().flat_map(|s| s.1.iter().copied())) };
+        let ticks =
+            nice_ticks(frame.x.0, frame.x.1, 5).0.into_iter().filter(|x| (x - x.round()).abs() < 1e-9).map(f64::round);
+        Curves {
+            title: &self.title,
+            x_label: &self.x_label,
+            y_label: &self.y_label,
+            ticks: ticks.collect(),
+            frame,
+            series: self
+                .series
+                .iter()
+                .map(|(name, ys)| {
+                    let pts = ys.iter().enumerate().filter(|(_, y)| y.is_finite()).map(|(j, &y)| (j as f64 + 1.0, y));
+                    (name.as_str(), pts.collect())
+                })
+                .collect(),
+            markers: &[],
+        }
     }
 
     /// The plot as an SVG document.
     pub fn svg(&self) -> String {
-        let f = self.frame();
-        let mut s = svg_axes(&self.title, &self.x_label, &self.y_label, &f);
-        s.push_str(&svg_x_ticks(&f, &Self::x_ticks(&f)));
-        for (i, (name, ys)) in self.series.iter().enumerate() {
-            let c = hex(COLORS[i % COLORS.len()]);
-            let pts: Vec<String> = ys
-                .iter()
-                .enumerate()
-                .filter(|(_, y)| y.is_finite())
-                .map(|(j, &y)| {
-                    let (x, y) = f.px(j as f64 + 1.0, y);
-                    format!("{x:.1},{y:.1}")
-                })
-                .collect();
-            s.push_str(&format!(
-                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n",
-                pts.join(" ")
-            ));
-            let ly = TOP + 14 + 18 * i;
-            s.push_str(&format!(
-                "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{c}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>\n",
-                W - RIGHT + 10,
-                W - RIGHT + 30,
-                W - RIGHT + 36,
-                ly + 4,
-                esc(name)
-            ));
-        }
-        s.push_str("</svg>\n");
-        s
+        self.curves().svg()
     }
 
     /// The plot as a PNG file (bytes).
     pub fn png(&self) -> Vec<u8> {
-        let f = self.frame();
-        let mut c = Canvas::new(W, H);
-        raster_axes(&mut c, &self.title, &self.x_label, &f);
-        raster_x_ticks(&mut c, &f, &Self::x_ticks(&f));
-        for (i, (name, ys)) in self.series.iter().enumerate() {
-            let col = COLORS[i % COLORS.len()];
-            let pts: Vec<(f64, f64)> =
-                ys.iter().enumerate().filter(|(_, y)| y.is_finite()).map(|(j, &y)| f.px(j as f64 + 1.0, y)).collect();
-            for w in pts.windows(2) {
-                c.line(w[0], w[1], col);
-            }
-            let ly = (TOP + 14 + 18 * i) as f64;
-            c.line(((W - RIGHT + 10) as f64, ly), ((W - RIGHT + 30) as f64, ly), col);
-            c.text(W - RIGHT + 36, ly as usize - 5, name, 2, [0, 0, 0]);
-        }
-        c.png()
+        self.curves().png()
     }
 }
 
@@ -165,7 +136,8 @@ impl XyPlot {
         self.series.iter().flat_map(|s| s.1.iter().copied()).filter(|(x, y)| x.is_finite() && y.is_finite())
     }
 
-    fn frame(&self) -> Frame {
+    /// The curves to draw: x spanning the points and the markers, ticks at round values.
+    fn curves(&self) -> Curves<'_> {
         let xs = self.points().map(|p| p.0).chain(self.markers.iter().map(|m| m.1).filter(|x| x.is_finite()));
         let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
         let x = if lo.is_finite() && hi > lo {
@@ -175,19 +147,53 @@ impl XyPlot {
         } else {
             (0.0, 1.0)
         };
-        Frame { x, y: y_range(self.points().map(|p| p.1)) }
-    }
-
-    /// The x values of the axis ticks: round values (see [`nice_ticks`]).
-    fn x_ticks(f: &Frame) -> Vec<f64> {
-        nice_ticks(f.x.0, f.x.1, 5).0
+        Curves {
+            title: &self.title,
+            x_label: &self.x_label,
+            y_label: &self.y_label,
+            ticks: nice_ticks(x.0, x.1, 5).0,
+            frame: Frame { x, y: y_range(self.points().map(|p| p.1)) },
+            series: self
+                .series
+                .iter()
+                .map(|(name, pts)| {
+                    (name.as_str(), pts.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect())
+                })
+                .collect(),
+            markers: &self.markers,
+        }
     }
 
     /// The plot as an SVG document.
     pub fn svg(&self) -> String {
-        let f = self.frame();
-        let mut s = svg_axes(&self.title, &self.x_label, &self.y_label, &f);
-        s.push_str(&svg_x_ticks(&f, &Self::x_ticks(&f)));
+        self.curves().svg()
+    }
+
+    /// The plot as a PNG file (bytes).
+    pub fn png(&self) -> Vec<u8> {
+        self.curves().png()
+    }
+}
+
+/// What [`LinePlot`] and [`XyPlot`] draw: axes, x ticks, dashed markers, then one polyline and
+/// one legend entry per series (points in data units, all finite).
+struct Curves<'a> {
+    title: &'a str,
+    x_label: &'a str,
+    y_label: &'a str,
+    frame: Frame,
+    /// Where the x axis is labelled, in data units.
+    ticks: Vec<f64>,
+    series: Vec<(&'a str, Vec<(f64, f64)>)>,
+    /// `(label, x)`; non-finite `x` are skipped.
+    markers: &'a [(String, f64)],
+}
+
+impl Curves<'_> {
+    fn svg(&self) -> String {
+        let f = &self.frame;
+        let mut s = svg_axes(self.title, self.x_label, self.y_label, f);
+        s.push_str(&svg_x_ticks(f, &self.ticks));
         for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
             let (px, _) = f.px(*x, f.y.0);
             s.push_str(&format!(
@@ -202,7 +208,6 @@ impl XyPlot {
             let c = hex(COLORS[i % COLORS.len()]);
             let pts: Vec<String> = pts
                 .iter()
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
                 .map(|&(x, y)| {
                     let (x, y) = f.px(x, y);
                     format!("{x:.1},{y:.1}")
@@ -226,12 +231,11 @@ impl XyPlot {
         s
     }
 
-    /// The plot as a PNG file (bytes).
-    pub fn png(&self) -> Vec<u8> {
-        let f = self.frame();
+    fn png(&self) -> Vec<u8> {
+        let f = &self.frame;
         let mut c = Canvas::new(W, H);
-        raster_axes(&mut c, &self.title, &self.x_label, &f);
-        raster_x_ticks(&mut c, &f, &Self::x_ticks(&f));
+        raster_axes(&mut c, self.title, self.x_label, f);
+        raster_x_ticks(&mut c, f, &self.ticks);
         let grey = [85, 85, 85];
         for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
             let (px, _) = f.px(*x, f.y.0);
@@ -245,8 +249,7 @@ impl XyPlot {
         }
         for (i, (name, pts)) in self.series.iter().enumerate() {
             let col = COLORS[i % COLORS.len()];
-            let pts: Vec<(f64, f64)> =
-                pts.iter().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|&(x, y)| f.px(x, y)).collect();
+            let pts: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| f.px(x, y)).collect();
             for w in pts.windows(2) {
                 c.line(w[0], w[1], col);
             }
@@ -641,7 +644,7 @@ mod tests {
         let pat = svg.lines().find(|l| l.contains("<polyline") && l.contains(&hex(COLORS[1]))).unwrap();
         assert_eq!(pat.matches(',').count(), 2, "{pat}");
         // The marker sits at 40 % of the plot width.
-        let f = p.frame();
+        let f = p.curves().frame;
         let (mx, _) = f.px(40_000.0, 0.5);
         assert!((mx - (LEFT as f64 + 0.4 * (W - LEFT - RIGHT) as f64)).abs() < 1e-9);
         assert!(svg.contains(&format!("x1=\"{mx:.1}\"")));
