@@ -16,7 +16,21 @@ pub struct CompareArgs {
     /// Number of seeds (the seed, seed + 1, ...); accuracy is reported as mean ± sd.
     #[arg(long, default_value_t = 1)]
     pub seeds: usize,
-    /// Inputs sampled per block to fit the digital twins of PAT and in-silico training.
+    /// How the digital twins of PAT and in-silico training are fitted.
+    #[command(flatten)]
+    pub twins: TwinArgs,
+    /// Energy of one digital FLOP, in joules (default 1e-12).
+    #[arg(long)]
+    pub joules_per_flop: Option<f64>,
+    /// Energy of one physical query of the chosen system, in joules.
+    #[arg(long)]
+    pub joules_per_query: Option<f64>,
+}
+
+/// The flags that set how digital twins are fitted (`phyff compare` and `phyff drift`).
+#[derive(Args)]
+pub struct TwinArgs {
+    /// Inputs sampled per block to fit each digital twin.
     #[arg(long)]
     pub twin_samples: Option<usize>,
     /// Epochs of each twin fit.
@@ -31,12 +45,21 @@ pub struct CompareArgs {
     /// feature's standard deviation (dimensionless).
     #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER)]
     pub twin_jitter: f64,
-    /// Energy of one digital FLOP, in joules (default 1e-12).
-    #[arg(long)]
-    pub joules_per_flop: Option<f64>,
-    /// Energy of one physical query of the chosen system, in joules.
-    #[arg(long)]
-    pub joules_per_query: Option<f64>,
+}
+
+impl TwinArgs {
+    /// The twin fit (`defaults` with the sample and epoch counts given) and the input source.
+    ///
+    /// # Errors
+    /// A bad `--twin-jitter`.
+    pub fn resolve(&self, defaults: &TwinConfig) -> Result<(TwinConfig, TwinInputs)> {
+        let twin = TwinConfig {
+            samples: self.twin_samples.unwrap_or(defaults.samples),
+            epochs: self.twin_epochs.unwrap_or(defaults.epochs),
+            ..defaults.clone()
+        };
+        Ok((twin, TwinInputs::from_flag(&self.twin_inputs, self.twin_jitter)?))
+    }
 }
 
 /// Runs the comparison and prints the table.
@@ -44,12 +67,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<()> {
     let mut cfg = args.train.resolve()?;
     cfg.ablation = true;
     let mut opts = CompareOptions { seeds: args.seeds, out: args.train.out.clone(), ..CompareOptions::default() };
-    opts.twin = TwinConfig {
-        samples: args.twin_samples.unwrap_or(opts.twin.samples),
-        epochs: args.twin_epochs.unwrap_or(opts.twin.epochs),
-        ..opts.twin
-    };
-    opts.twin_inputs = TwinInputs::from_flag(&args.twin_inputs, args.twin_jitter)?;
+    (opts.twin, opts.twin_inputs) = args.twins.resolve(&opts.twin)?;
     if let Some(j) = args.joules_per_flop {
         anyhow::ensure!(j.is_finite() && j >= 0.0, "invalid --joules-per-flop: must be >= 0, got {j}");
         opts.energy.joules_per_flop = j;

@@ -1,10 +1,11 @@
 //! `phyff drift`: FF and PAT while the physical system drifts and then changes suddenly.
 
+use crate::compare_cmd::TwinArgs;
 use crate::TrainArgs;
 use anyhow::Result;
 use clap::Args;
 use ff_train::baselines::drift::{check, drift_table, DriftOptions};
-use ff_train::baselines::{drift_experiment, TwinConfig, TwinInputs};
+use ff_train::baselines::drift_experiment;
 use ff_train::config::Precision;
 use ff_train::report::thousands;
 
@@ -35,21 +36,9 @@ pub struct DriftArgs {
     /// the sudden change); evaluations do not advance the drift.
     #[arg(long, default_value_t = DriftOptions::default().evals)]
     pub evals: usize,
-    /// Inputs sampled per block to fit PAT's digital twins (before any drift).
-    #[arg(long)]
-    pub twin_samples: Option<usize>,
-    /// Epochs of each twin fit.
-    #[arg(long)]
-    pub twin_epochs: Option<usize>,
-    /// Where the twins' inputs come from: `box` (every entry uniform in the block's initial
-    /// input range, widened by 25 %), `data` (the training samples pushed through the blocks
-    /// before with the initial affine maps, plus Gaussian jitter) or `mixed` (half each).
-    #[arg(long, default_value = "box", value_parser = ["box", "data", "mixed"])]
-    pub twin_inputs: String,
-    /// Jitter of `--twin-inputs data|mixed`: Gaussian noise of this fraction of each
-    /// feature's standard deviation (dimensionless).
-    #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER)]
-    pub twin_jitter: f64,
+    /// How PAT's digital twins are fitted (before any drift).
+    #[command(flatten)]
+    pub twins: TwinArgs,
     /// Also run PAT with twins refitted on the device right after the sudden change (the
     /// refit's queries come out of its training budget).
     #[arg(long)]
@@ -65,18 +54,15 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
     anyhow::ensure!(args.train.resume.is_none(), "phyff drift does not resume runs; drop --resume");
     let cfg = args.train.resolve()?;
     let defaults = DriftOptions::default();
+    let (twin, twin_inputs) = args.twins.resolve(&defaults.twin)?;
     let opts = DriftOptions {
         period: args.drift_period,
         slow_strength: args.drift_strength,
         sudden_at: args.sudden_at,
         sudden_strength: args.sudden_strength,
         evals: args.evals,
-        twin: TwinConfig {
-            samples: args.twin_samples.unwrap_or(defaults.twin.samples),
-            epochs: args.twin_epochs.unwrap_or(defaults.twin.epochs),
-            ..defaults.twin.clone()
-        },
-        twin_inputs: TwinInputs::from_flag(&args.twin_inputs, args.twin_jitter)?,
+        twin,
+        twin_inputs,
         refit_twins: args.refit_twins,
         oracle_twins: args.oracle_twins,
         out: args.train.out.clone(),
