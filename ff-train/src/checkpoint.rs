@@ -73,6 +73,19 @@ fn header(path: &Path) -> Result<(String, Header)> {
     Ok((text, h))
 }
 
+/// Whether `path` holds a checkpoint (its `format` is [`CHECKPOINT_FORMAT`]); `false` for any
+/// other file, readable or not, so that the caller's own loader reports what is wrong with it.
+pub fn is_checkpoint(path: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Format {
+        format: String,
+    }
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Format>(&t).ok())
+        .is_some_and(|f| f.format == CHECKPOINT_FORMAT)
+}
+
 /// The configuration stored in a checkpoint (to choose the precision before loading it).
 ///
 /// # Errors

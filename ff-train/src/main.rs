@@ -28,7 +28,9 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Reload a model file and measure its accuracy on the split it was trained with.
     Eval {
-        /// The model file written by `phyff train --out DIR` (DIR/model.json).
+        /// The model file written by `phyff train --out DIR` (DIR/model.json), or the run's
+        /// DIR/checkpoint.json to measure the model after its last completed epoch (a run that
+        /// stopped, or one still going).
         #[arg(long)]
         model: PathBuf,
         /// Predict from the summed goodness of blocks N.. only (0, the default: every block;
@@ -429,12 +431,15 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
 }
 
 fn eval_cmd(model: &std::path::Path, first_block: usize) -> Result<()> {
-    let cfg = ff_train::model::model_config(model)?;
+    let cfg = ff_train::run::model_or_checkpoint_config(model)?;
     let o = match cfg.precision {
         Precision::F32 => ff_train::run::eval_from::<f32>(model, first_block)?,
         Precision::F64 => ff_train::run::eval_from::<f64>(model, first_block)?,
     };
-    let rule = if first_block > 0 { format!(" (goodness of blocks {first_block}.. only)") } else { String::new() };
+    let mut rule = if first_block > 0 { format!(" (goodness of blocks {first_block}.. only)") } else { String::new() };
+    if let Some(e) = o.checkpoint_epochs {
+        rule.push_str(&format!(", checkpoint after {e} of {} epochs", cfg.epochs));
+    }
     println!(
         "test accuracy {:.4} ({} samples), train accuracy {:.4}{rule}",
         o.test_accuracy, o.test_samples, o.train_accuracy

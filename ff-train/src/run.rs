@@ -295,11 +295,26 @@ pub struct EvalOutcome {
     pub train_accuracy: f64,
     /// Test set size.
     pub test_samples: usize,
+    /// When the file was a checkpoint: the epochs it had completed.
+    pub checkpoint_epochs: Option<usize>,
+}
+
+/// The configuration of a model file or of a checkpoint (to choose the precision).
+///
+/// # Errors
+/// As [`crate::model::model_config`] or [`crate::checkpoint::checkpoint_config`].
+pub fn model_or_checkpoint_config(path: &Path) -> Result<ExperimentConfig> {
+    if crate::checkpoint::is_checkpoint(path) {
+        crate::checkpoint::checkpoint_config(path)
+    } else {
+        crate::model::model_config(path)
+    }
 }
 
 /// Reloads a model, rebuilds its data split and physical systems from the saved
 /// configuration, and measures its accuracy (unsupervised models: of their linear read-out on
-/// the block activities).
+/// the block activities). `path` is a model file or a run's `checkpoint.json` (the model after
+/// its last completed epoch: a run that stopped, or one still going).
 ///
 /// # Errors
 /// Model loading errors, data errors, a mismatch between the model and the data.
@@ -315,7 +330,12 @@ pub fn eval<F: FftReal>(path: &Path) -> Result<EvalOutcome> {
 /// As [`eval`]; a `first_block` that is not a block index, or one above 0 for an unsupervised
 /// model (its predictions come from the read-out, not from goodness).
 pub fn eval_from<F: FftReal>(path: &Path, first_block: usize) -> Result<EvalOutcome> {
-    let model = load_model::<F>(path)?;
+    let (model, checkpoint_epochs) = if crate::checkpoint::is_checkpoint(path) {
+        let ck = load_checkpoint::<F>(path)?;
+        (ck.model, Some(ck.progress.epochs_done))
+    } else {
+        (load_model::<F>(path)?, None)
+    };
     let cfg = &model.config;
     let prep = prepare::<F>(cfg)?;
     anyhow::ensure!(
@@ -347,5 +367,5 @@ pub fn eval_from<F: FftReal>(path: &Path, first_block: usize) -> Result<EvalOutc
             path.display()
         ),
     };
-    Ok(EvalOutcome { test_accuracy, train_accuracy, test_samples: prep.data.test.len() })
+    Ok(EvalOutcome { test_accuracy, train_accuracy, test_samples: prep.data.test.len(), checkpoint_epochs })
 }

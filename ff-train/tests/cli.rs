@@ -50,6 +50,15 @@ fn train_writes_results_and_eval_reproduces_accuracy_exactly() {
     let reloaded: f64 = line["test_accuracy=".len()..].parse().unwrap();
     assert_eq!(reloaded.to_bits(), acc.to_bits(), "eval must reproduce the trained accuracy exactly");
 
+    // The run's checkpoint holds the same model after its last epoch: same bits, and says so.
+    let e = phyff(&["eval", "--model", out.join("checkpoint.json").to_str().unwrap()]);
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let text = String::from_utf8_lossy(&e.stdout);
+    assert!(text.contains("checkpoint after 2 of 2 epochs"), "{text}");
+    let line = text.lines().find(|l| l.starts_with("test_accuracy=")).expect("machine-readable line");
+    let from_checkpoint: f64 = line["test_accuracy=".len()..].parse().unwrap();
+    assert_eq!(from_checkpoint.to_bits(), acc.to_bits(), "the checkpoint's model is the final model");
+
     // Hinton's rule: the goodness of the second block only.
     let model = out.join("model.json");
     let e = phyff(&["eval", "--model", model.to_str().unwrap(), "--score-from-block", "1"]);
