@@ -203,7 +203,7 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
             title: "Drift: FF against PAT while the optical medium drifts and is then replaced (issue 6)",
             kind: Kind::Drift,
             seeds: q(3, 1),
-            toml: format!("data = \"digits\"\nsystem = \"optics\"\nblocks = 2\nhidden = 16\nepochs = {}\n", q(20, 6)),
+            toml: format!("data = \"digits\"\nsystem = \"optics\"\nblocks = 2\nhidden = 16\nepochs = {}\n", q(20, 10)),
             flags: {
                 let mut f: Vec<String> =
                     ["--sudden-strength", "1.0", "--refit-twins", "--oracle-twins"].map(String::from).to_vec();
