@@ -57,12 +57,16 @@ struct HeaderModel {
     config: ExperimentConfig,
 }
 
-fn header(path: &Path) -> Result<(String, Header)> {
-    let text = std::fs::read_to_string(path).with_context(|| {
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| {
         format!("cannot read checkpoint {}; was the run started with --out on this directory?", path.display())
-    })?;
+    })
+}
+
+/// The header of checkpoint text `text` read from `path` (named in the errors).
+fn header(path: &Path, text: &str) -> Result<Header> {
     let h: Header =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a phyff checkpoint", path.display()))?;
+        serde_json::from_str(text).with_context(|| format!("{} is not a phyff checkpoint", path.display()))?;
     anyhow::ensure!(
         h.format == CHECKPOINT_FORMAT && h.version == CHECKPOINT_VERSION,
         "{} has format {:?} version {}, expected {CHECKPOINT_FORMAT:?} version {CHECKPOINT_VERSION}",
@@ -70,20 +74,22 @@ fn header(path: &Path) -> Result<(String, Header)> {
         h.format,
         h.version
     );
-    Ok((text, h))
+    Ok(h)
 }
 
 /// Whether `path` holds a checkpoint (its `format` is [`CHECKPOINT_FORMAT`]); `false` for any
 /// other file, readable or not, so that the caller's own loader reports what is wrong with it.
 pub fn is_checkpoint(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| is_checkpoint_text(&t))
+}
+
+/// [`is_checkpoint`] for a file already read into memory.
+pub fn is_checkpoint_text(text: &str) -> bool {
     #[derive(Deserialize)]
     struct Format {
         format: String,
     }
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Format>(&t).ok())
-        .is_some_and(|f| f.format == CHECKPOINT_FORMAT)
+    serde_json::from_str::<Format>(text).is_ok_and(|f| f.format == CHECKPOINT_FORMAT)
 }
 
 /// The configuration stored in a checkpoint (to choose the precision before loading it).
@@ -91,7 +97,15 @@ pub fn is_checkpoint(path: &Path) -> bool {
 /// # Errors
 /// A missing, unreadable or foreign file.
 pub fn checkpoint_config(path: &Path) -> Result<ExperimentConfig> {
-    Ok(header(path)?.1.model.config)
+    checkpoint_config_text(path, &read(path)?)
+}
+
+/// [`checkpoint_config`] of checkpoint text already read from `path` (named in the errors).
+///
+/// # Errors
+/// A foreign or malformed text.
+pub fn checkpoint_config_text(path: &Path, text: &str) -> Result<ExperimentConfig> {
+    Ok(header(path, text)?.model.config)
 }
 
 /// Loads a checkpoint at precision `F`.
@@ -99,7 +113,15 @@ pub fn checkpoint_config(path: &Path) -> Result<ExperimentConfig> {
 /// # Errors
 /// A missing, unreadable or foreign file, or a checkpoint written at another precision.
 pub fn load_checkpoint<F: Real>(path: &Path) -> Result<Checkpoint<F>> {
-    let (text, h) = header(path)?;
+    parse_checkpoint(path, &read(path)?)
+}
+
+/// [`load_checkpoint`] of checkpoint text already read from `path` (named in the errors).
+///
+/// # Errors
+/// A foreign or malformed text, or a checkpoint written at another precision.
+pub fn parse_checkpoint<F: Real>(path: &Path, text: &str) -> Result<Checkpoint<F>> {
+    let h = header(path, text)?;
     let want = if F::NAME == "f64" { crate::config::Precision::F64 } else { crate::config::Precision::F32 };
     anyhow::ensure!(
         h.model.config.precision == want,
@@ -108,5 +130,5 @@ pub fn load_checkpoint<F: Real>(path: &Path) -> Result<Checkpoint<F>> {
         h.model.config.precision,
         F::NAME
     );
-    serde_json::from_str(&text).with_context(|| format!("malformed checkpoint {}", path.display()))
+    serde_json::from_str(text).with_context(|| format!("malformed checkpoint {}", path.display()))
 }

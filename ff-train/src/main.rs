@@ -431,10 +431,11 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
 }
 
 fn eval_cmd(model: &std::path::Path, first_block: usize) -> Result<()> {
-    let cfg = ff_train::run::model_or_checkpoint_config(model)?;
+    let saved = ff_train::run::SavedModel::read(model)?;
+    let cfg = saved.config()?;
     let o = match cfg.precision {
-        Precision::F32 => ff_train::run::eval_from::<f32>(model, first_block)?,
-        Precision::F64 => ff_train::run::eval_from::<f64>(model, first_block)?,
+        Precision::F32 => ff_train::run::eval_saved::<f32>(&saved, first_block)?,
+        Precision::F64 => ff_train::run::eval_saved::<f64>(&saved, first_block)?,
     };
     let mut rule = if first_block > 0 { format!(" (goodness of blocks {first_block}.. only)") } else { String::new() };
     if let Some(e) = o.checkpoint_epochs {

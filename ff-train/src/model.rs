@@ -59,9 +59,16 @@ struct Header {
 /// # Errors
 /// Unreadable file, malformed JSON, wrong format/version, or a precision other than `F`.
 pub fn load_model<F: Real>(path: &Path) -> Result<ModelFile<F>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model file {}", path.display()))?;
+    parse_model(path, &read(path)?)
+}
+
+/// [`load_model`] of model text already read from `path` (named in the errors).
+///
+/// # Errors
+/// Malformed JSON, wrong format/version, or a precision other than `F`.
+pub fn parse_model<F: Real>(path: &Path, text: &str) -> Result<ModelFile<F>> {
     let header: Header =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a phyff model file", path.display()))?;
+        serde_json::from_str(text).with_context(|| format!("{} is not a phyff model file", path.display()))?;
     if header.format != MODEL_FORMAT {
         bail!("{} has format {:?}, expected {MODEL_FORMAT:?}", path.display(), header.format);
     }
@@ -76,7 +83,7 @@ pub fn load_model<F: Real>(path: &Path) -> Result<ModelFile<F>> {
     if header.config.precision != want {
         bail!("{} holds {:?} weights, asked to load {}", path.display(), header.config.precision, F::NAME);
     }
-    serde_json::from_str(&text).with_context(|| format!("malformed model file {}", path.display()))
+    serde_json::from_str(text).with_context(|| format!("malformed model file {}", path.display()))
 }
 
 /// Reads only the configuration of a model file (to pick the precision).
@@ -84,8 +91,19 @@ pub fn load_model<F: Real>(path: &Path) -> Result<ModelFile<F>> {
 /// # Errors
 /// As [`load_model`].
 pub fn model_config(path: &Path) -> Result<ExperimentConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model file {}", path.display()))?;
+    model_config_text(path, &read(path)?)
+}
+
+/// [`model_config`] of model text already read from `path` (named in the errors).
+///
+/// # Errors
+/// Malformed JSON or a text that is not a model file.
+pub fn model_config_text(path: &Path, text: &str) -> Result<ExperimentConfig> {
     let header: Header =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a phyff model file", path.display()))?;
+        serde_json::from_str(text).with_context(|| format!("{} is not a phyff model file", path.display()))?;
     Ok(header.config)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read model file {}", path.display()))
 }

@@ -3,7 +3,7 @@
 use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
 use crate::config::{ExperimentConfig, Mode};
 use crate::io::write_atomic;
-use crate::model::{load_model, ModelFile, MODEL_FORMAT, MODEL_VERSION};
+use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::report::TrainResult;
 use crate::systems::build_blocks;
 use crate::trainer::{
@@ -299,15 +299,48 @@ pub struct EvalOutcome {
     pub checkpoint_epochs: Option<usize>,
 }
 
-/// The configuration of a model file or of a checkpoint (to choose the precision).
-///
-/// # Errors
-/// As [`crate::model::model_config`] or [`crate::checkpoint::checkpoint_config`].
-pub fn model_or_checkpoint_config(path: &Path) -> Result<ExperimentConfig> {
-    if crate::checkpoint::is_checkpoint(path) {
-        crate::checkpoint::checkpoint_config(path)
-    } else {
-        crate::model::model_config(path)
+/// A model file or a run's checkpoint, read into memory once: its configuration tells the
+/// precision to load it at, and [`eval_saved`] evaluates it without reading the file again (a
+/// full-scale MNIST checkpoint is about 60 MB of JSON).
+#[derive(Clone, Debug)]
+pub struct SavedModel {
+    path: std::path::PathBuf,
+    text: String,
+    checkpoint: bool,
+}
+
+impl SavedModel {
+    /// Reads `path`, a model file or a checkpoint (told apart by its `format`).
+    ///
+    /// # Errors
+    /// A missing or unreadable file, with its path.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}; give a model.json or a run's checkpoint.json", path.display()))?;
+        let checkpoint = crate::checkpoint::is_checkpoint_text(&text);
+        Ok(Self { path: path.to_path_buf(), text, checkpoint })
+    }
+
+    /// The saved configuration (to choose the precision).
+    ///
+    /// # Errors
+    /// As [`crate::model::model_config`] or [`crate::checkpoint::checkpoint_config`].
+    pub fn config(&self) -> Result<ExperimentConfig> {
+        if self.checkpoint {
+            crate::checkpoint::checkpoint_config_text(&self.path, &self.text)
+        } else {
+            crate::model::model_config_text(&self.path, &self.text)
+        }
+    }
+
+    /// The model at precision `F`, and for a checkpoint the epochs it had completed.
+    fn load<F: Real>(&self) -> Result<(ModelFile<F>, Option<usize>)> {
+        if self.checkpoint {
+            let ck = crate::checkpoint::parse_checkpoint::<F>(&self.path, &self.text)?;
+            Ok((ck.model, Some(ck.progress.epochs_done)))
+        } else {
+            Ok((crate::model::parse_model::<F>(&self.path, &self.text)?, None))
+        }
     }
 }
 
@@ -330,12 +363,16 @@ pub fn eval<F: FftReal>(path: &Path) -> Result<EvalOutcome> {
 /// As [`eval`]; a `first_block` that is not a block index, or one above 0 for an unsupervised
 /// model (its predictions come from the read-out, not from goodness).
 pub fn eval_from<F: FftReal>(path: &Path, first_block: usize) -> Result<EvalOutcome> {
-    let (model, checkpoint_epochs) = if crate::checkpoint::is_checkpoint(path) {
-        let ck = load_checkpoint::<F>(path)?;
-        (ck.model, Some(ck.progress.epochs_done))
-    } else {
-        (load_model::<F>(path)?, None)
-    };
+    eval_saved::<F>(&SavedModel::read(path)?, first_block)
+}
+
+/// [`eval_from`] of a file already read.
+///
+/// # Errors
+/// As [`eval_from`].
+pub fn eval_saved<F: FftReal>(saved: &SavedModel, first_block: usize) -> Result<EvalOutcome> {
+    let path = saved.path.as_path();
+    let (model, checkpoint_epochs) = saved.load::<F>()?;
     let cfg = &model.config;
     let prep = prepare::<F>(cfg)?;
     anyhow::ensure!(
