@@ -77,13 +77,9 @@ fn header(path: &Path, text: &str) -> Result<Header> {
     Ok(h)
 }
 
-/// Whether `path` holds a checkpoint (its `format` is [`CHECKPOINT_FORMAT`]); `false` for any
-/// other file, readable or not, so that the caller's own loader reports what is wrong with it.
-pub fn is_checkpoint(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| is_checkpoint_text(&t))
-}
-
-/// [`is_checkpoint`] for a file already read into memory.
+/// Whether `text` (a file's contents) is a checkpoint: its `format` is [`CHECKPOINT_FORMAT`].
+/// `false` for anything else, JSON or not, so that the caller's own loader reports what is
+/// wrong with it.
 pub fn is_checkpoint_text(text: &str) -> bool {
     #[derive(Deserialize)]
     struct Format {
@@ -131,4 +127,17 @@ pub fn parse_checkpoint<F: Real>(path: &Path, text: &str) -> Result<Checkpoint<F
         F::NAME
     );
     serde_json::from_str(text).with_context(|| format!("malformed checkpoint {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_checkpoint_format_is_a_checkpoint() {
+        assert!(is_checkpoint_text(r#"{"format":"phyff-checkpoint","version":1}"#));
+        for other in [r#"{"format":"phyff-model","version":1}"#, r#"{"version":1}"#, "not json", ""] {
+            assert!(!is_checkpoint_text(other), "{other:?}");
+        }
+    }
 }
