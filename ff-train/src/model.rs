@@ -86,15 +86,8 @@ pub fn parse_model<F: Real>(path: &Path, text: &str) -> Result<ModelFile<F>> {
     serde_json::from_str(text).with_context(|| format!("malformed model file {}", path.display()))
 }
 
-/// Reads only the configuration of a model file (to pick the precision).
-///
-/// # Errors
-/// As [`load_model`].
-pub fn model_config(path: &Path) -> Result<ExperimentConfig> {
-    model_config_text(path, &read(path)?)
-}
-
-/// [`model_config`] of model text already read from `path` (named in the errors).
+/// Reads only the configuration of model text already read from `path` (named in the errors),
+/// to pick the precision before [`parse_model`].
 ///
 /// # Errors
 /// Malformed JSON or a text that is not a model file.

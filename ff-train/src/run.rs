@@ -324,7 +324,7 @@ impl SavedModel {
     /// The saved configuration (to choose the precision).
     ///
     /// # Errors
-    /// As [`crate::model::model_config`] or [`crate::checkpoint::checkpoint_config`].
+    /// As [`crate::model::model_config_text`] or [`crate::checkpoint::checkpoint_config_text`].
     pub fn config(&self) -> Result<ExperimentConfig> {
         if self.checkpoint {
             crate::checkpoint::checkpoint_config_text(&self.path, &self.text)
