@@ -239,7 +239,7 @@ pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>,
 
 /// Reads measured input/output pairs: two header-less numeric CSV files, row `i` of `y_path`
 /// being the measured response to row `i` of `x_path` (e.g. the acoustic layer's
-/// `x_data.csv` / `y_data.csv`, 10 001 x 20 each).
+/// `x_data.csv` / `y_data.csv`, 10 001 x 20 each, also built in: [`crate::builtin_acoustic_pairs`]).
 ///
 /// # Errors
 /// As [`parse_numeric_csv`] for each file; [`DataError::NotFound`] / [`DataError::Io`] if one
@@ -247,9 +247,10 @@ pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>,
 ///
 /// # Examples
 /// ```no_run
+/// // The acoustic pairs that ff-data ships (gzip is detected), as a user's files would be read.
 /// let (x, y) = ff_data::read_pairs::<f32>(
-///     "../shared/data/phyll-acoustic/x_data.csv".as_ref(),
-///     "../shared/data/phyll-acoustic/y_data.csv".as_ref(),
+///     "ff-data/data/phyll-acoustic/x_data.csv.gz".as_ref(),
+///     "ff-data/data/phyll-acoustic/y_data.csv.gz".as_ref(),
 /// )?;
 /// assert_eq!((x.rows(), x.cols(), y.cols()), (10_001, 20, 20));
 /// # Ok::<(), ff_data::DataError>(())

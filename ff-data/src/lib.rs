@@ -3,18 +3,21 @@
 //! Loaders for the data the experiments train on, returning one labelled [`Dataset`] type:
 //! - the built-in 8 x 8 handwritten **digits** (compiled into the crate; the default job trains
 //!   on it), see [`digits()`];
-//! - the Hillenbrand et al. (1995) **vowel** formants, from the CSV copy or the authors'
-//!   `vowdata.dat`, with the paper's preprocessing ([`read_vowels`], [`paper_preprocess`]);
+//! - the Hillenbrand et al. (1995) **vowel** formants: the 7-vowel subset built into the crate
+//!   ([`builtin_vowels`]), or a user's CSV copy or the authors' `vowdata.dat`, with the paper's
+//!   preprocessing ([`read_vowels`], [`paper_preprocess`]);
 //! - **MNIST** and **Fashion-MNIST** from IDX files, plain or gzip ([`load_idx_dir`]); fetch
 //!   them once with `cargo xtask fetch-data mnist|fashion-mnist`;
 //! - any **labelled CSV** file ([`read_labelled_csv`]) and **measured input/output pairs** of a
-//!   physical layer ([`read_pairs`]).
+//!   physical layer ([`read_pairs`]); the acoustic layer's measured pairs are built in
+//!   ([`builtin_acoustic_pairs`]).
 //!
 //! [`DataSpec`] names a data set in a string and [`load`] turns it into a train/test pair:
 //!
 //! | spec | data | samples (train / test) | features, layout | split |
 //! |---|---|---|---|---|
 //! | `digits` | built in | 1 437 / 360 | 64, image 8 x 8, pixels / 16 in `[0, 1]` | stratified 80/20, seeded |
+//! | `vowels` | built in (7 vowels, women) | 206 / 52 | 20 = 8 reserved zeros + 12 formants | paper: shuffle, first 80 % |
 //! | `vowels:FILE` | CSV or `vowdata.dat` | 206 / 52 (258-token CSV) | 20 = 8 reserved zeros + 12 formants | paper: shuffle, first 80 % |
 //! | `mnist[:DIR]` | IDX in `DIR` (`data/mnist`) | 60 000 / 10 000 | 784, image 28 x 28, `(p/255 - 0.1307) / 0.3081` | standard |
 //! | `fashion[:DIR]` | IDX in `DIR` (`data/fashion-mnist`) | 60 000 / 10 000 | as MNIST, same constants | standard |
@@ -58,6 +61,7 @@
 //! - Numbers are parsed and preprocessed in `f64`, then stored as `F` (`f32` or `f64`); IDX pixels
 //!   go straight from bytes to `F` through a lookup table.
 
+mod builtin;
 mod csv;
 mod dataset;
 mod digits;
@@ -69,6 +73,10 @@ mod split;
 mod text;
 mod vowels;
 
+pub use builtin::{
+    builtin_acoustic_pairs, builtin_vowels, builtin_vowels_train_test, BUILTIN_ACOUSTIC_ROWS, BUILTIN_ACOUSTIC_WIDTH,
+    BUILTIN_ACOUSTIC_X_FILE, BUILTIN_ACOUSTIC_Y_FILE, BUILTIN_VOWELS_FILE,
+};
 pub use csv::{
     parse_labelled_csv, parse_numeric_csv, read_labelled_csv, read_pairs, read_pairs_checked, CsvOptions, HeaderMode,
     LabelColumn,

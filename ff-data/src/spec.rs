@@ -1,6 +1,7 @@
 //! Naming a data set on the command line ([`DataSpec`]) and loading it with the project's split
 //! conventions ([`load`]).
 
+use crate::builtin::builtin_vowels_train_test;
 use crate::csv::{read_labelled_csv, CsvOptions, LabelColumn};
 use crate::dataset::TrainTest;
 use crate::digits::digits_train_test;
@@ -18,6 +19,7 @@ use std::str::FromStr;
 /// | string | data set |
 /// |---|---|
 /// | `digits` | the built-in 8 x 8 digits |
+/// | `vowels` | the built-in 7-vowel Hillenbrand subset (258 tokens, women) |
 /// | `vowels:FILE` | Hillenbrand vowels from `FILE` (CSV or `vowdata.dat`, detected) |
 /// | `mnist:DIR` or `mnist` | MNIST IDX files in `DIR` (default `data/mnist`) |
 /// | `fashion:DIR`, `fashion-mnist:DIR` or `fashion` | Fashion-MNIST in `DIR` (default `data/fashion-mnist`) |
@@ -34,6 +36,7 @@ use std::str::FromStr;
 /// ```
 /// use ff_data::DataSpec;
 /// assert_eq!("digits".parse::<DataSpec>().unwrap(), DataSpec::Digits);
+/// assert_eq!("vowels".parse::<DataSpec>().unwrap(), DataSpec::BuiltinVowels);
 /// assert_eq!(
 ///     "vowels:data/v.csv".parse::<DataSpec>().unwrap(),
 ///     DataSpec::Vowels("data/v.csv".into())
@@ -43,6 +46,8 @@ use std::str::FromStr;
 pub enum DataSpec {
     /// The built-in 8 x 8 handwritten digits.
     Digits,
+    /// The built-in 7-vowel Hillenbrand subset ([`crate::builtin_vowels`]): women, 258 tokens.
+    BuiltinVowels,
     /// Hillenbrand vowel formants from a CSV or `vowdata.dat` file (format detected by extension
     /// or content); women, the 7 paper vowels, tokens with missing values dropped.
     Vowels(PathBuf),
@@ -60,7 +65,7 @@ pub enum DataSpec {
 }
 
 /// The accepted forms, for error messages.
-const SYNTAX: &str = "digits, vowels:FILE, mnist[:DIR], fashion[:DIR], csv:FILE[#label=NAME|INDEX]";
+const SYNTAX: &str = "digits, vowels[:FILE], mnist[:DIR], fashion[:DIR], csv:FILE[#label=NAME|INDEX]";
 
 impl FromStr for DataSpec {
     type Err = DataError;
@@ -83,6 +88,7 @@ impl FromStr for DataSpec {
         match kind {
             "digits" if arg.is_none() => Ok(DataSpec::Digits),
             "digits" => Err(bad("the built-in digits take no argument: \"digits\"".into())),
+            "vowels" if arg.is_none() => Ok(DataSpec::BuiltinVowels),
             "vowels" => Ok(DataSpec::Vowels(path("file")?)),
             "mnist" => Ok(DataSpec::Mnist(dir(ImageSet::Mnist)?)),
             "fashion" | "fashion-mnist" => Ok(DataSpec::Fashion(dir(ImageSet::FashionMnist)?)),
@@ -111,7 +117,7 @@ impl FromStr for DataSpec {
 /// Loads a data set as a train/test pair, with these conventions:
 ///
 /// - [`DataSpec::Digits`]: 80/20, stratified, shuffled with `seed` (1 437 / 360).
-/// - [`DataSpec::Vowels`]: default [`VowelOptions`] (women, 7 vowels, drop missing) and the paper's
+/// - [`DataSpec::BuiltinVowels`], [`DataSpec::Vowels`]: default [`VowelOptions`] (women, 7 vowels, drop missing) and the paper's
 ///   preprocessing ([`crate::paper_preprocess`]: shuffle, z-score, shift to >= 0, first 80 % train,
 ///   8 leading zeros): 206 / 52 for `hillenbrand-women-7.csv`.
 /// - [`DataSpec::Mnist`], [`DataSpec::Fashion`]: the standard split (60 000 `train-*` /
@@ -124,6 +130,7 @@ impl FromStr for DataSpec {
 pub fn load<F: Real>(spec: &DataSpec, seed: u64) -> Result<TrainTest<F>, DataError> {
     match spec {
         DataSpec::Digits => digits_train_test(seed),
+        DataSpec::BuiltinVowels => builtin_vowels_train_test(&VowelOptions::default(), VowelPreprocessing::Paper, seed),
         DataSpec::Vowels(path) => load_vowels(path, &VowelOptions::default(), VowelPreprocessing::Paper, seed),
         DataSpec::Mnist(dir) => load_mnist(dir),
         DataSpec::Fashion(dir) => load_fashion_mnist(dir),

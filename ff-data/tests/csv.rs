@@ -167,16 +167,15 @@ fn pairs_must_have_the_same_number_of_rows() {
 }
 
 #[test]
-fn shared_acoustic_pairs_load() {
-    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/phyll-acoustic/");
-    let (x, y) = (Path::new(base).join("x_data.csv"), Path::new(base).join("y_data.csv"));
-    if !x.exists() || !y.exists() {
-        eprintln!("note: skipping, shared acoustic data is absent from {base}");
-        return;
-    }
+fn the_shipped_acoustic_pairs_read_as_files_equal_the_built_in_ones() {
+    let base = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/phyll-acoustic"));
+    let (x, y) = (base.join("x_data.csv.gz"), base.join("y_data.csv.gz"));
+    assert!(x.is_file() && y.is_file(), "the shipped acoustic pairs are missing from {}", base.display());
     let (xm, ym) = read_pairs_checked::<f32>(&x, &y, 20, 20).unwrap();
     assert_eq!((xm.rows(), ym.rows()), (10_001, 10_001));
     assert!(xm.row(0).iter().all(|&v| v == 0.0), "the first input row is all zeros");
     assert!(xm.data().iter().all(|&v| (0.0..=1.0).contains(&v)));
     assert!(ym.data().iter().all(|&v| v >= 0.0));
+    let (bx, by) = ff_data::builtin_acoustic_pairs::<f32>().unwrap();
+    assert_eq!((bx.data(), by.data()), (xm.data(), ym.data()));
 }

@@ -215,8 +215,8 @@ pub fn read_vowels<F: Real>(path: &Path, opts: &VowelOptions) -> Result<Dataset<
     let bytes = read_file(
         path,
         "vowel file",
-        "no fetch needed: pass the path of hillenbrand-women-7.csv or vowdata.dat \
-         (in shared/data/vowels/ beside the repository)",
+        "check the path: pass a Hillenbrand CSV or the authors' vowdata.dat, \
+         or use the built-in 7-vowel subset with `vowels` (no path)",
     )?;
     let file = path.display().to_string();
     let text = utf8(&bytes, &file)?;
