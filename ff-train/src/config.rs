@@ -76,8 +76,8 @@ pub enum Objective {
     Hinton,
 }
 
-/// The goodness of the Hinton objective: mean or sum of the squared rectified outputs (SPEC.md
-/// allows both; Hinton's code uses the sum with the threshold at the layer width).
+/// The goodness of the Hinton objective: mean or sum of the squared rectified outputs (both are
+/// in use; Hinton's code uses the sum with the threshold at the layer width).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Squares {
@@ -130,7 +130,8 @@ pub struct ExperimentConfig {
     pub seed: u64,
     /// `f32` or `f64`.
     pub precision: Precision,
-    /// Dataset: `digits` (built in), `vowels:FILE`, `mnist:DIR`, `fashion:DIR`, `csv:FILE`.
+    /// Dataset: `digits` (built in), `vowels` (built in) or `vowels:FILE`, `mnist[:DIR]`,
+    /// `fashion[:DIR]`, `csv:FILE[#label=NAME|INDEX]`.
     pub data: String,
     /// The physical system of every block.
     pub system: SystemKind,
@@ -229,9 +230,11 @@ pub struct ExperimentConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmulatorSettings {
-    /// CSV of the inputs sent to the hardware (one row per measurement).
+    /// CSV of the inputs sent to the hardware (one row per measurement). With `outputs`, both
+    /// or neither: neither means the measured acoustic pairs built into ff-data
+    /// ([`ff_data::builtin_acoustic_pairs`], 10 001 pairs of 20 -> 20).
     pub inputs: Option<std::path::PathBuf>,
-    /// CSV of the outputs measured for each input, row for row.
+    /// CSV of the outputs measured for each input, row for row (see `inputs`).
     pub outputs: Option<std::path::PathBuf>,
     /// The fit (the public code's acoustic emulator: 20 -> 100 -> 200 -> 100 -> 20, SiLU).
     pub twin: crate::baselines::TwinConfig,
@@ -482,8 +485,8 @@ impl ExperimentConfig {
             }
             SystemKind::Emulator => {
                 let e = &self.emulator;
-                if e.inputs.is_none() || e.outputs.is_none() {
-                    bail!("invalid emulator: system \"emulator\" needs emulator.inputs and emulator.outputs, the CSV files of measured input/output pairs (e.g. ../shared/data/phyll-acoustic/x_data.csv and y_data.csv)");
+                if e.inputs.is_some() != e.outputs.is_some() {
+                    bail!("invalid emulator: give both emulator.inputs and emulator.outputs (the CSV files of measured inputs and of the outputs measured for them, row for row; --emulator-pairs INPUTS.csv,OUTPUTS.csv), or neither to fit the emulator to the measured acoustic pairs built into phyff");
                 }
                 e.twin.validate().map_err(|err| anyhow::anyhow!("invalid emulator.{err:#}"))?;
             }

@@ -58,7 +58,8 @@ pub(crate) struct TrainArgs {
     /// Physical system of every block.
     #[arg(long, value_enum)]
     system: Option<SystemKind>,
-    /// Dataset: digits | vowels:FILE | mnist:DIR | fashion:DIR | csv:FILE.
+    /// Dataset: digits | vowels | vowels:FILE | mnist[:DIR] | fashion[:DIR] | csv:FILE[#label=NAME|INDEX]
+    /// (digits and vowels are built in; a CSV's label is the last column unless #label= names it).
     #[arg(long)]
     data: Option<String>,
     /// Number of blocks.
@@ -141,7 +142,8 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     device_attempts: Option<u32>,
     /// Measured pairs for --system emulator: the inputs CSV and the outputs CSV, comma-separated
-    /// (e.g. ../shared/data/phyll-acoustic/x_data.csv,../shared/data/phyll-acoustic/y_data.csv).
+    /// (row i of the outputs answers row i of the inputs). Without it, the emulator is fitted to
+    /// the measured acoustic pairs built into phyff (10 001 pairs, 20 -> 20).
     #[arg(long, value_name = "INPUTS.csv,OUTPUTS.csv")]
     emulator_pairs: Option<String>,
     /// Use only the first N training samples (a reduced run).

@@ -85,9 +85,21 @@ pub fn flops(n: u64) -> String {
     format!("{v:.2} {p}FLOP")
 }
 
+/// The row label of the trained network: `PNN (optics + FF)` for a physical system, and for the
+/// digital-only system, which has no physics, `digital FF network` (suffix appended, e.g.
+/// `, unsupervised`). `trained = false` labels the untrained network of the read-out control.
+fn network_label(system: &str, trained: bool) -> String {
+    match (system == "digital", trained) {
+        (true, true) => "digital FF network (no physics)".to_string(),
+        (true, false) => "digital network, untrained + read-out".to_string(),
+        (false, true) => format!("PNN ({system} + FF)"),
+        (false, false) => format!("PNN ({system}), untrained + read-out"),
+    }
+}
+
 /// The end-of-run table: the physical network beside its physics-removed ablation.
 pub fn train_table(system: &str, pnn: &FitSummary, ablation: Option<&FitSummary>) -> String {
-    let mut rows = vec![(format!("PNN ({system} + FF)"), pnn)];
+    let mut rows = vec![(network_label(system, true), pnn)];
     rows.extend(ablation.map(|a| ("physics removed (ablation)".to_string(), a)));
     table(&rows)
 }
@@ -103,9 +115,10 @@ pub fn unsupervised_table(
     untrained: Option<&FitSummary>,
     ablation: Option<&FitSummary>,
 ) -> String {
-    let mut rows = vec![(format!("PNN ({system} + FF), unsupervised"), unsupervised)];
-    rows.extend(supervised.map(|s| (format!("PNN ({system} + FF), supervised"), s)));
-    rows.extend(untrained.map(|u| (format!("PNN ({system}), untrained + read-out"), u)));
+    let trained = network_label(system, true);
+    let mut rows = vec![(format!("{trained}, unsupervised"), unsupervised)];
+    rows.extend(supervised.map(|s| (format!("{trained}, supervised"), s)));
+    rows.extend(untrained.map(|u| (network_label(system, false), u)));
     rows.extend(ablation.map(|a| ("physics removed, unsupervised".to_string(), a)));
     table(&rows)
 }
@@ -167,6 +180,10 @@ mod tests {
         let t = train_table("digital", &skipped, None);
         let row = t.lines().nth(1).unwrap();
         assert!(row.contains("0.8000") && row.contains(" - ") && !row.contains("0.0000"), "{t}");
+        // The digital-only system has no physics: it is not called a PNN.
+        assert!(row.starts_with("digital FF network (no physics)") && !t.contains("PNN"), "{t}");
+        let u = unsupervised_table("digital", &f(0.7), None, Some(&f(0.6)), None);
+        assert!(!u.contains("PNN") && u.contains("digital network, untrained + read-out"), "{u}");
         let u = unsupervised_table("optics", &f(0.7), Some(&f(0.9)), None, None);
         let lines: Vec<&str> = u.lines().collect();
         assert_eq!(lines.len(), 3, "{u}");

@@ -187,21 +187,31 @@ impl<F: Real> PhysicalSystem<F> for Emulated<F> {
 fn emulator<F: Real>(cfg: &ExperimentConfig) -> Result<Twin<F>> {
     static FITTED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
     let e = &cfg.emulator;
-    let (Some(xp), Some(yp)) = (&e.inputs, &e.outputs) else {
-        anyhow::bail!("system \"emulator\" needs emulator.inputs and emulator.outputs (measured pair CSVs)");
+    let source = match (&e.inputs, &e.outputs) {
+        (Some(xp), Some(yp)) => Some((xp, yp)),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "system \"emulator\" needs both emulator.inputs and emulator.outputs (measured pair CSVs), or neither for the built-in acoustic pairs"
+        ),
     };
-    let key =
-        format!("{}|{}|{}|{}", xp.display(), yp.display(), serde_json::to_string(&e.twin)?, std::any::type_name::<F>());
+    let from = match source {
+        Some((xp, yp)) => format!("{} and {}", xp.display(), yp.display()),
+        None => "the built-in acoustic measurements".to_string(),
+    };
+    let key = format!("{from}|{}|{}", serde_json::to_string(&e.twin)?, std::any::type_name::<F>());
     let mut fitted = FITTED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, json)) = fitted.iter().find(|(k, _)| *k == key) {
         return Ok(serde_json::from_str(json)?);
     }
-    let (x, y) = ff_data::read_pairs::<F>(xp, yp)?;
+    let (x, y) = match source {
+        Some((xp, yp)) => ff_data::read_pairs::<F>(xp, yp)?,
+        None => ff_data::builtin_acoustic_pairs::<F>()?,
+    };
     let (twin, fit) = Twin::fit_pairs("emulator", &x, &y, &e.twin)?;
     eprintln!(
         "emulator fitted on {} pairs from {}: train RMSE {:.4}, validation RMSE {:.4} (mean predictor {:.4})",
         x.rows(),
-        xp.display(),
+        from,
         fit.train_rmse,
         fit.val_rmse,
         fit.val_rmse_of_mean
@@ -353,9 +363,10 @@ mod tests {
         std::fs::write(dir.join("x.csv"), xs).unwrap();
         std::fs::write(dir.join("y.csv"), ys).unwrap();
         let mut cfg = ExperimentConfig { system: SystemKind::Emulator, hidden: 4, ..ExperimentConfig::default() };
-        let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("emulator.inputs"), "{err}");
+        cfg.validate().expect("no pair files: the built-in acoustic pairs");
         cfg.emulator.inputs = Some(dir.join("x.csv"));
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("emulator.inputs") && err.contains("emulator.outputs"), "one file of two: {err}");
         cfg.emulator.outputs = Some(dir.join("y.csv"));
         cfg.emulator.twin.hidden = vec![16];
         cfg.emulator.twin.epochs = 300;

@@ -408,9 +408,6 @@ mod tests {
     use super::*;
     use ff_core::conformance::check_vjp;
 
-    const X: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/phyll-acoustic/x_data.csv");
-    const Y: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/phyll-acoustic/y_data.csv");
-
     #[test]
     fn twin_vjp_is_exact_and_save_load_round_trips() {
         let x = Matrix::<f64>::from_fn(64, 3, |r, c| ((r * 3 + c * 7) % 13) as f64 / 13.0);
@@ -429,11 +426,7 @@ mod tests {
 
     #[test]
     fn acoustic_twin_fits_the_measured_pairs() {
-        if !Path::new(X).exists() || !Path::new(Y).exists() {
-            eprintln!("skipping: the measured acoustic pairs are not at {X}");
-            return;
-        }
-        let (x, y) = ff_data::read_pairs::<f32>(Path::new(X), Path::new(Y)).unwrap();
+        let (x, y) = ff_data::builtin_acoustic_pairs::<f32>().unwrap();
         // The public code feeds |x| / ||x||; the first row is all zeros (norm 0) and is dropped.
         // 2 500 pairs and 15 epochs keep the test at a few seconds (the public code: 9 000 pairs).
         let rows: Vec<usize> = (1..2501).collect();
@@ -465,7 +458,7 @@ mod tests {
         );
     }
 
-    /// Validation RMSE bound of the short acoustic fit (output units of y_data.csv). Measured
+    /// Validation RMSE bound of the short acoustic fit (output units of the built-in measured outputs). Measured
     /// 0.046 (train 0.037; the mean predictor 0.170) with this configuration; 0.07 leaves a
     /// 50 % margin for platform rounding while still failing a twin that learnt little.
     const ACOUSTIC_VAL_RMSE_BOUND: f64 = 0.07;
