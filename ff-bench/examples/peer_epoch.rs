@@ -6,7 +6,7 @@
 //! cargo run --release -p ff-bench --example peer_epoch -- --config acoustic-vowels --out DIR [--quick]
 //! ```
 //!
-//! Configurations (SPEC.md section 2, the PhyLL table):
+//! Configurations (the paper's hyper-parameters, see docs/science.md):
 //! - `acoustic-vowels`: 2 blocks, skip (`u = [p; h]`, 40 wide), affine 40 -> 20, the physical layer
 //!   an MLP emulator 20 -> 100 -> 200 -> 100 -> 20 SiLU (`ff_train::baselines::Twin`, fitted to the
 //!   measured acoustic pairs), lr 5e-4, n_inner 10, full batch of 206 vowels, alpha 4, f32.
@@ -50,8 +50,9 @@ const USAGE: &str = "usage: peer_epoch --config acoustic-vowels|optics-mnist --o
   --warmup N           untimed units before timing (default: acoustic 10, optics 0)
   --repeats N          timed units; the median is reported (default: acoustic 50, optics 3)
   --seed N             seed of the data split, weights, prototypes, negatives and medium (default 0)
-  --vowels FILE        default ../shared/data/vowels/hillenbrand-women-7.csv
-  --acoustic-pairs DIR the measured pairs the emulator is fitted to (default ../shared/data/phyll-acoustic)
+  --vowels FILE        a vowel file (default: the 7-vowel subset built into phyff)
+  --acoustic-pairs DIR x_data.csv and y_data.csv, the measured pairs the emulator is fitted to
+                       (default: the measured acoustic pairs built into phyff)
   --mnist DIR          MNIST IDX files (default data/mnist); random data of MNIST's shape if absent";
 
 /// Command-line options.
@@ -62,8 +63,10 @@ struct Opts {
     warmup: Option<usize>,
     repeats: Option<usize>,
     seed: u64,
-    vowels: PathBuf,
-    acoustic_pairs: PathBuf,
+    /// A vowel file; `None`: the built-in subset.
+    vowels: Option<PathBuf>,
+    /// A directory of `x_data.csv`/`y_data.csv`; `None`: the built-in measured pairs.
+    acoustic_pairs: Option<PathBuf>,
     mnist: PathBuf,
 }
 
@@ -73,7 +76,6 @@ fn workspace_root() -> PathBuf {
 
 fn parse_args() -> Result<Opts> {
     let root = workspace_root();
-    let shared = root.join("../shared/data");
     let mut o = Opts {
         config: String::new(),
         out: PathBuf::new(),
@@ -81,8 +83,8 @@ fn parse_args() -> Result<Opts> {
         warmup: None,
         repeats: None,
         seed: 0,
-        vowels: shared.join("vowels/hillenbrand-women-7.csv"),
-        acoustic_pairs: shared.join("phyll-acoustic"),
+        vowels: None,
+        acoustic_pairs: None,
         mnist: root.join("data/mnist"),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,8 +98,8 @@ fn parse_args() -> Result<Opts> {
             "--warmup" => o.warmup = Some(value()?.parse().context("--warmup takes a count")?),
             "--repeats" => o.repeats = Some(value()?.parse().context("--repeats takes a count")?),
             "--seed" => o.seed = value()?.parse().context("--seed takes an integer")?,
-            "--vowels" => o.vowels = PathBuf::from(value()?),
-            "--acoustic-pairs" => o.acoustic_pairs = PathBuf::from(value()?),
+            "--vowels" => o.vowels = Some(PathBuf::from(value()?)),
+            "--acoustic-pairs" => o.acoustic_pairs = Some(PathBuf::from(value()?)),
             "--mnist" => o.mnist = PathBuf::from(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -223,8 +225,7 @@ fn twin_description<F: Real>(twin: &Twin<F>, arrays: &Arrays) -> Result<Value> {
 }
 
 /// The acoustic emulator: an MLP twin 20 -> 100 -> 200 -> 100 -> 20 (SiLU) fitted to the
-/// measured pairs, or, when they are missing, to seeded random pairs (the timing depends only
-/// on the shapes).
+/// measured pairs (the built-in ones unless `--acoustic-pairs` names others).
 fn acoustic_twin<F: Real>(o: &Opts) -> Result<(Twin<F>, String)> {
     let cfg = TwinConfig {
         hidden: vec![100, 200, 100],
@@ -235,47 +236,36 @@ fn acoustic_twin<F: Real>(o: &Opts) -> Result<(Twin<F>, String)> {
         seed: o.seed,
         ..TwinConfig::default()
     };
-    let (xp, yp) = (o.acoustic_pairs.join("x_data.csv"), o.acoustic_pairs.join("y_data.csv"));
-    if xp.exists() && yp.exists() {
-        let (x, y) = read_pairs::<F>(&xp, &yp).with_context(|| format!("reading {}", o.acoustic_pairs.display()))?;
-        ensure!(
-            x.cols() == 20 && y.cols() == 20,
-            "the acoustic pairs must be 20 -> 20, got {} -> {}",
-            x.cols(),
-            y.cols()
-        );
-        // The first measured row is all zeros (no excitation); it is not a measurement.
-        let rows: Vec<usize> = (1..x.rows()).collect();
-        let (x, y) = (x.select_rows(&rows), y.select_rows(&rows));
-        let (twin, fit) = Twin::fit_pairs("acoustic emulator", &x, &y, &cfg)?;
-        let note = format!(
-            "MLP emulator 20-100-200-100-20 SiLU fitted for {} epochs to the {} measured pairs in {} (validation RMSE {:.4}, mean predictor {:.4})",
-            cfg.epochs,
-            x.rows(),
-            o.acoustic_pairs.display(),
-            fit.val_rmse,
-            fit.val_rmse_of_mean
-        );
-        Ok((twin, note))
-    } else {
-        let mut rng = rng_for(o.seed, "peer random pairs");
-        let x = Matrix::from_fn(2000, 20, |_, _| F::c(rng.random_range(0.0..1.0)));
-        let y = Matrix::from_fn(2000, 20, |_, _| F::c(rng.random_range(0.0..1.0)));
-        let cfg = TwinConfig { epochs: 1, ..cfg };
-        let (twin, _) = Twin::fit_pairs("acoustic emulator (random pairs)", &x, &y, &cfg)?;
-        let note = format!(
-            "MLP emulator 20-100-200-100-20 SiLU fitted to seeded random pairs (the measured pairs were not found in {}); same shapes, so the same work",
-            o.acoustic_pairs.display()
-        );
-        Ok((twin, note))
-    }
+    let ((x, y), from) = match &o.acoustic_pairs {
+        Some(dir) => {
+            let (xp, yp) = (dir.join("x_data.csv"), dir.join("y_data.csv"));
+            (
+                read_pairs::<F>(&xp, &yp).with_context(|| format!("reading {}", dir.display()))?,
+                dir.display().to_string(),
+            )
+        }
+        None => (ff_data::builtin_acoustic_pairs::<F>()?, "phyff's built-in measurements".to_string()),
+    };
+    ensure!(x.cols() == 20 && y.cols() == 20, "the acoustic pairs must be 20 -> 20, got {} -> {}", x.cols(), y.cols());
+    // The first measured row is all zeros (no excitation); it is not a measurement.
+    let rows: Vec<usize> = (1..x.rows()).collect();
+    let (x, y) = (x.select_rows(&rows), y.select_rows(&rows));
+    let (twin, fit) = Twin::fit_pairs("acoustic emulator", &x, &y, &cfg)?;
+    let note = format!(
+        "MLP emulator 20-100-200-100-20 SiLU fitted for {} epochs to the {} measured pairs of {from} (validation RMSE {:.4}, mean predictor {:.4})",
+        cfg.epochs,
+        x.rows(),
+        fit.val_rmse,
+        fit.val_rmse_of_mean
+    );
+    Ok((twin, note))
 }
 
 fn acoustic_vowels(o: &Opts, arrays: &Arrays) -> Result<Setup<f32>> {
     let cfg = ExperimentConfig {
         seed: o.seed,
         precision: Precision::F32,
-        data: format!("vowels:{}", o.vowels.display()),
+        data: o.vowels.as_ref().map_or_else(|| "vowels".to_string(), |v| format!("vowels:{}", v.display())),
         system: SystemKind::Acoustic,
         blocks: 2,
         hidden: 20,
@@ -301,7 +291,11 @@ fn acoustic_vowels(o: &Opts, arrays: &Arrays) -> Result<Setup<f32>> {
     Ok(Setup {
         name: "acoustic-vowels",
         precision: "f32",
-        data_note: format!("vowels: {} ({n} training tokens, the paper's split, seed {})", o.vowels.display(), o.seed),
+        data_note: format!(
+            "vowels: {} ({n} training tokens, the paper's split, seed {})",
+            o.vowels.as_ref().map_or_else(|| "the built-in 7-vowel subset".to_string(), |v| v.display().to_string()),
+            o.seed
+        ),
         system_note,
         epoch_rows: n,
         batch_idx: (0..n).collect(),

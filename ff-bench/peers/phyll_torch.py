@@ -12,7 +12,7 @@ the negative labels and phyff's losses of one check batch). Then:
    continuing from the checked state, negatives drawn with torch's generator;
 3. writes `DIR/torch.json` (seconds per unit and per epoch, per-phase breakdown, the check).
 
-The schedule, per mini-batch (SPEC.md section 2, the PhyLL schedule): build positives and
+The schedule, per mini-batch (docs/science.md, the PhyLL schedule): build positives and
 negatives (label embedding as phyff does it), then for each block: query the physical layer
 once on the positives and once on the negatives (no gradient), concatenate the skip, take
 `n_inner` Adam steps on the block's `nn.Linear` with the physical outputs held fixed (loss

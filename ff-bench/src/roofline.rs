@@ -41,7 +41,7 @@ pub struct Record {
     pub bound_gflops: Option<f64>,
     /// `achieved_gflops / bound_gflops`.
     pub ratio: Option<f64>,
-    /// The ratio the project aims for, if one is set (issue 7).
+    /// The ratio the project aims for, if one is set.
     pub target: Option<f64>,
     /// Queries (input vectors) per second, for the simulators.
     pub queries_per_second: Option<f64>,

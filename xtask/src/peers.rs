@@ -1,6 +1,6 @@
 //! `cargo xtask bench-peers [--quick] [--config NAME]... [--repeats N] [--threads N]`:
 //! phyff against a PyTorch implementation of the identical PhyLL schedule, side by side on the
-//! same data, seed and shapes (issue 7). Opt-in: CI never runs it.
+//! same data, seed and shapes. Opt-in: CI never runs it.
 //!
 //! 1. A virtual environment at `target/peers-venv` (`python3 -m venv`) gets
 //!    `ff-bench/peers/requirements.txt` from PyPI, once (a stamp file remembers what was installed).

@@ -1,5 +1,5 @@
-//! `cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR] [--resume]`: the
-//! paper's experiments (SPEC.md §2 table, §6 figures) run through the `phyff` binary, and a
+//! `cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR] [--resume]
+//! [--allow-missing]`: the paper's experiments (docs/science.md, "Reference figures") run through the `phyff` binary, and a
 //! Markdown report with tables (test accuracy mean ± sd over seeds, PhyLL and baselines) and
 //! plots, written to `OUT/README.md`; `--publish DIR` copies it to `DIR/report.md` with the
 //! plots (the committed ones live in `docs/reproduction/`, whose README is kept by hand).
@@ -10,12 +10,16 @@
 //! for the image experiments, whose baselines would cost hours here; `drift` (FF against PAT
 //! while the optical medium drifts and is replaced, one run per seed) for `drift-optics`, whose
 //! table gives each method's recovery after the change. `--quick` shrinks epochs,
-//! seeds and data so the whole set runs in minutes; the full set uses SPEC.md's
-//! hyper-parameters, and `full_note` says where a full run is reduced on this machine.
+//! seeds and data so the whole set runs in minutes; the full set uses the paper's
+//! hyper-parameters, and each experiment's note says where a full run departs from them.
 //!
-//! Data: the vowels and the measured acoustic pairs are read from `../shared/data` (override
-//! with `PHYFF_SHARED_DATA`); MNIST and Fashion-MNIST from `data/` (`cargo xtask fetch-data`).
-//! An experiment whose data is missing is skipped with the command that obtains it.
+//! Data: the vowels and the measured acoustic pairs are built into `phyff` (`data = "vowels"`,
+//! an `[emulator]` without files); the quick image experiments read the MNIST and Fashion-MNIST
+//! subsets in `xtask/data/` (see its README), the full ones the whole sets in `data/`
+//! (`cargo xtask fetch-data`). An experiment whose data is missing is an error that names the
+//! command that obtains it; `--allow-missing` skips it instead (listed in the report).
+//! Paths in configurations, commands and the report are relative to the workspace root, where
+//! `phyff` runs, so the report's commands can be run as printed from a clone.
 //!
 //! `--resume` makes the long image experiments resumable across sittings: a `train` seed whose
 //! `result.json` exists is reused, one with only a `checkpoint.json` continues with
@@ -51,37 +55,42 @@ struct Experiment {
     flags: Vec<String>,
     /// Files or directories that must exist, with how to obtain them.
     needs: Vec<(PathBuf, &'static str)>,
-    /// The published figure to compare with (SPEC.md §6).
+    /// The published figure to compare with.
     paper: &'static str,
-    /// Where the run departs from SPEC.md's hyper-parameters, and why.
+    /// Where the run departs from the paper's hyper-parameters, and why.
     note: String,
 }
 
-fn vowels_toml(system: &str, blocks: usize, lr: f64, epochs: usize, extra: &str, vowels: &Path) -> String {
+/// The configuration of a vowel experiment on the built-in 7-vowel subset.
+fn vowels_toml(system: &str, blocks: usize, lr: f64, epochs: usize, extra: &str) -> String {
     format!(
-        "data = \"vowels:{}\"\nsystem = \"{system}\"\nblocks = {blocks}\nhidden = 20\nlr = {lr:e}\nn_inner = 10\n\
+        "data = \"vowels\"\nsystem = \"{system}\"\nblocks = {blocks}\nhidden = 20\nlr = {lr:e}\nn_inner = 10\n\
          epochs = {epochs}\nbatch_size = 0\nalpha = 4.0\nprecision = \"f32\"\neval_every = {}\n{extra}",
-        vowels.display(),
         (epochs / 10).max(1)
     )
 }
 
-fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
-    let vowels = shared.join("vowels/hillenbrand-women-7.csv");
-    let (px, py) = (shared.join("phyll-acoustic/x_data.csv"), shared.join("phyll-acoustic/y_data.csv"));
-    let vowel_need = (vowels.clone(), "the Hillenbrand vowels CSV (../shared/data/vowels; set PHYFF_SHARED_DATA)");
-    let mnist = root.join("data/mnist");
-    let fashion = root.join("data/fashion-mnist");
+/// The experiments; image data paths are relative to the workspace root, where `phyff` runs.
+fn experiments(quick: bool) -> Vec<Experiment> {
+    let (mnist, fashion) = if quick {
+        (Path::new("xtask/data/mnist-quick"), Path::new("xtask/data/fashion-mnist-quick"))
+    } else {
+        (Path::new("data/mnist"), Path::new("data/fashion-mnist"))
+    };
+    let (mnist_how, fashion_how) = if quick {
+        (
+            "the quick MNIST subset is part of the repository (xtask/data/README.md); restore it with git",
+            "the quick Fashion-MNIST subset is part of the repository (xtask/data/README.md); restore it with git",
+        )
+    } else {
+        ("MNIST: cargo xtask fetch-data mnist", "Fashion-MNIST: cargo xtask fetch-data fashion-mnist")
+    };
     let q = |full: usize, quick_v: usize| if quick { quick_v } else { full };
     let twin_flags = |samples: usize, epochs: usize| {
         vec!["--twin-samples".to_string(), samples.to_string(), "--twin-epochs".into(), epochs.to_string()]
     };
-    let emulator = format!(
-        "[emulator]\ninputs = \"{}\"\noutputs = \"{}\"\n[emulator.twin]\nhidden = [100, 200, 100]\nepochs = {}\n",
-        px.display(),
-        py.display(),
-        q(30, 10)
-    );
+    // No `inputs`/`outputs`: the emulator is fitted to the measured acoustic pairs built into phyff.
+    let emulator = format!("[emulator.twin]\nhidden = [100, 200, 100]\nepochs = {}\n", q(30, 10));
     let limits = |train: usize, test: usize| {
         if quick {
             format!("train_limit = {train}\ntest_limit = {test}\n")
@@ -95,11 +104,11 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
             title: "Vowels through the acoustic emulator fitted to the measured pairs",
             kind: Kind::Compare,
             seeds: q(3, 1),
-            toml: vowels_toml("emulator", 2, 5e-4, q(200, 30), &emulator, &vowels),
+            toml: vowels_toml("emulator", 2, 5e-4, q(200, 30), &emulator),
             flags: twin_flags(q(10_000, 2000), q(20, 5)),
-            needs: vec![vowel_need.clone(), (px.clone(), "the measured acoustic pairs (../shared/data/phyll-acoustic)")],
+            needs: vec![],
             paper: "public code with its emulator: 0.96-1.00 (seeds 0/1/2: 0.98, 0.96, 1.00); physics zeroed 0.89-0.96",
-            note: "SPEC hyper-parameters (2 blocks 40->20, lr 5e-4, n_inner 10, 200 epochs, full batch, alpha 4, f32)"
+            note: "the paper's hyper-parameters (2 blocks 40->20, lr 5e-4, n_inner 10, 200 epochs, full batch, alpha 4, f32)"
                 .into(),
         },
         Experiment {
@@ -107,22 +116,22 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
             title: "Vowels through the simulated acoustic cavity (physics model)",
             kind: Kind::Compare,
             seeds: q(3, 1),
-            toml: vowels_toml("acoustic", 2, 5e-4, q(200, 10), "", &vowels),
+            toml: vowels_toml("acoustic", 2, 5e-4, q(200, 10), ""),
             flags: twin_flags(q(10_000, 500), q(20, 5)),
-            needs: vec![vowel_need.clone()],
-            paper: "measured hardware 0.96-1.00; acoustic reservoir 0.914 (arXiv:2304.08380)",
-            note: "SPEC hyper-parameters of the acoustic row; the cavity is the simulator, not the measured device".into(),
+            needs: vec![],
+            paper: "public code with its emulator 0.96-1.00; the same cavity as a reservoir 0.914 (arXiv:2304.08380)",
+            note: "the paper's hyper-parameters of the acoustic row; the cavity is the simulator, not the measured device".into(),
         },
         Experiment {
             name: "vowels-microwave",
             title: "Vowels through the simulated microwave cavity, 3 blocks",
             kind: Kind::Compare,
             seeds: q(3, 1),
-            toml: vowels_toml("microwave", 3, 2.5e-4, q(100, 10), "", &vowels),
+            toml: vowels_toml("microwave", 3, 2.5e-4, q(100, 10), ""),
             flags: twin_flags(q(10_000, 500), q(20, 5)),
-            needs: vec![vowel_need],
-            paper: "no measured figure in SPEC.md §6 for microwave vowels; PAT on vowels (optical SHG) about 0.93",
-            note: "SPEC hyper-parameters of the microwave row (3 blocks 40->20, lr 2.5e-4, 100 epochs)".into(),
+            needs: vec![],
+            paper: "no measured figure for microwave vowels in the paper; PAT on vowels (optical SHG) about 0.93",
+            note: "the paper's hyper-parameters of the microwave row (3 blocks 40->20, lr 2.5e-4, 100 epochs)".into(),
         },
         Experiment {
             name: "mnist-optics",
@@ -143,9 +152,9 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
                 limits(3000, 1000)
             ),
             flags: vec![],
-            needs: vec![(mnist.join("train-images-idx3-ubyte"), "MNIST: cargo xtask fetch-data mnist")],
-            paper: "PhyLL paper (optics, MNIST): see SPEC.md; PAT on MNIST about 0.87 (mechanical) / 0.93 (electronic)",
-            note: "SPEC row (676 -> 676, lr 5e-5, n_inner 20, 350 epochs, batch 10 000, alpha 5, f64): one epoch is \
+            needs: vec![(mnist.to_path_buf(), mnist_how)],
+            paper: "PhyLL paper (optics, MNIST): see docs/science.md; PAT on MNIST about 0.87 (mechanical) / 0.93 (electronic)",
+            note: "the paper's row (676 -> 676, lr 5e-5, n_inner 20, 350 epochs, batch 10 000, alpha 5, f64): one epoch is \
                    about 9 TFLOP of dense updates (about 75 s on 2 cores, 2026-12-06), so the full 350 \
                    epochs take hours; measured progress in docs/reproduction/README.md"
                 .into(),
@@ -167,9 +176,9 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
                 limits(3000, 1000)
             ),
             flags: vec![],
-            needs: vec![(fashion.clone(), "Fashion-MNIST: cargo xtask fetch-data fashion-mnist")],
-            paper: "no figure in SPEC.md §6 (the public code's digital demo)",
-            note: "SPEC row (lr 1e-4, n_inner 25, 300 epochs, batch 10 000, alpha 4) with the cosine goodness of |z| \
+            needs: vec![(fashion.to_path_buf(), fashion_how)],
+            paper: "no figure in the paper (the public code's digital demo)",
+            note: "the public code's row (lr 1e-4, n_inner 25, 300 epochs, batch 10 000, alpha 4) with the cosine goodness of |z| \
                    (the public demo uses GELU)"
                 .into(),
         },
@@ -189,7 +198,7 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
                 h = q(2000, 500),
             ),
             flags: vec![],
-            needs: vec![(mnist.join("train-images-idx3-ubyte"), "MNIST: cargo xtask fetch-data mnist")],
+            needs: vec![(mnist.to_path_buf(), mnist_how)],
             paper: "Hinton (2022), 4 x 2000 ReLU, 60 epochs: 1.36 % test error (0.9864)",
             note: "4 x 2000, 60 epochs, batch 100; as in Hinton's released code, the sum of squares with the threshold \
                    at the layer width and a learning rate constant for 30 epochs, then falling linearly; each negative \
@@ -200,7 +209,7 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
         },
         Experiment {
             name: "drift-optics",
-            title: "Drift: FF against PAT while the optical medium drifts and is then replaced (issue 6)",
+            title: "Drift: FF against PAT while the optical medium drifts and is then replaced",
             kind: Kind::Drift,
             seeds: q(3, 1),
             toml: format!("data = \"digits\"\nsystem = \"optics\"\nblocks = 2\nhidden = 16\nepochs = {}\n", q(20, 10)),
@@ -213,8 +222,8 @@ fn experiments(quick: bool, root: &Path, shared: &Path) -> Vec<Experiment> {
                 f
             },
             needs: vec![],
-            paper: "no figure: the paper does not measure drift; the issue expects FF to keep adapting and PAT \
-                    with a twin fitted before the change not to",
+            paper: "no figure: the paper does not measure drift; its claim is that FF keeps adapting to a \
+                    changing system, while PAT relies on a twin fitted before the change",
             note: "the built-in digits through 2 optical blocks of 16 (4 x 4 camera images), all else the defaults of \
                    `phyff drift` (what FF spends in its epochs sets the query budget of every method; slow drift 0.1 every 5 000 \
                    training queries; the change at half the budget); the change replaces the whole medium \
@@ -485,25 +494,31 @@ fn run_phyff(phyff: &Path, args: &[String], log: &Path) -> Result<()> {
 /// Entry point.
 pub fn run(args: &[String]) -> Result<()> {
     let (mut quick, mut only, mut out, mut publish) = (false, None::<Vec<String>>, None::<PathBuf>, None::<PathBuf>);
-    let mut resume = false;
+    let (mut resume, mut allow_missing) = (false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => quick = true,
             "--resume" => resume = true,
+            "--allow-missing" => allow_missing = true,
             "--only" => only = Some(it.next().context("--only needs NAME[,NAME]")?.split(',').map(String::from).collect()),
             "--out" => out = Some(it.next().context("--out needs a directory")?.into()),
             "--publish" => publish = Some(it.next().context("--publish needs a directory")?.into()),
             other => bail!(
-                "unknown reproduce argument {other:?}; usage: cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR] [--resume]"
+                "unknown reproduce argument {other:?}; usage: cargo xtask reproduce [--quick] [--only NAME[,NAME]] [--out DIR] [--publish DIR] [--resume] [--allow-missing]"
             ),
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?.to_path_buf();
-    let shared = std::env::var_os("PHYFF_SHARED_DATA").map_or_else(|| root.join("../shared/data"), PathBuf::from);
     let mode = if quick { "quick" } else { "full" };
-    let out = out.unwrap_or_else(|| root.join("target/reproduce").join(mode));
-    let exps = experiments(quick, &root, &shared);
+    // Everything runs in the root, with paths relative to it where they lie inside it, so that
+    // the report's configurations and commands can be run as printed from any clone.
+    let absolute = |p: PathBuf| if p.is_absolute() { Ok(p) } else { std::env::current_dir().map(|d| d.join(p)) };
+    let out = out.map(absolute).transpose().context("the current directory")?;
+    let publish = publish.map(absolute).transpose().context("the current directory")?;
+    std::env::set_current_dir(&root).with_context(|| format!("entering {}", root.display()))?;
+    let out = out.map_or_else(|| Path::new("target/reproduce").join(mode), |o| relative_to(&root, &o));
+    let exps = experiments(quick);
     if let Some(o) = &only {
         for n in o {
             if !exps.iter().any(|e| e.name == n) {
@@ -526,7 +541,8 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut report = format!(
         "# phyff reproduction report ({mode})\n\nGenerated by `cargo xtask reproduce{}{}` on {} ({} logical CPUs). \
          Test accuracy is the final epoch's, on the held-out split; FLOPs are counted where the work happens \
-         (see `phyff compare`). Figures from the paper are quoted from SPEC.md §6.{}\n\n",
+         (see `phyff compare`). The paper's figures and where they come from are in docs/science.md. \
+         Paths are relative to the repository's root, where the commands run.{}\n\n",
         if quick { " --quick" } else { "" },
         only.as_ref().map_or(String::new(), |o| format!(" --only {}", o.join(","))),
         std::env::consts::ARCH,
@@ -544,9 +560,9 @@ pub fn run(args: &[String]) -> Result<()> {
         if only.as_ref().is_some_and(|o| !o.iter().any(|n| n == e.name)) {
             continue;
         }
-        if let Some((p, how)) = e.needs.iter().find(|(p, _)| !p.exists()) {
-            eprintln!("==> skip {}: {} not found; obtain {how}", e.name, p.display());
-            skipped.push(format!("- `{}`: {} not found; obtain {how}", e.name, p.display()));
+        if let Some(why) = missing_data(e, allow_missing)? {
+            eprintln!("==> skip {} (--allow-missing): {why}", e.name);
+            skipped.push(format!("- `{}`: {why}", e.name));
             continue;
         }
         eprintln!("==> {} ({} seed(s))", e.name, e.seeds);
@@ -577,6 +593,39 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("==> published the report and plots to {}", p.display());
     }
     Ok(())
+}
+
+/// What keeps `e` from running, if anything: `Ok(None)` if its data is there, `Ok(Some(why))`
+/// if it is not and `allow_missing` says to skip it, else an error that names the data and the
+/// way to obtain it.
+fn missing_data(e: &Experiment, allow_missing: bool) -> Result<Option<String>> {
+    let Some((p, how)) = e.needs.iter().find(|(p, _)| !need_met(p)) else {
+        return Ok(None);
+    };
+    let why = format!("{} not found; obtain {how}", p.display());
+    if allow_missing {
+        return Ok(Some(why));
+    }
+    bail!(
+        "experiment {} cannot run: {why}. Pass --allow-missing to skip it (it is then listed as skipped in the \
+         report), or --only to choose other experiments",
+        e.name
+    )
+}
+
+/// `path` relative to `root` if it lies inside it, else unchanged.
+fn relative_to(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+/// Whether a needed data path is there: a file, or a directory of IDX files holding at least
+/// the training images (plain or gzip).
+fn need_met(path: &Path) -> bool {
+    if path.is_dir() {
+        ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"].iter().any(|f| path.join(f).is_file())
+    } else {
+        path.is_file()
+    }
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a report.
@@ -611,6 +660,31 @@ mod tests {
         assert_eq!(train_step(&cfg, 0, &out, true), TrainStep::Reuse);
         assert!(fresh(false));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn quick_experiments_need_only_what_the_repository_holds_and_a_missing_need_fails() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let quick = experiments(true);
+        assert!(quick.iter().any(|e| e.name.starts_with("vowels-")) && quick.len() >= 7);
+        for e in &quick {
+            for (p, _) in &e.needs {
+                assert!(p.is_relative(), "{}: {} must be relative to the root", e.name, p.display());
+                assert!(need_met(&root.join(p)), "{}: {} is not in the repository", e.name, p.display());
+            }
+            assert!(!e.toml.contains("shared") && !e.toml.contains(&root.display().to_string()), "{}", e.toml);
+        }
+        // A full image experiment on a machine without the data: an error, unless allowed.
+        let mut e = experiments(false).into_iter().find(|e| e.name == "mnist-optics").unwrap();
+        e.needs = vec![(PathBuf::from("/nonexistent/mnist"), "MNIST: cargo xtask fetch-data mnist")];
+        let err = missing_data(&e, false).unwrap_err().to_string();
+        assert!(
+            err.contains("mnist-optics") && err.contains("fetch-data mnist") && err.contains("--allow-missing"),
+            "{err}"
+        );
+        assert!(missing_data(&e, true).unwrap().unwrap().contains("/nonexistent/mnist"));
+        e.needs.clear();
+        assert!(missing_data(&e, false).unwrap().is_none());
     }
 
     #[test]
