@@ -452,8 +452,8 @@ fn gemm_impl<F: Real>(
 }
 
 /// Multiply-adds per thread below which a product runs on the calling thread: splitting a
-/// smaller one costs more in hand-offs than it saves. Chosen on the acoustic-vowel epoch
-/// (issue 7), whose training runs inside rayon's pool (`Network` does that), where a hand-off
+/// smaller one costs more in hand-offs than it saves. Chosen on the acoustic-vowel epoch,
+/// whose training runs inside rayon's pool (`Network` does that), where a hand-off
 /// costs about 1 us: with 2 threads, 2^17 gave 0.89-0.92 ms per epoch, 2^19 1.07-1.08 ms and
 /// no splitting 1.34-1.37 ms. From a thread outside the pool a hand-off costs about 17 us.
 pub const PARALLEL_MIN_MULS: usize = 1 << 17;

@@ -210,7 +210,7 @@ pub const MIN_PAIRS_TO_SPLIT: usize = 64;
 /// pool when large), and the pieces exchange only their gradients, once per step: on the
 /// 2-core virtual machine the cores are sometimes placed far apart (a cache line takes 400 ns
 /// to cross instead of 90 ns), and an inner step split at every stage then ran slower than on
-/// one thread (issue 7). The cut depends on `n` alone, never on the thread count, so every
+/// one thread. The cut depends on `n` alone, never on the thread count, so every
 /// machine computes the same bits.
 fn pieces(n: usize) -> [(usize, usize); 2] {
     if n < MIN_PAIRS_TO_SPLIT {
@@ -522,7 +522,7 @@ impl<F: Real> Network<F> {
         // The schedule runs on a thread of rayon's pool: the products and simulators it calls
         // split their work over the pool, and a split requested from inside the pool costs
         // about a microsecond, against about 17 us (a cold hand-off) from any other thread
-        // (measured on the 2-core machine, issue 7). A second pool thread stays awake to take
+        // (measured on a 2-core machine). A second pool thread stays awake to take
         // the splits (`crate::pool`).
         crate::pool::run_awake(|| self.train_blocks_in_pool(hp, hn))
     }

@@ -4,7 +4,7 @@
 //! 40 -> 20) splits a few hundred pieces of work per epoch over the pool, each a few
 //! microseconds long. Between two splits rayon's idle worker spins briefly, then yields, then
 //! sleeps; waking it costs tens of microseconds on a virtual machine, and whether it falls
-//! asleep between splits varies from run to run. Measured on the 2-core machine (issue 7): the
+//! asleep between splits varies from run to run. Measured on a 2-core machine: the
 //! same acoustic epoch took 0.85-0.91 ms in some runs and 1.4-1.7 ms in others, with a third
 //! of the CPU time in `sched_yield` and the scheduler.
 //!

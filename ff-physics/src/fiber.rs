@@ -1,5 +1,5 @@
 //! Nonlinear fibre: the nonlinear Schrödinger equation solved by the symmetric split-step
-//! Fourier method, and a fibre system with spectral encoding (SPEC.md §4, Oguz et al. 2023).
+//! Fourier method, and a fibre system with spectral encoding (docs/science.md; Oguz et al. 2023).
 //!
 //! # Equation, units and conventions
 //! The slowly varying envelope `A(z, T)` (`sqrt(W)`, so `|A|^2` is the power in W) in the

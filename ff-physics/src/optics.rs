@@ -1,4 +1,4 @@
-//! The multimode optical system of PhyLL: SLM -> multimode medium -> camera (SPEC.md §4).
+//! The multimode optical system of PhyLL: SLM -> multimode medium -> camera (docs/science.md).
 //!
 //! # Model
 //! For every input row (a row-major `h x w` image, `input_len = h w`):

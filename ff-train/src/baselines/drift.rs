@@ -1,5 +1,5 @@
-//! `phyff drift`: the physical system changes while training continues (SPEC.md §1: a twin
-//! "must be re-fitted whenever the hardware drifts").
+//! `phyff drift`: the physical system changes while training continues, so a digital twin fitted
+//! before the change goes stale (docs/science.md, "Baselines").
 //!
 //! Two methods train the same network shape on the same data split and seed, each on its own
 //! copy of the device, which drifts on the same schedule:

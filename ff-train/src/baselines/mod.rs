@@ -1,4 +1,4 @@
-//! Baselines and the comparison harness (SPEC.md §3): ideal backprop through the exact model
+//! Baselines and the comparison harness (docs/science.md, "Baselines"): ideal backprop through the exact model
 //! of the physics, physics-aware training (PAT) and in-silico training with a digital twin,
 //! the physics-removed ablation and a digital MLP, beside forward-forward (PhyLL) itself,
 //! with the same blocks, data split, seed and epoch budget, and their costs; and the drift
