@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod io;
 pub mod model;
+pub mod reference;
 pub mod report;
 pub mod run;
 pub mod systems;

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ff_core::{LrSchedule, NegativeMode};
 use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, SystemKind};
-use ff_train::report::{train_table, unsupervised_table};
+use ff_train::report::{train_table, unsupervised_table, verdict};
 use ff_train::trainer::EpochRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -371,22 +371,22 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
     );
     let mut progress = Progress::new(cfg.epochs);
     let epochs = Some(cfg.epochs);
-    let (pnn, ablation, supervised, untrained, result) = match (cfg.precision, resume) {
+    let (pnn, ablation, supervised, untrained, references, result) = match (cfg.precision, resume) {
         (Precision::F32, None) => {
             let o = ff_train::run::train::<f32>(&cfg, out, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.references, o.result)
         }
         (Precision::F64, None) => {
             let o = ff_train::run::train::<f64>(&cfg, out, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.references, o.result)
         }
         (Precision::F32, Some(dir)) => {
             let o = ff_train::run::resume::<f32>(dir, epochs, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.references, o.result)
         }
         (Precision::F64, Some(dir)) => {
             let o = ff_train::run::resume::<f64>(dir, epochs, |m, r| progress.update(m, r))?;
-            (o.pnn, o.ablation, o.supervised, o.untrained, o.result)
+            (o.pnn, o.ablation, o.supervised, o.untrained, o.references, o.result)
         }
     };
     progress.finish();
@@ -401,10 +401,18 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         cfg.seed
     );
     match cfg.mode {
-        Mode::Supervised => print!("{}", train_table(cfg.system.name(), &pnn, ablation.as_ref())),
+        Mode::Supervised => print!("{}", train_table(cfg.system.name(), &pnn, ablation.as_ref(), Some(&references))),
         Mode::Unsupervised => {
             let name = cfg.system.name();
-            print!("{}", unsupervised_table(name, &pnn, supervised.as_ref(), untrained.as_ref(), ablation.as_ref()));
+            let table = unsupervised_table(
+                name,
+                &pnn,
+                supervised.as_ref(),
+                untrained.as_ref(),
+                ablation.as_ref(),
+                Some(&references),
+            );
+            print!("{table}");
             println!(
                 "\nunsupervised: FF on hybrid negatives without labels, then a linear read-out ({} epochs) on the block activities; supervised: labels written into the inputs; untrained: the same read-out on the network before any training (control).",
                 cfg.readout_epochs
@@ -426,6 +434,9 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         let d = pnn.test_accuracy - a.test_accuracy;
         println!("\nThe physics changes test accuracy by {:+.2} points over the same digital layers alone.", 100.0 * d);
     }
+    let network = if cfg.system == SystemKind::Digital { "digital FF network" } else { "PNN" };
+    let ablation_accuracy = ablation.as_ref().map(|a| a.test_accuracy);
+    println!("{}", verdict(network, pnn.test_accuracy, ablation_accuracy, &references));
     if let Some(dir) = out {
         println!("wrote {} and {}", dir.join("result.json").display(), dir.join("model.json").display());
     }

@@ -1,6 +1,7 @@
 //! Human-readable tables and machine-readable results.
 
 use crate::config::ExperimentConfig;
+use crate::reference::{References, KNN_K};
 use crate::trainer::FitSummary;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,14 @@ pub struct TrainResult {
     /// activities (the control: what the physics and random affine maps give without FF).
     #[serde(default)]
     pub untrained_test_accuracy: Option<f64>,
+    /// Test accuracy of 5-nearest neighbours on standardised features, same split
+    /// (`ff_train::reference`); `null` in files written before it existed.
+    #[serde(default)]
+    pub reference_knn_accuracy: Option<f64>,
+    /// Test accuracy of a logistic regression on the raw inputs, same split and seed
+    /// (`ff_train::reference`); `null` in files written before it existed.
+    #[serde(default)]
+    pub reference_logistic_accuracy: Option<f64>,
 }
 
 /// Formats an integer with thousands separators (`1234567` -> `1,234,567`).
@@ -97,11 +106,52 @@ fn network_label(system: &str, trained: bool) -> String {
     }
 }
 
-/// The end-of-run table: the physical network beside its physics-removed ablation.
-pub fn train_table(system: &str, pnn: &FitSummary, ablation: Option<&FitSummary>) -> String {
+/// The end-of-run table: the physical network beside its physics-removed ablation and the
+/// reference classifiers on the same split.
+pub fn train_table(
+    system: &str,
+    pnn: &FitSummary,
+    ablation: Option<&FitSummary>,
+    references: Option<&References>,
+) -> String {
     let mut rows = vec![(network_label(system, true), pnn)];
     rows.extend(ablation.map(|a| ("physics removed (ablation)".to_string(), a)));
+    reference_rows(&mut rows, references);
     table(&rows)
+}
+
+/// Appends the two reference rows.
+fn reference_rows<'a>(rows: &mut Vec<(String, &'a FitSummary)>, references: Option<&'a References>) {
+    if let Some(r) = references {
+        rows.push((format!("reference: {KNN_K}-nearest neighbours"), &r.knn));
+        rows.push(("reference: logistic regression".to_string(), &r.logistic));
+    }
+}
+
+/// The sentence under the table: whether the trained network beats the reference classifiers
+/// and its ablation, in points of test accuracy.
+pub fn verdict(network: &str, test_accuracy: f64, ablation: Option<f64>, references: &References) -> String {
+    let (knn, logistic) = (references.knn.test_accuracy, references.logistic.test_accuracy);
+    let best = references.best_test_accuracy();
+    let d = 100.0 * (test_accuracy - best);
+    let mut s = if d > 0.0 {
+        format!("The {network} beats both references by {d:.2} points or more")
+    } else if test_accuracy > knn.min(logistic) {
+        format!("The {network} beats one reference but trails the better one by {:.2} points", -d)
+    } else {
+        format!(
+            "The {network} does not beat the references: a trivial classifier does better ({:.2} points below the better one)",
+            -d
+        )
+    };
+    s.push_str(&format!(" ({KNN_K}-NN {knn:.4}, logistic regression {logistic:.4})"));
+    if let Some(a) = ablation {
+        let da = 100.0 * (test_accuracy - a);
+        let word = if da > 0.0 { "beats" } else { "does not beat" };
+        s.push_str(&format!(", and {word} its ablation ({da:+.2} points)"));
+    }
+    s.push('.');
+    s
 }
 
 /// The end-of-run table of unsupervised mode: the unsupervised network (accuracy of its linear
@@ -114,12 +164,14 @@ pub fn unsupervised_table(
     supervised: Option<&FitSummary>,
     untrained: Option<&FitSummary>,
     ablation: Option<&FitSummary>,
+    references: Option<&References>,
 ) -> String {
     let trained = network_label(system, true);
     let mut rows = vec![(format!("{trained}, unsupervised"), unsupervised)];
     rows.extend(supervised.map(|s| (format!("{trained}, supervised"), s)));
     rows.extend(untrained.map(|u| (network_label(system, false), u)));
     rows.extend(ablation.map(|a| ("physics removed, unsupervised".to_string(), a)));
+    reference_rows(&mut rows, references);
     table(&rows)
 }
 
@@ -172,19 +224,19 @@ mod tests {
             eval_digital_flops: 0,
             history: Vec::new(),
         };
-        let t = train_table("optics", &f(0.9), Some(&f(0.8)));
+        let t = train_table("optics", &f(0.9), Some(&f(0.8)), None);
         assert!(t.starts_with(&format!("{:<28} ", "model")), "{t}");
         assert!(t.contains("PNN (optics + FF)") && t.contains("physics removed (ablation)"), "{t}");
         // A train accuracy that was not measured is shown as missing, not as 0.
         let skipped = FitSummary { train_accuracy: None, ..f(0.8) };
-        let t = train_table("digital", &skipped, None);
+        let t = train_table("digital", &skipped, None, None);
         let row = t.lines().nth(1).unwrap();
         assert!(row.contains("0.8000") && row.contains(" - ") && !row.contains("0.0000"), "{t}");
         // The digital-only system has no physics: it is not called a PNN.
         assert!(row.starts_with("digital FF network (no physics)") && !t.contains("PNN"), "{t}");
-        let u = unsupervised_table("digital", &f(0.7), None, Some(&f(0.6)), None);
+        let u = unsupervised_table("digital", &f(0.7), None, Some(&f(0.6)), None, None);
         assert!(!u.contains("PNN") && u.contains("digital network, untrained + read-out"), "{u}");
-        let u = unsupervised_table("optics", &f(0.7), Some(&f(0.9)), None, None);
+        let u = unsupervised_table("optics", &f(0.7), Some(&f(0.9)), None, None, None);
         let lines: Vec<&str> = u.lines().collect();
         assert_eq!(lines.len(), 3, "{u}");
         assert!(lines[1].starts_with("PNN (optics + FF), unsupervised") && lines[1].contains("0.7000"), "{u}");
@@ -192,5 +244,30 @@ mod tests {
         // Every row has its accuracy column at the same position.
         let col = lines[0].find("test acc").unwrap() + "test acc".len();
         assert!(lines[1..].iter().all(|l| &l[col - 6..col] == "0.7000" || &l[col - 6..col] == "0.9000"), "{u}");
+    }
+
+    #[test]
+    fn the_verdict_compares_with_the_references_and_the_ablation() {
+        let f = |acc| FitSummary {
+            train_accuracy: None,
+            test_accuracy: acc,
+            wall_seconds: 0.1,
+            train_physical_queries: 0,
+            eval_physical_queries: 0,
+            digital_flops: 1000,
+            eval_digital_flops: 0,
+            history: Vec::new(),
+        };
+        let refs = References { knn: f(0.88), logistic: f(0.80) };
+        let t = train_table("optics", &f(0.9), Some(&f(0.85)), Some(&refs));
+        assert!(t.contains("reference: 5-nearest neighbours") && t.contains("reference: logistic regression"), "{t}");
+        assert_eq!(t.lines().count(), 5, "{t}");
+        let v = verdict("PNN", 0.90, Some(0.85), &refs);
+        assert!(v.starts_with("The PNN beats both references by 2.00 points"), "{v}");
+        assert!(v.contains("beats its ablation (+5.00 points)"), "{v}");
+        let v = verdict("PNN", 0.84, None, &refs);
+        assert!(v.contains("beats one reference but trails the better one by 4.00 points"), "{v}");
+        let v = verdict("PNN", 0.70, Some(0.75), &refs);
+        assert!(v.contains("does not beat the references") && v.contains("does not beat its ablation (-5.00"), "{v}");
     }
 }

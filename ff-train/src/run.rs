@@ -4,6 +4,7 @@ use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT
 use crate::config::{ExperimentConfig, Mode};
 use crate::io::write_atomic;
 use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
+use crate::reference::{references, References};
 use crate::report::TrainResult;
 use crate::systems::build_blocks;
 use crate::trainer::{
@@ -100,6 +101,8 @@ pub struct TrainOutcome<F: Real> {
     /// Unsupervised mode: the control, the same read-out on the activities of the untrained
     /// network (no history).
     pub untrained: Option<FitSummary>,
+    /// The reference classifiers on the same split (k-NN and logistic regression).
+    pub references: References,
     /// The result record (what `result.json` holds).
     pub result: TrainResult,
     /// The trained physical network's model file.
@@ -257,6 +260,9 @@ fn train_from<F: FftReal>(
     } else {
         None
     };
+    // What a trivial classifier gets on the same split, so the table can say whether the
+    // physical network earns its place.
+    let refs = references(train_set, test_set, cfg.seed)?;
     let result = TrainResult {
         phyff_version: env!("CARGO_PKG_VERSION").into(),
         test_accuracy: pnn.test_accuracy,
@@ -278,12 +284,14 @@ fn train_from<F: FftReal>(
         supervised_train_accuracy: supervised.as_ref().and_then(|s| s.train_accuracy),
         supervised_wall_seconds: supervised.as_ref().map(|s| s.wall_seconds),
         untrained_test_accuracy: untrained.as_ref().map(|u| u.test_accuracy),
+        reference_knn_accuracy: Some(refs.knn.test_accuracy),
+        reference_logistic_accuracy: Some(refs.logistic.test_accuracy),
     };
     if let Some(dir) = out {
         let json = serde_json::to_string_pretty(&result)?;
         write_atomic(&dir.join("result.json"), json.as_bytes())?;
     }
-    Ok(TrainOutcome { pnn, ablation, supervised, untrained, result, model })
+    Ok(TrainOutcome { pnn, ablation, supervised, untrained, references: refs, result, model })
 }
 
 /// Result of [`eval`].
