@@ -59,9 +59,9 @@ pub static KEY_DOCS: &[KeyDoc] = &[
     key("precision", "Numerical precision of the whole run: \"f32\" or \"f64\"."),
     key(
         "data",
-        "Dataset: \"digits\" (built in, 8 x 8), \"vowels:FILE\", \"mnist\" or \"mnist:DIR\", \
-         \"fashion\" or \"fashion:DIR\", \"csv:FILE\" (label in the last column, or \
-         \"csv:FILE#label=NAME|INDEX\").",
+        "Dataset: \"digits\" (built in, 8 x 8), \"vowels\" (built in, 7 Hillenbrand vowels) or \
+         \"vowels:FILE\", \"mnist\" or \"mnist:DIR\", \"fashion\" or \"fashion:DIR\", \"csv:FILE\" \
+         (label in the last column, or \"csv:FILE#label=NAME|INDEX\").",
     ),
     key(
         "system",
@@ -490,14 +490,15 @@ pub static KEY_DOCS: &[KeyDoc] = &[
     opt(
         "emulator.inputs",
         "\"x_data.csv\"",
-        "CSV file of the inputs sent to the hardware, one measurement per row, no header \
-         (required with system = \"emulator\").",
+        "CSV file of the inputs sent to the hardware, one measurement per row, no header. With \
+         emulator.outputs, or neither: unset, the emulator is fitted to the measured acoustic \
+         pairs built into phyff.",
     ),
     opt(
         "emulator.outputs",
         "\"y_data.csv\"",
-        "CSV file of the outputs measured for each input, row for row, no header (required with \
-         system = \"emulator\").",
+        "CSV file of the outputs measured for each input, row for row, no header (with \
+         emulator.inputs, or neither).",
     ),
     key(
         "emulator.twin",
