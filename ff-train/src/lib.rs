@@ -1,6 +1,7 @@
 //! # ff-train: the trainer, the experiment runner and the `phyff` command line
 //!
 //! - [`config::ExperimentConfig`]: every knob of a run (TOML file and flags);
+//!   [`config_doc`]: the same as TOML with a comment on every key (`phyff config`);
 //! - [`trainer::fit`]: epochs of the PhyLL schedule with periodic evaluation and accounting;
 //!   [`trainer::fit_unsupervised_from`]: the same without labels (hybrid negatives), then a
 //!   linear read-out on the block activities;
@@ -15,6 +16,7 @@
 pub mod baselines;
 pub mod checkpoint;
 pub mod config;
+pub mod config_doc;
 pub mod io;
 pub mod model;
 pub mod reference;

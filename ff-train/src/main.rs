@@ -470,7 +470,7 @@ fn main() {
         Command::Compare(a) => compare_cmd::compare_cmd(a),
         Command::Drift(a) => drift_cmd::drift_cmd(a),
         Command::Config => {
-            print!("{}", ExperimentConfig::default().to_toml());
+            print!("{}", ff_train::config_doc::default_toml_with_comments());
             Ok(())
         }
     };
