@@ -215,3 +215,24 @@ fn drift_writes_its_records_and_plot() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The progress lines of `phyff train` (`[   0.3 s] epoch    1/1 ...`) in `stderr`.
+fn epoch_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("] epoch")).collect()
+}
+
+#[test]
+fn unknown_keys_in_system_sections_are_errors() {
+    let dir = tmp("unknown-keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (section, key) in [("microwave", "n_freq"), ("acoustic", "n_tone"), ("microwave.wall", "chi2")] {
+        let path = dir.join(format!("{section}.toml"));
+        std::fs::write(&path, format!("[{section}]\n{key} = 40\n")).unwrap();
+        let o = phyff(&["train", "--config", path.to_str().unwrap(), "--epochs", "1"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "[{section}] {key} must be refused: {err}");
+        assert!(err.contains(key), "{err}");
+        assert!(epoch_lines(&err).is_empty(), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
