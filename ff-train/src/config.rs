@@ -407,10 +407,11 @@ impl ExperimentConfig {
         ReadoutConfig { epochs: self.readout_epochs, ..ReadoutConfig::default() }
     }
 
-    /// Checks every value; the message names the key, the value and what is accepted.
+    /// Checks every value; the message names the key, the value and what is accepted. Sizes
+    /// are checked against this machine's memory ([`crate::memory::check`]).
     ///
     /// # Errors
-    /// The first invalid value.
+    /// The first invalid value; sizes whose memory overflows or exceeds the machine's.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
             bail!("invalid epochs: must be at least 1, got 0");
@@ -451,6 +452,9 @@ impl ExperimentConfig {
                 bail!("invalid batch_size: hybrid negatives mix two different samples of a mini-batch, so unsupervised mode needs batches of at least 2, got 1 (e.g. --batch-size 256, or 0 for the full training set)");
             }
         }
+        // Before any system is validated or built: the sizes must fit in memory (a mistyped
+        // `hidden` used to reach the allocator and abort the process).
+        crate::memory::check(self, None, crate::memory::MachineMemory::this_machine())?;
         if self.system == SystemKind::Optics {
             let side = (self.hidden as f64).sqrt().round() as usize;
             if side * side != self.hidden {

@@ -222,6 +222,31 @@ fn epoch_lines(stderr: &str) -> Vec<&str> {
 }
 
 #[test]
+fn sizes_beyond_memory_are_refused_before_allocating() {
+    // Each used to abort (a 980 GB allocation, exit 134) or panic (capacity overflow).
+    let mut cases = vec![
+        (vec!["train", "--system", "digital", "--hidden", "4611686018427387904"], "4611686018427387904"),
+        (vec!["train", "--system", "microwave", "--hidden", "4611686018427387904"], "4611686018427387904"),
+        (vec!["train", "--band-rows", "4611686018427387904"], "band_rows"),
+    ];
+    if std::fs::read_to_string("/proc/meminfo").is_ok_and(|m| m.contains("MemTotal")) {
+        // Finite, but far beyond any machine of today: the machine's memory is named.
+        for cmd in ["train", "compare", "drift"] {
+            cases.push((vec![cmd, "--system", "microwave", "--hidden", "1000000000"], "this machine"));
+        }
+        cases.push((vec!["train", "--system", "digital", "--hidden", "1000000000"], "1000000000"));
+    }
+    for (args, needle) in cases {
+        let o = phyff(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?} must fail cleanly: {err}");
+        assert!(err.contains(needle) && err.contains("memory"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.lines().filter(|l| !l.trim().is_empty()).count() <= 3, "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn unknown_keys_in_system_sections_are_errors() {
     let dir = tmp("unknown-keys");
     std::fs::create_dir_all(&dir).unwrap();
