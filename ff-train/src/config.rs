@@ -559,9 +559,7 @@ mod tests {
             assert!(checked.iter().any(|c| c == section), "{section} not reached: {checked:?}");
         }
         // The report of issue 19: a misspelt cavity key.
-        let e = ExperimentConfig::from_toml("[microwave]
-n_freq = 40
-").unwrap_err().to_string();
+        let e = ExperimentConfig::from_toml("[microwave]\nn_freq = 40\n").unwrap_err().to_string();
         assert!(e.contains("n_freq"), "{e}");
     }
 
