@@ -261,3 +261,24 @@ fn unknown_keys_in_system_sections_are_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn negative_numbers_reach_validation_instead_of_the_parser() {
+    for (args, needles) in [
+        (vec!["train", "--seed", "-1"], vec!["--seed", "-1", "negative"]),
+        (vec!["train", "--hidden", "-4"], vec!["--hidden", "-4", "negative"]),
+        (vec!["train", "--lr", "-1"], vec!["lr", "-1"]),
+        (vec!["train", "--alpha", "-2"], vec!["alpha", "-2"]),
+        (vec!["compare", "--twin-inputs", "data", "--twin-jitter", "-0.5"], vec!["--twin-jitter", "-0.5"]),
+        (vec!["drift", "--drift-strength", "-1"], vec!["--drift-strength", "-1"]),
+        (vec!["eval", "--model", "m.json", "--score-from-block", "-1"], vec!["--score-from-block", "negative"]),
+    ] {
+        let o = phyff(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: missing {n:?} in {err}");
+        }
+    }
+}
