@@ -78,7 +78,7 @@ use std::f64::consts::PI;
 /// Lengths are in units of the wavelength at `f = 1`, frequencies are normalised (sound speed
 /// 1), field amplitudes in units of the source strength (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AcousticConfig {
     /// Number of tones = inputs = outputs. Default 20.
     pub n_tones: usize,

@@ -36,6 +36,7 @@ impl Detection {
 ///
 /// `kernel = stride = 1, padding = 0` is the identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pooling {
     /// Window side, in pixels (at least 1).
     pub kernel: usize,

@@ -184,7 +184,7 @@ impl<F: FftReal> AngularSpectrum<F> {
 
 /// The modulation planes of a [`FreeSpaceSystem`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PhaseMasks {
     /// `planes` fixed random masks, phases uniform in `[0, 2 pi)`, constant over blocks of
     /// `feature_px x feature_px` pixels (the mask's own pixel size), drawn from the stream

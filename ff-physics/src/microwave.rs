@@ -75,6 +75,7 @@ use std::f64::consts::PI;
 
 /// Resonance, coupling and loss of one kind of dipole (normalised units, see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DipoleParams {
     /// Resonance frequency `f_i` (normalised frequency, > 0).
     pub f_res: f64,
@@ -88,7 +89,7 @@ pub struct DipoleParams {
 ///
 /// Lengths are in units of the wavelength at `f = 1`, frequencies are normalised (wave speed 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct MicrowaveConfig {
     /// Number of real input values per sample; each drives two metasurface elements. Default 20.
     pub n_inputs: usize,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the `h x w` input image is laid out on the modulator grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Placement {
     /// Repeat the image periodically in both directions, starting at pixel `(0, 0)`, and crop
     /// to the grid: pixel `(i, j)` shows image pixel `(i mod h, j mod w)`. This is how the

@@ -14,16 +14,16 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub train: TrainArgs,
     /// Number of seeds (the seed, seed + 1, ...); accuracy is reported as mean ± sd.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub seeds: usize,
     /// How the digital twins of PAT and in-silico training are fitted.
     #[command(flatten)]
     pub twins: TwinArgs,
     /// Energy of one digital FLOP, in joules (default 1e-12).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub joules_per_flop: Option<f64>,
     /// Energy of one physical query of the chosen system, in joules.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub joules_per_query: Option<f64>,
 }
 
@@ -31,10 +31,10 @@ pub struct CompareArgs {
 #[derive(Args)]
 pub struct TwinArgs {
     /// Inputs sampled per block to fit each digital twin.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub twin_samples: Option<usize>,
     /// Epochs of each twin fit.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub twin_epochs: Option<usize>,
     /// Where the twins' inputs come from: `box` (every entry uniform in the block's initial
     /// input range, widened by 25 %), `data` (the training samples pushed through the blocks
@@ -43,7 +43,7 @@ pub struct TwinArgs {
     pub twin_inputs: String,
     /// Jitter of `--twin-inputs data|mixed`: Gaussian noise of this fraction of each
     /// feature's standard deviation (dimensionless).
-    #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER)]
+    #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER, allow_negative_numbers = true)]
     pub twin_jitter: f64,
 }
 

@@ -410,10 +410,11 @@ impl ExperimentConfig {
         ReadoutConfig { epochs: self.readout_epochs, ..ReadoutConfig::default() }
     }
 
-    /// Checks every value; the message names the key, the value and what is accepted.
+    /// Checks every value; the message names the key, the value and what is accepted. Sizes
+    /// are checked against this machine's memory ([`crate::memory::check`]).
     ///
     /// # Errors
-    /// The first invalid value.
+    /// The first invalid value; sizes whose memory overflows or exceeds the machine's.
     pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
             bail!("invalid epochs: must be at least 1, got 0");
@@ -454,6 +455,9 @@ impl ExperimentConfig {
                 bail!("invalid batch_size: hybrid negatives mix two different samples of a mini-batch, so unsupervised mode needs batches of at least 2, got 1 (e.g. --batch-size 256, or 0 for the full training set)");
             }
         }
+        // Before any system is validated or built: the sizes must fit in memory (a mistyped
+        // `hidden` used to reach the allocator and abort the process).
+        crate::memory::check(self, None, crate::memory::MachineMemory::this_machine())?;
         if self.system == SystemKind::Optics {
             let side = (self.hidden as f64).sqrt().round() as usize;
             if side * side != self.hidden {
@@ -508,6 +512,58 @@ mod tests {
         assert_eq!((partial.epochs, partial.optics.field_size, partial.blocks), (3, 16, 2));
         let err = ExperimentConfig::from_toml("epoch = 3\n").unwrap_err().to_string();
         assert!(err.contains("epoch"), "{err}");
+    }
+
+    /// Every table of `value` (the root included), as key paths.
+    fn table_paths(value: &toml::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        if let toml::Value::Table(t) = value {
+            out.push(path.clone());
+            for (k, v) in t {
+                path.push(k.clone());
+                table_paths(v, path, out);
+                path.pop();
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_in_every_section() {
+        // The default configuration, plus the variants whose tables it does not show.
+        let mut custom = ExperimentConfig::default();
+        custom.freespace.masks = ff_physics::freespace::PhaseMasks::Custom { phases_rad: vec![vec![0.0; 4]] };
+        custom.emulator.inputs = Some("x.csv".into());
+        custom.device.command = Some("dev".into());
+        let mut checked = Vec::new();
+        for base in [ExperimentConfig::default(), custom] {
+            let root: toml::Value = toml::from_str(&base.to_toml()).unwrap();
+            let mut paths = Vec::new();
+            table_paths(&root, &mut Vec::new(), &mut paths);
+            for path in paths {
+                let mut v = root.clone();
+                let mut t = &mut v;
+                for k in &path {
+                    t = t.get_mut(k).unwrap();
+                }
+                t.as_table_mut().unwrap().insert("not_a_key".into(), toml::Value::Integer(40));
+                let text = toml::to_string(&v).unwrap();
+                let name = if path.is_empty() { "the top level".to_string() } else { format!("[{}]", path.join(".")) };
+                let e = match ExperimentConfig::from_toml(&text) {
+                    Ok(_) => panic!("an unknown key in {name} was ignored"),
+                    Err(e) => e.to_string(),
+                };
+                // The table of an enum (`[freespace.masks]`) holds exactly one key, the variant:
+                // a second one is refused as such.
+                let variant = matches!(path.last().map(String::as_str), Some("masks" | "placement"));
+                assert!(e.contains("not_a_key") || variant, "{name}: {e}");
+                checked.push(name);
+            }
+        }
+        for section in ["[microwave]", "[microwave.wall]", "[acoustic]", "[optics.pooling]", "[emulator.twin]"] {
+            assert!(checked.iter().any(|c| c == section), "{section} not reached: {checked:?}");
+        }
+        // The report of issue 19: a misspelt cavity key.
+        let e = ExperimentConfig::from_toml("[microwave]\nn_freq = 40\n").unwrap_err().to_string();
+        assert!(e.contains("n_freq"), "{e}");
     }
 
     #[test]

@@ -18,23 +18,23 @@ pub struct DriftArgs {
     #[command(flatten)]
     pub train: TrainArgs,
     /// Training queries between two slow-drift steps (0 = no slow drift).
-    #[arg(long, default_value_t = DriftOptions::default().period)]
+    #[arg(long, default_value_t = DriftOptions::default().period, allow_negative_numbers = true, value_parser = crate::whole::<u64>)]
     pub drift_period: u64,
     /// Strength of each slow-drift step, in the system's unit (optics: the fraction of the
     /// medium's transmission amplitude replaced by a fresh draw; cavities: a displacement in
     /// wavelengths).
-    #[arg(long, default_value_t = DriftOptions::default().slow_strength)]
+    #[arg(long, default_value_t = DriftOptions::default().slow_strength, allow_negative_numbers = true)]
     pub drift_strength: f64,
     /// When the sudden change happens, as a fraction (strictly between 0 and 1) of the training
     /// budget; the same query count for both methods.
-    #[arg(long, default_value_t = DriftOptions::default().sudden_at)]
+    #[arg(long, default_value_t = DriftOptions::default().sudden_at, allow_negative_numbers = true)]
     pub sudden_at: f64,
     /// Strength of the sudden change, in the system's unit (0 = none).
-    #[arg(long, default_value_t = DriftOptions::default().sudden_strength)]
+    #[arg(long, default_value_t = DriftOptions::default().sudden_strength, allow_negative_numbers = true)]
     pub sudden_strength: f64,
     /// Test evaluations, evenly spaced over the budget (plus one before training and one at
     /// the sudden change); evaluations do not advance the drift.
-    #[arg(long, default_value_t = DriftOptions::default().evals)]
+    #[arg(long, default_value_t = DriftOptions::default().evals, allow_negative_numbers = true, value_parser = crate::whole::<usize>)]
     pub evals: usize,
     /// How PAT's digital twins are fitted (before any drift).
     #[command(flatten)]

@@ -7,7 +7,8 @@
 //!   linear read-out on the block activities;
 //! - [`run::train`] / [`run::eval`]: data + physical systems + network, result and model files;
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
-//! - [`systems`]: builds each block's physical system from the configuration.
+//! - [`systems`]: builds each block's physical system from the configuration;
+//! - [`memory`]: the memory a configuration needs, checked against the machine's before building.
 //!
 //! Library errors are `anyhow` here: this crate is the application layer.
 
@@ -18,6 +19,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod config_doc;
 pub mod io;
+pub mod memory;
 pub mod model;
 pub mod reference;
 pub mod report;

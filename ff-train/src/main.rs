@@ -36,7 +36,7 @@ enum Command {
         /// Predict from the summed goodness of blocks N.. only (0, the default: every block;
         /// Hinton's paper scores MNIST with all but the first hidden layer: 1). Supervised
         /// models only.
-        #[arg(long, value_name = "N", default_value_t = 0)]
+        #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true, value_parser = whole::<usize>)]
         score_from_block: usize,
     },
     /// Print the default configuration as TOML (a starting point for --config).
@@ -63,16 +63,16 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     data: Option<String>,
     /// Number of blocks.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     blocks: Option<usize>,
     /// Output size of each block's affine map.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     hidden: Option<usize>,
     /// Training epochs.
     #[arg(long, allow_negative_numbers = true)]
     epochs: Option<i64>,
     /// Mini-batch size (0 = full batch).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     batch_size: Option<usize>,
     /// Adam learning rate.
     #[arg(long, allow_negative_numbers = true)]
@@ -90,19 +90,19 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     hard_negatives: bool,
     /// Label band rows above and below images.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     band_rows: Option<usize>,
     /// Seed of every random choice.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<u64>)]
     seed: Option<u64>,
     /// Numerical precision.
     #[arg(long, value_enum)]
     precision: Option<Precision>,
     /// Side of the optical field in pixels (optics).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     field: Option<usize>,
     /// Evaluate every this many epochs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<usize>)]
     eval_every: Option<usize>,
     /// Skip the physics-removed ablation.
     #[arg(long)]
@@ -136,10 +136,10 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "HOST:PORT")]
     device_tcp: Option<String>,
     /// Time allowed for one device request, in milliseconds.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<u64>)]
     device_timeout_ms: Option<u64>,
     /// Attempts per device request (reconnecting between attempts).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole::<u32>)]
     device_attempts: Option<u32>,
     /// Measured pairs for --system emulator: the inputs CSV and the outputs CSV, comma-separated
     /// (row i of the outputs answers row i of the inputs). Without it, the emulator is fitted to
@@ -147,11 +147,30 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_name = "INPUTS.csv,OUTPUTS.csv")]
     emulator_pairs: Option<String>,
     /// Use only the first N training samples (a reduced run).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     train_limit: Option<usize>,
     /// Use only the first N test samples (a reduced run).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole::<usize>)]
     test_limit: Option<usize>,
+}
+
+/// Parses the value of a flag that takes a whole number of type `T` (a count, a size, a seed).
+/// These flags let a leading minus through to here (`allow_negative_numbers`), so that `-1` is
+/// refused as a value of the flag, saying what it takes, instead of by clap as an unexpected
+/// argument.
+pub(crate) fn whole<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    let t = s.trim();
+    if let Ok(v) = t.parse::<T>() {
+        return Ok(v);
+    }
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    Err(match t.strip_prefix('-') {
+        Some(rest) if rest.parse::<f64>().is_ok() => {
+            format!("{t} is negative; give a whole number, 0 or more (see --help)")
+        }
+        _ if digits(t) => format!("{t} is too large for this flag; give a smaller whole number"),
+        _ => format!("{t:?} is not a whole number; give digits only, e.g. 16"),
+    })
 }
 
 fn non_negative(name: &str, v: i64) -> Result<usize> {

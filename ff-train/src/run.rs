@@ -60,6 +60,10 @@ pub fn prepare<F: Real>(cfg: &ExperimentConfig) -> Result<Prepared<F>> {
             (LabelEmbedding::Overwrite { num_classes: k }, k)
         }
     };
+    // The data's real shape (a CSV's width, the sizes of the splits) may make the run larger
+    // than the configuration's guess: check again before anything is built.
+    let shape = crate::memory::DataShape::of(&data);
+    crate::memory::check(cfg, Some(&shape), crate::memory::MachineMemory::this_machine())?;
     Ok(Prepared { data, embedding, prepended })
 }
 

@@ -215,3 +215,70 @@ fn drift_writes_its_records_and_plot() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The progress lines of `phyff train` (`[   0.3 s] epoch    1/1 ...`) in `stderr`.
+fn epoch_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("] epoch")).collect()
+}
+
+#[test]
+fn sizes_beyond_memory_are_refused_before_allocating() {
+    // Each used to abort (a 980 GB allocation, exit 134) or panic (capacity overflow).
+    let mut cases = vec![
+        (vec!["train", "--system", "digital", "--hidden", "4611686018427387904"], "4611686018427387904"),
+        (vec!["train", "--system", "microwave", "--hidden", "4611686018427387904"], "4611686018427387904"),
+        (vec!["train", "--band-rows", "4611686018427387904"], "band_rows"),
+    ];
+    if std::fs::read_to_string("/proc/meminfo").is_ok_and(|m| m.contains("MemTotal")) {
+        // Finite, but far beyond any machine of today: the machine's memory is named.
+        for cmd in ["train", "compare", "drift"] {
+            cases.push((vec![cmd, "--system", "microwave", "--hidden", "1000000000"], "this machine"));
+        }
+        cases.push((vec!["train", "--system", "digital", "--hidden", "1000000000"], "1000000000"));
+    }
+    for (args, needle) in cases {
+        let o = phyff(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?} must fail cleanly: {err}");
+        assert!(err.contains(needle) && err.contains("memory"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.lines().filter(|l| !l.trim().is_empty()).count() <= 3, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn unknown_keys_in_system_sections_are_errors() {
+    let dir = tmp("unknown-keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (section, key) in [("microwave", "n_freq"), ("acoustic", "n_tone"), ("microwave.wall", "chi2")] {
+        let path = dir.join(format!("{section}.toml"));
+        std::fs::write(&path, format!("[{section}]\n{key} = 40\n")).unwrap();
+        let o = phyff(&["train", "--config", path.to_str().unwrap(), "--epochs", "1"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "[{section}] {key} must be refused: {err}");
+        assert!(err.contains(key), "{err}");
+        assert!(epoch_lines(&err).is_empty(), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn negative_numbers_reach_validation_instead_of_the_parser() {
+    for (args, needles) in [
+        (vec!["train", "--seed", "-1"], vec!["--seed", "-1", "negative"]),
+        (vec!["train", "--hidden", "-4"], vec!["--hidden", "-4", "negative"]),
+        (vec!["train", "--lr", "-1"], vec!["lr", "-1"]),
+        (vec!["train", "--alpha", "-2"], vec!["alpha", "-2"]),
+        (vec!["compare", "--twin-inputs", "data", "--twin-jitter", "-0.5"], vec!["--twin-jitter", "-0.5"]),
+        (vec!["drift", "--drift-strength", "-1"], vec!["--drift-strength", "-1"]),
+        (vec!["eval", "--model", "m.json", "--score-from-block", "-1"], vec!["--score-from-block", "negative"]),
+    ] {
+        let o = phyff(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: missing {n:?} in {err}");
+        }
+    }
+}
