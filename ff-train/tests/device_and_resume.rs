@@ -192,6 +192,24 @@ fn phyff_device_over_stdio_crashing_every_few_queries_trains_the_same_bits() {
     assert!(err.contains("closed the connection") && err.contains("after 1 attempts"), "{err}");
 }
 
+/// A device that sends one reply twice (`--duplicate-reply`): the repeat is recognised by its
+/// query number and dropped, so training sees every query's own outputs and ends with the
+/// same bits as in-process training.
+#[test]
+fn phyff_device_duplicating_a_reply_trains_the_same_bits() {
+    let reference = train::<f32>(&small(1), None, |_, _| {}).unwrap();
+    let mut cfg = small(1);
+    cfg.system = SystemKind::Device;
+    cfg.device.command = Some(format!(
+        "{} --stdio --system optics --block {{block}} --input-shape {{rows}}x{{cols}} --duplicate-reply 2",
+        env!("CARGO_BIN_EXE_phyff-device")
+    ));
+    cfg.device.timeout_ms = 20_000;
+    cfg.device.attempts = 1;
+    let out = train::<f32>(&cfg, None, |_, _| {}).unwrap();
+    assert_eq!(bits(&reference.model.state), bits(&out.model.state));
+}
+
 #[test]
 fn device_settings_are_checked() {
     let mut cfg = small(1);

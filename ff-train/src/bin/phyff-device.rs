@@ -5,16 +5,19 @@
 //! phyff-device --system optics --stdio --block 0 --input-shape 28x8
 //! phyff-device --system microwave --tcp 127.0.0.1:7000
 //! ```
-//! Logs go to stderr; with `--stdio`, stdout carries only protocol frames.
+//! Logs go to stderr; with `--stdio`, stdout carries only protocol frames. It speaks the
+//! protocol version of the `ff_physics` it is built with (`PROTOCOL_VERSION`, 2: every reply
+//! echoes its query's number), so a client of another version refuses it with a message.
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use ff_core::{MatMut, MatRef, PhysicalSystem, Real, SystemError};
-use ff_physics::device::{serve, serve_listener};
+use ff_physics::device::{serve, serve_listener, PROTOCOL_VERSION};
 use ff_physics::fft::FftReal;
 use ff_physics::{AcousticCavity, AcousticConfig, MicrowaveCavity, MicrowaveConfig, OpticsConfig, OpticsSystem};
 use ff_train::config::Precision;
 use ff_train::systems::optics_for_block;
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -57,6 +60,10 @@ struct Args {
     /// Fault injection for tests and demos: exit with status 3 when query N+1 arrives.
     #[arg(long, value_name = "N")]
     fail_after: Option<u64>,
+    /// Fault injection for tests and demos (with --stdio): send the reply to query N (from 1)
+    /// twice, as a flaky instrument driver might.
+    #[arg(long, value_name = "N", requires = "stdio")]
+    duplicate_reply: Option<u64>,
 }
 
 fn parse_shape(s: &str) -> Result<(usize, usize), String> {
@@ -92,6 +99,33 @@ impl<F: Real> PhysicalSystem<F> for FailAfter<F> {
     }
 }
 
+/// Sends the `n`-th reply frame twice: buffers what `serve` writes and, at the flush that ends
+/// the frame (one flush per frame, the hello's first), writes it once more when it is reply `n`.
+struct DuplicateReply<W: Write> {
+    inner: W,
+    frame: Vec<u8>,
+    flushes: u64,
+    nth: Option<u64>,
+}
+
+impl<W: Write> Write for DuplicateReply<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.frame.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.write_all(&self.frame)?;
+        // Flush 0 ends the hello; flush n ends the reply to query n.
+        if self.nth == Some(self.flushes) && !self.frame.is_empty() {
+            eprintln!("phyff-device: --duplicate-reply {}: sending that reply twice (injected fault)", self.flushes);
+            self.inner.write_all(&self.frame)?;
+        }
+        self.frame.clear();
+        self.flushes += 1;
+        self.inner.flush()
+    }
+}
+
 fn build<F: FftReal>(a: &Args) -> Result<Box<dyn PhysicalSystem<F>>> {
     Ok(match a.system {
         Sim::Optics => {
@@ -110,14 +144,27 @@ fn build<F: FftReal>(a: &Args) -> Result<Box<dyn PhysicalSystem<F>>> {
 fn run<F: FftReal>(a: &Args) -> Result<()> {
     let mut sys = FailAfter { inner: build::<F>(a)?, limit: a.fail_after, seen: 0 };
     let name = sys.name();
-    eprintln!("phyff-device: serving {name} ({} -> {} values, {})", sys.input_len(), sys.output_len(), F::NAME);
+    eprintln!(
+        "phyff-device: serving {name} ({} -> {} values, {}) over protocol version {PROTOCOL_VERSION}",
+        sys.input_len(),
+        sys.output_len(),
+        F::NAME
+    );
     let stats = match a.tcp {
         Some(addr) => {
             let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
             eprintln!("phyff-device: listening on {}", l.local_addr()?);
             serve_listener::<F, _>(&mut sys, &l, a.sessions)?
         }
-        None => serve::<F, _>(&mut sys, std::io::stdin().lock(), std::io::stdout().lock())?,
+        None => {
+            let out = DuplicateReply {
+                inner: std::io::stdout().lock(),
+                frame: Vec::new(),
+                flushes: 0,
+                nth: a.duplicate_reply,
+            };
+            serve::<F, _>(&mut sys, std::io::stdin().lock(), out)?
+        }
     };
     eprintln!("phyff-device: {} queries answered, {} errors", stats.queries, stats.errors);
     Ok(())
