@@ -18,8 +18,9 @@
 //! on `omega^2`, so the solution does not depend on the sign convention. The sign does decide
 //! which side of the spectrum is blue: FFT bin `k` holds the optical frequency offset
 //! `-omega_k` (a component `exp(+i omega T)` of `A` is `omega0 - omega` in the field). The
-//! system therefore orders its spectral bins by increasing optical frequency
-//! ([`optical_frequency_order`]).
+//! system therefore places its spectral pixels by optical frequency offset ([`optical_offset`];
+//! [`optical_frequency_order`] lists the bins from the lowest optical frequency up), with the
+//! encoded and the read-out bands centred on the carrier (bin 0).
 //!
 //! # Scheme
 //! Symmetric split step, second order in `h = length / steps`: half a dispersion step (in the
@@ -92,14 +93,84 @@ impl TimeGrid {
     }
 }
 
+/// Optical frequency offset of FFT bin `k` of an `n`-point spectrum, in bin spacings
+/// (`1 / window_ps`, THz): `-freq_index(k)` (see the module conventions), so the carrier (bin 0)
+/// is 0. For even `n` the Nyquist bin (`freq_index = -n/2`) is both `+n/2` and `-n/2`; this
+/// returns `+n/2`.
+pub fn optical_offset(k: usize, n: usize) -> i64 {
+    -freq_index(k, n)
+}
+
 /// FFT bins of an `n`-point spectrum in order of increasing optical frequency offset
-/// (`-omega_k` ascending): position `n/2` holds the carrier (bin 0).
+/// ([`optical_offset`]): position `n/2` holds the carrier (bin 0), position `n/2 + o` the bin
+/// of offset `o`. For even `n` the Nyquist bin, whose offset is `-n/2` as much as `+n/2`, comes
+/// first (offset `-n/2`), so that both halves around the carrier are the same for odd and even
+/// `n`.
 pub fn optical_frequency_order(n: usize) -> Vec<usize> {
-    let mut bins: Vec<usize> = (0..n).collect();
-    bins.sort_by_key(|&k| -freq_index(k, n));
-    // Ties are impossible (freq_index is injective); for even n the lone Nyquist bin,
-    // freq_index = -n/2, becomes the highest optical frequency.
-    bins
+    let half = (n / 2) as i64;
+    // Position n/2 + o holds offset o for o in -n/2 ..= (n-1)/2; offset -n/2 (even n) is the
+    // Nyquist bin, which optical_offset reports as +n/2.
+    (0..n as i64)
+        .map(|pos| {
+            // Offset o is freq_index -o, which is FFT bin -o mod n.
+            (half - pos).rem_euclid(n as i64) as usize
+        })
+        .collect()
+}
+
+/// One bin's share of a pixel (input group or output group) of a spectral band.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct BandShare {
+    /// FFT bin.
+    bin: usize,
+    /// Group (pixel) index.
+    group: usize,
+    /// Fraction of the bin that the group covers: 1, or 1/2 for a bin centred on a boundary.
+    weight: f64,
+}
+
+/// The pixels of a band of `bins` bin spacings centred on the carrier of an `n`-point spectrum,
+/// split into `groups` pixels of equal width `bins / groups`: the optical-frequency interval
+/// `[-bins/2, bins/2]` (in bin spacings, carrier at 0), pixel `g` covering
+/// `[-bins/2 + g bins/groups, -bins/2 + (g + 1) bins/groups]`, the lowest frequency first.
+///
+/// A bin belongs to the pixel that holds its centre frequency. A bin centred exactly on a
+/// boundary between two pixels is shared half and half; one centred on the band's edge is half
+/// inside. The band is therefore mirror-symmetric about the carrier for every `bins` and
+/// `groups`: for an even number of groups the carrier itself sits on the middle boundary and is
+/// shared by the two middle pixels; for an even `bins` the two outermost bins are half inside.
+/// For even `n` the Nyquist bin sits at both ends (offset `+-n/2`) and counts half at each
+/// when the band spans the whole spectrum, so `bins = n` covers every bin exactly once.
+///
+/// Requires `1 <= groups` and `bins <= n`.
+fn band_groups(n: usize, bins: usize, groups: usize) -> Vec<BandShare> {
+    let (b, g) = (bins as i64, groups as i64);
+    let mut shares = Vec::new();
+    for bin in 0..n {
+        let o = optical_offset(bin, n);
+        // The Nyquist bin of even n also sits at -n/2.
+        let images: &[i64] = if 2 * o == n as i64 { &[-o, o] } else { &[o] };
+        for &o in images {
+            // The bin centre lies at (2o + b) / (2b) of the band, i.e. at pixel coordinate
+            // u / d with u = (2o + b) g, d = 2b; exact in integers.
+            let (u, d) = ((2 * o + b) * g, 2 * b);
+            if u < 0 || u > g * d {
+                continue;
+            }
+            let mut push = |group: i64, weight: f64| {
+                if (0..g).contains(&group) {
+                    shares.push(BandShare { bin, group: group as usize, weight });
+                }
+            };
+            if u % d == 0 {
+                push(u / d - 1, 0.5);
+                push(u / d, 0.5);
+            } else {
+                push(u / d, 1.0);
+            }
+        }
+    }
+    shares
 }
 
 /// A split-step propagator over a fixed length with a fixed number of steps.
@@ -292,14 +363,19 @@ pub struct FiberConfig {
     pub input_len: usize,
     /// Input encoding.
     pub encoding: SpectralEncoding,
-    /// Number of bins around the carrier (in optical-frequency order) that carry the input,
-    /// split into `input_len` contiguous groups (sizes differ by at most one; the lowest
-    /// optical frequency first). Bins outside pass unchanged. `input_len <= encoded_bins <= points`.
+    /// Width of the encoded band, in bin spacings (`1 / window_ps`, THz), centred on the
+    /// carrier and split into `input_len` pixels of equal width, the lowest optical frequency
+    /// first. A bin belongs to the pixel holding its centre; a bin centred on a pixel boundary
+    /// is shared half and half (for an even `input_len` that is the carrier), one centred on
+    /// the band edge (even `encoded_bins`) is half inside. Bins outside pass unchanged.
+    /// `input_len <= encoded_bins <= points`; with an odd value coprime to `input_len` no bin
+    /// but the carrier is shared.
     pub encoded_bins: usize,
     /// Number of output values.
     pub output_len: usize,
-    /// Number of bins around the carrier read by the spectrometer, split into `output_len`
-    /// contiguous groups like the input. `output_len <= output_bins <= points`.
+    /// Width of the band read by the spectrometer, in bin spacings, centred on the carrier and
+    /// split into `output_len` pixels like the encoded band (a shared bin gives half its energy
+    /// to each pixel). `output_len <= output_bins <= points`; `points` reads every bin.
     pub output_bins: usize,
     /// Output the square root of each group's energy (`sqrt(pJ)`) instead of the energy (pJ).
     pub output_sqrt: bool,
@@ -308,8 +384,11 @@ pub struct FiberConfig {
 impl Default for FiberConfig {
     /// A 100 fs (T0) sech pulse of 6154 W (soliton order N = 2) in 0.8 m of anomalous fibre
     /// (beta2 = -20 ps^2/km, gamma = 1.3 /(W km), no loss; one soliton period), 200 steps, a
-    /// 12.8 ps window of 256 samples; 20 inputs phase-encoded on the 40 central bins (about
-    /// the spectral FWHM); 20 outputs binning the 160 central bins of the output spectrum.
+    /// 12.8 ps window of 256 samples; 20 inputs phase-encoded on a band of 41 bin spacings
+    /// centred on the carrier (3.2 THz, about 1.8 times the launched spectral FWHM of
+    /// 1.79 THz); 20 outputs binning a band of 161 bin spacings (12.6 THz) of the output
+    /// spectrum. Both widths are odd and coprime with 20, so the carrier is the only bin shared
+    /// by two pixels.
     fn default() -> Self {
         let (beta2, gamma, t0) = (-20.0, 1.3, 0.1);
         FiberConfig {
@@ -325,9 +404,9 @@ impl Default for FiberConfig {
             },
             input_len: 20,
             encoding: SpectralEncoding::Phase,
-            encoded_bins: 40,
+            encoded_bins: 41,
             output_len: 20,
-            output_bins: 160,
+            output_bins: 161,
             output_sqrt: false,
         }
     }
@@ -378,13 +457,6 @@ impl FiberConfig {
     }
 }
 
-/// FFT bins of the `bins` central optical frequencies, each with its group in `0..groups`.
-fn band_groups(n: usize, bins: usize, groups: usize) -> Vec<(usize, usize)> {
-    let order = optical_frequency_order(n);
-    let start = n / 2 - bins / 2;
-    (0..bins).map(|j| (order[start + j], j * groups / bins)).collect()
-}
-
 /// A pulse shaper -> nonlinear fibre -> spectrometer system.
 ///
 /// Each input row shapes the spectrum of the launched pulse ([`SpectralEncoding`]), the pulse
@@ -395,9 +467,15 @@ fn band_groups(n: usize, bins: usize, groups: usize) -> Vec<(usize, usize)> {
 pub struct FiberSystem<F: FftReal> {
     config: FiberConfig,
     solver: SplitStep<F>,
+    /// The unshaped launched spectrum.
     launch: Vec<Complex<F>>,
-    input_bins: Vec<(usize, usize)>,
-    output_bins: Vec<(usize, usize)>,
+    /// The launched spectrum with the encoded band's bins scaled by the fraction of them that
+    /// lies outside every input pixel (0 inside the band, 1/2 at a half-covered edge).
+    launch_outside: Vec<Complex<F>>,
+    /// Input pixels: (bin, group, `launch[bin] x weight`).
+    input_shares: Vec<(usize, usize, Complex<F>)>,
+    /// Read-out pixels: (bin, group, weight x `dt / n`).
+    output_shares: Vec<(usize, usize, F)>,
     scratch: Vec<Complex<F>>,
 }
 
@@ -416,10 +494,19 @@ impl<F: FftReal> FiberSystem<F> {
             config.pulse.envelope(&config.grid).iter().map(|z| Complex::new(F::c(z.re), F::c(z.im))).collect();
         Fft1d::new(config.grid.points).forward(&mut launch);
         let n = config.grid.points;
-        let input_bins = band_groups(n, config.encoded_bins, config.input_len);
-        let output_bins = band_groups(n, config.output_bins, config.output_len);
+        let mut launch_outside = launch.clone();
+        let mut input_shares = Vec::new();
+        for s in band_groups(n, config.encoded_bins, config.input_len) {
+            launch_outside[s.bin] = launch_outside[s.bin] - launch[s.bin].scale(F::c(s.weight));
+            input_shares.push((s.bin, s.group, launch[s.bin].scale(F::c(s.weight))));
+        }
+        let norm = config.grid.dt_ps() / n as f64;
+        let output_shares = band_groups(n, config.output_bins, config.output_len)
+            .into_iter()
+            .map(|s| (s.bin, s.group, F::c(s.weight * norm)))
+            .collect();
         let scratch = solver.make_scratch();
-        Ok(FiberSystem { config, solver, launch, input_bins, output_bins, scratch })
+        Ok(FiberSystem { config, solver, launch, launch_outside, input_shares, output_shares, scratch })
     }
 
     /// The configuration this system was built from.
@@ -434,15 +521,18 @@ impl<F: FftReal> FiberSystem<F> {
         self.solver.propagate_spectrum_with_scratch(spec, scratch);
     }
 
-    /// The pulse shaper: the launched spectrum with the input applied to its groups.
+    /// The pulse shaper: the launched spectrum with the input applied to its groups. A bin
+    /// shared by two pixels (or half outside the band) passes half its field through each, so
+    /// its transfer factor is the mean of the two pixels' factors.
     fn shape_spectrum(&self, input: &[F], spec: &mut [Complex<F>]) {
-        spec.copy_from_slice(&self.launch);
+        spec.copy_from_slice(&self.launch_outside);
         let pi = F::c(PI);
-        for &(k, g) in &self.input_bins {
-            spec[k] = match self.config.encoding {
-                SpectralEncoding::Phase => spec[k] * Complex::from_polar(F::one(), pi * input[g]),
-                SpectralEncoding::Amplitude => spec[k].scale(input[g]),
-            };
+        for &(k, g, a) in &self.input_shares {
+            spec[k] = spec[k]
+                + match self.config.encoding {
+                    SpectralEncoding::Phase => a * Complex::from_polar(F::one(), pi * input[g]),
+                    SpectralEncoding::Amplitude => a.scale(input[g]),
+                };
         }
     }
 
@@ -452,7 +542,7 @@ impl<F: FftReal> FiberSystem<F> {
     /// If `input.len() != input_len`.
     pub fn launched_envelope(&self, input: &[F]) -> Vec<Complex<F>> {
         assert_eq!(input.len(), self.config.input_len, "input length");
-        let mut spec = self.launch.clone();
+        let mut spec = vec![Complex::new(F::zero(), F::zero()); self.launch.len()];
         self.shape_spectrum(input, &mut spec);
         Fft1d::new(spec.len()).inverse(&mut spec);
         spec
@@ -460,10 +550,9 @@ impl<F: FftReal> FiberSystem<F> {
 
     fn forward_row(&self, input: &[F], out: &mut [F], spec: &mut [Complex<F>], scratch: &mut [Complex<F>]) {
         self.output_spectrum(input, spec, scratch);
-        let norm = F::c(self.config.grid.dt_ps() / self.config.grid.points as f64);
         out.fill(F::zero());
-        for &(k, g) in &self.output_bins {
-            out[g] += spec[k].norm_sqr() * norm;
+        for &(k, g, w) in &self.output_shares {
+            out[g] += spec[k].norm_sqr() * w;
         }
         if self.config.output_sqrt {
             for o in out.iter_mut() {
