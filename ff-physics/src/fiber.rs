@@ -18,8 +18,9 @@
 //! on `omega^2`, so the solution does not depend on the sign convention. The sign does decide
 //! which side of the spectrum is blue: FFT bin `k` holds the optical frequency offset
 //! `-omega_k` (a component `exp(+i omega T)` of `A` is `omega0 - omega` in the field). The
-//! system therefore orders its spectral bins by increasing optical frequency
-//! ([`optical_frequency_order`]).
+//! system therefore places its spectral pixels by optical frequency offset ([`optical_offset`];
+//! [`optical_frequency_order`] lists the bins from the lowest optical frequency up), with the
+//! encoded and the read-out bands centred on the carrier (bin 0).
 //!
 //! # Scheme
 //! Symmetric split step, second order in `h = length / steps`: half a dispersion step (in the
@@ -27,6 +28,17 @@
 //! `A <- A exp(-alpha h/2) exp(i gamma |A|^2 L_eff)` with `L_eff = (1 - exp(-alpha h))/alpha`,
 //! `= h` without loss, since `|A|` only decays during the step), half a dispersion step.
 //! Consecutive half dispersion steps are merged, so a propagation costs `steps` FFT pairs.
+//!
+//! # Grid
+//! The window `window_ps` is the period of the simulated field: the spectrum is a comb of
+//! lines `1 / window_ps` apart, and the shaper and the spectrometer act on those lines (their
+//! pixel widths are counted in lines). It is part of the model (a pulse train, shaped line by
+//! line), not a discretisation to refine: a larger window with the same pixel widths in THz
+//! is a different, finer shaper. The discretisation is the number of points, i.e. `dt` and
+//! the band `+-1 / (2 dt)`: the Kerr step multiplies samples, so any energy that the nonlinear
+//! broadening pushes past the band's edge folds back into it (aliasing). [`FiberConfig::validate`]
+//! propagates the unshaped pulse once and refuses a grid on which, anywhere along the fibre,
+//! more than [`MAX_EDGE_ENERGY_FRACTION`] of the energy lies in the outer tenth of the band.
 
 use crate::fft::{freq_index, Direction, Fft1d, FftReal};
 use ff_core::{check_batch, CoreError, MatMut, MatRef, PhysicalSystem, SystemError};
@@ -92,14 +104,84 @@ impl TimeGrid {
     }
 }
 
+/// Optical frequency offset of FFT bin `k` of an `n`-point spectrum, in bin spacings
+/// (`1 / window_ps`, THz): `-freq_index(k)` (see the module conventions), so the carrier (bin 0)
+/// is 0. For even `n` the Nyquist bin (`freq_index = -n/2`) is both `+n/2` and `-n/2`; this
+/// returns `+n/2`.
+pub fn optical_offset(k: usize, n: usize) -> i64 {
+    -freq_index(k, n)
+}
+
 /// FFT bins of an `n`-point spectrum in order of increasing optical frequency offset
-/// (`-omega_k` ascending): position `n/2` holds the carrier (bin 0).
+/// ([`optical_offset`]): position `n/2` holds the carrier (bin 0), position `n/2 + o` the bin
+/// of offset `o`. For even `n` the Nyquist bin, whose offset is `-n/2` as much as `+n/2`, comes
+/// first (offset `-n/2`), so that both halves around the carrier are the same for odd and even
+/// `n`.
 pub fn optical_frequency_order(n: usize) -> Vec<usize> {
-    let mut bins: Vec<usize> = (0..n).collect();
-    bins.sort_by_key(|&k| -freq_index(k, n));
-    // Ties are impossible (freq_index is injective); for even n the lone Nyquist bin,
-    // freq_index = -n/2, becomes the highest optical frequency.
-    bins
+    let half = (n / 2) as i64;
+    // Position n/2 + o holds offset o for o in -n/2 ..= (n-1)/2; offset -n/2 (even n) is the
+    // Nyquist bin, which optical_offset reports as +n/2.
+    (0..n as i64)
+        .map(|pos| {
+            // Offset o is freq_index -o, which is FFT bin -o mod n.
+            (half - pos).rem_euclid(n as i64) as usize
+        })
+        .collect()
+}
+
+/// One bin's share of a pixel (input group or output group) of a spectral band.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct BandShare {
+    /// FFT bin.
+    bin: usize,
+    /// Group (pixel) index.
+    group: usize,
+    /// Fraction of the bin that the group covers: 1, or 1/2 for a bin centred on a boundary.
+    weight: f64,
+}
+
+/// The pixels of a band of `bins` bin spacings centred on the carrier of an `n`-point spectrum,
+/// split into `groups` pixels of equal width `bins / groups`: the optical-frequency interval
+/// `[-bins/2, bins/2]` (in bin spacings, carrier at 0), pixel `g` covering
+/// `[-bins/2 + g bins/groups, -bins/2 + (g + 1) bins/groups]`, the lowest frequency first.
+///
+/// A bin belongs to the pixel that holds its centre frequency. A bin centred exactly on a
+/// boundary between two pixels is shared half and half; one centred on the band's edge is half
+/// inside. The band is therefore mirror-symmetric about the carrier for every `bins` and
+/// `groups`: for an even number of groups the carrier itself sits on the middle boundary and is
+/// shared by the two middle pixels; for an even `bins` the two outermost bins are half inside.
+/// For even `n` the Nyquist bin sits at both ends (offset `+-n/2`) and counts half at each
+/// when the band spans the whole spectrum, so `bins = n` covers every bin exactly once.
+///
+/// Requires `1 <= groups` and `bins <= n`.
+fn band_groups(n: usize, bins: usize, groups: usize) -> Vec<BandShare> {
+    let (b, g) = (bins as i64, groups as i64);
+    let mut shares = Vec::new();
+    for bin in 0..n {
+        let o = optical_offset(bin, n);
+        // The Nyquist bin of even n also sits at -n/2.
+        let images: &[i64] = if 2 * o == n as i64 { &[-o, o] } else { &[o] };
+        for &o in images {
+            // The bin centre lies at (2o + b) / (2b) of the band, i.e. at pixel coordinate
+            // u / d with u = (2o + b) g, d = 2b; exact in integers.
+            let (u, d) = ((2 * o + b) * g, 2 * b);
+            if u < 0 || u > g * d {
+                continue;
+            }
+            let mut push = |group: i64, weight: f64| {
+                if (0..g).contains(&group) {
+                    shares.push(BandShare { bin, group: group as usize, weight });
+                }
+            };
+            if u % d == 0 {
+                push(u / d - 1, 0.5);
+                push(u / d, 0.5);
+            } else {
+                push(u / d, 1.0);
+            }
+        }
+    }
+    shares
 }
 
 /// A split-step propagator over a fixed length with a fixed number of steps.
@@ -196,7 +278,24 @@ impl<F: FftReal> SplitStep<F> {
     /// # Panics
     /// If `spectrum.len()` differs from the grid or `scratch` is too short.
     pub fn propagate_spectrum_with_scratch(&self, spectrum: &mut [Complex<F>], scratch: &mut [Complex<F>]) {
+        self.propagate_spectrum_observed(spectrum, scratch, |_| {});
+    }
+
+    /// [`SplitStep::propagate_spectrum_with_scratch`], calling `observe` with the spectrum at
+    /// `z = 0` and after every step (`z = h, 2h, ..., L`). The power spectrum `|A~_k|^2` it sees
+    /// is that of those planes (the half dispersion step still to apply is a pure phase); the
+    /// phases are not.
+    ///
+    /// # Panics
+    /// If `spectrum.len()` differs from the grid or `scratch` is too short.
+    pub fn propagate_spectrum_observed(
+        &self,
+        spectrum: &mut [Complex<F>],
+        scratch: &mut [Complex<F>],
+        mut observe: impl FnMut(&[Complex<F>]),
+    ) {
         assert_eq!(spectrum.len(), self.len(), "spectrum length");
+        observe(spectrum);
         for step in 0..self.steps {
             let disp = if step == 0 { &self.half } else { &self.full };
             for (a, d) in spectrum.iter_mut().zip(disp) {
@@ -208,6 +307,7 @@ impl<F: FftReal> SplitStep<F> {
                 *a = *a * rot;
             }
             self.fft.process_with_scratch(spectrum, scratch, Direction::Forward);
+            observe(spectrum);
         }
         for (a, d) in spectrum.iter_mut().zip(&self.half) {
             *a = *a * *d;
@@ -292,14 +392,19 @@ pub struct FiberConfig {
     pub input_len: usize,
     /// Input encoding.
     pub encoding: SpectralEncoding,
-    /// Number of bins around the carrier (in optical-frequency order) that carry the input,
-    /// split into `input_len` contiguous groups (sizes differ by at most one; the lowest
-    /// optical frequency first). Bins outside pass unchanged. `input_len <= encoded_bins <= points`.
+    /// Width of the encoded band, in bin spacings (`1 / window_ps`, THz), centred on the
+    /// carrier and split into `input_len` pixels of equal width, the lowest optical frequency
+    /// first. A bin belongs to the pixel holding its centre; a bin centred on a pixel boundary
+    /// is shared half and half (for an even `input_len` that is the carrier), one centred on
+    /// the band edge (even `encoded_bins`) is half inside. Bins outside pass unchanged.
+    /// `input_len <= encoded_bins <= points`; with an odd value coprime to `input_len` no bin
+    /// but the carrier is shared.
     pub encoded_bins: usize,
     /// Number of output values.
     pub output_len: usize,
-    /// Number of bins around the carrier read by the spectrometer, split into `output_len`
-    /// contiguous groups like the input. `output_len <= output_bins <= points`.
+    /// Width of the band read by the spectrometer, in bin spacings, centred on the carrier and
+    /// split into `output_len` pixels like the encoded band (a shared bin gives half its energy
+    /// to each pixel). `output_len <= output_bins <= points`; `points` reads every bin.
     pub output_bins: usize,
     /// Output the square root of each group's energy (`sqrt(pJ)`) instead of the energy (pJ).
     pub output_sqrt: bool,
@@ -308,15 +413,20 @@ pub struct FiberConfig {
 impl Default for FiberConfig {
     /// A 100 fs (T0) sech pulse of 6154 W (soliton order N = 2) in 0.8 m of anomalous fibre
     /// (beta2 = -20 ps^2/km, gamma = 1.3 /(W km), no loss; one soliton period), 200 steps, a
-    /// 12.8 ps window of 256 samples; 20 inputs phase-encoded on the 40 central bins (about
-    /// the spectral FWHM); 20 outputs binning the 160 central bins of the output spectrum.
+    /// 12.8 ps window of 1024 samples (dt = 12.5 fs = T0/8, a band of +-40 THz: mid-fibre the
+    /// soliton's spectrum holds 2e-7 of its energy in the outer tenth, and 4x the points change
+    /// the outputs by 7e-6; 256 samples, the former default, aliased: 11 %); 20 inputs phase-encoded on a band of 41 bin spacings
+    /// centred on the carrier (3.2 THz, about 1.8 times the launched spectral FWHM of
+    /// 1.79 THz); 20 outputs binning a band of 161 bin spacings (12.6 THz) of the output
+    /// spectrum. Both widths are odd and coprime with 20, so the carrier is the only bin shared
+    /// by two pixels.
     fn default() -> Self {
         let (beta2, gamma, t0) = (-20.0, 1.3, 0.1);
         FiberConfig {
             params: FiberParams { beta2_ps2_per_km: beta2, gamma_per_w_km: gamma, alpha_per_km: 0.0 },
             length_km: 0.8e-3,
             steps: 200,
-            grid: TimeGrid { points: 256, window_ps: 12.8 },
+            grid: TimeGrid { points: 1024, window_ps: 12.8 },
             pulse: Pulse {
                 shape: PulseShape::Sech,
                 t0_ps: t0,
@@ -325,9 +435,9 @@ impl Default for FiberConfig {
             },
             input_len: 20,
             encoding: SpectralEncoding::Phase,
-            encoded_bins: 40,
+            encoded_bins: 41,
             output_len: 20,
-            output_bins: 160,
+            output_bins: 161,
             output_sqrt: false,
         }
     }
@@ -374,16 +484,81 @@ impl FiberConfig {
                 ));
             }
         }
+        let edge = self.max_edge_energy_fraction()?;
+        if edge.is_nan() || edge > MAX_EDGE_ENERGY_FRACTION {
+            let g = &self.grid;
+            return Err(CoreError::config(
+                "fiber.grid.points",
+                format!(
+                    "the spectrum outgrows the grid: with points = {n} over window_ps = {} (dt = {dt} ps, \
+                     a band of +-{:.2} THz), the unshaped launch (the strongest pulse, {:.0} W peak) holds \
+                     up to {edge:.1e} of its energy in the outer tenth of the band (beyond +-{:.2} THz) along \
+                     the fibre, above the limit {MAX_EDGE_ENERGY_FRACTION:e}, and the Kerr step folds it \
+                     back into the band (aliasing); use more points over the same window_ps (e.g. \
+                     points = {}, which halves dt) or a lower peak power",
+                    g.window_ps,
+                    0.5 / dt,
+                    p.peak_power_w,
+                    0.45 / dt,
+                    2 * n
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// The largest fraction, over the planes `z = 0, h, 2h, ..., L` of the propagation, of the
+    /// energy of the unshaped launched pulse that lies in the outer tenth of the grid's
+    /// frequency band (the bins whose optical offset exceeds `0.45 points` bin spacings, i.e.
+    /// `0.45 / dt`, in either direction). Computed in `f64` by one propagation.
+    ///
+    /// The unshaped launch is the strongest admissible pulse for phase encoding (the shaper
+    /// then only redistributes the spectral phase, and the transform-limited pulse has the
+    /// highest peak power); amplitude-encoded inputs above 1 strengthen it and are not covered.
+    /// The maximum is taken along the fibre, not only at its end, because a higher-order
+    /// soliton broadens most mid-fibre and recompresses: on the former 256-point default grid
+    /// the output spectrum held 2e-5 at the edge, the mid-fibre one 2e-2.
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] if the fibre constants, length, steps or grid are invalid.
+    pub fn max_edge_energy_fraction(&self) -> Result<f64, CoreError> {
+        let solver = SplitStep::<f64>::new(&self.params, &self.grid, self.length_km, self.steps)?;
+        let n = self.grid.points;
+        let mut spectrum = self.pulse.envelope(&self.grid);
+        Fft1d::<f64>::new(n).forward(&mut spectrum);
+        let mut scratch = solver.make_scratch();
+        // |offset| > 0.45 n, in integers.
+        let edge: Vec<bool> = (0..n).map(|k| 20 * optical_offset(k, n).unsigned_abs() > 9 * n as u64).collect();
+        let mut worst: f64 = 0.0;
+        solver.propagate_spectrum_observed(&mut spectrum, &mut scratch, |spec| {
+            let (mut outer, mut total) = (0.0, 0.0);
+            for (a, &e) in spec.iter().zip(&edge) {
+                let p = a.norm_sqr();
+                total += p;
+                if e {
+                    outer += p;
+                }
+            }
+            // A zero pulse has no spectrum to alias; a NaN one is reported as NaN.
+            let f = if total > 0.0 {
+                outer / total
+            } else if total == 0.0 {
+                0.0
+            } else {
+                f64::NAN
+            };
+            worst = if f.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(f) };
+        });
+        Ok(worst)
     }
 }
 
-/// FFT bins of the `bins` central optical frequencies, each with its group in `0..groups`.
-fn band_groups(n: usize, bins: usize, groups: usize) -> Vec<(usize, usize)> {
-    let order = optical_frequency_order(n);
-    let start = n / 2 - bins / 2;
-    (0..bins).map(|j| (order[start + j], j * groups / bins)).collect()
-}
+/// The largest admissible [`FiberConfig::max_edge_energy_fraction`]: 1e-5 of the energy in the
+/// outer tenth of the frequency band, anywhere along the fibre. On the default system that
+/// level corresponds to about 3e-4 relative change of the outputs against a grid with 4x the
+/// points (measured: 768 points, 1.4e-5 at the edge, 3.5e-4 change; 640 points, 1.2e-4 and
+/// 2.4e-3; the 1024-point default, 2e-7 and 7e-6).
+pub const MAX_EDGE_ENERGY_FRACTION: f64 = 1e-5;
 
 /// A pulse shaper -> nonlinear fibre -> spectrometer system.
 ///
@@ -395,9 +570,15 @@ fn band_groups(n: usize, bins: usize, groups: usize) -> Vec<(usize, usize)> {
 pub struct FiberSystem<F: FftReal> {
     config: FiberConfig,
     solver: SplitStep<F>,
+    /// The unshaped launched spectrum.
     launch: Vec<Complex<F>>,
-    input_bins: Vec<(usize, usize)>,
-    output_bins: Vec<(usize, usize)>,
+    /// The launched spectrum with the encoded band's bins scaled by the fraction of them that
+    /// lies outside every input pixel (0 inside the band, 1/2 at a half-covered edge).
+    launch_outside: Vec<Complex<F>>,
+    /// Input pixels: (bin, group, `launch[bin] x weight`).
+    input_shares: Vec<(usize, usize, Complex<F>)>,
+    /// Read-out pixels: (bin, group, weight x `dt / n`).
+    output_shares: Vec<(usize, usize, F)>,
     scratch: Vec<Complex<F>>,
 }
 
@@ -416,10 +597,19 @@ impl<F: FftReal> FiberSystem<F> {
             config.pulse.envelope(&config.grid).iter().map(|z| Complex::new(F::c(z.re), F::c(z.im))).collect();
         Fft1d::new(config.grid.points).forward(&mut launch);
         let n = config.grid.points;
-        let input_bins = band_groups(n, config.encoded_bins, config.input_len);
-        let output_bins = band_groups(n, config.output_bins, config.output_len);
+        let mut launch_outside = launch.clone();
+        let mut input_shares = Vec::new();
+        for s in band_groups(n, config.encoded_bins, config.input_len) {
+            launch_outside[s.bin] = launch_outside[s.bin] - launch[s.bin].scale(F::c(s.weight));
+            input_shares.push((s.bin, s.group, launch[s.bin].scale(F::c(s.weight))));
+        }
+        let norm = config.grid.dt_ps() / n as f64;
+        let output_shares = band_groups(n, config.output_bins, config.output_len)
+            .into_iter()
+            .map(|s| (s.bin, s.group, F::c(s.weight * norm)))
+            .collect();
         let scratch = solver.make_scratch();
-        Ok(FiberSystem { config, solver, launch, input_bins, output_bins, scratch })
+        Ok(FiberSystem { config, solver, launch, launch_outside, input_shares, output_shares, scratch })
     }
 
     /// The configuration this system was built from.
@@ -434,15 +624,18 @@ impl<F: FftReal> FiberSystem<F> {
         self.solver.propagate_spectrum_with_scratch(spec, scratch);
     }
 
-    /// The pulse shaper: the launched spectrum with the input applied to its groups.
+    /// The pulse shaper: the launched spectrum with the input applied to its groups. A bin
+    /// shared by two pixels (or half outside the band) passes half its field through each, so
+    /// its transfer factor is the mean of the two pixels' factors.
     fn shape_spectrum(&self, input: &[F], spec: &mut [Complex<F>]) {
-        spec.copy_from_slice(&self.launch);
+        spec.copy_from_slice(&self.launch_outside);
         let pi = F::c(PI);
-        for &(k, g) in &self.input_bins {
-            spec[k] = match self.config.encoding {
-                SpectralEncoding::Phase => spec[k] * Complex::from_polar(F::one(), pi * input[g]),
-                SpectralEncoding::Amplitude => spec[k].scale(input[g]),
-            };
+        for &(k, g, a) in &self.input_shares {
+            spec[k] = spec[k]
+                + match self.config.encoding {
+                    SpectralEncoding::Phase => a * Complex::from_polar(F::one(), pi * input[g]),
+                    SpectralEncoding::Amplitude => a.scale(input[g]),
+                };
         }
     }
 
@@ -452,7 +645,7 @@ impl<F: FftReal> FiberSystem<F> {
     /// If `input.len() != input_len`.
     pub fn launched_envelope(&self, input: &[F]) -> Vec<Complex<F>> {
         assert_eq!(input.len(), self.config.input_len, "input length");
-        let mut spec = self.launch.clone();
+        let mut spec = vec![Complex::new(F::zero(), F::zero()); self.launch.len()];
         self.shape_spectrum(input, &mut spec);
         Fft1d::new(spec.len()).inverse(&mut spec);
         spec
@@ -460,10 +653,9 @@ impl<F: FftReal> FiberSystem<F> {
 
     fn forward_row(&self, input: &[F], out: &mut [F], spec: &mut [Complex<F>], scratch: &mut [Complex<F>]) {
         self.output_spectrum(input, spec, scratch);
-        let norm = F::c(self.config.grid.dt_ps() / self.config.grid.points as f64);
         out.fill(F::zero());
-        for &(k, g) in &self.output_bins {
-            out[g] += spec[k].norm_sqr() * norm;
+        for &(k, g, w) in &self.output_shares {
+            out[g] += spec[k].norm_sqr() * w;
         }
         if self.config.output_sqrt {
             for o in out.iter_mut() {
