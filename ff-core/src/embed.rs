@@ -89,16 +89,31 @@ impl LabelEmbedding {
                 ),
             )),
             LabelEmbedding::ImageBands { num_classes, height, width, band_rows } => {
-                if height * width != raw_len {
+                // Checked: the sizes may come from a file.
+                if height.checked_mul(width) != Some(raw_len) {
+                    let pixels = height as u128 * width as u128;
                     return Err(CoreError::config(
                         "image shape",
-                        format!("{height} x {width} = {} pixels but samples have {raw_len} values", height * width),
+                        format!("{height} x {width} = {pixels} pixels but samples have {raw_len} values"),
                     ));
                 }
                 if band_rows < num_classes {
                     return Err(CoreError::config(
                         "band_rows",
                         format!("{band_rows} band rows cannot hold {num_classes} classes; use at least {num_classes}"),
+                    ));
+                }
+                if band_rows
+                    .checked_mul(2)
+                    .and_then(|b| b.checked_add(height))
+                    .and_then(|h| h.checked_mul(width))
+                    .is_none()
+                {
+                    return Err(CoreError::config(
+                        "band_rows",
+                        format!(
+                            "{band_rows} band rows above and below a {height} x {width} image do not fit in memory"
+                        ),
                     ));
                 }
                 Ok(())
@@ -318,6 +333,17 @@ mod tests {
         assert_eq!(out.data(), &expected);
         assert_eq!(e.embedded_shape(), Some((5, 2)));
         assert!(LabelEmbedding::ImageBands { num_classes: 3, height: 1, width: 2, band_rows: 2 }.validate(2).is_err());
+    }
+
+    #[test]
+    fn sizes_read_from_a_file_do_not_overflow() {
+        // height x width wraps to 0 in 64 bits; a band too wide for memory.
+        let half = 1usize << 32;
+        let e = LabelEmbedding::ImageBands { num_classes: 2, height: half, width: half, band_rows: 2 };
+        let msg = e.validate(0).unwrap_err().to_string();
+        assert!(msg.contains("= 18446744073709551616 pixels but samples have 0 values"), "{msg}");
+        let e = LabelEmbedding::ImageBands { num_classes: 2, height: 1, width: 2, band_rows: usize::MAX / 2 };
+        assert!(e.validate(2).unwrap_err().to_string().contains("do not fit in memory"));
     }
 
     #[test]

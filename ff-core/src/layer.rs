@@ -16,14 +16,39 @@ use serde::{Deserialize, Serialize};
 /// Parameters are one flat vector: `W` (`d_out x d_in`, row-major) followed by `b` (`d_out`),
 /// so one optimiser state covers them. The prototype `xi` (unit norm, `d_out` entries) is
 /// drawn once from a seeded `N(0, I)`, never trained, and saved with the model.
+///
+/// Deserialising checks what [`LocalLayer::from_parts`] checks (a saved layer whose sizes do
+/// not fit together is an error, not a panic later), and reads the numbers in the precision
+/// `F` (see [`crate::serde_real`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound = "F: Real")]
+#[serde(bound = "F: Real", try_from = "LayerFile<F>")]
 pub struct LocalLayer<F> {
     d_in: usize,
     d_out: usize,
     params: Vec<F>,
     prototype: Vec<F>,
     goodness: Goodness,
+}
+
+/// A [`LocalLayer`] as stored in a file, before its sizes are checked.
+#[derive(Deserialize)]
+#[serde(bound = "F: Real")]
+struct LayerFile<F> {
+    d_in: usize,
+    d_out: usize,
+    #[serde(deserialize_with = "crate::serde_real::vec")]
+    params: Vec<F>,
+    #[serde(deserialize_with = "crate::serde_real::vec")]
+    prototype: Vec<F>,
+    goodness: Goodness,
+}
+
+impl<F: Real> TryFrom<LayerFile<F>> for LocalLayer<F> {
+    type Error = CoreError;
+
+    fn try_from(f: LayerFile<F>) -> Result<Self> {
+        LocalLayer::from_parts(f.d_in, f.d_out, f.params, f.prototype, f.goodness)
+    }
 }
 
 /// Reusable buffers for [`LocalLayer::loss_and_grad`] (no allocation in the inner loop).
@@ -100,7 +125,9 @@ impl<F: Real> LocalLayer<F> {
     /// Builds a layer from explicit parts (e.g. a loaded model).
     ///
     /// # Errors
-    /// [`CoreError::Shape`] if the lengths do not match `d_in`, `d_out`.
+    /// [`CoreError::Config`] if a dimension is zero; [`CoreError::Shape`] if `d_out x d_in`
+    /// overflows, or the lengths do not match `d_in` and `d_out` (`params`: `d_out x d_in + d_out`,
+    /// `prototype`: `d_out`), naming the field and both numbers.
     pub fn from_parts(
         d_in: usize,
         d_out: usize,
@@ -108,11 +135,31 @@ impl<F: Real> LocalLayer<F> {
         prototype: Vec<F>,
         goodness: Goodness,
     ) -> Result<Self> {
-        if params.len() != d_out * d_in + d_out || prototype.len() != d_out {
+        if d_in == 0 || d_out == 0 {
+            return Err(CoreError::config(
+                "layer d_in, d_out",
+                format!("dimensions must be positive, got {d_in} -> {d_out}"),
+            ));
+        }
+        let Some(n) = d_out.checked_mul(d_in).and_then(|w| w.checked_add(d_out)) else {
             return Err(CoreError::Shape {
-                context: "LocalLayer::from_parts".into(),
-                expected: format!("{} parameters and {d_out} prototype entries", d_out * d_in + d_out),
-                got: format!("{} and {}", params.len(), prototype.len()),
+                context: "layer d_in, d_out".into(),
+                expected: "a parameter count d_out x d_in + d_out that fits in memory".into(),
+                got: format!("{d_in} -> {d_out}"),
+            });
+        };
+        if params.len() != n {
+            return Err(CoreError::Shape {
+                context: "layer params".into(),
+                expected: format!("{n} values for a {d_in} -> {d_out} layer (W {d_out} x {d_in}, then b {d_out})"),
+                got: format!("{} values", params.len()),
+            });
+        }
+        if prototype.len() != d_out {
+            return Err(CoreError::Shape {
+                context: "layer prototype".into(),
+                expected: format!("{d_out} values (one per output, d_out = {d_out})"),
+                got: format!("{} values", prototype.len()),
             });
         }
         Ok(LocalLayer { d_in, d_out, params, prototype, goodness })
@@ -439,5 +486,34 @@ mod tests {
         let n: f32 = a.prototype().iter().map(|v| v * v).sum();
         assert!((n - 1.0).abs() < 1e-5);
         assert!(LocalLayer::<f32>::new(0, 3, Goodness::default(), &mut rng_for(1, "i"), &mut rng_for(1, "p")).is_err());
+    }
+
+    #[test]
+    fn a_saved_layer_whose_sizes_do_not_fit_is_refused() {
+        let layer =
+            LocalLayer::<f32>::new(3, 2, Goodness::default(), &mut rng_for(1, "i"), &mut rng_for(1, "p")).unwrap();
+        let json = serde_json::to_string(&layer).unwrap();
+        assert_eq!(serde_json::from_str::<LocalLayer<f32>>(&json).unwrap(), layer);
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let load =
+            |v: &serde_json::Value| serde_json::from_value::<LocalLayer<f32>>(v.clone()).unwrap_err().to_string();
+        // One changed digit of d_out: the parameters no longer fit.
+        v["d_out"] = 3.into();
+        let e = load(&v);
+        assert!(e.contains("layer params") && e.contains("12 values for a 3 -> 3 layer") && e.contains("got 8"), "{e}");
+        v["d_out"] = 2.into();
+        v["prototype"].as_array_mut().unwrap().pop();
+        let e = load(&v);
+        assert!(e.contains("layer prototype") && e.contains("2 values") && e.contains("got 1 values"), "{e}");
+        v["d_in"] = 0.into();
+        assert!(load(&v).contains("dimensions must be positive, got 0 -> 2"));
+        // Sizes whose product wraps around must not match a short vector.
+        v["d_in"] = (1u64 << 32).into();
+        v["d_out"] = (1u64 << 32).into();
+        assert!(load(&v).contains("fits in memory"), "{}", load(&v));
+        // A weight that overflows f32.
+        let bad = json.replacen("\"params\":[", "\"params\":[1e39,", 1);
+        let e = serde_json::from_str::<LocalLayer<f32>>(&bad).unwrap_err().to_string();
+        assert!(e.contains("entry 0: value 1e39 overflows f32"), "{e}");
     }
 }

@@ -33,6 +33,7 @@ pub mod pool;
 pub mod readout;
 pub mod real;
 pub mod rng;
+pub mod serde_real;
 pub mod system;
 pub mod vmath;
 

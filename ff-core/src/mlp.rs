@@ -15,11 +15,33 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A multilayer perceptron with its parameters.
+///
+/// Deserialising checks [`Mlp::from_parts`]'s rules and reads the numbers in the precision
+/// `F` ([`crate::serde_real`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: Real", try_from = "MlpFile<F>")]
 pub struct Mlp<F> {
     sizes: Vec<usize>,
     activations: Vec<Activation>,
     params: Vec<F>,
+}
+
+/// An [`Mlp`] as stored in a file, before its sizes are checked.
+#[derive(Deserialize)]
+#[serde(bound = "F: Real")]
+struct MlpFile<F> {
+    sizes: Vec<usize>,
+    activations: Vec<Activation>,
+    #[serde(deserialize_with = "crate::serde_real::vec")]
+    params: Vec<F>,
+}
+
+impl<F: Real> TryFrom<MlpFile<F>> for Mlp<F> {
+    type Error = CoreError;
+
+    fn try_from(f: MlpFile<F>) -> Result<Self> {
+        Mlp::from_parts(f.sizes, f.activations, f.params)
+    }
 }
 
 /// Activations of a forward pass kept for [`Mlp::backward`].
@@ -90,6 +112,47 @@ impl<F: Real> Mlp<F> {
             params.extend((0..w[1] * w[0] + w[1]).map(|_| F::c(rng.random_range(-bound..bound))));
         }
         Ok(Mlp { sizes: sizes.to_vec(), activations, params })
+    }
+
+    /// A network from explicit parts (e.g. a loaded file): widths `[d_0, ..., d_L]`, one
+    /// activation per layer, and the flat parameters (layer by layer, `W` row-major then `b`).
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] for fewer than two widths or a zero width; [`CoreError::Shape`]
+    /// for another number of activations than layers, a parameter count that overflows, or
+    /// another number of parameters than the widths need.
+    pub fn from_parts(sizes: Vec<usize>, activations: Vec<Activation>, params: Vec<F>) -> Result<Self> {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(CoreError::config(
+                "mlp.sizes",
+                format!("need at least an input and an output width, all positive; got {sizes:?}"),
+            ));
+        }
+        if activations.len() != sizes.len() - 1 {
+            return Err(CoreError::Shape {
+                context: "mlp.activations".into(),
+                expected: format!("one activation per layer ({} for sizes {sizes:?})", sizes.len() - 1),
+                got: format!("{}", activations.len()),
+            });
+        }
+        let n = sizes.windows(2).try_fold(0usize, |acc, w| {
+            w[1].checked_mul(w[0]).and_then(|p| p.checked_add(w[1])).and_then(|p| acc.checked_add(p))
+        });
+        let Some(n) = n else {
+            return Err(CoreError::Shape {
+                context: "mlp.sizes".into(),
+                expected: "widths whose parameter count fits in memory".into(),
+                got: format!("{sizes:?}"),
+            });
+        };
+        if params.len() != n {
+            return Err(CoreError::Shape {
+                context: "mlp.params".into(),
+                expected: format!("{n} values for sizes {sizes:?} (each layer W then b)"),
+                got: format!("{} values", params.len()),
+            });
+        }
+        Ok(Mlp { sizes, activations, params })
     }
 
     /// Layer widths `[d_0, ..., d_L]`.
@@ -375,6 +438,32 @@ mod tests {
             }
             assert!(mlp.forward_with(Matrix::<f32>::zeros(2, sizes[0] + 1).view(), &mut scratch).is_err());
         }
+    }
+
+    #[test]
+    fn a_saved_mlp_whose_sizes_do_not_fit_is_refused() {
+        let mlp = Mlp::<f32>::new(&[3, 4, 2], Activation::Relu, Activation::Identity, &mut rng_for(1, "m")).unwrap();
+        let json = serde_json::to_string(&mlp).unwrap();
+        assert_eq!(serde_json::from_str::<Mlp<f32>>(&json).unwrap(), mlp);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let load = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut w = v.clone();
+            edit(&mut w);
+            serde_json::from_value::<Mlp<f32>>(w).unwrap_err().to_string()
+        };
+        let e = load(&|w| {
+            w["params"].as_array_mut().unwrap().pop();
+        });
+        assert!(e.contains("mlp.params") && e.contains("26 values for sizes [3, 4, 2]") && e.contains("got 25"), "{e}");
+        let e = load(&|w| {
+            w["activations"].as_array_mut().unwrap().pop();
+        });
+        assert!(e.contains("one activation per layer (2 for sizes [3, 4, 2])") && e.contains("got 1"), "{e}");
+        assert!(load(&|w| w["sizes"] = serde_json::json!([3])).contains("need at least an input and an output"));
+        assert!(load(&|w| w["sizes"] = serde_json::json!([3, 0, 2])).contains("all positive"));
+        let huge = serde_json::json!([1u64 << 40, 1u64 << 40, 2]);
+        assert!(load(&|w| w["sizes"] = huge.clone()).contains("fits in memory"));
+        assert!(load(&|w| w["params"][0] = 1e39.into()).contains("value 1e39 overflows f32"));
     }
 
     proptest! {

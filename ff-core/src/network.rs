@@ -143,13 +143,66 @@ pub struct BlockSpec<F: Real> {
 }
 
 /// The trained state of a network (what a model file stores besides its configuration).
+///
+/// Deserialising checks each layer and optimiser state, and [`NetworkState::validate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound = "F: Real")]
+#[serde(bound = "F: Real", try_from = "StateFile<F>")]
 pub struct NetworkState<F> {
     /// One layer per block.
     pub layers: Vec<LocalLayer<F>>,
     /// One optimiser state per block (to resume training exactly).
     pub optimizers: Vec<Optimizer<F>>,
+}
+
+/// A [`NetworkState`] as stored in a file, before the blocks are checked against each other.
+#[derive(Deserialize)]
+#[serde(bound = "F: Real")]
+struct StateFile<F> {
+    layers: Vec<LocalLayer<F>>,
+    optimizers: Vec<Optimizer<F>>,
+}
+
+impl<F: Real> TryFrom<StateFile<F>> for NetworkState<F> {
+    type Error = CoreError;
+
+    fn try_from(f: StateFile<F>) -> Result<Self> {
+        let state = NetworkState { layers: f.layers, optimizers: f.optimizers };
+        state.validate()?;
+        Ok(state)
+    }
+}
+
+impl<F: Real> NetworkState<F> {
+    /// Checks that the parts fit together: as many optimiser states as layers, each for the
+    /// parameters of its layer. (That each layer's input width matches its block is checked by
+    /// [`Network::from_state`], which knows the systems.)
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] naming the block, the fields and both numbers.
+    pub fn validate(&self) -> Result<()> {
+        if self.layers.len() != self.optimizers.len() {
+            return Err(CoreError::Shape {
+                context: "network state layers, optimizers".into(),
+                expected: format!("one optimiser state per layer ({} layers)", self.layers.len()),
+                got: format!("{} optimiser states", self.optimizers.len()),
+            });
+        }
+        for (k, (layer, opt)) in self.layers.iter().zip(&self.optimizers).enumerate() {
+            if opt.num_params() != layer.num_params() {
+                return Err(CoreError::Shape {
+                    context: format!("block {k}: optimizers[{k}]"),
+                    expected: format!(
+                        "state for the {} parameters of layers[{k}] ({} -> {})",
+                        layer.num_params(),
+                        layer.d_in(),
+                        layer.d_out()
+                    ),
+                    got: format!("state for {}", opt.num_params()),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Work counters, incremented where the work happens.
@@ -286,6 +339,7 @@ impl<F: Real> Network<F> {
         if systems.is_empty() {
             return Err(CoreError::config("blocks", "a network needs at least one block, got 0"));
         }
+        state.validate()?;
         if state.layers.len() != systems.len() || state.optimizers.len() != systems.len() {
             return Err(CoreError::Shape {
                 context: "network state".into(),
@@ -299,18 +353,38 @@ impl<F: Real> Network<F> {
             systems.into_iter().zip(state.layers.into_iter().zip(state.optimizers)).enumerate()
         {
             if system.input_len() != d {
+                let source = if k == 0 {
+                    "the embedded sample length".to_string()
+                } else {
+                    format!("d_out of block {}'s layer", k - 1)
+                };
                 return Err(CoreError::Shape {
                     context: format!("block {k} ({})", system.name()),
-                    expected: format!("a system taking {d} inputs (the block's input width)"),
+                    expected: format!("a system taking {d} inputs (the block's input width: {source})"),
                     got: format!("{} inputs", system.input_len()),
                 });
             }
             let u = system.output_len() + if skip { d } else { 0 };
             if layer.d_in() != u {
+                let skip_part = if skip { format!(" + the block input {d} (skip)") } else { String::new() };
                 return Err(CoreError::Shape {
-                    context: format!("block {k} layer"),
-                    expected: format!("{u} inputs"),
+                    context: format!("block {k} layer d_in"),
+                    expected: format!("{u} inputs: the system's {} outputs{skip_part}", system.output_len()),
                     got: format!("{}", layer.d_in()),
+                });
+            }
+            if layer.goodness() != config.goodness {
+                return Err(CoreError::Shape {
+                    context: format!("block {k} layer goodness"),
+                    expected: format!("{:?}, as configured", config.goodness),
+                    got: format!("{:?}", layer.goodness()),
+                });
+            }
+            if *optimizer.config() != config.optimizer {
+                return Err(CoreError::Shape {
+                    context: format!("block {k} optimiser"),
+                    expected: format!("{:?}, as configured", config.optimizer),
+                    got: format!("{:?}", optimizer.config()),
                 });
             }
             d = layer.d_out();
@@ -980,6 +1054,61 @@ mod tests {
         }];
         let e = Network::new(9, LabelEmbedding::Overwrite { num_classes: 3 }, TrainConfig::default(), specs, 0);
         assert!(matches!(e, Err(CoreError::Shape { .. })));
+    }
+
+    #[test]
+    fn a_saved_state_that_does_not_fit_the_blocks_is_refused() {
+        let n = net(1);
+        let state = n.state();
+        let cfg = n.config().clone();
+        let systems = || {
+            vec![
+                (Box::new(Identity::new(9)) as Box<dyn PhysicalSystem<f64>>, false),
+                (Box::new(Zeros::new(8, 2)), true),
+            ]
+        };
+        let restore = |s: NetworkState<f64>| {
+            let emb = LabelEmbedding::Overwrite { num_classes: 3 };
+            Network::from_state(9, emb, cfg.clone(), systems(), s).map(|_| ()).unwrap_err().to_string()
+        };
+        // Through a file: the optimiser state of block 1 is one short, a layer is missing.
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<NetworkState<f64>>(&json).unwrap(), state);
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["optimizers"][1]["m"].as_array_mut().unwrap().pop();
+        v["optimizers"][1]["v"].as_array_mut().unwrap().pop();
+        let e = serde_json::from_value::<NetworkState<f64>>(v.clone()).unwrap_err().to_string();
+        assert!(e.contains("block 1: optimizers[1]") && e.contains("88 parameters of layers[1] (10 -> 8)"), "{e}");
+        assert!(e.contains("state for 87"), "{e}");
+        v["layers"].as_array_mut().unwrap().pop();
+        let e = serde_json::from_value::<NetworkState<f64>>(v).unwrap_err().to_string();
+        assert!(e.contains("one optimiser state per layer (1 layers)") && e.contains("2 optimiser states"), "{e}");
+        // Built by hand (no file): the same check.
+        let mut s = state.clone();
+        s.optimizers[0] = Optimizer::new(cfg.optimizer, 3);
+        assert!(restore(s).contains("block 0: optimizers[0]"));
+        // Block 0 put out 7 values where block 1's system takes 8.
+        let mut s = state.clone();
+        let g = cfg.goodness;
+        s.layers[0] = LocalLayer::from_parts(9, 7, vec![0.0; 70], vec![0.5; 7], g).unwrap();
+        s.optimizers[0] = Optimizer::new(cfg.optimizer, 70);
+        let e = restore(s);
+        assert!(e.contains("block 1 (") && e.contains("taking 7 inputs") && e.contains("d_out of block 0"), "{e}");
+        // Block 1's layer reads 11 values where the system gives 2 and the skip 8.
+        let mut s = state.clone();
+        s.layers[1] = LocalLayer::from_parts(11, 8, vec![0.0; 96], vec![0.5; 8], g).unwrap();
+        s.optimizers[1] = Optimizer::new(cfg.optimizer, 96);
+        let e = restore(s);
+        assert!(e.contains("block 1 layer d_in") && e.contains("system's 2 outputs + the block input 8 (skip)"), "{e}");
+        assert!(e.contains("got 11"), "{e}");
+        // Another goodness or another optimiser than configured.
+        let mut s = state.clone();
+        let other = Goodness::MeanSquares { activation: crate::Activation::Relu };
+        s.layers[0] = LocalLayer::from_parts(9, 8, state.layers[0].params().to_vec(), vec![0.5; 8], other).unwrap();
+        assert!(restore(s).contains("block 0 layer goodness"));
+        let mut s = state.clone();
+        s.optimizers[1] = Optimizer::new(OptimizerConfig::adam(0.5), 88);
+        assert!(restore(s).contains("block 1 optimiser"));
     }
 
     /// An element-wise `tanh`: a nonlinear stand-in counted as a physical system.

@@ -151,21 +151,69 @@ impl LrSchedule {
 }
 
 /// Optimiser state for one parameter vector.
+///
+/// Deserialising checks the state (valid hyper-parameters; Adam: `m` and `v` of one length,
+/// `v >= 0`; SGD: no `v`) and reads the numbers in the precision `F`
+/// ([`crate::serde_real`]); that the length matches the parameters is checked with the layer
+/// ([`crate::NetworkState::validate`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound = "F: Real")]
+#[serde(bound = "F: Real", try_from = "OptimizerFile<F>")]
 pub struct Optimizer<F> {
     config: OptimizerConfig,
     m: Vec<F>,
     v: Vec<F>,
     t: u64,
     /// Multiplier of the configured learning rate (set per epoch by a schedule; not saved:
-    /// the trainer sets it again before every epoch, also after a resume).
-    #[serde(skip, default = "unit_scale")]
+    /// the trainer sets it again before every epoch, also after a resume; 1 when read).
+    #[serde(skip)]
     lr_scale: f64,
 }
 
-fn unit_scale() -> f64 {
-    1.0
+/// An [`Optimizer`] as stored in a file, before it is checked.
+#[derive(Deserialize)]
+#[serde(bound = "F: Real")]
+struct OptimizerFile<F> {
+    config: OptimizerConfig,
+    #[serde(deserialize_with = "crate::serde_real::vec")]
+    m: Vec<F>,
+    #[serde(deserialize_with = "crate::serde_real::vec")]
+    v: Vec<F>,
+    t: u64,
+}
+
+impl<F: Real> TryFrom<OptimizerFile<F>> for Optimizer<F> {
+    type Error = CoreError;
+
+    fn try_from(f: OptimizerFile<F>) -> Result<Self> {
+        f.config.validate()?;
+        match f.config {
+            OptimizerConfig::Adam { .. } => {
+                if f.v.len() != f.m.len() {
+                    return Err(CoreError::Shape {
+                        context: "Adam state m, v".into(),
+                        expected: format!("as many second moments v as first moments m ({})", f.m.len()),
+                        got: format!("{} in v", f.v.len()),
+                    });
+                }
+                if let Some((i, x)) = f.v.iter().enumerate().find(|(_, x)| !(**x >= F::zero())) {
+                    return Err(CoreError::config(
+                        "v",
+                        format!("Adam's second moments are squares (>= 0), entry {i} is {x}"),
+                    ));
+                }
+            }
+            OptimizerConfig::Sgd { .. } => {
+                if !f.v.is_empty() {
+                    return Err(CoreError::Shape {
+                        context: "SGD state v".into(),
+                        expected: "no second moments (SGD keeps only m)".into(),
+                        got: format!("{} values", f.v.len()),
+                    });
+                }
+            }
+        }
+        Ok(Optimizer { config: f.config, m: f.m, v: f.v, t: f.t, lr_scale: 1.0 })
+    }
 }
 
 impl<F: Real> Optimizer<F> {
@@ -206,13 +254,19 @@ impl<F: Real> Optimizer<F> {
         self.t
     }
 
+    /// Length of the parameter vector this state is for.
+    pub fn num_params(&self) -> usize {
+        self.m.len()
+    }
+
     /// One update `params <- params - lr * direction(grad)`.
     ///
     /// # Panics
     /// If `params`, `grad` and the state have different lengths (a caller bug).
     pub fn step(&mut self, params: &mut [F], grad: &[F]) {
         assert!(params.len() == grad.len() && grad.len() == self.m.len(), "optimizer length mismatch");
-        self.t += 1;
+        // Saturating: a step count read from a file may be anything.
+        self.t = self.t.saturating_add(1);
         match self.config {
             OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay } => {
                 let lr = lr * self.lr_scale;
@@ -221,7 +275,8 @@ impl<F: Real> Optimizer<F> {
                     params.iter_mut().for_each(|p| *p *= keep);
                 }
                 let (b1, b2) = (F::c(beta1), F::c(beta2));
-                let t = self.t as i32;
+                // Past 2^31 steps the bias corrections are 1 to the last bit anyway.
+                let t = i32::try_from(self.t).unwrap_or(i32::MAX);
                 let bc1 = F::one() - F::c(beta1.powi(t));
                 let bc2 = F::one() - F::c(beta2.powi(t));
                 let step = F::c(lr) / bc1;
@@ -318,6 +373,45 @@ mod tests {
         }
         let err = OptimizerConfig::adam(-0.1).validate().unwrap_err().to_string();
         assert!(err.contains("-0.1"), "{err}");
+    }
+
+    #[test]
+    fn a_saved_state_that_does_not_fit_is_refused() {
+        let mut opt = Optimizer::<f32>::new(OptimizerConfig::adam(0.1), 3);
+        let mut p = vec![1.0f32, 2.0, 3.0];
+        opt.step(&mut p, &[0.5, -0.5, 1.0]);
+        let json = serde_json::to_string(&opt).unwrap();
+        assert_eq!(serde_json::from_str::<Optimizer<f32>>(&json).unwrap(), opt);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let load = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut w = v.clone();
+            edit(&mut w);
+            serde_json::from_value::<Optimizer<f32>>(w).map(|_| ()).map_err(|e| e.to_string())
+        };
+        let e = load(&|w| {
+            w["v"].as_array_mut().unwrap().pop();
+        })
+        .unwrap_err();
+        assert!(e.contains("Adam state m, v") && e.contains("(3)") && e.contains("got 2 in v"), "{e}");
+        let e = load(&|w| w["v"][1] = (-0.5).into()).unwrap_err();
+        assert!(e.contains("entry 1 is -0.5"), "{e}");
+        let e = load(&|w| w["config"]["lr"] = (-1.0).into()).unwrap_err();
+        assert!(e.contains("lr") && e.contains("-1"), "{e}");
+        let e = load(&|w| w["m"][0] = 1e39.into()).unwrap_err();
+        assert!(e.contains("entry 0: value 1e39 overflows f32"), "{e}");
+        let e = load(&|w| w["config"] = serde_json::json!({"kind": "sgd", "lr": 0.1, "momentum": 0.5})).unwrap_err();
+        assert!(e.contains("SGD state v") && e.contains("3 values"), "{e}");
+        // A step count near the end of u64 (or past i32) steps without overflow or garbage.
+        let mut far: Optimizer<f32> = serde_json::from_value({
+            let mut w = v.clone();
+            w["t"] = u64::MAX.into();
+            w
+        })
+        .unwrap();
+        far.step(&mut p, &[0.1, 0.1, 0.1]);
+        assert_eq!(far.steps(), u64::MAX);
+        assert!(p.iter().all(|x| x.is_finite()), "{p:?}");
+        assert_eq!(far.num_params(), 3);
     }
 
     #[test]

@@ -61,12 +61,34 @@ pub struct ReadoutFit {
 }
 
 /// A standardising linear softmax classifier.
+///
+/// Deserialising checks that the parts fit ([`LinearReadout::from_parts`]) and reads the
+/// numbers in the precision `F` ([`crate::serde_real`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound = "F: Real")]
+#[serde(bound = "F: Real", try_from = "ReadoutFile<F>")]
 pub struct LinearReadout<F> {
     mean: Vec<F>,
     sd: Vec<F>,
     linear: Mlp<F>,
+}
+
+/// A [`LinearReadout`] as stored in a file, before its parts are checked.
+#[derive(Deserialize)]
+#[serde(bound = "F: Real")]
+struct ReadoutFile<F> {
+    #[serde(deserialize_with = "crate::serde_real::vec")]
+    mean: Vec<F>,
+    #[serde(deserialize_with = "crate::serde_real::vec")]
+    sd: Vec<F>,
+    linear: Mlp<F>,
+}
+
+impl<F: Real> TryFrom<ReadoutFile<F>> for LinearReadout<F> {
+    type Error = CoreError;
+
+    fn try_from(f: ReadoutFile<F>) -> Result<Self> {
+        LinearReadout::from_parts(f.mean, f.sd, f.linear)
+    }
 }
 
 impl<F: Real> LinearReadout<F> {
@@ -153,6 +175,39 @@ impl<F: Real> LinearReadout<F> {
             fit.loss.push(total / batches as f64);
         }
         Ok((r, fit))
+    }
+
+    /// A read-out from explicit parts (e.g. a loaded file): per-feature `mean` and `sd`, and
+    /// the affine map `linear` on the standardised features.
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] unless `mean` and `sd` have one entry per input of `linear`, which
+    /// must be a single affine layer onto at least 2 classes; [`CoreError::Config`] for an `sd`
+    /// entry that is not a positive finite number.
+    pub fn from_parts(mean: Vec<F>, sd: Vec<F>, linear: Mlp<F>) -> Result<Self> {
+        if linear.sizes().len() != 2 || linear.output_len() < 2 {
+            return Err(CoreError::Shape {
+                context: "readout linear.sizes".into(),
+                expected: "one affine layer [features, classes] onto at least 2 classes".into(),
+                got: format!("{:?}", linear.sizes()),
+            });
+        }
+        for (name, v) in [("readout mean", &mean), ("readout sd", &sd)] {
+            if v.len() != linear.input_len() {
+                return Err(CoreError::Shape {
+                    context: name.into(),
+                    expected: format!("{} values, one per feature of linear.sizes[0]", linear.input_len()),
+                    got: format!("{} values", v.len()),
+                });
+            }
+        }
+        if let Some((i, s)) = sd.iter().enumerate().find(|(_, s)| !(s.is_finite() && **s > F::zero())) {
+            return Err(CoreError::config(
+                "readout sd",
+                format!("standard deviations divide the features and must be positive, entry {i} is {s}"),
+            ));
+        }
+        Ok(LinearReadout { mean, sd, linear })
     }
 
     fn standardise_row(&self, x: &[F], out: &mut [F]) {
@@ -316,6 +371,34 @@ mod tests {
         let (r, _) = LinearReadout::fit(constant.view(), &y, 3, &cfg1, 0).unwrap();
         assert_eq!(r.standardisation().1[0], 1.0);
         assert!(r.logits(constant.view()).unwrap().find_non_finite().is_none());
+    }
+
+    #[test]
+    fn a_saved_readout_whose_parts_do_not_fit_is_refused() {
+        let (x, y) = blobs(12, 1);
+        let cfg = ReadoutConfig { epochs: 1, ..ReadoutConfig::default() };
+        let (r, _) = LinearReadout::<f32>::fit(x.cast::<f32>().view(), &y, 3, &cfg, 0).unwrap();
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<LinearReadout<f32>>(&json).unwrap(), r);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let load = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut w = v.clone();
+            edit(&mut w);
+            serde_json::from_value::<LinearReadout<f32>>(w).unwrap_err().to_string()
+        };
+        let e = load(&|w| {
+            w["sd"].as_array_mut().unwrap().pop();
+        });
+        assert!(e.contains("readout sd") && e.contains("4 values, one per feature") && e.contains("got 3"), "{e}");
+        let e = load(&|w| w["sd"][2] = 0.0.into());
+        assert!(e.contains("must be positive, entry 2 is 0"), "{e}");
+        let e = load(&|w| w["mean"][0] = (-1e39).into());
+        assert!(e.contains("value -1e39 overflows f32"), "{e}");
+        let e = load(&|w| {
+            w["linear"]["sizes"] = serde_json::json!([4, 5, 3]);
+            w["linear"]["activations"] = serde_json::json!(["identity", "identity"]);
+        });
+        assert!(e.contains("readout linear.sizes") || e.contains("mlp.params"), "{e}");
     }
 
     proptest! {

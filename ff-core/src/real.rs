@@ -84,6 +84,23 @@ pub trait Real:
     );
 }
 
+/// `v` in precision `F`, or `None` when `v` is finite but overflows `F` (`1e39` in `f32`,
+/// which a plain conversion turns into `inf`). Values that fit convert as [`Real::c`] does.
+pub fn to_real<F: Real>(v: f64) -> Option<F> {
+    let x = F::c(v);
+    (x.is_finite() || !v.is_finite()).then_some(x)
+}
+
+/// What to say about a value `v` read from a file that overflows `F`: the value, the largest
+/// finite `F`, and the two ways out (rescale, or load at `f64`).
+pub fn overflow_message<F: Real>(v: f64) -> String {
+    format!(
+        "value {v:e} overflows {} (largest finite {:.7e}); rescale the values or use precision = \"f64\"",
+        F::NAME,
+        F::max_value().to_f64().unwrap_or(f64::MAX)
+    )
+}
+
 impl Real for f32 {
     const NAME: &'static str = "f32";
     fn exp_slice(xs: &mut [f32]) {
@@ -133,5 +150,22 @@ impl Real for f64 {
     ) {
         // SAFETY: forwarded contract of `gemm_raw`.
         unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_that_overflow_the_precision_are_told_apart() {
+        assert_eq!(to_real::<f32>(3e38), Some(3e38));
+        assert_eq!(to_real::<f32>(4e38), None);
+        assert_eq!(to_real::<f32>(-1e39), None);
+        assert_eq!(to_real::<f64>(1e39), Some(1e39));
+        // Infinite values are not overflows (the callers refuse them for what they are).
+        assert_eq!(to_real::<f32>(f64::INFINITY), Some(f32::INFINITY));
+        let m = overflow_message::<f32>(1e39);
+        assert!(m.starts_with("value 1e39 overflows f32 (largest finite 3.4028235e38)"), "{m}");
     }
 }

@@ -126,7 +126,46 @@ pub fn parse_checkpoint<F: Real>(path: &Path, text: &str) -> Result<Checkpoint<F
         h.model.config.precision,
         F::NAME
     );
-    serde_json::from_str(text).with_context(|| format!("malformed checkpoint {}", path.display()))
+    let ck: Checkpoint<F> = crate::model::parse_json(path, text, "checkpoint")?;
+    ck.validate().with_context(|| format!("checkpoint {} does not fit together", path.display()))?;
+    Ok(ck)
+}
+
+impl<F: Real> Checkpoint<F> {
+    /// Checks that the parts fit together: the model ([`ModelFile::validate`]), and the
+    /// progress with the model: no more epochs done than configured, one history record per
+    /// epoch done, no more evaluation work than work in all.
+    ///
+    /// # Errors
+    /// The first part that does not fit, naming the fields and both numbers.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate().context("in model")?;
+        let (p, epochs) = (&self.progress, self.model.config.epochs);
+        anyhow::ensure!(
+            p.epochs_done <= epochs,
+            "progress.epochs_done is {} but model.config.epochs is {epochs}",
+            p.epochs_done
+        );
+        anyhow::ensure!(
+            p.history.len() == p.epochs_done,
+            "progress.history holds {} records for progress.epochs_done = {} (one per epoch)",
+            p.history.len(),
+            p.epochs_done
+        );
+        anyhow::ensure!(
+            p.eval_physical_queries <= p.counters.physical_queries,
+            "progress.eval_physical_queries ({}) exceeds progress.counters.physical_queries ({}), which include them",
+            p.eval_physical_queries,
+            p.counters.physical_queries
+        );
+        anyhow::ensure!(
+            p.eval_digital_flops <= p.counters.digital_flops,
+            "progress.eval_digital_flops ({}) exceeds progress.counters.digital_flops ({}), which include them",
+            p.eval_digital_flops,
+            p.counters.digital_flops
+        );
+        Ok(())
+    }
 }
 
 #[cfg(test)]

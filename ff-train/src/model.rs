@@ -2,8 +2,9 @@
 //! exactly (the physical systems are re-created from the seeded configuration).
 
 use crate::config::ExperimentConfig;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ff_core::{LabelEmbedding, LinearReadout, NetworkState, Real};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -44,6 +45,65 @@ impl<F: Real> ModelFile<F> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("model files always serialise")
     }
+
+    /// Checks that the parts fit together and with the configuration, beyond what reading
+    /// each part checks (every layer's sizes, every optimiser state against its layer, the
+    /// read-out's sizes): as many layers as `config.blocks`, each putting out `config.hidden`
+    /// values; an embedding that fits `raw_len`; a read-out on as many features as the blocks
+    /// put out together, onto the embedding's classes. Each layer's input width is checked
+    /// against its block's system when the network is assembled
+    /// ([`ff_core::Network::from_state`]).
+    ///
+    /// # Errors
+    /// The first part that does not fit, naming the fields and both numbers.
+    pub fn validate(&self) -> Result<()> {
+        let (cfg, layers) = (&self.config, &self.state.layers);
+        if layers.len() != cfg.blocks {
+            bail!("state.layers holds {} layers but config.blocks is {}", layers.len(), cfg.blocks);
+        }
+        if let Some((k, l)) = layers.iter().enumerate().find(|(_, l)| l.d_out() != cfg.hidden) {
+            bail!("state.layers[{k}].d_out is {} but config.hidden is {}", l.d_out(), cfg.hidden);
+        }
+        self.embedding
+            .validate(self.raw_len)
+            .map_err(|e| anyhow!("embedding does not fit raw_len {}: {e}", self.raw_len))?;
+        let k = self.embedding.num_classes();
+        if self.prepended_label_slots != 0 && self.prepended_label_slots != k {
+            bail!(
+                "prepended_label_slots is {}; it is 0 or the number of classes ({k} in the embedding)",
+                self.prepended_label_slots
+            );
+        }
+        if let Some(r) = &self.readout {
+            let features: usize = layers.iter().map(|l| l.d_out()).sum();
+            if r.input_len() != features {
+                bail!(
+                    "the read-out takes {} features (readout.linear.sizes[0]) but the blocks put out {features} together",
+                    r.input_len()
+                );
+            }
+            if r.num_classes() != k {
+                bail!("the read-out has {} classes but the embedding {k}", r.num_classes());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses JSON `text` read from `path` as a `what` (`"model file"`), naming in an error the
+/// file, the field (`state.layers[1]`) and what is wrong with it.
+///
+/// # Errors
+/// Malformed JSON, a missing or mistyped field, a part that fails its own checks.
+pub(crate) fn parse_json<T: DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let field = e.path().to_string();
+        let at = if field == "." { String::new() } else { format!(" at {field}") };
+        anyhow!("malformed {what} {}{at}: {}", path.display(), e.inner())
+    })?;
+    de.end().map_err(|e| anyhow!("malformed {what} {}: {e}", path.display()))?;
+    Ok(value)
 }
 
 /// Reads the header of a model file to learn its precision without parsing the weights twice.
@@ -83,7 +143,9 @@ pub fn parse_model<F: Real>(path: &Path, text: &str) -> Result<ModelFile<F>> {
     if header.config.precision != want {
         bail!("{} holds {:?} weights, asked to load {}", path.display(), header.config.precision, F::NAME);
     }
-    serde_json::from_str(text).with_context(|| format!("malformed model file {}", path.display()))
+    let model: ModelFile<F> = parse_json(path, text, "model file")?;
+    model.validate().with_context(|| format!("model file {} does not fit together", path.display()))?;
+    Ok(model)
 }
 
 /// Reads only the configuration of model text already read from `path` (named in the errors),

@@ -132,7 +132,7 @@ pub fn fit_from<F: Real>(
         train_accuracy: p.history.last().and_then(|r| r.train_accuracy),
         test_accuracy: p.test_accuracy,
         wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
-        train_physical_queries: c.physical_queries - p.eval_physical_queries,
+        train_physical_queries: c.physical_queries.saturating_sub(p.eval_physical_queries),
         eval_physical_queries: p.eval_physical_queries,
         digital_flops: c.digital_flops,
         eval_digital_flops: p.eval_digital_flops,
@@ -194,7 +194,7 @@ pub fn fit_unsupervised_from<F: Real>(
     opts_u.readout.validate()?;
     let mut run = run_epochs(net, train, test, opts, Schedule::Unsupervised(&opts_u.hybrids), resume, after_epoch)?;
     let r = fit_readout(net, train, test, &opts_u.readout, opts.seed)?;
-    run.progress.eval_physical_queries += r.eval_physical_queries;
+    run.progress.eval_physical_queries = run.progress.eval_physical_queries.saturating_add(r.eval_physical_queries);
     let c = run.total(net);
     let p = run.progress;
     let mut history = p.history;
@@ -206,7 +206,7 @@ pub fn fit_unsupervised_from<F: Real>(
         train_accuracy: Some(r.train_accuracy),
         test_accuracy: r.test_accuracy,
         wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
-        train_physical_queries: c.physical_queries - p.eval_physical_queries,
+        train_physical_queries: c.physical_queries.saturating_sub(p.eval_physical_queries),
         eval_physical_queries: p.eval_physical_queries,
         digital_flops: c.digital_flops + r.readout_flops,
         eval_digital_flops: p.eval_digital_flops,
@@ -299,10 +299,12 @@ impl EpochsRun {
     }
 }
 
+/// The counters of a run before this call plus the network's. Saturating: `base` may come
+/// from a checkpoint, whose numbers are whatever the file says.
 fn total<F: Real>(base: Counters, net: &Network<F>) -> Counters {
     Counters {
-        physical_queries: base.physical_queries + net.counters().physical_queries,
-        digital_flops: base.digital_flops + net.counters().digital_flops,
+        physical_queries: base.physical_queries.saturating_add(net.counters().physical_queries),
+        digital_flops: base.digital_flops.saturating_add(net.counters().digital_flops),
     }
 }
 
@@ -369,7 +371,7 @@ fn run_epochs<F: Real>(
             loss_sum.iter_mut().zip(&stats.block_loss).for_each(|(s, l)| *s += l);
             batches += 1;
         }
-        let train_queries = total(base, net).physical_queries - p.eval_physical_queries;
+        let train_queries = total(base, net).physical_queries.saturating_sub(p.eval_physical_queries);
         let (mut tr, mut te) = (None, None);
         let last = epoch == opts.epochs;
         if matches!(schedule, Schedule::Supervised) && (epoch % eval_every == 0 || last) {
@@ -379,8 +381,9 @@ fn run_epochs<F: Real>(
             }
             p.test_accuracy = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
             te = Some(p.test_accuracy);
-            p.eval_physical_queries += net.counters().physical_queries - before.physical_queries;
-            p.eval_digital_flops += net.counters().digital_flops - before.digital_flops;
+            let (q, f) = (net.counters().physical_queries, net.counters().digital_flops);
+            p.eval_physical_queries = p.eval_physical_queries.saturating_add(q - before.physical_queries);
+            p.eval_digital_flops = p.eval_digital_flops.saturating_add(f - before.digital_flops);
         }
         let rec = EpochRecord {
             epoch,

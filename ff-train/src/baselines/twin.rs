@@ -93,6 +93,7 @@ pub struct TwinFit {
 
 /// An MLP surrogate of a system, with input and output standardisation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "F: Real")]
 pub struct Twin<F> {
     name: String,
     mlp: Mlp<F>,
