@@ -195,7 +195,7 @@ impl<F: Real> TryFrom<OptimizerFile<F>> for Optimizer<F> {
                         got: format!("{} in v", f.v.len()),
                     });
                 }
-                if let Some((i, x)) = f.v.iter().enumerate().find(|(_, x)| !(**x >= F::zero())) {
+                if let Some((i, x)) = f.v.iter().enumerate().find(|(_, x)| x.is_nan() || **x < F::zero()) {
                     return Err(CoreError::config(
                         "v",
                         format!("Adam's second moments are squares (>= 0), entry {i} is {x}"),

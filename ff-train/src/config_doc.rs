@@ -292,8 +292,15 @@ pub static KEY_DOCS: &[KeyDoc] = &[
     key("acoustic.freq_min", "Lowest tone frequency (normalised, > 0)."),
     key(
         "acoustic.freq_max",
-        "Highest tone frequency (normalised, > freq_min when n_tones > 1); tones are evenly \
-         spaced, both ends included.",
+        "Highest tone frequency (normalised, > freq_min when n_tones > 1; with tone_spacing = \
+         \"sidon\", < 3 freq_min). The lowest and highest tones lie at freq_min and freq_max.",
+    ),
+    key(
+        "acoustic.tone_spacing",
+        "How the tones are placed between freq_min and freq_max: \"sidon\" (default: on a Sidon \
+         set, so no third-order mixing product w_a + w_b - w_c lands on a tone and the model is \
+         exact on the comb) or \"uniform\" (evenly spaced: mixing products land on tones and are \
+         neglected, an approximation).",
     ),
     key("acoustic.cavity_width", "Cavity extent along x, in wavelengths (> 1.1, room for the speaker and microphone)."),
     key(
@@ -839,7 +846,7 @@ mod tests {
         for (key, doc) in [
             ("lr = 0.001", "# Adam learning rate of the blocks (> 0)."),
             ("field_size = 32", "# Side N of the square SLM and camera field, in pixels (>= 1)."),
-            ("points = 256", "# Number of time samples n (>= 2; powers of two are fastest)."),
+            ("points = 1024", "# Number of time samples n (>= 2; powers of two are fastest)."),
         ] {
             let i = lines.iter().position(|l| *l == key).unwrap_or_else(|| panic!("no `{key}` in\n{text}"));
             assert_eq!(lines[i - 1], doc);

@@ -58,7 +58,7 @@ pub(crate) struct TrainArgs {
     /// Physical system of every block.
     #[arg(long, value_enum)]
     system: Option<SystemKind>,
-    /// Dataset: digits | vowels | vowels:FILE | mnist[:DIR] | fashion[:DIR] | csv:FILE[#label=NAME|INDEX]
+    /// Dataset: digits | vowels | vowels:FILE | mnist, mnist:DIR | fashion, fashion:DIR | csv:FILE, csv:FILE#label=NAME or INDEX
     /// (digits and vowels are built in; a CSV's label is the last column unless #label= names it).
     #[arg(long)]
     data: Option<String>,

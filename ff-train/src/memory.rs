@@ -320,7 +320,7 @@ pub fn estimate(cfg: &ExperimentConfig, data: &DataShape) -> std::result::Result
         out.push(Part { what, bytes });
     }
     let Some(total) = total.0 else { return Err(Overflow { what: "the whole run" }) };
-    out.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    out.sort_by_key(|p| std::cmp::Reverse(p.bytes));
     Ok(MemoryEstimate { parts: out, total })
 }
 
