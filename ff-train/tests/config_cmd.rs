@@ -19,7 +19,7 @@ fn config_prints_commented_toml_that_train_accepts() {
         ("lr = 0.001", "# Adam learning rate"),
         ("[optics]", "# Multimode optical system"),
         ("field_size = 32", "# Side N of the square SLM"),
-        ("points = 256", "# Number of time samples"),
+        ("points = 1024", "# Number of time samples"),
         ("timeout_ms = 30000", "# Time allowed for one request, in milliseconds"),
         ("hidden = [100, 200, 100]", "# Hidden layer widths"),
     ] {
