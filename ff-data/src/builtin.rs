@@ -6,7 +6,7 @@
 use crate::csv::parse_numeric_csv;
 use crate::dataset::{Dataset, TrainTest};
 use crate::error::DataError;
-use crate::vowels::{paper_preprocess, parse_vowels, VowelFormat, VowelOptions, VowelPreprocessing};
+use crate::vowels::{parse_vowels, split_vowels, VowelFormat, VowelOptions, VowelPreprocessing};
 use ff_core::{Matrix, Real};
 
 /// The 258-token subset (women, 7 vowels) as CSV text, unchanged from the public PhyLL code.
@@ -48,17 +48,13 @@ pub fn builtin_vowels<F: Real>(opts: &VowelOptions) -> Result<Dataset<F>, DataEr
 /// This is what `DataSpec::BuiltinVowels` (`--data vowels`) loads.
 ///
 /// # Errors
-/// As [`builtin_vowels`] and [`paper_preprocess`].
+/// As [`builtin_vowels`] and [`crate::paper_preprocess`].
 pub fn builtin_vowels_train_test<F: Real>(
     opts: &VowelOptions,
     preprocessing: VowelPreprocessing,
     seed: u64,
 ) -> Result<TrainTest<F>, DataError> {
-    let data = builtin_vowels::<F>(opts)?;
-    match preprocessing {
-        VowelPreprocessing::Paper => paper_preprocess(&data, seed),
-        VowelPreprocessing::Raw => data.train_test(0.2, seed, true),
-    }
+    split_vowels(&builtin_vowels::<F>(opts)?, preprocessing, seed)
 }
 
 /// The built-in measured input/output pairs of the acoustic physical layer of the PhyLL

@@ -124,6 +124,7 @@ pub fn knn_accuracy<F: Real>(train: &Dataset<F>, test: &Dataset<F>, k: usize) ->
     let mut correct = 0usize;
     let mut dots = Matrix::<f64>::zeros(0, 0);
     let mut order: Vec<usize> = Vec::with_capacity(n);
+    let mut dist = vec![0.0f64; n];
     for start in (0..m).step_by(KNN_CHUNK) {
         let rows: Vec<usize> = (start..(start + KNN_CHUNK).min(m)).collect();
         let chunk = b.select_rows(&rows);
@@ -134,7 +135,9 @@ pub fn knn_accuracy<F: Real>(train: &Dataset<F>, test: &Dataset<F>, k: usize) ->
         gemm(1.0, chunk.view(), Op::N, a.view(), Op::T, 0.0, &mut dots.view_mut());
         for (local, &t) in rows.iter().enumerate() {
             let nb = norm(&b, t);
-            let dist: Vec<f64> = (0..n).map(|i| (nb + na[i] - 2.0 * dots.get(local, i)).max(0.0)).collect();
+            for (i, d) in dist.iter_mut().enumerate() {
+                *d = (nb + na[i] - 2.0 * dots.get(local, i)).max(0.0);
+            }
             order.clear();
             order.extend(0..n);
             order.select_nth_unstable_by(k - 1, |&i, &j| dist[i].total_cmp(&dist[j]).then(i.cmp(&j)));

@@ -340,9 +340,18 @@ pub fn load_vowels<F: Real>(
     preprocessing: VowelPreprocessing,
     seed: u64,
 ) -> Result<TrainTest<F>, DataError> {
-    let data = read_vowels::<F>(path, opts)?;
+    split_vowels(&read_vowels::<F>(path, opts)?, preprocessing, seed)
+}
+
+/// Prepares a train/test pair from parsed vowels, as [`load_vowels`] describes (shared with the
+/// built-in subset).
+pub(crate) fn split_vowels<F: Real>(
+    data: &Dataset<F>,
+    preprocessing: VowelPreprocessing,
+    seed: u64,
+) -> Result<TrainTest<F>, DataError> {
     match preprocessing {
-        VowelPreprocessing::Paper => paper_preprocess(&data, seed),
+        VowelPreprocessing::Paper => paper_preprocess(data, seed),
         VowelPreprocessing::Raw => data.train_test(0.2, seed, true),
     }
 }
