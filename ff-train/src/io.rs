@@ -33,6 +33,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     result
 }
 
+/// Files that `phyff train --out DIR` writes into `DIR`.
+pub const RUN_FILES: [&str; 3] = ["checkpoint.json", "model.json", "result.json"];
+
+/// Makes sure `dir` can receive a run's files before any training is spent: creates it (and its
+/// parents) and writes and removes a probe file in it. Returns the run files ([`RUN_FILES`])
+/// already in `dir`, which belong to an earlier run unless this one is resumed there.
+///
+/// # Errors
+/// `dir` cannot be created or written (a file in the way, a read-only or full filesystem, no
+/// permission), with the path, the reason and the fix.
+pub fn check_out_dir(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let fix = "choose another --out directory (one you can write to)";
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("cannot write the run's files to --out {}: it is a file, not a directory; {fix}", dir.display());
+    }
+    fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the --out directory {}: {e}; {fix}", dir.display()))?;
+    let probe = dir.join(format!(".phyff-write-probe.{}", std::process::id()));
+    let written = File::create(&probe).and_then(|mut f| f.write_all(b"probe").and_then(|()| f.sync_all()));
+    let _ = fs::remove_file(&probe);
+    written.map_err(|e| anyhow::anyhow!("cannot write to the --out directory {}: {e}; {fix}", dir.display()))?;
+    Ok(RUN_FILES.iter().filter(|f| dir.join(f).exists()).map(|f| f.to_string()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

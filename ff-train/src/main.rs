@@ -124,8 +124,10 @@ pub(crate) struct TrainArgs {
     /// after every epoch.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
-    /// Continue the run checkpointed in DIR (DIR/checkpoint.json) with its saved configuration;
-    /// only --epochs may change (to extend the run). Outputs go to DIR.
+    /// Continue the run checkpointed in DIR (DIR/checkpoint.json) with its saved configuration.
+    /// Only --epochs (to extend the run) and how a device is reached (--device-cmd,
+    /// --device-tcp, --device-timeout-ms, --device-attempts) may change; any other flag that
+    /// differs from the saved run is refused. Outputs go to DIR.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out"])]
     pub(crate) resume: Option<PathBuf>,
     /// Device command for --system device (stdio transport); {block}, {rows}, {cols} are
@@ -177,7 +179,18 @@ fn non_negative(name: &str, v: i64) -> Result<usize> {
     usize::try_from(v).map_err(|_| anyhow::anyhow!("invalid {name}: must be a positive whole number, got {v}"))
 }
 
+/// One flag given on the command line: its name and how it changes a configuration.
+type FlagSetter<'a> = (&'static str, Box<dyn Fn(&mut ExperimentConfig) -> Result<()> + 'a>);
+
+/// Flags that may differ from the saved configuration when a run is resumed: the length of the
+/// run, and how to reach a device that may have moved (another command line, address or
+/// timeout for the same instrument).
+const RESUMABLE_FLAGS: [&str; 5] =
+    ["--epochs", "--device-cmd", "--device-tcp", "--device-timeout-ms", "--device-attempts"];
+
 impl TrainArgs {
+    /// The configuration of a new run: the `--config` file (or the defaults) with every flag
+    /// given applied on top, validated.
     pub(crate) fn resolve(&self) -> Result<ExperimentConfig> {
         let mut c = match &self.config {
             Some(p) => {
@@ -186,98 +199,115 @@ impl TrainArgs {
             }
             None => ExperimentConfig::default(),
         };
-        if let Some(v) = self.system {
-            c.system = v;
-        }
-        if let Some(v) = &self.data {
-            c.data = v.clone();
-        }
-        if let Some(v) = self.blocks {
-            c.blocks = v;
-        }
-        if let Some(v) = self.hidden {
-            c.hidden = v;
-        }
-        if let Some(v) = self.epochs {
-            c.epochs = non_negative("epochs", v)?;
-        }
-        if let Some(v) = self.batch_size {
-            c.batch_size = v;
-        }
-        if let Some(v) = self.lr {
-            c.lr = v;
-        }
-        if let Some(v) = self.n_inner {
-            c.n_inner = non_negative("n_inner", v)?;
-        }
-        if let Some(v) = self.alpha {
-            c.alpha = v;
-        }
-        if let Some(v) = self.objective {
-            c.objective = v;
-        }
-        if self.hard_negatives {
-            c.negatives = NegativeMode::Hardest;
-        }
-        if let Some(v) = self.band_rows {
-            c.band_rows = v;
-        }
-        if let Some(v) = self.seed {
-            c.seed = v;
-        }
-        if let Some(v) = self.precision {
-            c.precision = v;
-        }
-        if let Some(v) = self.field {
-            c.optics.field_size = v;
-        }
-        if let Some(v) = self.eval_every {
-            c.eval_every = v;
-        }
-        if self.no_ablation {
-            c.ablation = false;
-        }
-        if self.unsupervised {
-            c.mode = Mode::Unsupervised;
-        }
-        if let Some(v) = self.readout_epochs {
-            c.readout_epochs = non_negative("readout_epochs", v)?;
-        }
-        if self.no_supervised {
-            c.supervised_baseline = false;
-        }
-        if self.no_train_eval {
-            c.train_eval = false;
-        }
-        if let Some(v) = &self.device_cmd {
-            c.device.command = Some(v.clone());
-        }
-        if let Some(v) = &self.device_tcp {
-            c.device.tcp = Some(v.clone());
-        }
-        if let Some(v) = self.device_timeout_ms {
-            c.device.timeout_ms = v;
-        }
-        if let Some(v) = self.device_attempts {
-            c.device.attempts = v;
-        }
-        if let Some(v) = self.train_limit {
-            c.train_limit = Some(v);
-        }
-        if let Some(v) = self.test_limit {
-            c.test_limit = Some(v);
-        }
-        if let Some(v) = &self.emulator_pairs {
-            let (x, y) = v.split_once(',').ok_or_else(|| {
-                anyhow::anyhow!(
-                    "invalid --emulator-pairs {v:?}: give INPUTS.csv,OUTPUTS.csv (two paths, comma-separated)"
-                )
-            })?;
-            c.emulator.inputs = Some(x.into());
-            c.emulator.outputs = Some(y.into());
+        for (_, set) in self.setters() {
+            set(&mut c)?;
         }
         c.validate()?;
         Ok(c)
+    }
+
+    /// The configuration of a resumed run: the `saved` one with the flags given applied. A flag
+    /// that would change the saved run (anything but [`RESUMABLE_FLAGS`]) is refused, naming
+    /// it and the saved value; a flag that repeats the saved value is accepted.
+    pub(crate) fn resolve_resume(&self, saved: &ExperimentConfig, dir: &std::path::Path) -> Result<ExperimentConfig> {
+        let mut c = saved.clone();
+        let mut refused = Vec::new();
+        for (flag, set) in self.setters() {
+            let mut changed = c.clone();
+            set(&mut changed)?;
+            if changed == c {
+                continue;
+            }
+            if RESUMABLE_FLAGS.contains(&flag) {
+                c = changed;
+            } else {
+                refused.push(flag);
+            }
+        }
+        anyhow::ensure!(
+            refused.is_empty(),
+            "cannot resume {} with {}: the run continues with its saved configuration (see {}), and {} would change it. \
+             Only the number of epochs and how the device is reached (its command, address, timeout and attempts) may differ on resume. \
+             Drop {}, or start a new run with these settings: phyff train ... --out NEW_DIR",
+            dir.display(),
+            refused.join(", "),
+            dir.join(ff_train::checkpoint::CHECKPOINT_FILE).display(),
+            if refused.len() == 1 { "this flag" } else { "these flags" },
+            if refused.len() == 1 { "it" } else { "them" },
+        );
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Every flag given, in command-line order of the help, with how it sets the configuration.
+    fn setters(&self) -> Vec<FlagSetter<'_>> {
+        let mut s: Vec<FlagSetter<'_>> = Vec::new();
+        macro_rules! flag {
+            ($name:expr, $cond:expr, |$c:ident| $body:expr) => {
+                if $cond {
+                    s.push((
+                        $name,
+                        Box::new(move |$c: &mut ExperimentConfig| {
+                            $body;
+                            Ok(())
+                        }),
+                    ));
+                }
+            };
+        }
+        flag!("--system", self.system.is_some(), |c| c.system = self.system.unwrap());
+        flag!("--data", self.data.is_some(), |c| c.data = self.data.clone().unwrap());
+        flag!("--blocks", self.blocks.is_some(), |c| c.blocks = self.blocks.unwrap());
+        flag!("--hidden", self.hidden.is_some(), |c| c.hidden = self.hidden.unwrap());
+        flag!("--epochs", self.epochs.is_some(), |c| c.epochs = non_negative("epochs", self.epochs.unwrap())?);
+        flag!("--batch-size", self.batch_size.is_some(), |c| c.batch_size = self.batch_size.unwrap());
+        flag!("--lr", self.lr.is_some(), |c| c.lr = self.lr.unwrap());
+        flag!("--n-inner", self.n_inner.is_some(), |c| c.n_inner = non_negative("n_inner", self.n_inner.unwrap())?);
+        flag!("--alpha", self.alpha.is_some(), |c| c.alpha = self.alpha.unwrap());
+        flag!("--objective", self.objective.is_some(), |c| c.objective = self.objective.unwrap());
+        flag!("--hard-negatives", self.hard_negatives, |c| c.negatives = NegativeMode::Hardest);
+        flag!("--band-rows", self.band_rows.is_some(), |c| c.band_rows = self.band_rows.unwrap());
+        flag!("--seed", self.seed.is_some(), |c| c.seed = self.seed.unwrap());
+        flag!("--precision", self.precision.is_some(), |c| c.precision = self.precision.unwrap());
+        flag!("--field", self.field.is_some(), |c| c.optics.field_size = self.field.unwrap());
+        flag!("--eval-every", self.eval_every.is_some(), |c| c.eval_every = self.eval_every.unwrap());
+        flag!("--no-ablation", self.no_ablation, |c| c.ablation = false);
+        flag!("--unsupervised", self.unsupervised, |c| c.mode = Mode::Unsupervised);
+        flag!("--readout-epochs", self.readout_epochs.is_some(), |c| c.readout_epochs =
+            non_negative("readout_epochs", self.readout_epochs.unwrap())?);
+        flag!("--no-supervised", self.no_supervised, |c| c.supervised_baseline = false);
+        flag!("--no-train-eval", self.no_train_eval, |c| c.train_eval = false);
+        // A transport given as a flag replaces the other one of the file or the saved run.
+        flag!("--device-cmd", self.device_cmd.is_some(), |c| {
+            c.device.command = self.device_cmd.clone();
+            c.device.tcp = None
+        });
+        flag!("--device-tcp", self.device_tcp.is_some(), |c| {
+            c.device.tcp = self.device_tcp.clone();
+            c.device.command = None
+        });
+        flag!("--device-timeout-ms", self.device_timeout_ms.is_some(), |c| c.device.timeout_ms =
+            self.device_timeout_ms.unwrap());
+        flag!("--device-attempts", self.device_attempts.is_some(), |c| c.device.attempts =
+            self.device_attempts.unwrap());
+        flag!("--train-limit", self.train_limit.is_some(), |c| c.train_limit = self.train_limit);
+        flag!("--test-limit", self.test_limit.is_some(), |c| c.test_limit = self.test_limit);
+        if let Some(v) = &self.emulator_pairs {
+            s.push((
+                "--emulator-pairs",
+                Box::new(move |c: &mut ExperimentConfig| {
+                    let (x, y) = v.split_once(',').ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "invalid --emulator-pairs {v:?}: give INPUTS.csv,OUTPUTS.csv (two paths, comma-separated)"
+                        )
+                    })?;
+                    c.emulator.inputs = Some(x.into());
+                    c.emulator.outputs = Some(y.into());
+                    Ok(())
+                }),
+            ));
+        }
+        s
     }
 }
 
@@ -345,16 +375,24 @@ impl Progress {
 fn train_cmd(args: &TrainArgs) -> Result<()> {
     let (cfg, out) = match &args.resume {
         Some(dir) => {
-            let mut c = ff_train::checkpoint::checkpoint_config(&dir.join(ff_train::checkpoint::CHECKPOINT_FILE))?;
-            if let Some(v) = args.epochs {
-                c.epochs = non_negative("epochs", v)?;
-            }
+            let saved = ff_train::checkpoint::checkpoint_config(&dir.join(ff_train::checkpoint::CHECKPOINT_FILE))?;
+            let c = args.resolve_resume(&saved, dir)?;
             eprintln!("phyff train: resuming the run checkpointed in {}", dir.display());
             (c, Some(dir.as_path()))
         }
         None => (args.resolve()?, args.out.as_deref()),
     };
     let resume = args.resume.as_deref();
+    if let Some(dir) = out {
+        let earlier = ff_train::io::check_out_dir(dir)?;
+        if resume.is_none() && !earlier.is_empty() {
+            eprintln!(
+                "warning: {} already holds {} of an earlier run; this run replaces each file only when it writes it (the checkpoint after its first epoch, the model and result at the end), so until then they describe the other run. Use an empty --out directory to keep runs apart.",
+                dir.display(),
+                earlier.join(", ")
+            );
+        }
+    }
     let objective = match cfg.objective {
         Objective::Phyll => format!("PhyLL objective (alpha {})", cfg.alpha),
         Objective::Hinton => {
@@ -389,7 +427,6 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         cfg.precision
     );
     let mut progress = Progress::new(cfg.epochs);
-    let epochs = Some(cfg.epochs);
     let (pnn, ablation, supervised, untrained, references, result) = match (cfg.precision, resume) {
         (Precision::F32, None) => {
             let o = ff_train::run::train::<f32>(&cfg, out, |m, r| progress.update(m, r))?;
@@ -400,11 +437,11 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
             (o.pnn, o.ablation, o.supervised, o.untrained, o.references, o.result)
         }
         (Precision::F32, Some(dir)) => {
-            let o = ff_train::run::resume::<f32>(dir, epochs, |m, r| progress.update(m, r))?;
+            let o = ff_train::run::resume_as::<f32>(dir, &cfg, |m, r| progress.update(m, r))?;
             (o.pnn, o.ablation, o.supervised, o.untrained, o.references, o.result)
         }
         (Precision::F64, Some(dir)) => {
-            let o = ff_train::run::resume::<f64>(dir, epochs, |m, r| progress.update(m, r))?;
+            let o = ff_train::run::resume_as::<f64>(dir, &cfg, |m, r| progress.update(m, r))?;
             (o.pnn, o.ablation, o.supervised, o.untrained, o.references, o.result)
         }
     };

@@ -1,6 +1,8 @@
 //! Orchestration of `phyff train` and `phyff eval`: data, systems, network, training, outputs.
 
-use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
+use crate::checkpoint::{
+    checkpoint_config, load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+};
 use crate::config::{ExperimentConfig, Mode};
 use crate::io::write_atomic;
 use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
@@ -145,18 +147,50 @@ pub fn resume<F: FftReal>(
     epochs: Option<usize>,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    let ck = load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?;
-    let mut cfg = ck.model.config.clone();
+    let mut cfg = checkpoint_config(&dir.join(CHECKPOINT_FILE))?;
     if let Some(e) = epochs {
-        let (s, done, old) = (cfg.lr_schedule, ck.progress.epochs_done, cfg.epochs);
-        anyhow::ensure!(
-            (1..=done).all(|k| s.factor(k, old) == s.factor(k, e)),
-            "cannot resume with --epochs {e}: the run's lr_schedule \"{}\" was planned for {old} epochs, and {done} epochs were trained with it; {e} epochs would have given them other learning rates. Resume without --epochs (or start a new run)",
-            s.name()
-        );
         cfg.epochs = e;
     }
-    train_from(&cfg, Some(dir), Some(ck), progress)
+    resume_as(dir, &cfg, progress)
+}
+
+/// Continues the run checkpointed in `dir` under `cfg`: the saved configuration, in which only
+/// the number of epochs and the way to reach a device (`cfg.device`: command, address,
+/// timeout, attempts) may differ. The checkpoint and the model then record `cfg`.
+///
+/// # Errors
+/// As [`resume`]; also if `cfg` differs from the saved configuration in anything else (naming
+/// the settings), or if `cfg.epochs` would give the epochs already trained other learning rates
+/// under the run's schedule.
+pub fn resume_as<F: FftReal>(
+    dir: &Path,
+    cfg: &ExperimentConfig,
+    progress: impl FnMut(&str, &EpochRecord),
+) -> Result<TrainOutcome<F>> {
+    let ck = load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?;
+    let saved = &ck.model.config;
+    let mut comparable = cfg.clone();
+    comparable.epochs = saved.epochs;
+    comparable.device = saved.device.clone();
+    if comparable != *saved {
+        let (a, b) = (toml::Value::try_from(saved)?, toml::Value::try_from(&comparable)?);
+        let keys: Vec<String> = match (a.as_table(), b.as_table()) {
+            (Some(a), Some(b)) => a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect(),
+            _ => Vec::new(),
+        };
+        anyhow::bail!(
+            "cannot resume {}: the configuration differs from the saved one in {}; only epochs and [device] may change on resume",
+            dir.display(),
+            if keys.is_empty() { "some setting".to_string() } else { keys.join(", ") }
+        );
+    }
+    let (s, done, old, e) = (cfg.lr_schedule, ck.progress.epochs_done, saved.epochs, cfg.epochs);
+    anyhow::ensure!(
+        (1..=done).all(|k| s.factor(k, old) == s.factor(k, e)),
+        "cannot resume with --epochs {e}: the run's lr_schedule \"{}\" was planned for {old} epochs, and {done} epochs were trained with it; {e} epochs would have given them other learning rates. Resume without --epochs (or start a new run)",
+        s.name()
+    );
+    train_from(cfg, Some(dir), Some(ck), progress)
 }
 
 fn train_from<F: FftReal>(
@@ -166,6 +200,9 @@ fn train_from<F: FftReal>(
     mut progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
     cfg.validate()?;
+    if let Some(dir) = out {
+        crate::io::check_out_dir(dir)?;
+    }
     let prep = prepare::<F>(cfg)?;
     let opts = cfg.fit_options();
     let model_file = |state, readout| ModelFile {
@@ -182,13 +219,7 @@ fn train_from<F: FftReal>(
     let (mut net, start) = match resume_from {
         None => (build_network(cfg, &prep, false)?, None),
         Some(ck) => {
-            anyhow::ensure!(
-                ck.model.raw_len == prep.data.train.dim() && ck.model.embedding == prep.embedding,
-                "the data {:?} no longer match the checkpoint (sample length {} vs {})",
-                cfg.data,
-                prep.data.train.dim(),
-                ck.model.raw_len
-            );
+            data_match(cfg, &prep, ck.model.raw_len, &ck.model.embedding, "checkpoint")?;
             let specs = build_blocks::<F>(cfg, &prep.embedding, ck.model.raw_len, false)?;
             let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
             let net =
@@ -378,6 +409,31 @@ pub fn eval_from<F: FftReal>(path: &Path, first_block: usize) -> Result<EvalOutc
     eval_saved::<F>(&SavedModel::read(path)?, first_block)
 }
 
+/// Checks that the data the configuration loads today are shaped as when `what` (a model or a
+/// checkpoint) was saved: the same sample length and the same label embedding.
+fn data_match<F: Real>(
+    cfg: &ExperimentConfig,
+    prep: &Prepared<F>,
+    saved_len: usize,
+    saved_embedding: &LabelEmbedding,
+    what: &str,
+) -> Result<()> {
+    let now = prep.data.train.dim();
+    anyhow::ensure!(
+        now == saved_len,
+        "the data {:?} no longer match the {what}: its samples now hold {now} values, the {what} was trained on {saved_len}; point data (or --data) at the file the {what} was trained on",
+        cfg.data
+    );
+    anyhow::ensure!(
+        prep.embedding == *saved_embedding,
+        "the data {:?} no longer match the {what}: the labels are now written into the inputs as {:?}, the {what} used {:?} (another number of classes, or another image size or band_rows); point data (or --data) at the file the {what} was trained on",
+        cfg.data,
+        prep.embedding,
+        saved_embedding
+    );
+    Ok(())
+}
+
 /// [`eval_from`] of a file already read.
 ///
 /// # Errors
@@ -387,13 +443,7 @@ pub fn eval_saved<F: FftReal>(saved: &SavedModel, first_block: usize) -> Result<
     let (model, checkpoint_epochs) = saved.load::<F>()?;
     let cfg = &model.config;
     let prep = prepare::<F>(cfg)?;
-    anyhow::ensure!(
-        prep.data.train.dim() == model.raw_len && prep.embedding == model.embedding,
-        "the data {:?} does not match the model (sample length {} vs {})",
-        cfg.data,
-        prep.data.train.dim(),
-        model.raw_len
-    );
+    data_match(cfg, &prep, model.raw_len, &model.embedding, "model")?;
     let specs = build_blocks::<F>(cfg, &prep.embedding, model.raw_len, model.ablation)?;
     let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
     let mut net = Network::from_state(model.raw_len, model.embedding, cfg.train_config(), systems, model.state)?;

@@ -221,6 +221,74 @@ fn epoch_lines(stderr: &str) -> Vec<&str> {
     stderr.lines().filter(|l| l.contains("] epoch")).collect()
 }
 
+/// `progress.epochs_done` of the checkpoint in `dir`.
+fn epochs_done(dir: &Path) -> u64 {
+    let text = std::fs::read_to_string(dir.join("checkpoint.json")).expect("checkpoint written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    v["progress"]["epochs_done"].as_u64().expect("epochs_done")
+}
+
+/// A short run into `out` (1 epoch, 16 outputs, no ablation nor final train evaluation).
+fn short_run(extra: &[&str], out: &Path) -> Output {
+    let mut args = vec!["train", "--epochs", "1", "--hidden", "16", "--no-ablation", "--no-train-eval"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    phyff(&args)
+}
+
+#[test]
+fn resume_refuses_flags_that_would_change_the_saved_run() {
+    let out = tmp("resume-flags");
+    let o = short_run(&[], &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = out.to_str().unwrap();
+    let o = phyff(&["train", "--resume", dir, "--lr", "99", "--system", "microwave", "--epochs", "2"]);
+    assert!(!o.status.success(), "a resume with --lr 99 --system microwave must not train the saved run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    for needle in ["--lr", "--system", "saved configuration", "--out"] {
+        assert!(err.contains(needle), "missing {needle:?}: {err}");
+    }
+    assert!(!err.contains("--epochs"), "--epochs may change on resume: {err}");
+    assert!(epoch_lines(&err).is_empty(), "refused before training: {err}");
+    assert_eq!(epochs_done(&out), 1);
+    // The same value as saved changes nothing, and --epochs extends the run.
+    let o = phyff(&["train", "--resume", dir, "--hidden", "16", "--no-ablation", "--epochs", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(epochs_done(&out), 2);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn resume_follows_a_device_that_moved() {
+    let out = tmp("resume-device");
+    let device = |extra: &str| {
+        format!(
+            "{} --stdio{extra} --block {{block}} --input-shape {{rows}}x{{cols}}",
+            env!("CARGO_BIN_EXE_phyff-device")
+        )
+    };
+    let first = device("");
+    let o = short_run(&["--system", "device", "--device-cmd", &first], &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = out.to_str().unwrap();
+    // The new command is the one used: a device that is not there is an error naming it.
+    let o = phyff(&["train", "--resume", dir, "--epochs", "2", "--device-cmd", "/nonexistent/phyff-device --stdio"]);
+    assert!(!o.status.success(), "the saved device command must not be used instead of the new one");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/nonexistent/phyff-device"), "{err}");
+    assert_eq!(epochs_done(&out), 1);
+    // Another command line and timeout for the same device: the run continues.
+    let moved = device(" --precision f32");
+    let o = phyff(&["train", "--resume", dir, "--epochs", "2", "--device-cmd", &moved, "--device-timeout-ms", "20000"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(epochs_done(&out), 2);
+    let ck: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint.json")).unwrap()).unwrap();
+    assert_eq!(ck["model"]["config"]["device"]["command"], moved.as_str());
+    assert_eq!(ck["model"]["config"]["device"]["timeout_ms"], 20000);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 #[test]
 fn sizes_beyond_memory_are_refused_before_allocating() {
     // Each used to abort (a 980 GB allocation, exit 134) or panic (capacity overflow).
@@ -263,6 +331,47 @@ fn unknown_keys_in_system_sections_are_errors() {
 }
 
 #[test]
+fn an_unwritable_output_directory_fails_before_the_first_epoch() {
+    let base = tmp("unwritable");
+    std::fs::create_dir_all(&base).unwrap();
+    let file = base.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    // Read-only permissions do not stop root, so: a file, a path under a file, and /proc.
+    for out in [file.clone(), file.join("sub"), PathBuf::from("/proc/phyff-cannot-write-here")] {
+        let o = short_run(&[], &out);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", out.display());
+        assert!(epoch_lines(&err).is_empty(), "{}: must fail before the first epoch: {err}", out.display());
+        assert!(err.contains(out.to_str().unwrap()) && err.contains("--out"), "{err}");
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+#[test]
+fn an_output_directory_holding_an_earlier_run_is_warned_about() {
+    let out = tmp("earlier-run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("model.json"), "{\"the\": \"model of an earlier run\"}").unwrap();
+    let o = short_run(&["--seed", "3"], &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warning = err.lines().find(|l| l.starts_with("warning:")).unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(warning.contains("model.json") && warning.contains(out.to_str().unwrap()), "{warning}");
+    let first = err.find("warning:").unwrap();
+    assert!(epoch_lines(&err).iter().all(|l| err.find(l).unwrap() > first), "warned before training: {err}");
+    // Its own files, resumed or not, are no earlier run's: a fresh directory gets no warning.
+    let fresh = tmp("fresh-run");
+    let o = short_run(&[], &fresh);
+    assert!(o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning:"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = phyff(&["train", "--resume", fresh.to_str().unwrap(), "--epochs", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning:"), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(&fresh).unwrap();
+}
+
+#[test]
 fn negative_numbers_reach_validation_instead_of_the_parser() {
     for (args, needles) in [
         (vec!["train", "--seed", "-1"], vec!["--seed", "-1", "negative"]),
@@ -281,4 +390,31 @@ fn negative_numbers_reach_validation_instead_of_the_parser() {
             assert!(err.contains(n), "{args:?}: missing {n:?} in {err}");
         }
     }
+}
+
+#[test]
+fn a_model_whose_data_changed_says_what_changed() {
+    let dir = tmp("data-changed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("table.csv");
+    let table = |classes: usize| {
+        let mut t = String::from("a,b,c,label\n");
+        for i in 0..60 {
+            t += &format!("{},{},{},{}\n", i % 7, (i * 3) % 5, i % 2, i % classes);
+        }
+        t
+    };
+    std::fs::write(&csv, table(2)).unwrap();
+    let data = format!("csv:{}", csv.display());
+    let out = dir.join("run");
+    let o = short_run(&["--data", &data, "--system", "digital"], &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same file now holds three classes: the labels no longer fit the model's inputs.
+    std::fs::write(&csv, table(3)).unwrap();
+    let o = phyff(&["eval", "--model", out.join("model.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the file the model was trained on"), "says the fix: {err}");
+    assert!(err.contains("values") || err.contains("labels"), "says what changed: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
