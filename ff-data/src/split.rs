@@ -1,61 +1,18 @@
 //! Deterministic seeded shuffles, train/test splits and mini-batch orders.
 //!
 //! All randomness comes from [`ff_core::rng::rng_for`] (ChaCha8) and is consumed by the
-//! algorithms written out here (Fisher-Yates with Lemire's unbiased bounded draw), not by
-//! `rand`'s `SliceRandom`, whose algorithm may change between `rand` versions: the same seed gives
-//! the same split on every platform and with every dependency version.
+//! shuffles of [`ff_core::rng`] (Fisher-Yates with Lemire's unbiased bounded draw, re-exported
+//! here), not by `rand`'s `SliceRandom`, whose algorithm may change between `rand` versions: the
+//! same seed gives the same split on every platform and with every dependency version. The
+//! per-epoch order lives in `ff-core` so that [`ff_core::Network::fit`] shuffles exactly as the
+//! trainer does.
 
 use crate::error::DataError;
-use ff_core::rng::{rng_for, Rng};
-use rand::RngCore;
+use ff_core::rng::rng_for;
+pub use ff_core::rng::{epoch_order, permutation, shuffle_in_place};
 
 /// RNG purpose tag of [`crate::Dataset::split`].
 pub const PURPOSE_SPLIT: &str = "ff-data/split";
-/// RNG purpose tag of [`epoch_order`] (the epoch number is appended).
-pub const PURPOSE_EPOCH: &str = "ff-data/epoch-order";
-
-/// A uniform integer in `0..n` (`n > 0`), unbiased (Lemire's multiply-and-reject).
-fn below(rng: &mut Rng, n: usize) -> usize {
-    let n = n as u64;
-    let threshold = n.wrapping_neg() % n; // = 2^64 mod n
-    loop {
-        let m = u128::from(rng.next_u64()) * u128::from(n);
-        if (m as u64) >= threshold {
-            return (m >> 64) as usize;
-        }
-    }
-}
-
-/// Shuffles `v` in place (Fisher-Yates), consuming `rng`.
-pub fn shuffle_in_place<T>(v: &mut [T], rng: &mut Rng) {
-    for i in (1..v.len()).rev() {
-        let j = below(rng, i + 1);
-        v.swap(i, j);
-    }
-}
-
-/// A uniformly random permutation of `0..n` from `rng`.
-pub fn permutation(n: usize, rng: &mut Rng) -> Vec<usize> {
-    let mut p: Vec<usize> = (0..n).collect();
-    shuffle_in_place(&mut p, rng);
-    p
-}
-
-/// The sample order of epoch `epoch`: a permutation of `0..n` that depends only on
-/// `(seed, epoch)`. Cut it into mini-batches with `order.chunks(batch_size)` and gather each
-/// with [`crate::Dataset::gather`].
-///
-/// # Examples
-/// ```
-/// let order = ff_data::epoch_order(10, 42, 0);
-/// assert_eq!(order.len(), 10);
-/// assert_eq!(order, ff_data::epoch_order(10, 42, 0));
-/// assert_ne!(order, ff_data::epoch_order(10, 42, 1));
-/// ```
-pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
-    let mut rng = rng_for(seed, &format!("{PURPOSE_EPOCH}/{epoch}"));
-    permutation(n, &mut rng)
-}
 
 /// Number of test samples for a split of `n` samples: `ceil(test_fraction * n)`, the convention
 /// of scikit-learn's `train_test_split` (258 vowel tokens at 0.2 give 52 test, 206 train).
@@ -159,30 +116,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn below_is_in_range_and_covers_all_values() {
-        let mut rng = rng_for(1, "t");
-        let mut seen = [0usize; 7];
-        for _ in 0..7000 {
-            seen[below(&mut rng, 7)] += 1;
-        }
-        // Each value expected 1000 times; 5 sigma is about 150.
-        for (v, &k) in seen.iter().enumerate() {
-            assert!((850..1150).contains(&k), "value {v} drawn {k} times");
-        }
-    }
-
-    #[test]
-    fn permutation_is_a_permutation_and_depends_on_seed() {
-        let p = permutation(100, &mut rng_for(3, "t"));
-        let mut s = p.clone();
-        s.sort_unstable();
-        assert_eq!(s, (0..100).collect::<Vec<_>>());
-        assert_ne!(p, (0..100).collect::<Vec<_>>());
-        assert_eq!(p, permutation(100, &mut rng_for(3, "t")));
-        assert_ne!(p, permutation(100, &mut rng_for(4, "t")));
-    }
-
-    #[test]
     fn test_count_follows_ceil_convention_and_rejects_bad_fractions() {
         assert_eq!(test_count(258, 0.2).unwrap(), 52);
         assert_eq!(test_count(1797, 0.2).unwrap(), 360);
@@ -227,12 +160,5 @@ mod tests {
     #[test]
     fn out_of_range_label_is_an_error() {
         assert!(split_indices(&[0, 1, 5], 2, 0.5, 0, true).is_err());
-    }
-
-    #[test]
-    fn epoch_orders_differ_between_epochs_and_seeds() {
-        assert_ne!(epoch_order(50, 1, 0), epoch_order(50, 1, 1));
-        assert_ne!(epoch_order(50, 1, 0), epoch_order(50, 2, 0));
-        assert_eq!(epoch_order(50, 1, 3), epoch_order(50, 1, 3));
     }
 }
