@@ -580,6 +580,7 @@ fn run<F: FftReal>(mut s: Setup<F>, o: &Opts, arrays: &Arrays) -> Result<()> {
         LabelEmbedding::ImageBands { num_classes, height, width, band_rows } => json!({
             "kind": "image_bands", "num_classes": num_classes, "height": height, "width": width, "band_rows": band_rows
         }),
+        other => bail!("the peer implements the overwrite and image_bands embeddings only, got {other:?}"),
     };
     let mut blocks = Vec::new();
     for (k, (layer, sys)) in initial.layers.iter().zip(&s.systems).enumerate() {

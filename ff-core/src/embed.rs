@@ -11,10 +11,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LabelEmbedding {
-    /// Vectors: zero the first `num_classes` entries and set entry `y` to the label value.
-    /// The data must reserve those entries (e.g. the vowel preprocessing prepends 8 zeros).
-    /// Input length is unchanged.
+    /// Vectors whose first `num_classes` entries are reserved label slots: entry `y` is set to
+    /// the label value, the other slots stay 0. Input length is unchanged.
+    ///
+    /// The data must reserve the slots by holding 0 there (the vowel preprocessing prepends 8
+    /// zeros; `phyff train` prepends `K` zero columns to vector data that reserved none).
+    /// Embedding a sample with anything else in a slot is an error, never a silent overwrite of
+    /// a feature; data without reserved slots take [`LabelEmbedding::Prepend`].
     Overwrite {
+        /// Number of classes `K`.
+        num_classes: usize,
+    },
+    /// Vectors, nothing reserved: `num_classes` label entries are written before the sample
+    /// (entry `y` holds the label value, the others 0), so an embedded sample has
+    /// `num_classes + raw_len` values and every feature is kept. The same embedded vectors as
+    /// prepending `K` zero columns to the data and using [`LabelEmbedding::Overwrite`].
+    Prepend {
         /// Number of classes `K`.
         num_classes: usize,
     },
@@ -51,7 +63,9 @@ impl LabelEmbedding {
     /// Number of classes.
     pub fn num_classes(&self) -> usize {
         match *self {
-            LabelEmbedding::Overwrite { num_classes } | LabelEmbedding::ImageBands { num_classes, .. } => num_classes,
+            LabelEmbedding::Overwrite { num_classes }
+            | LabelEmbedding::Prepend { num_classes }
+            | LabelEmbedding::ImageBands { num_classes, .. } => num_classes,
         }
     }
 
@@ -59,6 +73,7 @@ impl LabelEmbedding {
     pub fn embedded_len(&self, raw_len: usize) -> usize {
         match *self {
             LabelEmbedding::Overwrite { .. } => raw_len,
+            LabelEmbedding::Prepend { num_classes } => num_classes + raw_len,
             LabelEmbedding::ImageBands { height, width, band_rows, .. } => (height + 2 * band_rows) * width,
         }
     }
@@ -66,7 +81,7 @@ impl LabelEmbedding {
     /// Shape `(height, width)` of an embedded image, `None` for vectors.
     pub fn embedded_shape(&self) -> Option<(usize, usize)> {
         match *self {
-            LabelEmbedding::Overwrite { .. } => None,
+            LabelEmbedding::Overwrite { .. } | LabelEmbedding::Prepend { .. } => None,
             LabelEmbedding::ImageBands { height, width, band_rows, .. } => Some((height + 2 * band_rows, width)),
         }
     }
@@ -75,7 +90,7 @@ impl LabelEmbedding {
     ///
     /// # Errors
     /// [`CoreError::Config`] when the classes do not fit (fewer than 2 classes, more classes
-    /// than reserved entries or band rows, image shape not matching `raw_len`).
+    /// than reserved entries or band rows, image shape not matching `raw_len`, no features).
     pub fn validate(&self, raw_len: usize) -> Result<()> {
         let k = self.num_classes();
         if k < 2 {
@@ -85,9 +100,14 @@ impl LabelEmbedding {
             LabelEmbedding::Overwrite { num_classes } if num_classes > raw_len => Err(CoreError::config(
                 "label embedding",
                 format!(
-                    "{num_classes} classes need {num_classes} reserved leading entries but samples have only {raw_len}"
+                    "{num_classes} classes need {num_classes} reserved leading entries but samples have only \
+                     {raw_len}; use LabelEmbedding::Prepend {{ num_classes: {num_classes} }} for data without \
+                     reserved label slots"
                 ),
             )),
+            LabelEmbedding::Prepend { .. } if raw_len == 0 => {
+                Err(CoreError::config("label embedding", "samples have no features (raw length 0)"))
+            }
             LabelEmbedding::ImageBands { num_classes, height, width, band_rows } => {
                 // Checked: the sizes may come from a file.
                 if height.checked_mul(width) != Some(raw_len) {
@@ -122,11 +142,28 @@ impl LabelEmbedding {
         }
     }
 
+    /// Checks raw samples `x` before any label is written: for [`LabelEmbedding::Overwrite`],
+    /// that every sample holds 0 in its `K` label slots (so the label destroys no feature).
+    /// The other embeddings keep every value and accept any `x` (widths are checked by
+    /// [`LabelEmbedding::embed`]).
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] naming the first row and column that holds something else than
+    /// 0 in a label slot, and the fix ([`LabelEmbedding::Prepend`]).
+    pub fn check_reserved<F: Real>(&self, x: MatRef<'_, F>) -> Result<()> {
+        match *self {
+            LabelEmbedding::Overwrite { num_classes } if x.cols() >= num_classes => check_reserved(x, num_classes),
+            _ => Ok(()),
+        }
+    }
+
     /// Writes labels into a batch: `out` becomes `x.rows() x embedded_len`.
     ///
     /// # Errors
     /// [`CoreError::Label`] for a label out of range, [`CoreError::Shape`] for a wrong width
-    /// or a label count different from the batch size.
+    /// or a label count different from the batch size, and [`CoreError::Config`] for
+    /// [`LabelEmbedding::Overwrite`] when a reserved label slot of `x` does not hold 0 (the
+    /// data did not reserve it).
     pub fn embed<F: Real>(
         &self,
         x: MatRef<'_, F>,
@@ -174,12 +211,22 @@ impl LabelEmbedding {
                         got: format!("{raw}"),
                     });
                 }
+                check_reserved(x, k)?;
                 out.resize(x.rows(), len);
                 out.data_mut().copy_from_slice(x.data());
                 for (i, &y) in labels.iter().enumerate() {
                     let r = out.row_mut(i);
                     r[..k].fill(F::zero());
                     r[y] = value;
+                }
+            }
+            LabelEmbedding::Prepend { .. } => {
+                out.resize(x.rows(), len);
+                for (i, &y) in labels.iter().enumerate() {
+                    let r = out.row_mut(i);
+                    r[..k].fill(F::zero());
+                    r[y] = value;
+                    r[k..].copy_from_slice(x.row(i));
                 }
             }
             LabelEmbedding::ImageBands { height, width, band_rows, .. } => {
@@ -204,6 +251,25 @@ impl LabelEmbedding {
         }
         Ok(())
     }
+}
+
+/// Checks that the first `k` entries of every row of `x` (the label slots of
+/// [`LabelEmbedding::Overwrite`]) hold 0, so that writing the label there destroys nothing.
+fn check_reserved<F: Real>(x: MatRef<'_, F>, k: usize) -> Result<()> {
+    for i in 0..x.rows() {
+        if let Some((col, v)) = x.row(i)[..k].iter().enumerate().find(|(_, v)| **v != F::zero()) {
+            return Err(CoreError::config(
+                "label embedding",
+                format!(
+                    "overwrite writes the label into the first {k} entries of every sample, but row {i}, \
+                     column {col} holds {v:?}, not 0: the data did not reserve those entries and a feature \
+                     would be lost. Use LabelEmbedding::Prepend {{ num_classes: {k} }} (adds {k} label entries \
+                     before the features), or prepend {k} zero columns to the data"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A uniformly random wrong label for each true label (redrawn at every call).
@@ -311,13 +377,48 @@ mod tests {
 
     #[test]
     fn overwrite_embedding() {
-        let x = Matrix::from_vec(2, 4, vec![9.0f64, 9.0, 1.0, -3.0, 9.0, 9.0, 2.0, 0.5]).unwrap();
+        let x = Matrix::from_vec(2, 4, vec![0.0f64, 0.0, 1.0, -3.0, 0.0, 0.0, 2.0, 0.5]).unwrap();
         let e = LabelEmbedding::Overwrite { num_classes: 2 };
         let mut out = Matrix::zeros(0, 0);
         e.embed(x.view(), &[1, 0], LabelValue::BatchMaxAbs, &mut out).unwrap();
-        assert_eq!(out.data(), &[0.0, 9.0, 1.0, -3.0, 9.0, 0.0, 2.0, 0.5]);
+        assert_eq!(out.data(), &[0.0, 3.0, 1.0, -3.0, 3.0, 0.0, 2.0, 0.5]);
         assert!(e.embed(x.view(), &[2, 0], LabelValue::BatchMaxAbs, &mut out).is_err());
         assert!(e.embed(x.view(), &[0], LabelValue::BatchMaxAbs, &mut out).is_err());
+    }
+
+    #[test]
+    fn overwrite_refuses_data_that_did_not_reserve_the_label_slots() {
+        // Four features, none reserved: overwriting the first two would destroy 9.0 and 0.25.
+        let x = Matrix::from_vec(2, 4, vec![0.0f64, 0.0, 1.0, -3.0, 9.0, 0.25, 2.0, 0.5]).unwrap();
+        let e = LabelEmbedding::Overwrite { num_classes: 2 };
+        let mut out = Matrix::zeros(0, 0);
+        let err = e.embed(x.view(), &[1, 0], LabelValue::BatchMaxAbs, &mut out).unwrap_err().to_string();
+        assert!(err.contains("row 1, column 0 holds 9.0") && err.contains("Prepend"), "{err}");
+        // Blank labels (value 0) overwrite just as much.
+        assert!(e.embed_with_value(x.view(), &[0, 0], 0.0, &mut out).is_err());
+        // A NaN in a slot is not a reservation either.
+        let nan = Matrix::from_vec(1, 3, vec![f64::NAN, 0.0, 1.0]).unwrap();
+        assert!(e.embed(nan.view(), &[0], LabelValue::Fixed { value: 1.0 }, &mut out).is_err());
+    }
+
+    #[test]
+    fn prepend_keeps_every_feature_and_equals_overwrite_on_prepended_zeros() {
+        let x = Matrix::from_vec(2, 3, vec![9.0f64, 1.0, -3.0, 0.25, 2.0, 0.5]).unwrap();
+        let e = LabelEmbedding::Prepend { num_classes: 2 };
+        e.validate(3).unwrap();
+        assert_eq!((e.embedded_len(3), e.embedded_shape(), e.num_classes()), (5, None, 2));
+        let mut out = Matrix::zeros(0, 0);
+        e.embed(x.view(), &[1, 0], LabelValue::BatchMaxAbs, &mut out).unwrap();
+        assert_eq!(out.data(), &[0.0, 9.0, 9.0, 1.0, -3.0, 9.0, 0.0, 0.25, 2.0, 0.5]);
+        let padded = Matrix::from_fn(2, 5, |r, c| if c < 2 { 0.0 } else { x.get(r, c - 2) });
+        let mut same = Matrix::zeros(0, 0);
+        LabelEmbedding::Overwrite { num_classes: 2 }
+            .embed(padded.view(), &[1, 0], LabelValue::BatchMaxAbs, &mut same)
+            .unwrap();
+        assert_eq!(out, same);
+        assert!(e.embed(x.view(), &[2, 0], LabelValue::BatchMaxAbs, &mut out).is_err());
+        assert!(LabelEmbedding::Prepend { num_classes: 1 }.validate(3).is_err());
+        assert!(e.validate(0).is_err());
     }
 
     #[test]

@@ -468,6 +468,7 @@ impl<F: Real> Network<F> {
                 format!("non-finite value {value} at row {row}, column {col}; clean or impute the data"),
             ));
         }
+        self.embedding.check_reserved(*x)?;
         labels.map_or(Ok(()), |labels| self.check_labels(x.rows(), labels))
     }
 
@@ -534,8 +535,9 @@ impl<F: Real> Network<F> {
     /// Trains on one mini-batch of raw samples `x` (`n x raw_len`) with labels `labels`.
     ///
     /// # Errors
-    /// Shape/label errors, a failing physical system, or [`CoreError::Diverged`] if the loss
-    /// becomes non-finite.
+    /// Shape/label errors, non-finite inputs, [`LabelEmbedding::Overwrite`] on samples that
+    /// did not reserve the label slots, a failing physical system, or [`CoreError::Diverged`]
+    /// if the loss becomes non-finite.
     pub fn train_batch(&mut self, x: MatRef<'_, F>, labels: &[usize], rng: &mut Rng) -> Result<BatchStats> {
         self.check_input(&x, Some(labels))?;
         let neg = match self.config.negatives {
@@ -1197,14 +1199,43 @@ mod tests {
             }
             col += h.cols();
         }
-        // Whatever sits in the label slots is blanked out.
+        // A value in a label slot is a feature the blank label would destroy: an error.
         let mut noisy = x.clone();
         noisy.row_mut(2)[1] = 7.0;
-        assert_eq!(n.activities(noisy.view()).unwrap(), a);
+        let err = n.activities(noisy.view()).unwrap_err().to_string();
+        assert!(err.contains("row 2, column 1"), "{err}");
         // Bad input.
         assert!(n.activities(Matrix::<f64>::zeros(2, 4).view()).is_err());
         let e = n.train_batch_unsupervised(x.view(), x.slice_rows(0, 3).view());
         assert!(matches!(e, Err(CoreError::Shape { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn overwrite_on_data_without_reserved_slots_is_an_error_and_prepend_keeps_the_features() {
+        // The toy features without their 3 reserved zero columns: the class sits in columns 0..6.
+        let (x, y) = toy(90, 1);
+        let features = Matrix::from_fn(90, 6, |r, c| x.get(r, c + 3));
+        let specs =
+            |d| vec![BlockSpec { system: Box::new(Tanh(d)) as Box<dyn PhysicalSystem<f64>>, skip: true, out_dim: 8 }];
+        let cfg = TrainConfig { optimizer: OptimizerConfig::adam(0.02), ..TrainConfig::default() };
+        let overwrite = LabelEmbedding::Overwrite { num_classes: 3 };
+        let mut n = Network::new(6, overwrite, cfg.clone(), specs(6), 1).unwrap();
+        let mut rng = rng_for(1, "negatives");
+        let err = n.train_batch(features.view(), &y, &mut rng).unwrap_err().to_string();
+        assert!(err.contains("column 0") && err.contains("Prepend"), "{err}");
+        assert!(n.scores(features.view()).is_err());
+        assert_eq!(n.counters(), Counters::default(), "nothing may be trained or queried");
+        // Prepend: 3 label entries + 6 features, the same embedded vectors as the reserved toy.
+        let prepend = LabelEmbedding::Prepend { num_classes: 3 };
+        let mut p = Network::new(6, prepend, cfg.clone(), specs(9), 1).unwrap();
+        let mut r = Network::new(9, overwrite, cfg, specs(9), 1).unwrap();
+        for _ in 0..30 {
+            let a = p.train_batch(features.view(), &y, &mut rng_for(2, "n")).unwrap();
+            let b = r.train_batch(x.view(), &y, &mut rng_for(2, "n")).unwrap();
+            assert_eq!(a, b);
+        }
+        assert_eq!(p.state(), r.state());
+        assert!(p.accuracy(features.view(), &y).unwrap() > 0.9);
     }
 
     #[test]
