@@ -133,12 +133,18 @@ impl TrainConfig {
 }
 
 /// One block as specified by the caller: its physical system, skip flag and output size.
+///
+/// The width rule, checked by [`Network::new`]: block `k` receives `d_k` values per sample
+/// (block 0: the embedded sample, [`LabelEmbedding::embedded_len`]`(raw_len)`; block `k + 1`:
+/// block `k`'s `out_dim`), so its system must have `input_len() == d_k`. Its affine layer
+/// then sees `u = [p; h]`, `output_len() + d_k` values, with `skip`, and `output_len()`
+/// values without. A skip never widens what the block passes on: that is always `out_dim`.
 pub struct BlockSpec<F: Real> {
     /// The physical system `P_k` (a black box).
     pub system: Box<dyn PhysicalSystem<F>>,
     /// Whether the block input is concatenated after the physical output (`u = [p; h]`).
     pub skip: bool,
-    /// Output size of the affine map.
+    /// Output size of the affine map: the number of values the block passes on.
     pub out_dim: usize,
 }
 
@@ -291,13 +297,75 @@ fn stack_pieces_into<F: Real>(hp: MatRef<'_, F>, hn: MatRef<'_, F>, u: &mut Matr
     }
 }
 
+/// Where block 0's input width comes from, for the errors of [`check_widths`].
+fn embedded_origin(raw_len: usize, embedding: &LabelEmbedding) -> String {
+    let k = embedding.num_classes();
+    match *embedding {
+        LabelEmbedding::Overwrite { .. } => {
+            format!("the embedded sample: raw_len {raw_len}, the label written into its first {k} entries (Overwrite)")
+        }
+        LabelEmbedding::Prepend { .. } => {
+            format!("the embedded sample: {k} label entries (Prepend) + raw_len {raw_len}")
+        }
+        LabelEmbedding::ImageBands { height, width, band_rows, .. } => format!(
+            "the embedded image: ({band_rows} band rows + {height} rows + {band_rows} band rows) x {width} columns"
+        ),
+    }
+}
+
+/// The width rule of [`BlockSpec`], checked before anything is built: for every block
+/// `(system, skip, out_dim)`, the system takes what reaches the block (the embedded sample,
+/// then the previous block's `out_dim`), and the affine layer sees at least one value.
+fn check_widths<'a, F: Real + 'a>(
+    raw_len: usize,
+    embedding: &LabelEmbedding,
+    blocks: impl Iterator<Item = (&'a dyn PhysicalSystem<F>, bool, usize)>,
+) -> Result<()> {
+    let mut d = embedding.embedded_len(raw_len);
+    let mut origin = embedded_origin(raw_len, embedding);
+    for (k, (system, skip, out_dim)) in blocks.enumerate() {
+        let (name, input_len, output_len) = (system.name(), system.input_len(), system.output_len());
+        let block = format!("block {k} ({name}: input_len {input_len}, output_len {output_len}, skip = {skip})");
+        if input_len != d {
+            let fix = if k == 0 {
+                format!("build block 0's system with input_len {d}")
+            } else {
+                format!("build block {k}'s system with input_len {d}, or set block {}'s out_dim to {input_len}", k - 1)
+            };
+            let layer = if skip {
+                format!("; with skip its affine layer would then see output_len + {d} = {} values", output_len + d)
+            } else {
+                String::new()
+            };
+            return Err(CoreError::Shape {
+                context: block,
+                expected: format!("input_len {d}, the width of what reaches block {k} ({origin}){layer}"),
+                got: format!("input_len {input_len}; {fix}"),
+            });
+        }
+        if out_dim == 0 {
+            return Err(CoreError::config("out_dim", format!("{block}: must be at least 1, got 0")));
+        }
+        if output_len == 0 && !skip {
+            return Err(CoreError::config(
+                "skip",
+                format!("{block}: a system with output_len 0 and no skip leaves the affine layer no input; set skip = true or give the system outputs"),
+            ));
+        }
+        d = out_dim;
+        origin = format!("block {k}'s out_dim; a skip does not widen what a block passes on");
+    }
+    Ok(())
+}
+
 impl<F: Real> Network<F> {
     /// Builds a network for raw samples of length `raw_len`, initialising every layer and
     /// prototype from `seed` (independent streams per block).
     ///
     /// # Errors
-    /// [`CoreError::Config`]/[`CoreError::Shape`] when the configuration is invalid or the
-    /// block dimensions do not chain (each system's input length must equal its block's input).
+    /// [`CoreError::Config`]/[`CoreError::Shape`] when the configuration or the embedding is
+    /// invalid, or the blocks break the width rule of [`BlockSpec`]: the error names the block,
+    /// its system's input and output lengths, its skip flag and the two numbers that disagree.
     pub fn new(
         raw_len: usize,
         embedding: LabelEmbedding,
@@ -305,6 +373,9 @@ impl<F: Real> Network<F> {
         specs: Vec<BlockSpec<F>>,
         seed: u64,
     ) -> Result<Self> {
+        config.validate()?;
+        embedding.validate(raw_len)?;
+        check_widths(raw_len, &embedding, specs.iter().map(|s| (&*s.system, s.skip, s.out_dim)))?;
         let mut layers = Vec::with_capacity(specs.len());
         let mut d = embedding.embedded_len(raw_len);
         for (k, s) in specs.iter().enumerate() {
@@ -347,23 +418,16 @@ impl<F: Real> Network<F> {
                 got: format!("{} layers, {} optimisers", state.layers.len(), state.optimizers.len()),
             });
         }
+        check_widths(
+            raw_len,
+            &embedding,
+            systems.iter().zip(&state.layers).map(|((system, skip), layer)| (&**system, *skip, layer.d_out())),
+        )?;
         let mut d = embedding.embedded_len(raw_len);
         let mut blocks = Vec::with_capacity(systems.len());
         for (k, ((system, skip), (layer, optimizer))) in
             systems.into_iter().zip(state.layers.into_iter().zip(state.optimizers)).enumerate()
         {
-            if system.input_len() != d {
-                let source = if k == 0 {
-                    "the embedded sample length".to_string()
-                } else {
-                    format!("d_out of block {}'s layer", k - 1)
-                };
-                return Err(CoreError::Shape {
-                    context: format!("block {k} ({})", system.name()),
-                    expected: format!("a system taking {d} inputs (the block's input width: {source})"),
-                    got: format!("{} inputs", system.input_len()),
-                });
-            }
             let u = system.output_len() + if skip { d } else { 0 };
             if layer.d_in() != u {
                 let skip_part = if skip { format!(" + the block input {d} (skip)") } else { String::new() };
@@ -1236,6 +1300,48 @@ mod tests {
         }
         assert_eq!(p.state(), r.state());
         assert!(p.accuracy(features.view(), &y).unwrap() > 0.9);
+    }
+
+    #[test]
+    fn the_width_rule_is_checked_when_the_network_is_built() {
+        // Block 1 is given a system of input_len 10 where block 0 passes on out_dim = 8: the
+        // usual slip is to count the skip (8 + 2) into the next block's input.
+        let specs = vec![
+            BlockSpec { system: Box::new(Zeros::new(9, 2)) as Box<dyn PhysicalSystem<f64>>, skip: true, out_dim: 8 },
+            BlockSpec { system: Box::new(Tanh(10)), skip: true, out_dim: 6 },
+        ];
+        let emb = LabelEmbedding::Overwrite { num_classes: 3 };
+        let err = Network::new(9, emb, TrainConfig::default(), specs, 0).err().expect("widths disagree");
+        assert!(matches!(err, CoreError::Shape { .. }), "{err:?}");
+        let msg = err.to_string();
+        for part in
+            ["block 1 (tanh(10)", "input_len 10", "output_len 10", "skip = true", "input_len 8", "block 0's out_dim"]
+        {
+            assert!(msg.contains(part), "missing {part:?} in: {msg}");
+        }
+        assert!(msg.contains("output_len + 8 = 18"), "{msg}");
+        // Block 0 takes the embedded sample: with Prepend that is K + raw_len.
+        let specs =
+            vec![BlockSpec { system: Box::new(Tanh(6)) as Box<dyn PhysicalSystem<f64>>, skip: false, out_dim: 4 }];
+        let msg = Network::new(6, LabelEmbedding::Prepend { num_classes: 3 }, TrainConfig::default(), specs, 0)
+            .err()
+            .expect("block 0 too narrow")
+            .to_string();
+        for part in ["block 0 (tanh(6)", "input_len 9", "3 label entries (Prepend) + raw_len 6", "skip = false"] {
+            assert!(msg.contains(part), "missing {part:?} in: {msg}");
+        }
+        // Zero widths are named too.
+        let specs = vec![BlockSpec {
+            system: Box::new(Zeros::new(9, 0)) as Box<dyn PhysicalSystem<f64>>,
+            skip: false,
+            out_dim: 4,
+        }];
+        let msg = Network::new(9, emb, TrainConfig::default(), specs, 0).err().expect("no layer input").to_string();
+        assert!(msg.contains("block 0") && msg.contains("output_len 0") && msg.contains("skip = true"), "{msg}");
+        let specs =
+            vec![BlockSpec { system: Box::new(Tanh(9)) as Box<dyn PhysicalSystem<f64>>, skip: false, out_dim: 0 }];
+        let msg = Network::new(9, emb, TrainConfig::default(), specs, 0).err().expect("no output").to_string();
+        assert!(msg.contains("out_dim") && msg.contains("block 0"), "{msg}");
     }
 
     #[test]
