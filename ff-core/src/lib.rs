@@ -46,7 +46,9 @@ pub use layer::LocalLayer;
 pub use loss::Loss;
 pub use matrix::{gemm, hcat, MatMut, MatRef, Matrix, Op};
 pub use mlp::{softmax_cross_entropy, Mlp, MlpCache, MlpScratch};
-pub use network::{BlockSpec, Counters, NegativeMode, Network, NetworkState, PassOn, TrainConfig};
+pub use network::{
+    BlockSpec, Counters, EpochReport, FitPlan, NegativeMode, Network, NetworkState, PassOn, TrainConfig,
+};
 pub use optim::{LrSchedule, Optimizer, OptimizerConfig};
 pub use readout::{LinearReadout, ReadoutConfig, ReadoutFit};
 pub use real::Real;

@@ -15,7 +15,7 @@ use crate::loss::Loss;
 use crate::matrix::{hcat, MatRef, Matrix};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::real::Real;
-use crate::rng::{rng_for, Rng};
+use crate::rng::{epoch_order, rng_for, Rng};
 use crate::system::PhysicalSystem;
 use serde::{Deserialize, Serialize};
 
@@ -225,6 +225,36 @@ pub struct Counters {
 pub struct BatchStats {
     /// Mean loss over the inner steps, per block.
     pub block_loss: Vec<f64>,
+}
+
+/// How [`Network::fit`] runs through the training samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FitPlan {
+    /// Passes over the training samples (at least 1), numbered from 1.
+    pub epochs: usize,
+    /// Samples per mini-batch; 0, or at least the number of samples, trains on all samples as
+    /// one batch in their given order. Otherwise each epoch visits the samples in the order
+    /// [`crate::rng::epoch_order`]`(n, seed, epoch)` cut into consecutive chunks of
+    /// `batch_size` (the last chunk holds the remainder).
+    pub batch_size: usize,
+    /// Seed of the per-epoch orders and of the negative labels (stream `negatives/{epoch}`),
+    /// the conventions of ff-train's trainer. Independent of the seed that initialised the
+    /// network in [`Network::new`].
+    pub seed: u64,
+}
+
+/// What one epoch of [`Network::fit`] did, passed to its callback.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean over the epoch's mini-batches of each block's loss (units of [`TrainConfig::loss`]).
+    pub loss: Vec<f64>,
+    /// Mini-batches trained in the epoch.
+    pub batches: usize,
+    /// The network's work counters after the epoch ([`Network::counters`]: everything since
+    /// the network was built, evaluation included).
+    pub counters: Counters,
 }
 
 struct Block<F: Real> {
@@ -596,7 +626,30 @@ impl<F: Real> Network<F> {
         }
     }
 
-    /// Trains on one mini-batch of raw samples `x` (`n x raw_len`) with labels `labels`.
+    /// Trains on one mini-batch of raw samples `x` (`n x raw_len`) with labels `labels` (each
+    /// in `0..K`): a wrong label per sample is drawn from `rng` (per
+    /// [`TrainConfig::negatives`]), then every block, in order, queries its system once on the
+    /// positives and negatives and takes [`TrainConfig::n_inner`] optimiser steps.
+    /// [`Network::fit`] runs the epochs of mini-batches for you.
+    ///
+    /// # Examples
+    /// ```
+    /// use ff_core::rng::rng_for;
+    /// use ff_core::{BlockSpec, Identity, LabelEmbedding, Matrix, Network, PhysicalSystem, TrainConfig};
+    ///
+    /// // Two features, two classes: the larger feature is the label.
+    /// let x = Matrix::from_fn(8, 2, |i, c| if c == i % 2 { 1.0f32 } else { 0.1 });
+    /// let y: Vec<usize> = (0..8).map(|i| i % 2).collect();
+    /// // Labels are prepended (2 + 2 values); one digital block (an identity "system").
+    /// let embedding = LabelEmbedding::Prepend { num_classes: 2 };
+    /// let system: Box<dyn PhysicalSystem<f32>> = Box::new(Identity::new(4));
+    /// let block = BlockSpec { system, skip: false, out_dim: 6 };
+    /// let mut net = Network::new(2, embedding, TrainConfig::default(), vec![block], 0)?;
+    /// let stats = net.train_batch(x.view(), &y, &mut rng_for(0, "negatives"))?;
+    /// assert_eq!(stats.block_loss.len(), 1);
+    /// assert!(stats.block_loss[0].is_finite());
+    /// # Ok::<(), ff_core::CoreError>(())
+    /// ```
     ///
     /// # Errors
     /// Shape/label errors, non-finite inputs, [`LabelEmbedding::Overwrite`] on samples that
@@ -620,6 +673,100 @@ impl<F: Real> Network<F> {
         self.embedding.embed(x, labels, self.config.label_value, &mut hp)?;
         self.embedding.embed(x, &neg, self.config.label_value, &mut hn)?;
         self.train_blocks(hp, hn)
+    }
+
+    /// Trains for `plan.epochs` epochs of mini-batches on raw samples `x` (`n x raw_len`)
+    /// with labels `labels`: the epoch loop of ff-train's trainer, without its data sets.
+    /// Epoch `e` (from 1) visits the samples in the order
+    /// [`crate::rng::epoch_order`]`(n, plan.seed, e)` (all of them in their own order when the
+    /// batch is the whole set), cuts it into mini-batches of `plan.batch_size`, and trains each
+    /// with [`Network::train_batch`], the negative labels drawn from the stream
+    /// `rng_for(plan.seed, "negatives/{e}")`; for the same network, data and plan this gives
+    /// the same bits as `ff_train::trainer::fit` with a constant learning rate.
+    ///
+    /// `on_epoch` is called after every epoch with the network and the epoch's
+    /// [`EpochReport`]: measure accuracy there (on held-out data), print progress, or change
+    /// the learning rate for the next epoch ([`Network::set_lr_scale`]); an error it returns
+    /// stops training and is returned. Evaluating in the callback does not change what is
+    /// trained (every epoch has its own random streams). Returns the reports of all epochs.
+    ///
+    /// # Examples
+    /// ```
+    /// use ff_core::{BlockSpec, FitPlan, Identity, LabelEmbedding, Matrix, Network, PhysicalSystem, TrainConfig};
+    ///
+    /// // Three classes in three features: feature `y` is large for class `y`.
+    /// let x = Matrix::from_fn(60, 3, |i, c| if c == i % 3 { 1.0f32 } else { 0.05 * (i % 7) as f32 });
+    /// let y: Vec<usize> = (0..60).map(|i| i % 3).collect();
+    /// let embedding = LabelEmbedding::Prepend { num_classes: 3 };
+    /// let d = embedding.embedded_len(3); // 3 label entries + 3 features
+    /// let system: Box<dyn PhysicalSystem<f32>> = Box::new(Identity::new(d));
+    /// let config = TrainConfig { optimizer: ff_core::OptimizerConfig::adam(0.02), ..TrainConfig::default() };
+    /// let mut net = Network::new(3, embedding, config, vec![BlockSpec { system, skip: false, out_dim: 8 }], 0)?;
+    /// let plan = FitPlan { epochs: 10, batch_size: 16, seed: 0 };
+    /// let reports = net.fit(x.view(), &y, plan, |net, report| {
+    ///     let accuracy = net.accuracy(x.view(), &y)?;
+    ///     assert_eq!(report.batches, 4); // 16 + 16 + 16 + 12 samples
+    ///     println!("epoch {}: loss {:?}, accuracy {accuracy:.3}", report.epoch, report.loss);
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(reports.len(), 10);
+    /// assert!(net.accuracy(x.view(), &y)? > 0.9);
+    /// # Ok::<(), ff_core::CoreError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`CoreError::Config`] for `plan.epochs == 0` or no samples; everything
+    /// [`Network::train_batch`] can fail with, checked on all of `x` before the first batch
+    /// (shapes, labels, non-finite values, unreserved label slots); errors of `on_epoch`.
+    pub fn fit(
+        &mut self,
+        x: MatRef<'_, F>,
+        labels: &[usize],
+        plan: FitPlan,
+        mut on_epoch: impl FnMut(&mut Self, &EpochReport) -> Result<()>,
+    ) -> Result<Vec<EpochReport>> {
+        if plan.epochs == 0 {
+            return Err(CoreError::config("epochs", "must be at least 1, got 0"));
+        }
+        let n = x.rows();
+        if n == 0 {
+            return Err(CoreError::config("training data", "no samples (0 rows); give at least one sample"));
+        }
+        self.check_input(&x, Some(labels))?;
+        let batch = if plan.batch_size == 0 { n } else { plan.batch_size.min(n) };
+        let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::with_capacity(batch));
+        let mut reports = Vec::with_capacity(plan.epochs);
+        for epoch in 1..=plan.epochs {
+            let mut rng = rng_for(plan.seed, &format!("negatives/{epoch}"));
+            let mut loss = vec![0.0; self.num_blocks()];
+            let mut batches = 0;
+            let mut add = |stats: BatchStats| {
+                loss.iter_mut().zip(&stats.block_loss).for_each(|(s, l)| *s += l);
+                batches += 1;
+            };
+            if batch == n {
+                add(self.train_batch(x, labels, &mut rng)?);
+            } else {
+                for idx in epoch_order(n, plan.seed, epoch as u64).chunks(batch) {
+                    xb.resize(idx.len(), x.cols());
+                    yb.clear();
+                    for (r, &i) in idx.iter().enumerate() {
+                        xb.row_mut(r).copy_from_slice(x.row(i));
+                        yb.push(labels[i]);
+                    }
+                    add(self.train_batch(xb.view(), &yb, &mut rng)?);
+                }
+            }
+            let report = EpochReport {
+                epoch,
+                loss: loss.iter().map(|s| s / batches as f64).collect(),
+                batches,
+                counters: self.counters,
+            };
+            on_epoch(self, &report)?;
+            reports.push(report);
+        }
+        Ok(reports)
     }
 
     /// Trains on one mini-batch without labels (unsupervised forward-forward): positives
@@ -1288,6 +1435,8 @@ mod tests {
         let err = n.train_batch(features.view(), &y, &mut rng).unwrap_err().to_string();
         assert!(err.contains("column 0") && err.contains("Prepend"), "{err}");
         assert!(n.scores(features.view()).is_err());
+        let plan = FitPlan { epochs: 1, batch_size: 30, seed: 1 };
+        assert!(n.fit(features.view(), &y, plan, |_, _| Ok(())).is_err());
         assert_eq!(n.counters(), Counters::default(), "nothing may be trained or queried");
         // Prepend: 3 label entries + 6 features, the same embedded vectors as the reserved toy.
         let prepend = LabelEmbedding::Prepend { num_classes: 3 };
@@ -1342,6 +1491,57 @@ mod tests {
             vec![BlockSpec { system: Box::new(Tanh(9)) as Box<dyn PhysicalSystem<f64>>, skip: false, out_dim: 0 }];
         let msg = Network::new(9, emb, TrainConfig::default(), specs, 0).err().expect("no output").to_string();
         assert!(msg.contains("out_dim") && msg.contains("block 0"), "{msg}");
+    }
+
+    #[test]
+    fn fit_is_the_epoch_loop_of_shuffled_mini_batches() {
+        let (x, y) = toy(50, 3);
+        let plan = FitPlan { epochs: 3, batch_size: 16, seed: 4 };
+        let mut seen = Vec::new();
+        let mut a = tanh_net(2);
+        let reports = a
+            .fit(x.view(), &y, plan, |net, r| {
+                seen.push((r.epoch, r.batches, net.accuracy(x.view(), &y)?));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>(), vec![(1, 4), (2, 4), (3, 4)]);
+        assert_eq!(reports.len(), 3);
+        // By hand: the per-epoch order cut into 16, 16, 16, 2; negatives from `negatives/{epoch}`.
+        let mut b = tanh_net(2);
+        for epoch in 1..=3u64 {
+            let mut rng = rng_for(4, &format!("negatives/{epoch}"));
+            let mut loss = [0.0; 2];
+            for idx in epoch_order(50, 4, epoch).chunks(16) {
+                let xb = x.select_rows(idx);
+                let yb: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
+                let s = b.train_batch(xb.view(), &yb, &mut rng).unwrap();
+                loss.iter_mut().zip(&s.block_loss).for_each(|(t, l)| *t += l / 4.0);
+            }
+            let got = &reports[epoch as usize - 1].loss;
+            assert!(got.iter().zip(&loss).all(|(g, l)| (g - l).abs() < 1e-12), "{got:?} vs {loss:?}");
+        }
+        assert_eq!(a.state(), b.state(), "evaluating in the callback must not change training");
+        // A batch of the whole set trains on the samples in their own order, one batch an epoch.
+        let mut c = tanh_net(2);
+        let whole = c.fit(x.view(), &y, FitPlan { batch_size: 0, ..plan }, |_, _| Ok(())).unwrap();
+        assert!(whole.iter().all(|r| r.batches == 1));
+        let mut d = tanh_net(2);
+        for epoch in 1..=3 {
+            d.train_batch(x.view(), &y, &mut rng_for(4, &format!("negatives/{epoch}"))).unwrap();
+        }
+        assert_eq!(c.state(), d.state());
+        // Errors: no epochs, no samples, wrong labels, and the callback's own error.
+        assert!(c.fit(x.view(), &y, FitPlan { epochs: 0, ..plan }, |_, _| Ok(())).is_err());
+        let empty = Matrix::<f64>::zeros(0, 9);
+        assert!(c.fit(empty.view(), &[], plan, |_, _| Ok(())).is_err());
+        assert!(matches!(c.fit(x.view(), &y[1..], plan, |_, _| Ok(())), Err(CoreError::Shape { .. })));
+        let mut calls = 0;
+        let stop = c.fit(x.view(), &y, plan, |_, _| {
+            calls += 1;
+            Err(CoreError::config("stop", "asked to"))
+        });
+        assert!(matches!(stop, Err(CoreError::Config { .. })) && calls == 1);
     }
 
     #[test]
