@@ -17,6 +17,49 @@ use crate::real::Real;
 /// - `&mut self`: a query may advance internal state (drift, noise streams, query counters).
 ///   Two systems built from the same configuration and seed answer the same query sequence
 ///   with the same bits.
+///
+/// To train your own system, implement this trait, put it in a [`crate::BlockSpec`] and build
+/// a [`crate::Network`] (see the crate documentation, "Your own system").
+///
+/// # Examples
+/// A toy medium in which neighbouring inputs interfere on a square-law detector:
+/// `y_j = (x_j + x_{j+1 mod n})^2`.
+/// ```
+/// use ff_core::{check_batch, MatMut, MatRef, Matrix, PhysicalSystem, SystemError};
+///
+/// struct Interferometer {
+///     n: usize,
+/// }
+///
+/// impl PhysicalSystem<f64> for Interferometer {
+///     fn name(&self) -> String {
+///         format!("interferometer({})", self.n)
+///     }
+///     fn input_len(&self) -> usize {
+///         self.n
+///     }
+///     fn output_len(&self) -> usize {
+///         self.n
+///     }
+///     fn forward_batch(&mut self, input: MatRef<'_, f64>, mut output: MatMut<'_, f64>) -> Result<(), SystemError> {
+///         // Wrong widths, mismatched batches and NaN inputs become errors naming the system.
+///         check_batch(&self.name(), self.n, self.n, &input, &output)?;
+///         for i in 0..input.rows() {
+///             let x = input.row(i);
+///             for (j, y) in output.row_mut(i).iter_mut().enumerate() {
+///                 *y = (x[j] + x[(j + 1) % self.n]).powi(2);
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let mut medium = Interferometer { n: 3 };
+/// let x = Matrix::from_vec(1, 3, vec![1.0, 0.5, -1.0])?;
+/// assert_eq!(medium.forward(x.view())?.data(), &[2.25, 0.25, 0.0]);
+/// assert!(medium.forward(Matrix::zeros(1, 4).view()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub trait PhysicalSystem<F: Real>: Send + Sync {
     /// A short human-readable name (e.g. `"optics 32x32"`), used in errors and reports.
     fn name(&self) -> String;
