@@ -9,6 +9,21 @@
 //!   block activities ([`Network::train_batch_unsupervised`], [`Network::activities`]) and a
 //!   linear softmax read-out ([`readout`]).
 //!
+//! ## Your own system: which route to take
+//! - **In Rust, in process** (a simulator you wrote, a model of your medium): implement
+//!   [`PhysicalSystem`] (`input_len`, `output_len`, `forward_batch`), put one per block in a
+//!   [`BlockSpec`], build a [`Network`] with [`Network::new`] (it checks the width rule of
+//!   [`BlockSpec`] and names the block and the numbers when they do not fit) and train it with
+//!   [`Network::fit`] on plain matrices (`samples x features`, labels `0..K`): no other phyff
+//!   crate is needed. Pick [`LabelEmbedding::Prepend`] for data that did not reserve label
+//!   slots. A complete program in 79 lines: `ff-train/examples/own_system.rs`
+//!   (`cargo run --example own_system`).
+//! - **A separate process or a lab instrument** (any language, including Python): speak the
+//!   device protocol (`docs/device-protocol.md`; `ff_physics::device`) and train it with
+//!   `phyff train --system device --device-cmd "..."`.
+//! - **The built-in simulators**: `phyff train --system optics|microwave|acoustic|freespace|fiber|emulator`
+//!   with a TOML configuration; `ff_train::run::train` is the same from Rust.
+//!
 //! ## Conventions
 //! - Precision: generic over [`Real`] (`f32` default, `f64` available).
 //! - Layout: row-major; a batch of `n` samples with `d` features is `n x d`; an affine map

@@ -1306,7 +1306,7 @@ mod tests {
         s.layers[0] = LocalLayer::from_parts(9, 7, vec![0.0; 70], vec![0.5; 7], g).unwrap();
         s.optimizers[0] = Optimizer::new(cfg.optimizer, 70);
         let e = restore(s);
-        assert!(e.contains("block 1 (") && e.contains("taking 7 inputs") && e.contains("d_out of block 0"), "{e}");
+        assert!(e.contains("block 1 (") && e.contains("input_len 7") && e.contains("block 0's out_dim"), "{e}");
         // Block 1's layer reads 11 values where the system gives 2 and the skip 8.
         let mut s = state.clone();
         s.layers[1] = LocalLayer::from_parts(11, 8, vec![0.0; 96], vec![0.5; 8], g).unwrap();
