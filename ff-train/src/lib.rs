@@ -9,6 +9,7 @@
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
 //! - [`systems`]: builds each block's physical system from the configuration;
 //! - [`memory`]: the memory a configuration needs, checked against the machine's before building.
+//! - [`export`]: a model's tensors as safetensors or npz (`phyff export`).
 //!
 //! Library errors are `anyhow` here: this crate is the application layer.
 
@@ -18,6 +19,7 @@ pub mod baselines;
 pub mod checkpoint;
 pub mod config;
 pub mod config_doc;
+pub mod export;
 pub mod io;
 pub mod memory;
 pub mod model;

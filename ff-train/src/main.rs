@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod compare_cmd;
 mod drift_cmd;
+mod export_cmd;
 
 #[derive(Parser)]
 #[command(name = "phyff", version, about = "Train deep physical neural networks without backpropagation (PhyLL)")]
@@ -48,6 +49,9 @@ enum Command {
     /// slowly and then changes suddenly: accuracy against training queries, recovery time,
     /// drift.json and a plot.
     Drift(Box<drift_cmd::DriftArgs>),
+    /// Write a model's weights, biases and prototypes as safetensors or npz, for numpy and
+    /// PyTorch (the JSON model stays the exact, resumable format).
+    Export(export_cmd::ExportArgs),
 }
 
 #[derive(Args)]
@@ -525,6 +529,7 @@ fn main() {
         Command::Eval { model, score_from_block } => eval_cmd(model, *score_from_block),
         Command::Compare(a) => compare_cmd::compare_cmd(a),
         Command::Drift(a) => drift_cmd::drift_cmd(a),
+        Command::Export(a) => export_cmd::export_cmd(a),
         Command::Config => {
             print!("{}", ff_train::config_doc::default_toml_with_comments());
             Ok(())

@@ -376,8 +376,17 @@ impl SavedModel {
         }
     }
 
+    /// The file this was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The model at precision `F`, and for a checkpoint the epochs it had completed.
-    fn load<F: Real>(&self) -> Result<(ModelFile<F>, Option<usize>)> {
+    ///
+    /// # Errors
+    /// Malformed JSON, a wrong format or version, or a precision other than `F` (read it
+    /// from [`SavedModel::config`] first).
+    pub fn load<F: Real>(&self) -> Result<(ModelFile<F>, Option<usize>)> {
         if self.checkpoint {
             let ck = crate::checkpoint::parse_checkpoint::<F>(&self.path, &self.text)?;
             Ok((ck.model, Some(ck.progress.epochs_done)))
