@@ -3,13 +3,16 @@
 //! The dialect: comma-separated cells, one record per line (`\n` or `\r\n`), cells trimmed,
 //! one pair of surrounding double quotes removed (a quoted cell may not contain a comma or a line
 //! break), blank lines ignored, an optional UTF-8 byte-order mark skipped, gzip-compressed files
-//! accepted (detected by magic bytes). Feature cells must be finite numbers.
+//! accepted (detected by magic bytes). Feature cells must be finite numbers that fit the
+//! precision loaded (`1e39` does not fit `f32`). Files are read line by line, never whole; a
+//! line longer than 16 MiB is refused (an endless file such as `/dev/zero` fails at once).
 
 use crate::dataset::{Dataset, Layout};
 use crate::error::DataError;
-use crate::text::{cells, lines, maybe_gunzip, number, read_file, utf8};
+use crate::text::{cells, number, open_text, to_precision, TextLines};
 use ff_core::{Matrix, Real};
 use std::collections::HashMap;
+use std::io::BufRead;
 use std::path::Path;
 
 /// Which column of a labelled CSV file holds the label.
@@ -47,19 +50,23 @@ pub struct CsvOptions {
     pub header: HeaderMode,
 }
 
+/// What to do about a CSV file that is not there: phyff never fetches these.
+const CSV_ADVICE: &str = "check the path (phyff does not fetch CSV files)";
+
 /// Reads a labelled CSV file: one sample per line, numeric features in every column but the
-/// label's. See [`parse_labelled_csv`] for the rules.
+/// label's. See [`parse_labelled_csv`] for the rules. The file is read line by line (never
+/// whole); a line longer than 16 MiB is an error.
 ///
 /// # Errors
-/// [`DataError::NotFound`] / [`DataError::Io`] if the file cannot be read; otherwise as
-/// [`parse_labelled_csv`].
+/// [`DataError::NotFound`] / [`DataError::NotAFile`] / [`DataError::Io`] if the file cannot be
+/// read; otherwise as [`parse_labelled_csv`].
 pub fn read_labelled_csv<F: Real>(path: &Path, opts: &CsvOptions) -> Result<Dataset<F>, DataError> {
-    let bytes = read_file(path, "CSV file", "check the path; CSV files are not fetched")?;
+    let lines = open_text(path, "CSV file", "a CSV file", CSV_ADVICE)?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().trim_end_matches(".csv").to_string())
         .unwrap_or_else(|| "csv".into());
-    let mut d = parse_labelled_csv(&bytes, &path.display().to_string(), opts)?;
+    let mut d = labelled_from(lines, opts)?;
     d.name = name;
     Ok(d)
 }
@@ -73,18 +80,26 @@ pub fn read_labelled_csv<F: Real>(path: &Path, opts: &CsvOptions) -> Result<Data
 ///
 /// # Errors
 /// [`DataError::Parse`] naming the line for a row with another number of cells than the first,
-/// a non-numeric, NaN or infinite feature, an empty label, a label column that does not exist;
+/// a non-numeric, NaN or infinite feature, a feature that overflows `F` (`1e39` in `f32`), an
+/// empty label, a label column that does not exist, a line longer than 16 MiB;
 /// [`DataError::Invalid`] for a label chosen by name with [`HeaderMode::Absent`];
 /// [`DataError::Empty`] if there is no data row or no feature column; [`DataError::Gzip`] for a
 /// corrupt compressed file.
 pub fn parse_labelled_csv<F: Real>(bytes: &[u8], file: &str, opts: &CsvOptions) -> Result<Dataset<F>, DataError> {
-    let raw = maybe_gunzip(bytes, file)?;
-    let text = utf8(&raw, file)?;
-    let mut rows = lines(text).filter(|(_, l)| !l.trim().is_empty()).peekable();
-    let Some(&(first_ln, first)) = rows.peek() else {
-        return Err(DataError::empty(file, "the file is empty"));
+    labelled_from(TextLines::new(bytes, file)?, opts)
+}
+
+fn labelled_from<F: Real, R: BufRead>(mut lines: TextLines<R>, opts: &CsvOptions) -> Result<Dataset<F>, DataError> {
+    let file = lines.file().to_string();
+    let file = file.as_str();
+    let (first_ln, first_cells) = loop {
+        match lines.next_line()? {
+            None => return Err(DataError::empty(file, "the file is empty")),
+            Some((_, l)) if l.trim().is_empty() => {}
+            Some((ln, l)) => break (ln, cells(l).map(str::to_string).collect::<Vec<String>>()),
+        }
     };
-    let first_cells: Vec<&str> = cells(first).collect();
+    let first_cells: Vec<&str> = first_cells.iter().map(String::as_str).collect();
     let width = first_cells.len();
     if width < 2 {
         return Err(DataError::empty(
@@ -126,16 +141,13 @@ pub fn parse_labelled_csv<F: Real>(bytes: &[u8], file: &str, opts: &CsvOptions) 
                 || first_cells.iter().enumerate().any(|(c, cell)| c != label_col && cell.trim().parse::<f64>().is_err())
         }
     };
-    if has_header {
-        rows.next();
-    }
     let d = width - 1;
     let mut data: Vec<F> = Vec::new();
-    let mut labels: Vec<&str> = Vec::new();
-    let mut row: Vec<&str> = Vec::with_capacity(width);
-    for (ln, line) in rows {
-        row.clear();
-        row.extend(cells(line));
+    // Each row's label as an index into `names`, the distinct label strings in order of appearance.
+    let mut label_ids: Vec<usize> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut add_row = |ln: usize, row: &[&str]| -> Result<(), DataError> {
         if row.len() != width {
             return Err(DataError::parse(
                 file,
@@ -148,18 +160,38 @@ pub fn parse_labelled_csv<F: Real>(bytes: &[u8], file: &str, opts: &CsvOptions) 
                 if cell.is_empty() {
                     return Err(DataError::parse(file, ln, format!("label (column {c}) is empty")));
                 }
-                labels.push(cell);
+                let id = match ids.get(*cell) {
+                    Some(&id) => id,
+                    None => {
+                        names.push(cell.to_string());
+                        ids.insert(cell.to_string(), names.len() - 1);
+                        names.len() - 1
+                    }
+                };
+                label_ids.push(id);
             } else {
                 let v = number(cell, file, ln, || format!("column {c}"))?;
-                data.push(F::c(v));
+                data.push(to_precision::<F>(v, file, ln, || format!("column {c}"))?);
             }
         }
+        Ok(())
+    };
+    if !has_header {
+        add_row(first_ln, &first_cells)?;
     }
-    if labels.is_empty() {
+    while let Some((ln, line)) = lines.next_line()? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: Vec<&str> = cells(line).collect();
+        add_row(ln, &row)?;
+    }
+    if label_ids.is_empty() {
         return Err(DataError::empty(file, "no data rows"));
     }
-    let (y, class_names) = classes(&labels);
-    let n = labels.len();
+    let (rank, class_names) = classes(&names);
+    let y: Vec<usize> = label_ids.iter().map(|&id| rank[id]).collect();
+    let n = y.len();
     let x = Matrix::from_vec(n, d, data).map_err(|e| DataError::empty(file, e.to_string()))?;
     Ok(Dataset {
         name: "csv".into(),
@@ -183,43 +215,50 @@ fn find_column(header: &[&str], name: &str) -> Option<usize> {
     }
 }
 
-/// Numbers the distinct label strings: numeric order if all are numbers, else lexicographic.
-fn classes(labels: &[&str]) -> (Vec<usize>, Vec<String>) {
-    let mut names: Vec<&str> = labels.to_vec();
-    names.sort_unstable();
-    names.dedup();
-    let numeric: Option<Vec<f64>> = names.iter().map(|s| s.parse::<f64>().ok()).collect();
+/// Numbers the distinct label strings `names`: numeric order if all are numbers, else
+/// lexicographic. Returns the class of each entry of `names` and the class names in order.
+fn classes(names: &[String]) -> (Vec<usize>, Vec<String>) {
+    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let numeric: Option<Vec<f64>> = sorted.iter().map(|s| s.parse::<f64>().ok()).collect();
     if let Some(values) = numeric {
-        let mut order: Vec<usize> = (0..names.len()).collect();
-        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(names[a].cmp(names[b])));
-        names = order.into_iter().map(|i| names[i]).collect();
+        let mut order: Vec<usize> = (0..sorted.len()).collect();
+        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(sorted[a].cmp(sorted[b])));
+        sorted = order.into_iter().map(|i| sorted[i]).collect();
     }
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, &s)| (s, i)).collect();
-    let y = labels.iter().map(|s| index.get(s).copied().unwrap_or(0)).collect();
-    (y, names.into_iter().map(str::to_string).collect())
+    let class: HashMap<&str, usize> = sorted.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+    let rank = names.iter().map(|s| class.get(s.as_str()).copied().unwrap_or(0)).collect();
+    (rank, sorted.into_iter().map(str::to_string).collect())
 }
 
 /// Parses a CSV file of numbers without header (plain or gzip bytes): every row the same width.
 ///
 /// # Errors
-/// [`DataError::Parse`] naming the line for a ragged row or a non-numeric, NaN or infinite cell;
+/// [`DataError::Parse`] naming the line for a ragged row, a non-numeric, NaN or infinite cell,
+/// a cell that overflows `F` (`1e39` in `f32`), a line longer than 16 MiB;
 /// [`DataError::Empty`] if there is no row.
 pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>, DataError> {
-    let raw = maybe_gunzip(bytes, file)?;
-    let text = utf8(&raw, file)?;
+    numeric_from(TextLines::new(bytes, file)?)
+}
+
+fn numeric_from<F: Real, R: BufRead>(mut lines: TextLines<R>) -> Result<Matrix<F>, DataError> {
+    let file = lines.file().to_string();
+    let file = file.as_str();
     let mut width = None;
     let mut data: Vec<F> = Vec::new();
     let mut n = 0;
-    for (ln, line) in lines(text) {
+    while let Some((ln, line)) = lines.next_line()? {
         if line.trim().is_empty() {
             continue;
         }
         let mut k = 0;
         for cell in cells(line) {
-            data.push(F::c(number(cell, file, ln, || {
+            let what = || {
                 let hint = if n == 0 { " (this file must not have a header)" } else { "" };
                 format!("column {k}{hint}")
-            })?));
+            };
+            let v = number(cell, file, ln, what)?;
+            data.push(to_precision::<F>(v, file, ln, what)?);
             k += 1;
         }
         match width {
@@ -242,8 +281,8 @@ pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>,
 /// `x_data.csv` / `y_data.csv`, 10 001 x 20 each, also built in: [`crate::builtin_acoustic_pairs`]).
 ///
 /// # Errors
-/// As [`parse_numeric_csv`] for each file; [`DataError::NotFound`] / [`DataError::Io`] if one
-/// cannot be read; [`DataError::Mismatch`] naming both files if their row counts differ.
+/// As [`parse_numeric_csv`] for each file (each read line by line, never whole);
+/// [`DataError::NotFound`] / [`DataError::NotAFile`] / [`DataError::Io`] if one cannot be read; [`DataError::Mismatch`] naming both files if their row counts differ.
 ///
 /// # Examples
 /// ```no_run
@@ -256,9 +295,9 @@ pub fn parse_numeric_csv<F: Real>(bytes: &[u8], file: &str) -> Result<Matrix<F>,
 /// # Ok::<(), ff_data::DataError>(())
 /// ```
 pub fn read_pairs<F: Real>(x_path: &Path, y_path: &Path) -> Result<(Matrix<F>, Matrix<F>), DataError> {
-    let advice = "check the path; measured pairs are not fetched";
-    let x = parse_numeric_csv(&read_file(x_path, "input file", advice)?, &x_path.display().to_string())?;
-    let y = parse_numeric_csv(&read_file(y_path, "output file", advice)?, &y_path.display().to_string())?;
+    let advice = "check the path (phyff does not fetch measured pairs)";
+    let x = numeric_from(open_text(x_path, "input file", "a CSV file", advice)?)?;
+    let y = numeric_from(open_text(y_path, "output file", "a CSV file", advice)?)?;
     if x.rows() != y.rows() {
         return Err(DataError::Mismatch {
             first: x_path.display().to_string(),
