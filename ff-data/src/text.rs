@@ -149,6 +149,132 @@ impl<R: BufRead> TextLines<R> {
     }
 }
 
+/// A [`Read`] adapter that bounds how much of a text stream a record parser (the `csv` crate)
+/// may buffer: it counts the bytes since the last `\n` and since the start of the current
+/// record, and fails with an I/O error wrapping a [`DataError::Parse`] when a line is longer
+/// than [`MAX_LINE`] bytes (not counting its `\r\n`) or a record (several lines joined by a
+/// quoted cell) longer than [`MAX_RECORD`] bytes. So an endless file without line breaks
+/// (`/dev/zero`) fails after 16 MiB, and a quote that is never closed fails after 32 MiB,
+/// instead of being read until memory runs out. A gzip stream is decompressed on the fly
+/// (detected by its magic bytes); its errors become [`DataError::Gzip`], other read errors
+/// [`DataError::Io`]. Recover the [`DataError`] from an I/O error with [`BoundedText::error`].
+pub(crate) struct BoundedText<R> {
+    inner: R,
+    file: String,
+    gzip: bool,
+    /// Bytes handed out so far (of the decompressed stream for gzip).
+    total: u64,
+    /// 1-based number of the line being read.
+    line: u64,
+    /// Bytes since the last `\n`.
+    since_newline: u64,
+    /// Where the record being parsed starts (byte offset and line), set by the parser.
+    record_start: std::cell::Cell<(u64, u64)>,
+}
+
+/// Longest record (a row, possibly over several lines joined by a quoted cell) accepted in a
+/// text data file, in bytes.
+pub(crate) const MAX_RECORD: usize = 32 << 20;
+
+impl<'a> BoundedText<Box<dyn Read + 'a>> {
+    /// Wraps `reader`, decompressing it when it starts with the gzip magic bytes.
+    pub(crate) fn new(mut reader: impl BufRead + 'a, file: &str) -> Result<Self, DataError> {
+        let head = reader.fill_buf().map_err(|e| DataError::Io { path: file.into(), source: e })?;
+        let gzip = is_gzip(head);
+        let inner: Box<dyn Read + 'a> = if gzip { Box::new(GzDecoder::new(reader)) } else { Box::new(reader) };
+        Ok(BoundedText {
+            inner,
+            file: file.to_string(),
+            gzip,
+            total: 0,
+            line: 1,
+            since_newline: 0,
+            record_start: std::cell::Cell::new((0, 1)),
+        })
+    }
+}
+
+impl<R> BoundedText<R> {
+    /// Tells the adapter that the next record starts at byte `offset` of the stream, on `line`.
+    pub(crate) fn record_starts(&self, offset: u64, line: u64) {
+        self.record_start.set((offset, line));
+    }
+
+    /// Whether the byte before `offset` (a position in the stream already read) ends a line:
+    /// `true` when bytes were read past it (a record parser stops inside the data only after a
+    /// line break), else when the last byte read is `\n`.
+    pub(crate) fn line_ended_at(&self, offset: u64) -> bool {
+        offset > 0 && (offset < self.total || self.since_newline == 0)
+    }
+
+    /// The [`DataError`] carried by an I/O error of this adapter, or the error as
+    /// [`DataError::Io`] on `file`.
+    pub(crate) fn error(e: std::io::Error, file: &str) -> DataError {
+        e.downcast::<DataError>().unwrap_or_else(|e| DataError::Io { path: file.into(), source: e })
+    }
+
+    fn too_long(&self, line: u64, bytes: u64) -> std::io::Error {
+        std::io::Error::other(DataError::parse(
+            &self.file,
+            line as usize,
+            format!(
+                "line {line} is longer than {} MiB (no line break in its first {bytes} bytes): this is not a text \
+                 data file, or not one phyff reads; check the path",
+                MAX_LINE >> 20
+            ),
+        ))
+    }
+}
+
+impl<R: Read> Read for BoundedText<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            // The csv reader's buffer does not retry: retry here.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return self.read(buf),
+            Err(e) if self.gzip => {
+                return Err(std::io::Error::other(DataError::Gzip {
+                    file: self.file.clone(),
+                    decompressed: self.total,
+                    message: e.to_string(),
+                }))
+            }
+            Err(e) => return Err(std::io::Error::other(DataError::Io { path: self.file.clone().into(), source: e })),
+        };
+        // A line may end in "\r\n": allow MAX_LINE bytes and the '\r'.
+        let limit = MAX_LINE as u64 + 1;
+        let mut rest = &buf[..n];
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            let len = self.since_newline + i as u64;
+            if len > limit {
+                return Err(self.too_long(self.line, len));
+            }
+            self.line += 1;
+            self.since_newline = 0;
+            rest = &rest[i + 1..];
+        }
+        self.since_newline += rest.len() as u64;
+        if self.since_newline > limit {
+            return Err(self.too_long(self.line, self.since_newline));
+        }
+        self.total += n as u64;
+        let (start, line) = self.record_start.get();
+        if self.total.saturating_sub(start) > MAX_RECORD as u64 {
+            return Err(std::io::Error::other(DataError::parse(
+                &self.file,
+                line as usize,
+                format!(
+                    "the record that starts on line {line} runs on for more than {} MiB (to line {}): a \
+                     quote (\") that is never closed? A quoted cell runs to the next quote, across line breaks",
+                    MAX_RECORD >> 20,
+                    self.line
+                ),
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// Reads a whole text file through [`TextLines`] (lines bounded by [`MAX_LINE`], lines joined
 /// by `\n`), refusing files above `max_total` bytes of text.
 pub(crate) fn read_text(
@@ -333,6 +459,31 @@ mod tests {
             e.starts_with("endless:1: line 1 is longer than 16 MiB (no line break in its first 16777218 bytes)"),
             "{e}"
         );
+    }
+
+    fn read_bounded(bytes: &[u8]) -> Result<Vec<u8>, DataError> {
+        let mut out = Vec::new();
+        let mut r = BoundedText::new(bytes, "t.csv")?;
+        r.read_to_end(&mut out).map_err(|e| BoundedText::<()>::error(e, "t.csv"))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn bounded_text_refuses_a_line_past_the_bound_only() {
+        let mut text = vec![b'1'; MAX_LINE];
+        text.extend_from_slice(b"\r\n2\n");
+        assert_eq!(read_bounded(&text).unwrap(), text, "a line of exactly MAX_LINE bytes and CRLF is fine");
+        let mut long = b"ok\n".to_vec();
+        long.extend(std::iter::repeat_n(b'x', MAX_LINE + 2));
+        long.push(b'\n');
+        let e = read_bounded(&long).unwrap_err().to_string();
+        assert!(e.starts_with("t.csv:2: line 2 is longer than 16 MiB"), "{e}");
+        // Gzip is decompressed; a corrupt stream is a gzip error.
+        let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut g, b"a,b\n1,2\n").unwrap();
+        let g = g.finish().unwrap();
+        assert_eq!(read_bounded(&g).unwrap(), b"a,b\n1,2\n");
+        assert!(matches!(read_bounded(&g[..g.len() - 9]), Err(DataError::Gzip { .. })));
     }
 
     #[test]

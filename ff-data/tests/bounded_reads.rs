@@ -9,8 +9,8 @@
 //! to one check at a time.
 
 use ff_data::{
-    load, parse_idx_images, read_labelled_csv, read_pairs, read_vowels, CsvOptions, DataSpec, Normalisation,
-    VowelOptions,
+    load, parse_idx_images, parse_labelled_csv, read_labelled_csv, read_pairs, read_vowels, CsvOptions, DataSpec,
+    Normalisation, VowelOptions,
 };
 use flate2::{write::GzEncoder, Compression};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -99,6 +99,17 @@ fn endless_and_lying_files_fail_fast_within_a_memory_bound() {
     let (e, peak) = peak_of(|| read_vowels::<f32>(zero, &VowelOptions::default()).unwrap_err());
     assert!(e.to_string().contains("longer than 16 MiB"), "{e}");
     assert!(peak < 64 * MIB, "{peak}");
+
+    // A quote that is never closed makes the rest of the file one cell: refused after 32 MiB.
+    let mut open_quote = b"a,b\n1,\"".to_vec();
+    open_quote.extend(b"1,2\n".repeat(12 * MIB));
+    let (e, peak) = peak_of(|| {
+        parse_labelled_csv::<f32>(&open_quote, "quote.csv", &CsvOptions::default()).unwrap_err().to_string()
+    });
+    assert!(e.starts_with("quote.csv:2: the record that starts on line 2 runs on for more than 32 MiB"), "{e}");
+    assert!(e.contains("never closed"), "{e}");
+    assert!(peak < 96 * MIB, "an open quote peaked at {peak} bytes");
+    drop(open_quote);
 
     // A 64 KiB gzip IDX whose header announces 16384 x 16384 pixels but holds 64 KiB: the
     // truncation is reported, and no more is allocated than for the data that is there.
