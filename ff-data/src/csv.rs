@@ -248,10 +248,12 @@ pub fn read_labelled_csv<F: Real>(path: &Path, opts: &CsvOptions) -> Result<Data
 /// **Header.** With [`HeaderMode::Auto`] the first row is a header if one of its feature cells
 /// is not a number or the label is chosen by name.
 ///
-/// **Classes.** The label cells are strings (empty is an error); each distinct string is a
-/// class. Classes are numbered in increasing numeric order when every label is a number
-/// (`"1","2","10"` become 0, 1, 2), else in lexicographic order; `class_names` holds the
-/// strings. The result has `Layout::Vector { reserved_leading: 0 }` and is named `"csv"`.
+/// **Classes.** Each row's label cell (empty is an error) names its class. When every label is
+/// a finite number, labels that denote the same number (`1`, `1.0`, `01`, `+1`, `1e0`) are one
+/// class, classes are numbered in increasing numeric order (`"1","2","10"` become 0, 1, 2) and
+/// each class is named by the first spelling of its number in the file. Otherwise each distinct
+/// text is a class, numbered in lexicographic (byte) order of the texts. `class_names` holds the
+/// names. The result has `Layout::Vector { reserved_leading: 0 }` and is named `"csv"`.
 ///
 /// # Errors
 /// [`DataError::Parse`] naming the line for a row with another number of cells than the first,
@@ -479,20 +481,30 @@ fn find_column(header: &[String], name: &str) -> Option<usize> {
     }
 }
 
-/// Numbers the distinct label strings `names`: numeric order if all are numbers, else
-/// lexicographic. Returns the class of each entry of `names` and the class names in order.
+/// Numbers the distinct labels `names` (in order of first appearance). If all are finite
+/// numbers, labels of the same value are one class, classes in numeric order, each named by its
+/// first spelling in `names`; else each text is a class, in lexicographic order. Returns the
+/// class of each entry of `names` and the class names in order.
 fn classes(names: &[String]) -> (Vec<usize>, Vec<String>) {
-    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
-    let numeric: Option<Vec<f64>> = sorted.iter().map(|s| s.parse::<f64>().ok()).collect();
-    if let Some(values) = numeric {
-        let mut order: Vec<usize> = (0..sorted.len()).collect();
-        order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(sorted[a].cmp(sorted[b])));
-        sorted = order.into_iter().map(|i| sorted[i]).collect();
+    // `+ 0.0` turns -0 into 0, so that "-0" and "0" are one class.
+    let values: Option<Vec<f64>> =
+        names.iter().map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite()).map(|v| v + 0.0)).collect();
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    match &values {
+        // Ties keep the order of appearance, so the first spelling of a value comes first.
+        Some(v) => order.sort_by(|&a, &b| v[a].total_cmp(&v[b]).then(a.cmp(&b))),
+        None => order.sort_by(|&a, &b| names[a].cmp(&names[b])),
     }
-    let class: HashMap<&str, usize> = sorted.iter().enumerate().map(|(i, &s)| (s, i)).collect();
-    let rank = names.iter().map(|s| class.get(s.as_str()).copied().unwrap_or(0)).collect();
-    (rank, sorted.into_iter().map(str::to_string).collect())
+    let mut rank = vec![0; names.len()];
+    let mut class_names: Vec<String> = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        let same = k > 0 && values.as_ref().is_some_and(|v| v[order[k - 1]] == v[i]);
+        if !same {
+            class_names.push(names[i].clone());
+        }
+        rank[i] = class_names.len() - 1;
+    }
+    (rank, class_names)
 }
 
 /// Parses a CSV file of numbers without header (plain or gzip bytes), cells separated by `,`,

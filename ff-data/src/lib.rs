@@ -73,9 +73,10 @@
 //! precision loaded (`1e39` does not fit `f32`). The label column is the last unless chosen by
 //! header name or 0-based index (`#label=species`, `#label=0`); a text feature cell is an error
 //! that suggests choosing its column as the label. Labels that are all numbers become classes
-//! in numeric order, otherwise in lexicographic order ([`parse_labelled_csv`]). Every error
-//! names the file, the line (1-based, where the record starts), the column (0-based, with its
-//! header name) and the value.
+//! in numeric order, labels of the same number (`1`, `1.0`, `01`) being one class named by its
+//! first spelling in the file; otherwise classes are the distinct label texts in lexicographic
+//! order ([`parse_labelled_csv`]). Every error names the file, the line (1-based, where the
+//! record starts), the column (0-based, with its header name) and the value.
 //!
 //! Files are read as a stream, never whole: a line longer than 16 MiB or a record longer than
 //! 32 MiB (a quote that is never closed) is refused, so an endless file such as `/dev/zero`

@@ -150,6 +150,19 @@ fn a_byte_order_mark_is_skipped() {
 }
 
 #[test]
+fn labels_that_denote_the_same_number_are_one_class() {
+    let text = b"a,label\n1,1\n2,1.0\n3, 01 \n4,2\n5,10\n6,\"1e0\"\n7,-0\n8,0\n9,+2\n";
+    let d = parse(text, &CsvOptions::default()).unwrap();
+    // Numeric order; each class named by the first spelling of its number in the file.
+    assert_eq!(d.class_names, ["-0", "1", "2", "10"]);
+    assert_eq!(d.y, [1, 1, 1, 2, 3, 1, 0, 0, 2]);
+    assert_eq!(d.num_classes, 4);
+    // A text label among them makes every label text: lexicographic order, spellings distinct.
+    let d = parse(b"a,label\n1,1\n2,1.0\n3,x\n", &CsvOptions::default()).unwrap();
+    assert_eq!(d.class_names, ["1", "1.0", "x"]);
+}
+
+#[test]
 fn text_labels_in_the_first_column_by_name_or_index() {
     let text = b"vowel,f1,f2\n\"iy, long\",300,2500\nae,700,1800\n\"iy, long\",310,2400\n";
     let by_name = parse(text, &label(LabelColumn::Name("vowel".into()))).unwrap();
