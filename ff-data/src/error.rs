@@ -10,15 +10,28 @@ use thiserror::Error;
 /// Loaders never panic on bad input: corrupt, truncated or hostile files give one of these.
 #[derive(Debug, Error)]
 pub enum DataError {
-    /// A data set that has to be fetched first is not on disk.
-    #[error("{dataset} not found: {path} does not exist; fetch it with `{fetch}`")]
+    /// A file is not on disk (a data set that has to be fetched first, or a wrong path).
+    #[error("{dataset} not found: {path} does not exist; {advice}")]
     NotFound {
         /// Human name of the data set (`"MNIST"`, `"Fashion-MNIST"`, `"vowel file"`...).
         dataset: String,
         /// The file or directory that was looked for.
         path: PathBuf,
-        /// The exact command that fetches it (or what to do when there is none).
-        fetch: String,
+        /// What to do: the exact command that fetches it (`fetch it with \`cargo xtask ...\``),
+        /// or, for files that are not fetched, to check the path.
+        advice: String,
+    },
+    /// A path names a directory where a file was expected, or a file where a directory was.
+    #[error("{path} is {found}, not {expected}; {advice}")]
+    NotAFile {
+        /// The path as given or looked up.
+        path: PathBuf,
+        /// What is there (`"a directory"`, `"a file"`).
+        found: String,
+        /// What was expected there (`"a CSV file"`, `"a directory"`).
+        expected: String,
+        /// What to do.
+        advice: String,
     },
     /// The operating system refused to read a file.
     #[error("cannot read {path}: {source}")]

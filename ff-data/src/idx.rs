@@ -11,10 +11,9 @@
 //! errors count from the start of the (decompressed) IDX stream.
 
 use crate::error::DataError;
-use crate::text::{io_error, is_gzip, GZIP_MAGIC};
+use crate::text::{io_error, is_gzip, open_file, GZIP_MAGIC};
 use ff_core::{Matrix, Real};
 use flate2::read::GzDecoder;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
@@ -32,6 +31,9 @@ pub const FASHION_MNIST_STD: f64 = 0.3530;
 
 /// Largest dimension accepted in an IDX header: larger values are corruption, not data.
 const MAX_DIM: u32 = 1 << 28;
+/// Largest number of elements accepted in an IDX file (4 Gi: MNIST's training images are
+/// 47 Mi); a header announcing more is corruption, not data.
+const MAX_ELEMENTS: u64 = 1 << 32;
 /// Deflate cannot expand data more than about 1032-fold: a bound on a gzip file's content.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 /// Size of the streaming buffer.
@@ -182,7 +184,9 @@ impl<R: Read> Stream<R> {
         Ok(())
     }
 
-    /// Reads `total` data bytes, handing each chunk to `sink`.
+    /// Reads `total` data bytes, handing each chunk to `sink`. Exactly `total` bytes are asked
+    /// of the stream (a gzip stream is decompressed no further), [`Stream::expect_end`] then
+    /// checks for one more.
     fn data(&mut self, total: u64, mut sink: impl FnMut(&[u8]) -> Result<(), DataError>) -> Result<(), DataError> {
         let start = self.offset;
         let mut buf = vec![0u8; CHUNK];
@@ -207,6 +211,21 @@ impl<R: Read> Stream<R> {
         }
         Ok(())
     }
+}
+
+/// Reserves room for `more` values in `v`, growing it at most to twice what it holds (and at
+/// least by a chunk), never beyond `total`: memory follows the data that has arrived, not the
+/// size a header announces, and ends at exactly `total` when all of it has.
+fn grow<T>(v: &mut Vec<T>, more: usize, total: u64, file: &str) -> Result<(), DataError> {
+    let need = v.len() + more;
+    if need <= v.capacity() {
+        return Ok(());
+    }
+    let target = (v.len().max(CHUNK) * 2).max(need) as u64;
+    let target = target.min(total).max(need as u64) as usize;
+    v.try_reserve_exact(target - v.len()).map_err(|_| {
+        DataError::binary(file, 4, format!("cannot allocate memory for {target} of the {total} elements announced"))
+    })
 }
 
 fn images_from<F: Real, R: Read>(mut s: Stream<R>, norm: Normalisation) -> Result<IdxImages<F>, DataError> {
@@ -234,12 +253,32 @@ fn images_from<F: Real, R: Read>(mut s: Stream<R>, norm: Normalisation) -> Resul
             ),
         ));
     }
-    let capacity = total.min(s.bound) as usize;
+    if s.gzip && total.saturating_add(16) > s.bound {
+        return Err(DataError::binary(
+            &s.file,
+            4,
+            format!(
+                "the header announces {n} images of {rows} x {cols} ({total} bytes) but {MAX_DEFLATE_RATIO} x the \
+                 compressed size is only {} bytes: the file is truncated or the header corrupt",
+                s.bound
+            ),
+        ));
+    }
+    // Checked after the size checks, so that a short file is reported as truncated.
+    if total > MAX_ELEMENTS {
+        return Err(DataError::binary(
+            &s.file,
+            4,
+            format!(
+                "the header announces {n} images of {rows} x {cols}: {total} pixels is more than the \
+                 {MAX_ELEMENTS} an IDX file may hold; the header is corrupt"
+            ),
+        ));
+    }
     let mut data: Vec<F> = Vec::new();
-    data.try_reserve_exact(capacity).map_err(|_| {
-        DataError::binary(&s.file, 4, format!("cannot allocate {total} pixels announced by the header"))
-    })?;
+    let file = s.file.clone();
     s.data(total, |chunk| {
+        grow(&mut data, chunk.len(), total, &file)?;
         data.extend(chunk.iter().map(|&p| table[usize::from(p)]));
         Ok(())
     })?;
@@ -258,13 +297,22 @@ fn labels_from<R: Read>(mut s: Stream<R>, num_classes: usize) -> Result<Vec<usiz
             format!("truncated: the header announces {total} labels but the file has {} bytes", s.bound),
         ));
     }
+    if s.gzip && total.saturating_add(8) > s.bound {
+        return Err(DataError::binary(
+            &s.file,
+            4,
+            format!(
+                "the header announces {total} labels but {MAX_DEFLATE_RATIO} x the compressed size is only {} \
+                 bytes: the file is truncated or the header corrupt",
+                s.bound
+            ),
+        ));
+    }
     let mut y: Vec<usize> = Vec::new();
-    y.try_reserve_exact(total.min(s.bound) as usize).map_err(|_| {
-        DataError::binary(&s.file, 4, format!("cannot allocate {total} labels announced by the header"))
-    })?;
     let file = s.file.clone();
     let suffix = s.where_();
     s.data(total, |chunk| {
+        grow(&mut y, chunk.len(), total, &file)?;
         for &b in chunk {
             let label = usize::from(b);
             if label >= num_classes {
@@ -295,10 +343,12 @@ fn stream_bytes<'a>(bytes: &'a [u8], file: &str) -> Stream<Box<dyn Read + 'a>> {
     }
 }
 
-/// Opens a file (plain or gzip) as a stream; `dataset` and `fetch` describe a missing file.
+/// Opens a file (plain or gzip) as a stream; `dataset` and the command `fetch` describe a
+/// missing file.
 fn stream_file(path: &Path, dataset: &str, fetch: &str) -> Result<Stream<Box<dyn Read>>, DataError> {
-    let f = File::open(path).map_err(|e| io_error(path, dataset, fetch, e))?;
-    let len = f.metadata().map_err(|e| io_error(path, dataset, fetch, e))?.len();
+    let advice = format!("fetch it with `{fetch}`");
+    let f = open_file(path, dataset, "an IDX file", &advice)?;
+    let len = f.metadata().map_err(|e| io_error(path, dataset, &advice, e))?.len();
     let mut r = BufReader::with_capacity(CHUNK, f);
     let mut head = [0u8; 2];
     let mut got = 0;
@@ -307,7 +357,7 @@ fn stream_file(path: &Path, dataset: &str, fetch: &str) -> Result<Stream<Box<dyn
             Ok(0) => break,
             Ok(k) => got += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_error(path, dataset, fetch, e)),
+            Err(e) => return Err(io_error(path, dataset, &advice, e)),
         }
     }
     let gzip = got == 2 && head == GZIP_MAGIC;
@@ -343,7 +393,8 @@ pub fn parse_idx_labels(bytes: &[u8], file: &str, num_classes: usize) -> Result<
 /// Reads an IDX image file (plain or gzip, detected by content), normalising the pixels.
 ///
 /// # Errors
-/// [`DataError::NotFound`] (with `fetch` as the advice) or [`DataError::Io`] if the file cannot be
+/// [`DataError::NotFound`] (advising to fetch it with the command `fetch`),
+/// [`DataError::NotAFile`] (a directory) or [`DataError::Io`] if the file cannot be
 /// opened; otherwise as [`parse_idx_images`].
 pub fn read_idx_images<F: Real>(path: &Path, norm: Normalisation, fetch: &str) -> Result<IdxImages<F>, DataError> {
     images_from(stream_file(path, "IDX image file", fetch)?, norm)

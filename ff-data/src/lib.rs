@@ -21,7 +21,7 @@
 //! | `vowels:FILE` | CSV or `vowdata.dat` | 206 / 52 (258-token CSV) | 20 = 8 reserved zeros + 12 formants | paper: shuffle, first 80 % |
 //! | `mnist[:DIR]` | IDX in `DIR` (`data/mnist`) | 60 000 / 10 000 | 784, image 28 x 28, `(p/255 - 0.1307) / 0.3081` | standard |
 //! | `fashion[:DIR]` | IDX in `DIR` (`data/fashion-mnist`) | 60 000 / 10 000 | as MNIST, same constants | standard |
-//! | `csv:FILE[#label=NAME\|INDEX]` | any labelled CSV | 80 % / 20 % | all other columns | stratified 80/20, seeded |
+//! | `csv:FILE[#label=NAME\|INDEX][#delim=;\|tab]` | any labelled CSV ([below](#csv-files)) | 80 % / 20 % | all other columns | stratified 80/20, seeded |
 //!
 //! ## Quick start
 //! ```
@@ -48,6 +48,39 @@
 //! ```
 //! A loader that does not find the files answers with [`DataError::NotFound`], which quotes
 //! the exact command for the directory it looked in.
+//!
+//! ## CSV files
+//! Labelled CSV files ([`read_labelled_csv`], `csv:FILE`) and measured pairs ([`read_pairs`])
+//! are read with the `csv` crate, as RFC 4180 describes them:
+//! - cells are separated by one ASCII byte: `,` unless another is chosen for a labelled file
+//!   ([`CsvOptions::delimiter`]; `csv:FILE#delim=;`, `#delim=|`, `#delim=tab`); measured pairs
+//!   use `,`;
+//! - records end with `\n` or `\r\n` (a lone `\r` does not end a line); blank lines, and
+//!   lines of nothing but white space, are skipped;
+//! - a cell may be quoted with `"`: it may then hold the delimiter, line breaks and `""` for
+//!   one quote (`"setosa, var"` is one cell). A cell holding the delimiter must be quoted;
+//! - cells are trimmed of ASCII white space, quoted ones too;
+//! - text is UTF-8; a byte-order mark at the start is skipped;
+//! - gzip-compressed files are accepted (told by their magic bytes, decompressed as read);
+//! - every row has as many cells as the first; a row with another count is an error naming its
+//!   line (most often a cell that holds the delimiter without quotes);
+//! - the first row of a labelled file is a header if one of its feature cells is not a number
+//!   (or the label is chosen by name; [`HeaderMode`]).
+//!
+//! Feature cells are decimal numbers as Rust's `f64` parser reads them (`1`, `-2.5`, `3e-4`,
+//! `.5`; decimal point `.`, no thousands separators), in whatever unit the file has: phyff does
+//! not rescale them. They must be finite (`NaN`, `inf` and an empty cell are errors) and fit the
+//! precision loaded (`1e39` does not fit `f32`). The label column is the last unless chosen by
+//! header name or 0-based index (`#label=species`, `#label=0`); a text feature cell is an error
+//! that suggests choosing its column as the label. Labels that are all numbers become classes
+//! in numeric order, labels of the same number (`1`, `1.0`, `01`) being one class named by its
+//! first spelling in the file; otherwise classes are the distinct label texts in lexicographic
+//! order ([`parse_labelled_csv`]). Every error names the file, the line (1-based, where the
+//! record starts), the column (0-based, with its header name) and the value.
+//!
+//! Files are read as a stream, never whole: a line longer than 16 MiB or a record longer than
+//! 32 MiB (a quote that is never closed) is refused, so an endless file such as `/dev/zero`
+//! fails after reading 16 MiB.
 //!
 //! ## Conventions
 //! - Samples are rows of a row-major [`ff_core::Matrix`] (`n x d`); labels are `0..num_classes`.
@@ -78,8 +111,8 @@ pub use builtin::{
     BUILTIN_ACOUSTIC_X_FILE, BUILTIN_ACOUSTIC_Y_FILE, BUILTIN_VOWELS_FILE,
 };
 pub use csv::{
-    parse_labelled_csv, parse_numeric_csv, read_labelled_csv, read_pairs, read_pairs_checked, CsvOptions, HeaderMode,
-    LabelColumn,
+    parse_delimiter, parse_labelled_csv, parse_numeric_csv, read_labelled_csv, read_pairs, read_pairs_checked,
+    CsvOptions, HeaderMode, LabelColumn,
 };
 pub use dataset::{Batch, Batches, Dataset, Layout, TrainTest};
 pub use digits::{digits, digits_train_test, parse_digits, DIGITS_FILE, DIGITS_LEN};

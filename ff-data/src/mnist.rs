@@ -68,26 +68,43 @@ pub const IDX_FILES: [&str; 4] =
 /// before `idx` (`train-images.idx3-ubyte`) that some mirrors use, plain or `.gz`.
 /// Returns the path to report (`dir/stem`) when none exists.
 pub fn find_idx_file(dir: &Path, stem: &str) -> Result<PathBuf, PathBuf> {
+    idx_candidates(dir, stem).into_iter().find(|p| p.is_file()).ok_or_else(|| dir.join(stem))
+}
+
+/// The paths [`find_idx_file`] tries, in order.
+fn idx_candidates(dir: &Path, stem: &str) -> [PathBuf; 4] {
     let dotted = stem.replacen("-idx", ".idx", 1);
-    for name in [stem.to_string(), format!("{stem}.gz"), dotted.clone(), format!("{dotted}.gz")] {
-        let p = dir.join(&name);
-        if p.is_file() {
-            return Ok(p);
-        }
+    [stem.to_string(), format!("{stem}.gz"), dotted.clone(), format!("{dotted}.gz")].map(|name| dir.join(name))
+}
+
+/// Why no IDX file `stem` was found in `dir` (reported at `missing`): `dir` is not a
+/// directory, a candidate is a directory, or nothing is there.
+fn not_found(dir: &Path, stem: &str, missing: PathBuf, set: ImageSet) -> DataError {
+    let fetch = format!("fetch it with `{}`", set.fetch_command(dir));
+    if dir.exists() && !dir.is_dir() {
+        let spec = if set == ImageSet::Mnist { "mnist" } else { "fashion" };
+        return DataError::NotAFile {
+            path: dir.to_path_buf(),
+            found: "a file".into(),
+            expected: format!("a directory holding the four {} IDX files", set.title()),
+            advice: format!("give {spec}:DIR the directory that holds it, or {fetch}"),
+        };
     }
-    Err(dir.join(stem))
+    if let Some(d) = idx_candidates(dir, stem).into_iter().find(|p| p.is_dir()) {
+        return DataError::NotAFile {
+            path: d,
+            found: "a directory".into(),
+            expected: "an IDX file".into(),
+            advice: format!("move it away (an IDX file of that name is expected there), or {fetch}"),
+        };
+    }
+    DataError::NotFound { dataset: set.title().to_string(), path: missing, advice: fetch }
 }
 
 /// Loads one part (`"train"` or `"t10k"`) of an IDX data set from `dir`.
 fn load_part<F: Real>(dir: &Path, set: ImageSet, part: &str, norm: Normalisation) -> Result<Dataset<F>, DataError> {
     let fetch = set.fetch_command(dir);
-    let locate = |stem: String| {
-        find_idx_file(dir, &stem).map_err(|path| DataError::NotFound {
-            dataset: set.title().to_string(),
-            path,
-            fetch: fetch.clone(),
-        })
-    };
+    let locate = |stem: String| find_idx_file(dir, &stem).map_err(|path| not_found(dir, &stem, path, set));
     let images_path = locate(format!("{part}-images-idx3-ubyte"))?;
     let labels_path = locate(format!("{part}-labels-idx1-ubyte"))?;
     let IdxImages { rows, cols, x } = read_idx_images::<F>(&images_path, norm, &fetch)?;
@@ -114,6 +131,7 @@ fn load_part<F: Real>(dir: &Path, set: ImageSet, part: &str, norm: Normalisation
 ///
 /// # Errors
 /// [`DataError::NotFound`] quoting `cargo xtask fetch-data ... --dir DIR` if a file is absent;
+/// [`DataError::NotAFile`] if `dir` is a file, or a directory stands where a file is expected;
 /// [`DataError::Binary`] / [`DataError::Gzip`] for a malformed file; [`DataError::Mismatch`] if
 /// images and labels differ in count, or train and test images in size.
 pub fn load_idx_dir<F: Real>(dir: &Path, set: ImageSet, norm: Normalisation) -> Result<TrainTest<F>, DataError> {

@@ -2,7 +2,7 @@
 //! conventions ([`load`]).
 
 use crate::builtin::builtin_vowels_train_test;
-use crate::csv::{read_labelled_csv, CsvOptions, LabelColumn};
+use crate::csv::{parse_delimiter, read_labelled_csv, CsvOptions, LabelColumn};
 use crate::dataset::TrainTest;
 use crate::digits::digits_train_test;
 use crate::error::DataError;
@@ -23,14 +23,19 @@ use std::str::FromStr;
 /// | `vowels:FILE` | Hillenbrand vowels from `FILE` (CSV or `vowdata.dat`, detected) |
 /// | `mnist:DIR` or `mnist` | MNIST IDX files in `DIR` (default `data/mnist`) |
 /// | `fashion:DIR`, `fashion-mnist:DIR` or `fashion` | Fashion-MNIST in `DIR` (default `data/fashion-mnist`) |
-/// | `csv:FILE` | a labelled CSV file, label in the last column |
+/// | `csv:FILE` | a labelled CSV file (RFC 4180, comma-separated), label in the last column |
 /// | `csv:FILE#label=NAME` | label in the column whose header is `NAME` |
 /// | `csv:FILE#label=3` | label in column 3 (0-based: the fourth column) |
 /// | `csv:FILE#label=last` | label in the last column (the default) |
+/// | `csv:FILE#delim=;` | cells separated by `;` (any one ASCII character but `"`, `'` and line breaks) |
+/// | `csv:FILE#delim=tab` | cells separated by tabs (also `#delim=\t`) |
+/// | `csv:FILE#delim=;#label=species` | both options, in either order |
 ///
-/// The text after `#label=` is a column index if it is all digits, `last`, or else a header name
-/// (so a column whose header is made of digits cannot be named; use its index). The file path is
-/// everything between `csv:` and the last `#label=`.
+/// The file path is everything between `csv:` and the first `#label=` or `#delim=`; each option
+/// runs to the next `#label=` or `#delim=` or the end, and may be given once. The text after
+/// `#label=` is a column index if it is all digits, `last`, or else a header name (so a column
+/// whose header is made of digits cannot be named; use its index). The CSV dialect (quotes,
+/// header detection, how labels become classes) is described in [`crate::parse_labelled_csv`].
 ///
 /// # Examples
 /// ```
@@ -40,6 +45,14 @@ use std::str::FromStr;
 /// assert_eq!(
 ///     "vowels:data/v.csv".parse::<DataSpec>().unwrap(),
 ///     DataSpec::Vowels("data/v.csv".into())
+/// );
+/// assert_eq!(
+///     "csv:v.tsv#delim=tab#label=vowel".parse::<DataSpec>().unwrap(),
+///     DataSpec::Csv {
+///         path: "v.tsv".into(),
+///         label: ff_data::LabelColumn::Name("vowel".into()),
+///         delimiter: b'\t',
+///     }
 /// );
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,11 +74,14 @@ pub enum DataSpec {
         path: PathBuf,
         /// Where the label is.
         label: LabelColumn,
+        /// The byte that separates cells (`b','` unless `#delim=` says otherwise).
+        delimiter: u8,
     },
 }
 
 /// The accepted forms, for error messages.
-const SYNTAX: &str = "digits, vowels[:FILE], mnist[:DIR], fashion[:DIR], csv:FILE[#label=NAME|INDEX]";
+const SYNTAX: &str =
+    "digits, vowels[:FILE], mnist[:DIR], fashion[:DIR], csv:FILE[#label=NAME|INDEX|last][#delim=CHAR|tab]";
 
 impl FromStr for DataSpec {
     type Err = DataError;
@@ -94,24 +110,54 @@ impl FromStr for DataSpec {
             "fashion" | "fashion-mnist" => Ok(DataSpec::Fashion(dir(ImageSet::FashionMnist)?)),
             "csv" => {
                 let arg = path("file")?.to_string_lossy().into_owned();
-                let (file, label) = match arg.rsplit_once("#label=") {
-                    None => (arg.as_str(), LabelColumn::Last),
-                    Some((_, "")) => return Err(bad("\"#label=\" needs a column name or index".into())),
-                    Some((f, "last")) => (f, LabelColumn::Last),
-                    Some((f, l)) if l.bytes().all(|b| b.is_ascii_digit()) => match l.parse() {
-                        Ok(i) => (f, LabelColumn::Index(i)),
-                        Err(_) => return Err(bad(format!("column index {l} is too large"))),
-                    },
-                    Some((f, l)) => (f, LabelColumn::Name(l.to_string())),
-                };
-                if file.is_empty() {
-                    return Err(bad("csv needs a file: \"csv:FILE\"".into()));
-                }
-                Ok(DataSpec::Csv { path: PathBuf::from(file), label })
+                parse_csv_spec(&arg).map_err(bad)
             }
             other => Err(bad(format!("unknown data set {other:?}; expected one of: {SYNTAX}"))),
         }
     }
+}
+
+/// The options of a `csv:` spec.
+const CSV_OPTIONS: [&str; 2] = ["#label=", "#delim="];
+
+/// Parses the argument of `csv:` (`FILE`, then `#label=...` and `#delim=...` in any order).
+fn parse_csv_spec(arg: &str) -> Result<DataSpec, String> {
+    let next_option = |s: &str| CSV_OPTIONS.iter().filter_map(|o| s.find(o)).min();
+    let (file, mut rest) = arg.split_at(next_option(arg).unwrap_or(arg.len()));
+    if file.is_empty() {
+        return Err("csv needs a file before its options: \"csv:FILE#label=NAME\"".into());
+    }
+    let (mut label, mut delimiter) = (None, None);
+    while let Some(option) = CSV_OPTIONS.iter().find(|o| rest.starts_with(**o)) {
+        let after = &rest[option.len()..];
+        let end = next_option(after).unwrap_or(after.len());
+        let value = &after[..end];
+        rest = &after[end..];
+        if *option == "#label=" {
+            if label.is_some() {
+                return Err("#label= is given twice; give it once".into());
+            }
+            label = Some(match value {
+                "" => return Err("\"#label=\" needs a column name or index (#label=species, #label=0)".into()),
+                "last" => LabelColumn::Last,
+                l if l.bytes().all(|b| b.is_ascii_digit()) => match l.parse() {
+                    Ok(i) => LabelColumn::Index(i),
+                    Err(_) => return Err(format!("column index {l} is too large")),
+                },
+                l => LabelColumn::Name(l.to_string()),
+            });
+        } else {
+            if delimiter.is_some() {
+                return Err("#delim= is given twice; give it once".into());
+            }
+            delimiter = Some(parse_delimiter(value)?);
+        }
+    }
+    Ok(DataSpec::Csv {
+        path: PathBuf::from(file),
+        label: label.unwrap_or_default(),
+        delimiter: delimiter.unwrap_or(b','),
+    })
 }
 
 /// Loads a data set as a train/test pair, with these conventions:
@@ -134,9 +180,10 @@ pub fn load<F: Real>(spec: &DataSpec, seed: u64) -> Result<TrainTest<F>, DataErr
         DataSpec::Vowels(path) => load_vowels(path, &VowelOptions::default(), VowelPreprocessing::Paper, seed),
         DataSpec::Mnist(dir) => load_mnist(dir),
         DataSpec::Fashion(dir) => load_fashion_mnist(dir),
-        DataSpec::Csv { path, label } => {
-            read_labelled_csv::<F>(path, &CsvOptions { label: label.clone(), ..CsvOptions::default() })?
-                .train_test(0.2, seed, true)
-        }
+        DataSpec::Csv { path, label, delimiter } => read_labelled_csv::<F>(
+            path,
+            &CsvOptions { label: label.clone(), delimiter: *delimiter, ..CsvOptions::default() },
+        )?
+        .train_test(0.2, seed, true),
     }
 }

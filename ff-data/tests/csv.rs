@@ -7,7 +7,7 @@ use ff_data::{
 use std::path::{Path, PathBuf};
 
 fn parse(text: &str, label: LabelColumn, header: HeaderMode) -> Result<ff_data::Dataset<f64>, DataError> {
-    parse_labelled_csv(text.as_bytes(), "t.csv", &CsvOptions { label, header })
+    parse_labelled_csv(text.as_bytes(), "t.csv", &CsvOptions { label, header, ..CsvOptions::default() })
 }
 
 fn auto(text: &str) -> Result<ff_data::Dataset<f64>, DataError> {
@@ -58,7 +58,11 @@ fn header_autodetection_keeps_numeric_first_rows() {
     assert_eq!(parse("1,2,0\n3,4,1\n", LabelColumn::Last, HeaderMode::Present).unwrap().len(), 1);
     // Forcing no header makes the header row an error.
     let e = parse(IRIS, LabelColumn::Last, HeaderMode::Absent).unwrap_err().to_string();
-    assert_eq!(e, "t.csv:1: column 0: \"sepal\" is not a number");
+    assert_eq!(
+        e,
+        "t.csv:1: column 0: \"sepal\" is not a number; if this column holds the labels, choose it with \
+         csv:t.csv#label=0"
+    );
 }
 
 #[test]
@@ -74,13 +78,21 @@ fn gzip_csv_is_read() {
 #[test]
 fn labelled_csv_errors_name_file_and_line() {
     let e = auto("a,b,c\n1,2,x\n3,4\n").unwrap_err().to_string();
-    assert_eq!(e, "t.csv:3: expected 3 comma-separated cells (as on line 1), found 2");
+    assert_eq!(
+        e,
+        "t.csv:3: expected 3 cells (as on line 1), found 2; a cell containing the delimiter (',') must be \
+         quoted: \"a,b\""
+    );
     let e = auto("a,b,c\n1,2,x\n3,oops,y\n").unwrap_err().to_string();
-    assert_eq!(e, "t.csv:3: column 1: \"oops\" is not a number");
+    assert_eq!(
+        e,
+        "t.csv:3: column 1 (\"b\"): \"oops\" is not a number; if this column holds the labels, choose it with \
+         csv:t.csv#label=b or #label=1"
+    );
     let e = auto("a,b,c\n1,NaN,x\n").unwrap_err().to_string();
     assert!(e.starts_with("t.csv:2: column 1") && e.contains("only finite"), "{e}");
     let e = auto("a,b,c\n1,2,\n").unwrap_err().to_string();
-    assert_eq!(e, "t.csv:2: label (column 2) is empty");
+    assert_eq!(e, "t.csv:2: column 2 (\"c\"): the label is empty; every row needs a label");
     let e = parse(IRIS, LabelColumn::Name("kind".into()), HeaderMode::Auto).unwrap_err().to_string();
     assert!(e.starts_with("t.csv:1: no header column named \"kind\""), "{e}");
     let e = parse(IRIS, LabelColumn::Index(3), HeaderMode::Auto).unwrap_err().to_string();
@@ -95,7 +107,7 @@ fn labelled_csv_errors_name_file_and_line() {
 #[test]
 fn data_spec_csv_syntax() {
     let p = |s: &str| s.parse::<DataSpec>();
-    let csv = |path: &str, label: LabelColumn| DataSpec::Csv { path: path.into(), label };
+    let csv = |path: &str, label: LabelColumn| DataSpec::Csv { path: path.into(), label, delimiter: b',' };
     assert_eq!(p("csv:a.csv").unwrap(), csv("a.csv", LabelColumn::Last));
     assert_eq!(p("csv:a.csv#label=species").unwrap(), csv("a.csv", LabelColumn::Name("species".into())));
     assert_eq!(p("csv:a.csv#label=3").unwrap(), csv("a.csv", LabelColumn::Index(3)));
@@ -123,11 +135,18 @@ fn csv_spec_loads_a_stratified_split() {
     assert_eq!((tt.train.len(), tt.test.len()), (40, 10));
     assert_eq!(tt.test.class_counts(), [8, 2]);
     assert_eq!(tt.train.name, "blobs");
-    let by_x = read_labelled_csv::<f32>(&path, &CsvOptions { label: LabelColumn::Index(0), header: HeaderMode::Auto })
+    let by_x = read_labelled_csv::<f32>(&path, &CsvOptions { label: LabelColumn::Index(0), ..CsvOptions::default() })
         .unwrap_err()
         .to_string();
     // With the label in column 0 the text column becomes a feature.
-    assert!(by_x.ends_with("blobs.csv:2: column 2: \"rare\" is not a number"), "{by_x}");
+    assert!(
+        by_x.ends_with(&format!(
+            "blobs.csv:2: column 2 (\"class\"): \"rare\" is not a number; if this column holds the labels, \
+             choose it with csv:{}#label=class or #label=2",
+            path.display()
+        )),
+        "{by_x}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -137,7 +156,7 @@ fn numeric_csv_rules() {
     assert_eq!((m.rows(), m.cols()), (2, 2));
     assert_eq!(m.row(1), &[1.0, 2.0]);
     let e = parse_numeric_csv::<f32>(b"1,2\n3\n", "p.csv").unwrap_err().to_string();
-    assert_eq!(e, "p.csv:2: expected 2 cells (as on line 1), found 1");
+    assert!(e.starts_with("p.csv:2: expected 2 cells (as on line 1), found 1; "), "{e}");
     let e = parse_numeric_csv::<f32>(b"a,b\n1,2\n", "p.csv").unwrap_err().to_string();
     assert!(e.contains("must not have a header"), "{e}");
     let e = parse_numeric_csv::<f32>(b"1,2\n1,inf\n", "p.csv").unwrap_err().to_string();

@@ -103,7 +103,14 @@ fn all_parsers(bytes: &[u8]) {
     let _ = parse_digits::<f32>(bytes, "f");
     let _ = parse_numeric_csv::<f64>(bytes, "f");
     for label in [LabelColumn::Last, LabelColumn::Index(1), LabelColumn::Name("b".into())] {
-        let _ = parse_labelled_csv::<f32>(bytes, "f", &CsvOptions { label, header: HeaderMode::Auto });
+        let _ = parse_labelled_csv::<f32>(
+            bytes,
+            "f",
+            &CsvOptions { label, header: HeaderMode::Auto, ..CsvOptions::default() },
+        );
+    }
+    for delimiter in [b';', b'\t'] {
+        let _ = parse_labelled_csv::<f64>(bytes, "f", &CsvOptions { delimiter, ..CsvOptions::default() });
     }
     let text = String::from_utf8_lossy(bytes);
     let impute = VowelOptions {

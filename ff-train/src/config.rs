@@ -131,7 +131,7 @@ pub struct ExperimentConfig {
     /// `f32` or `f64`.
     pub precision: Precision,
     /// Dataset: `digits` (built in), `vowels` (built in) or `vowels:FILE`, `mnist[:DIR]`,
-    /// `fashion[:DIR]`, `csv:FILE[#label=NAME|INDEX]`.
+    /// `fashion[:DIR]`, `csv:FILE[#label=NAME|INDEX][#delim=;|tab]`.
     pub data: String,
     /// The physical system of every block.
     pub system: SystemKind,

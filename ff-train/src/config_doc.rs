@@ -61,7 +61,8 @@ pub static KEY_DOCS: &[KeyDoc] = &[
         "data",
         "Dataset: \"digits\" (built in, 8 x 8), \"vowels\" (built in, 7 Hillenbrand vowels) or \
          \"vowels:FILE\", \"mnist\" or \"mnist:DIR\", \"fashion\" or \"fashion:DIR\", \"csv:FILE\" \
-         (label in the last column, or \"csv:FILE#label=NAME|INDEX\").",
+         (RFC 4180, label in the last column, or \"csv:FILE#label=NAME|INDEX\"; cells separated by \
+         another character with \"#delim=;\" or \"#delim=tab\").",
     ),
     key(
         "system",

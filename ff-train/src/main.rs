@@ -63,7 +63,8 @@ pub(crate) struct TrainArgs {
     #[arg(long, value_enum)]
     system: Option<SystemKind>,
     /// Dataset: digits | vowels | vowels:FILE | mnist, mnist:DIR | fashion, fashion:DIR | csv:FILE, csv:FILE#label=NAME or INDEX
-    /// (digits and vowels are built in; a CSV's label is the last column unless #label= names it).
+    /// (digits and vowels are built in; a CSV's label is the last column unless #label= names it;
+    /// cells are comma-separated unless #delim=; or #delim=tab says otherwise).
     #[arg(long)]
     data: Option<String>,
     /// Number of blocks.

@@ -28,7 +28,7 @@ pub use paper::paper_preprocess;
 
 use crate::dataset::{Dataset, Layout, TrainTest};
 use crate::error::DataError;
-use crate::text::{cells, read_file, utf8};
+use crate::text::{cells, read_text, to_precision};
 use ff_core::{Matrix, Real};
 use formats::{parse_csv_tokens, parse_vowdata_tokens};
 use std::path::Path;
@@ -206,22 +206,28 @@ struct Token {
     features: [f64; 12],
 }
 
+/// Largest vowel file read, in bytes of text (`vowdata.dat`, the whole database, is 123 KiB).
+const MAX_VOWEL_FILE: usize = 64 << 20;
+
 /// Reads a vowel file, detecting its format ([`VowelFormat::detect`]), and selects tokens.
+/// The file is read line by line, with lines of at most 16 MiB and 64 MiB in all.
 ///
 /// # Errors
-/// [`DataError::NotFound`] / [`DataError::Io`] if the file cannot be read; otherwise as
-/// [`parse_vowels`].
+/// [`DataError::NotFound`] / [`DataError::NotAFile`] / [`DataError::Io`] if the file cannot be
+/// read; [`DataError::Parse`] for a line or a file beyond those bounds, or invalid UTF-8;
+/// otherwise as [`parse_vowels`].
 pub fn read_vowels<F: Real>(path: &Path, opts: &VowelOptions) -> Result<Dataset<F>, DataError> {
-    let bytes = read_file(
+    let text = read_text(
         path,
         "vowel file",
+        "a vowel file",
         "check the path: pass a Hillenbrand CSV or the authors' vowdata.dat, \
          or use the built-in 7-vowel subset with `vowels` (no path)",
+        MAX_VOWEL_FILE,
     )?;
     let file = path.display().to_string();
-    let text = utf8(&bytes, &file)?;
-    let format = VowelFormat::detect(Some(path), text);
-    parse_vowels(text, &file, format, opts)
+    let format = VowelFormat::detect(Some(path), &text);
+    parse_vowels(&text, &file, format, opts)
 }
 
 /// Parses vowel data in the given format and selects the tokens of `opts`, in file order,
@@ -233,9 +239,9 @@ pub fn read_vowels<F: Real>(path: &Path, opts: &VowelOptions) -> Result<Dataset<
 /// # Errors
 /// [`DataError::Invalid`] for bad options; [`DataError::Parse`] naming the line for a wrong
 /// number of fields, a non-numeric, negative, NaN or infinite value, an unknown vowel code or
-/// speaker group, a missing CSV column; [`DataError::Empty`] if a selected class ends up
-/// without tokens, or (with [`MissingPolicy::Impute`]) a feature is missing in every token of a
-/// class.
+/// speaker group, a missing CSV column, a selected value that overflows `F` (`1e39` in `f32`);
+/// [`DataError::Empty`] if a selected class ends up without tokens, or (with
+/// [`MissingPolicy::Impute`]) a feature is missing in every token of a class.
 pub fn parse_vowels<F: Real>(
     text: &str,
     file: &str,
@@ -314,7 +320,9 @@ fn select<F: Real>(tokens: Vec<Token>, file: &str, opts: &VowelOptions) -> Resul
     let mut data = Vec::with_capacity(n * 12);
     let mut y = Vec::with_capacity(n);
     for (c, t) in &kept {
-        data.extend(t.features.iter().map(|&v| F::c(v)));
+        for (&v, name) in t.features.iter().zip(VOWEL_FEATURES) {
+            data.push(to_precision::<F>(v, file, t.line, || format!("feature {name}"))?);
+        }
         y.push(*c);
     }
     let x = Matrix::from_vec(n, 12, data).map_err(|e| DataError::empty(file, e.to_string()))?;
