@@ -235,8 +235,11 @@ def _encode(out, rows, output_len, typecode):
     if not all(map(math.isfinite, flat)):
         i = next(i for i, v in enumerate(flat) if not math.isfinite(v))
         r, c = divmod(i, output_len)
-        value = out[r][c]
-        beyond = typecode == "f" and math.isfinite(float(value))
+        try:
+            value = out[r][c]
+            beyond = typecode == "f" and math.isfinite(float(value))
+        except Exception:  # an output that can be iterated but not indexed
+            value, beyond = flat[i], False
         raise _Reject(
             "forward's output at row {}, column {} is {!r}{}: outputs must be finite".format(
                 r, c, value, " (beyond the f32 range, about 3.4e38)" if beyond else ""
@@ -295,8 +298,10 @@ def _answer_query(forward, frame, input_len, output_len, typecode, width):
         return head + _encode(out, rows, output_len, typecode), True
     except _Reject as e:
         message = "query #{}: {}".format(query, e)
-        _log(message)
-        return error_payload(query, message), False
+    except Exception as e:  # an output object whose len() or iteration raises
+        message = "query #{}: forward's output cannot be read: {}: {}".format(query, type(e).__name__, e)
+    _log(message)
+    return error_payload(query, message), False
 
 
 def serve_session(forward, input_len, output_len, reader, writer, name="python device", precision="f64"):

@@ -264,6 +264,12 @@ class ErrorFrames(unittest.TestCase):
         )
         self.expect_error(lambda b: [["1.0", 2.0] for _ in b], "row 0", "not a finite number")
 
+        class Broken(list):
+            def __iter__(self):
+                raise RuntimeError("camera buffer freed")
+
+        self.expect_error(lambda b: [Broken([1.0, 2.0]) for _ in b], "cannot be read", "camera buffer freed")
+
     def test_malformed_queries(self):
         # Wrong byte count: the number is echoed.
         bad = frame(struct.pack("<BQI", ord("Q"), 3, 2) + struct.pack("<3d", 1, 2, 3))
