@@ -9,6 +9,7 @@
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
 //! - [`systems`]: builds each block's physical system from the configuration;
 //! - [`memory`]: the memory a configuration needs, checked against the machine's before building.
+//! - [`standardize`]: per-feature standardisation of CSV data, fitted on the training split.
 //!
 //! Library errors are `anyhow` here: this crate is the application layer.
 
@@ -24,5 +25,6 @@ pub mod model;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod standardize;
 pub mod systems;
 pub mod trainer;
