@@ -217,6 +217,10 @@ pub struct ExperimentConfig {
     pub device: DeviceSettings,
     /// The measured pairs and fit of the emulator (used when `system = "emulator"`).
     pub emulator: EmulatorSettings,
+    /// Standardise CSV features with the training split's mean and standard deviation
+    /// ([`crate::standardize`]; constant features are dropped). Other data keep their own
+    /// preprocessing.
+    pub standardize: bool,
     /// Use only the first this many training samples (reduced runs; `None`: all).
     pub train_limit: Option<usize>,
     /// Use only the first this many test samples (reduced runs; `None`: all).
@@ -314,6 +318,7 @@ impl Default for ExperimentConfig {
             fiber: FiberConfig::default(),
             device: DeviceSettings::default(),
             emulator: EmulatorSettings::default(),
+            standardize: true,
             train_limit: None,
             test_limit: None,
         }

@@ -158,6 +158,12 @@ pub static KEY_DOCS: &[KeyDoc] = &[
         "Measure train accuracy after the last epoch (true or false; costs K x L queries per \
          training sample).",
     ),
+    key(
+        "standardize",
+        "CSV data only: map each feature to (x - mean) / sd with the training split's mean and \
+         standard deviation, dropping features constant over it (true or false; the statistics \
+         are saved in the model). Other data keep their own preprocessing.",
+    ),
     opt("train_limit", "1000", "Use only the first this many training samples (>= 1; unset: all of them)."),
     opt("test_limit", "500", "Use only the first this many test samples (>= 1; unset: all of them)."),
     // ---- optics ----

@@ -10,6 +10,7 @@
 //! - [`systems`]: builds each block's physical system from the configuration;
 //! - [`memory`]: the memory a configuration needs, checked against the machine's before building.
 //! - [`export`]: a model's tensors as safetensors or npz (`phyff export`).
+//! - [`standardize`]: per-feature standardisation of CSV data, fitted on the training split.
 //!
 //! Library errors are `anyhow` here: this crate is the application layer.
 
@@ -26,5 +27,6 @@ pub mod model;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod standardize;
 pub mod systems;
 pub mod trainer;

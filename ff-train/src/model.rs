@@ -38,6 +38,11 @@ pub struct ModelFile<F> {
     /// from supervised models, which predict by summed goodness over the labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readout: Option<LinearReadout<F>>,
+    /// The standardisation the features went through before label slots were prepended (CSV
+    /// data with `standardize = true`), applied as saved when the model is evaluated or
+    /// resumed; absent for other data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardization: Option<crate::standardize::Standardization>,
 }
 
 impl<F: Real> ModelFile<F> {
@@ -84,6 +89,17 @@ impl<F: Real> ModelFile<F> {
             }
             if r.num_classes() != k {
                 bail!("the read-out has {} classes but the embedding {k}", r.num_classes());
+            }
+        }
+        if let Some(s) = &self.standardization {
+            s.validate()?;
+            if s.kept.len() + self.prepended_label_slots != self.raw_len {
+                bail!(
+                    "standardization keeps {} features and {} label slots are prepended, but raw_len is {}",
+                    s.kept.len(),
+                    self.prepended_label_slots,
+                    self.raw_len
+                );
             }
         }
         Ok(())

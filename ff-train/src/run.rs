@@ -8,6 +8,7 @@ use crate::io::write_atomic;
 use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::reference::{references, References};
 use crate::report::TrainResult;
+use crate::standardize::Standardization;
 use crate::systems::build_blocks;
 use crate::trainer::{
     fit, fit_from, fit_readout, fit_unsupervised_from, EpochRecord, FitProgress, FitSummary, UnsupervisedOptions,
@@ -26,13 +27,26 @@ pub struct Prepared<F: Real> {
     pub embedding: LabelEmbedding,
     /// Zero columns prepended to vector data that reserved no label entries.
     pub prepended: usize,
+    /// The standardisation applied to the features (CSV data with `standardize = true`).
+    pub standardization: Option<Standardization>,
 }
 
-/// Loads the configured dataset and chooses the label embedding for its layout.
+/// Loads the configured dataset, standardises CSV features when `cfg.standardize` (fitting the
+/// transform to the training split; a constant feature is dropped with a note on stderr) and
+/// chooses the label embedding for its layout.
 ///
 /// # Errors
 /// Data loading errors (which say how to obtain a missing dataset) and invalid embeddings.
 pub fn prepare<F: Real>(cfg: &ExperimentConfig) -> Result<Prepared<F>> {
+    prepare_with(cfg, None)
+}
+
+/// [`prepare`] for a saved model or checkpoint: `saved` is its standardisation (`Some(None)`:
+/// it had none), applied as saved instead of fitted again.
+///
+/// # Errors
+/// As [`prepare`]; also data whose width no longer fits the saved standardisation.
+pub fn prepare_with<F: Real>(cfg: &ExperimentConfig, saved: Option<Option<&Standardization>>) -> Result<Prepared<F>> {
     let spec: DataSpec = cfg.data.parse().with_context(|| format!("invalid data spec {:?}", cfg.data))?;
     let mut data = load::<F>(&spec, cfg.seed).with_context(|| format!("cannot load data {:?}", cfg.data))?;
     // Reduced runs: the first samples of each split (the splits are already shuffled, or in the
@@ -41,6 +55,27 @@ pub fn prepare<F: Real>(cfg: &ExperimentConfig) -> Result<Prepared<F>> {
         if let Some(n) = limit.filter(|&n| n < set.len()) {
             *set = set.subset(&(0..n).collect::<Vec<_>>());
         }
+    }
+    let standardization = match saved {
+        Some(s) => s.cloned(),
+        None if cfg.standardize && matches!(spec, DataSpec::Csv { .. }) => {
+            let s = Standardization::fit(&data.train.x).with_context(|| format!("data {:?}", cfg.data))?;
+            let dropped = s.dropped();
+            if !dropped.is_empty() {
+                eprintln!(
+                    "note: data {:?}: feature{} {} (0-based, label column excluded) constant over the training split, dropped",
+                    cfg.data,
+                    if dropped.len() == 1 { "" } else { "s" },
+                    dropped.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                );
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    if let Some(s) = &standardization {
+        data.train.x = s.apply(&data.train.x, "training").with_context(|| format!("data {:?}", cfg.data))?;
+        data.test.x = s.apply(&data.test.x, "test").with_context(|| format!("data {:?}", cfg.data))?;
     }
     let k = data.train.num_classes;
     let (embedding, prepended) = match data.train.layout {
@@ -66,7 +101,7 @@ pub fn prepare<F: Real>(cfg: &ExperimentConfig) -> Result<Prepared<F>> {
     // than the configuration's guess: check again before anything is built.
     let shape = crate::memory::DataShape::of(&data);
     crate::memory::check(cfg, Some(&shape), crate::memory::MachineMemory::this_machine())?;
-    Ok(Prepared { data, embedding, prepended })
+    Ok(Prepared { data, embedding, prepended, standardization })
 }
 
 fn prepend_zeros<F: Real>(d: &Dataset<F>, k: usize) -> Dataset<F> {
@@ -203,7 +238,9 @@ fn train_from<F: FftReal>(
     if let Some(dir) = out {
         crate::io::check_out_dir(dir)?;
     }
-    let prep = prepare::<F>(cfg)?;
+    // A resumed run applies the standardisation it was trained with.
+    let saved = resume_from.as_ref().map(|ck| ck.model.standardization.as_ref());
+    let prep = prepare_with::<F>(cfg, saved)?;
     let opts = cfg.fit_options();
     let model_file = |state, readout| ModelFile {
         format: MODEL_FORMAT.into(),
@@ -215,6 +252,7 @@ fn train_from<F: FftReal>(
         ablation: false,
         state,
         readout,
+        standardization: prep.standardization.clone(),
     };
     let (mut net, start) = match resume_from {
         None => (build_network(cfg, &prep, false)?, None),
@@ -451,7 +489,7 @@ pub fn eval_saved<F: FftReal>(saved: &SavedModel, first_block: usize) -> Result<
     let path = saved.path.as_path();
     let (model, checkpoint_epochs) = saved.load::<F>()?;
     let cfg = &model.config;
-    let prep = prepare::<F>(cfg)?;
+    let prep = prepare_with::<F>(cfg, Some(model.standardization.as_ref()))?;
     data_match(cfg, &prep, model.raw_len, &model.embedding, "model")?;
     let specs = build_blocks::<F>(cfg, &prep.embedding, model.raw_len, model.ablation)?;
     let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
