@@ -193,6 +193,17 @@ pub fn tensors<F: Element>(model: &ModelFile<F>) -> Result<Vec<Tensor>> {
         out.push(Tensor::new("readout.mean".into(), vec![d], mean));
         out.push(Tensor::new("readout.std".into(), vec![d], std));
     }
+    if let Some(st) = &model.standardization {
+        // The CSV features' transform, in the model's precision: x' = (x[kept] - mean) / std.
+        let k = st.kept.len();
+        if st.mean.len() != k || st.sd.len() != k {
+            bail!("the standardisation keeps {k} features but holds {} means and {} standard deviations; the model file is corrupt", st.mean.len(), st.sd.len());
+        }
+        let mean: Vec<F> = st.mean.iter().map(|&v| F::c(v)).collect();
+        let std: Vec<F> = st.sd.iter().map(|&v| F::c(v)).collect();
+        out.push(Tensor::new("input.mean".into(), vec![k], &mean));
+        out.push(Tensor::new("input.std".into(), vec![k], &std));
+    }
     Ok(out)
 }
 
@@ -209,7 +220,10 @@ pub fn tensors<F: Element>(model: &ModelFile<F>) -> Result<Vec<Tensor>> {
 /// flag per block: `u = [P_k(h); h]` when set, `u = P_k(h)` otherwise), `num_classes`,
 /// `raw_len` (features of a sample as the data loader gives it, label slots included),
 /// `prepended_label_slots` (zero columns put before the raw features for the label),
-/// `embedded_len` (length of block 0's input `h` after the label embedding), `seed`, `data`,
+/// `embedded_len` (length of block 0's input `h` after the label embedding), `input_kept`
+/// (CSV data standardised: JSON array of the raw feature columns kept, in order, each mapped
+/// to `(x - input.mean) / input.std` before the label slots are prepended; `null`: the
+/// features reach the network as loaded), `seed`, `data`,
 /// `config` (the whole configuration as JSON), `layout` (a one-line reminder of the layout).
 pub fn metadata<F: Real>(model: &ModelFile<F>, checkpoint_epochs: Option<usize>) -> BTreeMap<String, String> {
     let cfg = &model.config;
@@ -219,7 +233,8 @@ pub fn metadata<F: Real>(model: &ModelFile<F>, checkpoint_epochs: Option<usize>)
         Objective::Hinton => "hinton",
     };
     let source = if checkpoint_epochs.is_some() { "phyff-checkpoint" } else { "phyff-model" };
-    let entries: [(&str, String); 28] = [
+    let kept = model.standardization.as_ref().map_or_else(|| "null".to_string(), |s| json(&s.kept));
+    let entries: [(&str, String); 29] = [
         ("format", "phyff-export".into()),
         ("export_version", EXPORT_VERSION.to_string()),
         ("phyff_version", env!("CARGO_PKG_VERSION").into()),
@@ -244,6 +259,7 @@ pub fn metadata<F: Real>(model: &ModelFile<F>, checkpoint_epochs: Option<usize>)
         ("raw_len", model.raw_len.to_string()),
         ("prepended_label_slots", model.prepended_label_slots.to_string()),
         ("embedded_len", model.embedding.embedded_len(model.raw_len).to_string()),
+        ("input_kept", kept),
         ("seed", cfg.seed.to_string()),
         ("data", cfg.data.clone()),
         ("config", json(cfg)),
@@ -700,6 +716,12 @@ mod tests {
             ablation: false,
             state: NetworkState { layers, optimizers },
             readout,
+            standardization: Some(crate::standardize::Standardization {
+                raw_len: 3,
+                kept: vec![0, 2],
+                mean: vec![1.5, -2.25],
+                sd: vec![0.5, 4.0],
+            }),
         }
     }
 
@@ -725,6 +747,11 @@ mod tests {
             e.insert("readout.mean".into(), read(vec![d], mean));
             e.insert("readout.std".into(), read(vec![d], std));
         }
+        if let Some(s) = &m.standardization {
+            let f = |v: &[f64]| v.iter().map(|&x| F::c(x)).collect::<Vec<F>>();
+            e.insert("input.mean".into(), read(vec![s.kept.len()], &f(&s.mean)));
+            e.insert("input.std".into(), read(vec![s.kept.len()], &f(&s.sd)));
+        }
         e
     }
 
@@ -739,7 +766,7 @@ mod tests {
         for with_readout in [false, true] {
             let m = known_model::<F>(precision, with_readout);
             let want = expected(&m);
-            assert_eq!(want.len(), if with_readout { 10 } else { 6 });
+            assert_eq!(want.len(), if with_readout { 12 } else { 8 });
             let (_, st) = export_bytes(&m, None, ExportFormat::Safetensors).unwrap();
             let (got, st_meta) = read_safetensors(&st);
             assert_eq!(got, want, "safetensors, {precision:?}, read-out {with_readout}");
@@ -755,6 +782,7 @@ mod tests {
             assert_eq!(st_meta["skip"], "[false,false]");
             assert_eq!(st_meta["num_classes"], "3");
             assert_eq!(st_meta["prepended_label_slots"], "3");
+            assert_eq!(st_meta["input_kept"], "[0,2]");
             assert_eq!(st_meta["pass_on"], "raw");
             let goodness: ff_core::Goodness = serde_json::from_str(&st_meta["goodness"]).unwrap();
             assert_eq!(goodness, m.config.train_config().goodness);
