@@ -134,7 +134,11 @@ pub fn verdict(network: &str, test_accuracy: f64, ablation: Option<f64>, referen
     let (knn, logistic) = (references.knn.test_accuracy, references.logistic.test_accuracy);
     let best = references.best_test_accuracy();
     let d = 100.0 * (test_accuracy - best);
-    let mut s = if d > 0.0 {
+    // Accuracies are fractions of the same test set: equal ones are a tie, not a loss.
+    let tie = (test_accuracy - best).abs() < 1e-12;
+    let mut s = if tie {
+        format!("The {network} matches the better reference")
+    } else if d > 0.0 {
         format!("The {network} beats both references by {d:.2} points or more")
     } else if test_accuracy > knn.min(logistic) {
         format!("The {network} beats one reference but trails the better one by {:.2} points", -d)
@@ -147,7 +151,13 @@ pub fn verdict(network: &str, test_accuracy: f64, ablation: Option<f64>, referen
     s.push_str(&format!(" ({KNN_K}-NN {knn:.4}, logistic regression {logistic:.4})"));
     if let Some(a) = ablation {
         let da = 100.0 * (test_accuracy - a);
-        let word = if da > 0.0 { "beats" } else { "does not beat" };
+        let word = if da.abs() < 1e-9 {
+            "ties with"
+        } else if da > 0.0 {
+            "beats"
+        } else {
+            "does not beat"
+        };
         s.push_str(&format!(", and {word} its ablation ({da:+.2} points)"));
     }
     s.push('.');
@@ -269,5 +279,9 @@ mod tests {
         assert!(v.contains("beats one reference but trails the better one by 4.00 points"), "{v}");
         let v = verdict("PNN", 0.70, Some(0.75), &refs);
         assert!(v.contains("does not beat the references") && v.contains("does not beat its ablation (-5.00"), "{v}");
+        // Equal accuracies are ties, not "-0.00 points below".
+        let v = verdict("PNN", 0.88, Some(0.88), &refs);
+        assert!(v.starts_with("The PNN matches the better reference") && v.contains("ties with its ablation"), "{v}");
+        assert!(!v.contains("-0.00"), "{v}");
     }
 }
