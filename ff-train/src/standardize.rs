@@ -5,12 +5,19 @@
 //! the medium alone. Each feature `j` kept is mapped to `x'_j = (x_j - mean_j) / sd_j`, with
 //! the mean and the population standard deviation of the **training split** (never the test
 //! split), computed in `f64`. A feature that is constant over the training split carries no
-//! information and would divide by zero: it is dropped, and the run says so. The statistics are
-//! saved in the model file, so `phyff eval` applies the very same transform.
+//! information and would divide by zero: it is dropped, and the run says so. Values are then
+//! clipped to `±`[`CLIP`] standard deviations: a feature that is rare in the training split (a
+//! pixel lit in one sample of a thousand) has a tiny standard deviation, and a test sample in
+//! which it is lit would otherwise reach the network at hundreds of standard deviations and
+//! swamp every other feature, and the label value, which is the largest value in a batch. The
+//! statistics are saved in the model file, so `phyff eval` applies the very same transform.
 
 use anyhow::{bail, ensure, Result};
 use ff_core::{Matrix, Real};
 use serde::{Deserialize, Serialize};
+
+/// Standardised values are clipped to `[-CLIP, CLIP]` standard deviations.
+pub const CLIP: f64 = 5.0;
 
 /// The fitted transform: which raw features are kept, and their training-split moments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,7 +71,8 @@ impl Standardization {
         (0..self.raw_len).filter(|j| self.kept.binary_search(j).is_err()).collect()
     }
 
-    /// Applies the transform to `x` (`samples x raw_len`): `samples x kept.len()`.
+    /// Applies the transform to `x` (`samples x raw_len`): `samples x kept.len()`, each value
+    /// `(x_j - mean_j) / sd_j` clipped to `±`[`CLIP`].
     ///
     /// # Errors
     /// `x` of another width, or a value that leaves the precision's range once standardised
@@ -80,11 +88,11 @@ impl Standardization {
         for i in 0..x.rows() {
             let (src, dst) = (x.row(i), out.row_mut(i));
             for (k, &j) in self.kept.iter().enumerate() {
-                let v = (src[j].to_f64().unwrap_or(f64::NAN) - self.mean[k]) / self.sd[k];
+                let v = ((src[j].to_f64().unwrap_or(f64::NAN) - self.mean[k]) / self.sd[k]).clamp(-CLIP, CLIP);
                 let r = F::from_f64(v).filter(|r| r.is_finite());
                 dst[k] = r.ok_or_else(|| {
                     anyhow::anyhow!(
-                        "{what} sample {i}, feature {j}: {v:e} standard deviations from the training mean does not fit the precision; use precision = \"f64\" or set standardize = false"
+                        "{what} sample {i}, feature {j}: the value is not a number ({v}); check the data file"
                     )
                 })?;
             }
@@ -159,11 +167,15 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_in_f32_names_the_sample() {
-        let x = Matrix::from_vec(2, 1, vec![0.0f32, 1e-30]).unwrap();
+    fn far_values_are_clipped_and_a_nan_names_the_sample() {
+        // A feature lit in one training sample of 100: sd 0.0995, so a test value of 16 would
+        // be 160 standard deviations out.
+        let x = Matrix::from_fn(100, 1, |r, _| if r == 0 { 1.0f32 } else { 0.0 });
         let s = Standardization::fit(&x).unwrap();
-        let far = Matrix::from_vec(1, 1, vec![1e30f32]).unwrap();
-        let e = s.apply(&far, "test").unwrap_err().to_string();
-        assert!(e.contains("test sample 0, feature 0") && e.contains("f64"), "{e}");
+        let far = Matrix::from_vec(2, 1, vec![16.0f32, -1e30]).unwrap();
+        assert_eq!(s.apply(&far, "test").unwrap().data(), &[CLIP as f32, -CLIP as f32]);
+        let nan = Matrix::from_vec(1, 1, vec![f32::NAN]).unwrap();
+        let e = s.apply(&nan, "test").unwrap_err().to_string();
+        assert!(e.contains("test sample 0, feature 0"), "{e}");
     }
 }
