@@ -59,7 +59,9 @@ pub(crate) struct TrainArgs {
     /// TOML configuration file; flags given here override its values.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Physical system of every block.
+    /// Physical system of every block. Default: by the shape of the data's samples, optics for
+    /// images (digits, mnist, fashion), microwave for vectors (vowels, csv: tables), unless the
+    /// --config file names one.
     #[arg(long, value_enum)]
     system: Option<SystemKind>,
     /// Dataset: digits | vowels | vowels:FILE | mnist, mnist:DIR | fashion, fashion:DIR | csv:FILE, csv:FILE#label=NAME or INDEX
@@ -197,15 +199,20 @@ impl TrainArgs {
     /// The configuration of a new run: the `--config` file (or the defaults) with every flag
     /// given applied on top, validated.
     pub(crate) fn resolve(&self) -> Result<ExperimentConfig> {
-        let mut c = match &self.config {
+        let (mut c, file_names_system) = match &self.config {
             Some(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
-                ExperimentConfig::from_toml(&text).with_context(|| format!("invalid config file {}", p.display()))?
+                let c = ExperimentConfig::from_toml(&text)
+                    .with_context(|| format!("invalid config file {}", p.display()))?;
+                (c, text.parse::<toml::Table>().is_ok_and(|t| t.contains_key("system")))
             }
-            None => ExperimentConfig::default(),
+            None => (ExperimentConfig::default(), false),
         };
         for (_, set) in self.setters() {
             set(&mut c)?;
+        }
+        if self.system.is_none() && !file_names_system {
+            c.system = ff_train::config::default_system_for(&c.data);
         }
         c.validate()?;
         Ok(c)

@@ -418,3 +418,48 @@ fn a_model_whose_data_changed_says_what_changed() {
     assert!(err.contains("values") || err.contains("labels"), "says what changed: {err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A table as users have it: text labels in the first column (one quoted, with a comma),
+/// features in physical units of very different scales.
+fn physical_table(path: &Path) {
+    let mut t = String::from("species,length_m,mass_mg,temperature_k\n");
+    for i in 0..90 {
+        let c = i % 3;
+        let label = ["\"setosa, var\"", "versicolor", "virginica"][c];
+        let wobble = ((i * 37) % 11) as f64 / 11.0;
+        t += &format!("{label},{},{},{}\n", 0.01 * (1.0 + c as f64 + wobble), 2000.0 + 900.0 * wobble, 290.0 + wobble);
+    }
+    std::fs::write(path, t).unwrap();
+}
+
+#[test]
+fn a_csv_with_text_labels_first_trains_with_references_and_the_vector_default() {
+    let dir = tmp("text-labels");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("plants.csv");
+    physical_table(&csv);
+    let data = format!("csv:{}#label=species", csv.display());
+    let out = dir.join("run");
+    let o = phyff(&["train", "--data", &data, "--epochs", "3", "--no-ablation", "--out", out.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Vector samples: the microwave cavity by default; the two reference rows and the verdict.
+    for needle in ["PNN (microwave + FF)", "reference: 5-nearest neighbours", "reference: logistic regression"] {
+        assert!(stdout.contains(needle), "missing {needle:?}: {stdout}");
+    }
+    let r = result(&out);
+    assert!(r["reference_knn_accuracy"].as_f64().is_some() && r["reference_logistic_accuracy"].as_f64().is_some());
+    // The standardisation is in the model, and eval applies it: the same accuracy, exactly.
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(model["standardization"]["kept"].as_array().map(Vec::len), Some(3));
+    let o = phyff(&["eval", "--model", out.join("model.json").to_str().unwrap()]);
+    let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.starts_with("test_accuracy=")).map(String::from);
+    assert_eq!(line, Some(format!("test_accuracy={}", r["test_accuracy"].as_f64().unwrap())));
+    // A configuration file that names a system keeps it.
+    let cfg = dir.join("optics.toml");
+    std::fs::write(&cfg, "system = \"optics\"\nepochs = 1\nablation = false\n").unwrap();
+    let o = phyff(&["train", "--config", cfg.to_str().unwrap(), "--data", &data]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("PNN (optics + FF)"), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
