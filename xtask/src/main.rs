@@ -8,6 +8,7 @@ mod md5;
 mod peers;
 mod reproduce;
 mod roofline;
+mod tabular;
 
 use anyhow::{bail, Result};
 
@@ -26,6 +27,10 @@ tasks:
   bench-peers [--quick] [--config NAME]... [--repeats N] [--threads N]
                  phyff vs a PyTorch peer of the same PhyLL schedule (installs torch into
                  target/peers-venv; writes target/bench-peers.json); never run by CI
+  tabular [--out FILE.md]
+                 default phyff train on tables nobody tuned for (scikit-learn's bundled
+                 tables via PyPI, the Fashion-MNIST subset) beside k-NN and logistic
+                 regression: docs/tabular.md
   help           this message";
 
 fn main() {
@@ -48,6 +53,7 @@ fn run() -> Result<()> {
         "roofline" => roofline::run(rest),
         "reproduce" => reproduce::run(rest),
         "bench-peers" => peers::run(rest),
+        "tabular" => tabular::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())
