@@ -23,13 +23,21 @@ struct Table {
 
 const TABLES: [Table; 4] = [
     Table { name: "iris", file: "iris.csv", what: "150 flowers, 4 lengths in cm, 3 species" },
-    Table { name: "wine", file: "wine_data.csv", what: "178 wines, 13 chemical measurements in mixed units, 3 cultivars" },
+    Table {
+        name: "wine",
+        file: "wine_data.csv",
+        what: "178 wines, 13 chemical measurements in mixed units, 3 cultivars",
+    },
     Table {
         name: "breast_cancer",
         file: "breast_cancer.csv",
         what: "569 tumours, 30 cell-nucleus measurements, 2 diagnoses",
     },
-    Table { name: "digits", file: "digits.csv.gz", what: "1 797 handwritten digits, 64 pixel intensities 0-16, 10 classes" },
+    Table {
+        name: "digits",
+        file: "digits.csv.gz",
+        what: "1 797 handwritten digits, 64 pixel intensities 0-16, 10 classes",
+    },
 ];
 
 /// Rewrites a scikit-learn table (first line `n_samples,n_features,class names...`, then rows
@@ -59,7 +67,8 @@ fn convert(text: &str, name: &str) -> Result<String> {
     for l in lines {
         let cells: Vec<&str> = l.split(',').map(str::trim).collect();
         ensure!(cells.len() == p + 1, "{name}: a row with {} cells, expected {}", cells.len(), p + 1);
-        let k: usize = cells[p].parse::<f64>().map(|v| v as usize).with_context(|| format!("{name}: label {:?}", cells[p]))?;
+        let k: usize =
+            cells[p].parse::<f64>().map(|v| v as usize).with_context(|| format!("{name}: label {:?}", cells[p]))?;
         let label = classes.get(k).cloned().unwrap_or_else(|| format!("digit {k}"));
         out += &format!("\"{label}\",{}\n", cells[..p].join(","));
         rows += 1;
@@ -131,9 +140,8 @@ struct Row {
 
 fn read_row(name: &str, what: &str, data: &str, out: &Path) -> Result<Row> {
     let path = out.join("result.json");
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )?;
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)?;
     let f = |k: &str| v[k].as_f64().with_context(|| format!("{} has no number {k}", path.display()));
     Ok(Row {
         name: name.into(),
@@ -244,7 +252,8 @@ fn report(rows: &[Row]) -> String {
         if misses.is_empty() { "none".to_string() } else { misses.join(", ") },
         rows.len()
     );
-    md += "\nThe commands, from the repository's root after `cargo xtask tabular` has written the CSV files:\n\n```sh\n";
+    md +=
+        "\nThe commands, from the repository's root after `cargo xtask tabular` has written the CSV files:\n\n```sh\n";
     for r in rows {
         md += &format!("target/release/phyff train --data {}\n", r.data);
     }
@@ -259,7 +268,10 @@ mod tests {
     #[test]
     fn a_scikit_learn_table_becomes_a_csv_with_text_labels_first() {
         let t = "3,2,setosa,versicolor\n5.1,3.5,0\n4.9,3.0,1\n\n6.0,2.2,0\n";
-        assert_eq!(convert(t, "t").unwrap(), "class,x0,x1\n\"setosa\",5.1,3.5\n\"versicolor\",4.9,3.0\n\"setosa\",6.0,2.2\n");
+        assert_eq!(
+            convert(t, "t").unwrap(),
+            "class,x0,x1\n\"setosa\",5.1,3.5\n\"versicolor\",4.9,3.0\n\"setosa\",6.0,2.2\n"
+        );
         assert!(convert("4,2,a,b\n1,2,0\n", "t").is_err(), "row count checked");
         assert!(convert("1,2,a,b\n1,0\n", "t").is_err(), "row width checked");
         // digits.csv.gz: no description line, the class index names the class.
