@@ -503,6 +503,44 @@ impl<F: Real> Network<F> {
         }
     }
 
+    /// Puts back a state taken from this network with [`Network::state`] (an earlier epoch's
+    /// layers and optimiser moments, e.g. the best one by validation accuracy). The systems,
+    /// embedding and configuration stay; the counters go on.
+    ///
+    /// # Errors
+    /// [`CoreError::Shape`] if `state` has another number of blocks, or a layer or optimiser
+    /// of other sizes than this network's (nothing is changed then).
+    pub fn restore_state(&mut self, state: NetworkState<F>) -> Result<()> {
+        let n = self.blocks.len();
+        if state.layers.len() != n || state.optimizers.len() != n {
+            return Err(CoreError::Shape {
+                context: "restore_state".into(),
+                expected: format!("{n} layers and {n} optimisers"),
+                got: format!("{} layers and {} optimisers", state.layers.len(), state.optimizers.len()),
+            });
+        }
+        for (k, (b, (l, o))) in self.blocks.iter().zip(state.layers.iter().zip(&state.optimizers)).enumerate() {
+            let (want, got) = ((b.layer.d_in(), b.layer.d_out()), (l.d_in(), l.d_out()));
+            if want != got || o.num_params() != b.optimizer.num_params() {
+                return Err(CoreError::Shape {
+                    context: format!("restore_state, block {k}"),
+                    expected: format!(
+                        "a {} -> {} layer, {} optimiser parameters",
+                        want.0,
+                        want.1,
+                        b.optimizer.num_params()
+                    ),
+                    got: format!("{} -> {}, {}", got.0, got.1, o.num_params()),
+                });
+            }
+        }
+        for (b, (l, o)) in self.blocks.iter_mut().zip(state.layers.into_iter().zip(state.optimizers)) {
+            b.layer = l;
+            b.optimizer = o;
+        }
+        Ok(())
+    }
+
     /// The layers, block by block.
     pub fn layers(&self) -> impl Iterator<Item = &LocalLayer<F>> {
         self.blocks.iter().map(|b| &b.layer)

@@ -32,6 +32,10 @@ pub struct Checkpoint<F> {
     pub model: ModelFile<F>,
     /// Where the trainer stands.
     pub progress: FitProgress,
+    /// `keep_best` runs: the state of the epoch `progress.best_epoch` (the best validation
+    /// accuracy so far), kept so that a resumed run can still return it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_state: Option<ff_core::NetworkState<F>>,
 }
 
 impl<F: Real> Checkpoint<F> {
@@ -164,6 +168,21 @@ impl<F: Real> Checkpoint<F> {
             p.eval_digital_flops,
             p.counters.digital_flops
         );
+        if let Some(best) = &self.best_state {
+            anyhow::ensure!(
+                p.best_epoch.is_some_and(|e| e >= 1 && e <= p.epochs_done),
+                "best_state is present but progress.best_epoch ({:?}) is not one of the {} epochs done",
+                p.best_epoch,
+                p.epochs_done
+            );
+            let shapes = |s: &ff_core::NetworkState<F>| -> Vec<(usize, usize, usize)> {
+                s.layers.iter().zip(&s.optimizers).map(|(l, o)| (l.d_in(), l.d_out(), o.num_params())).collect()
+            };
+            anyhow::ensure!(
+                shapes(best) == shapes(&self.model.state),
+                "best_state's layers do not have the sizes of model.state's"
+            );
+        }
         Ok(())
     }
 }

@@ -238,6 +238,14 @@ pub struct ExperimentConfig {
     /// ([`crate::standardize`]; constant features are dropped). Other data keep their own
     /// preprocessing.
     pub standardize: bool,
+    /// Carve a validation split (`validation_fraction` of the training split, stratified,
+    /// seeded) and keep the network of the epoch with the best validation accuracy (the
+    /// earliest on ties), for the PNN and its ablation alike; supervised mode only. The test
+    /// split plays no part in the choice.
+    pub keep_best: bool,
+    /// Share of the training split carved out for validation when `keep_best` is set, in
+    /// `(0, 0.5]`.
+    pub validation_fraction: f64,
     /// Use only the first this many training samples (reduced runs; `None`: all).
     pub train_limit: Option<usize>,
     /// Use only the first this many test samples (reduced runs; `None`: all).
@@ -336,6 +344,8 @@ impl Default for ExperimentConfig {
             device: DeviceSettings::default(),
             emulator: EmulatorSettings::default(),
             standardize: true,
+            keep_best: false,
+            validation_fraction: 0.1,
             train_limit: None,
             test_limit: None,
         }
@@ -452,6 +462,15 @@ impl ExperimentConfig {
         }
         if self.band_rows == 0 {
             bail!("invalid band_rows: must be at least 1, got 0");
+        }
+        if !(self.validation_fraction > 0.0 && self.validation_fraction <= 0.5) {
+            bail!(
+                "invalid validation_fraction: must be in (0, 0.5] (the share of the training split held out to choose the best epoch), got {}",
+                self.validation_fraction
+            );
+        }
+        if self.keep_best && self.mode == Mode::Unsupervised {
+            bail!("invalid keep_best: supervised mode only (unsupervised runs are scored by a read-out fitted after the last epoch); set keep_best = false or drop --unsupervised");
         }
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             bail!("invalid train_limit/test_limit: must be at least 1 (or absent to use every sample), got 0");

@@ -164,6 +164,13 @@ pub static KEY_DOCS: &[KeyDoc] = &[
          standard deviation, dropping features constant over it (true or false; the statistics \
          are saved in the model). Other data keep their own preprocessing.",
     ),
+    key(
+        "keep_best",
+        "Hold out validation_fraction of the training split (stratified, seeded) and keep the \
+         network of the epoch with the best validation accuracy, for the PNN and its ablation \
+         (true or false; supervised mode only; the test split never takes part).",
+    ),
+    key("validation_fraction", "Share of the training split held out for keep_best, in (0, 0.5]."),
     opt("train_limit", "1000", "Use only the first this many training samples (>= 1; unset: all of them)."),
     opt("test_limit", "500", "Use only the first this many test samples (>= 1; unset: all of them)."),
     // ---- optics ----

@@ -127,6 +127,11 @@ pub(crate) struct TrainArgs {
     /// Skip measuring train accuracy at the end (saves K x L queries per training sample).
     #[arg(long)]
     no_train_eval: bool,
+    /// Hold out validation_fraction (default 0.1) of the training split and keep the epoch
+    /// with the best validation accuracy, for the PNN and its ablation (never chosen by test
+    /// accuracy); recorded in result.json as kept_epoch.
+    #[arg(long)]
+    keep_best: bool,
     /// Directory for result.json and model.json (written atomically), and checkpoint.json
     /// after every epoch.
     #[arg(long)]
@@ -289,6 +294,7 @@ impl TrainArgs {
             non_negative("readout_epochs", self.readout_epochs.unwrap())?);
         flag!("--no-supervised", self.no_supervised, |c| c.supervised_baseline = false);
         flag!("--no-train-eval", self.no_train_eval, |c| c.train_eval = false);
+        flag!("--keep-best", self.keep_best, |c| c.keep_best = true);
         // A transport given as a flag replaces the other one of the file or the saved run.
         flag!("--device-cmd", self.device_cmd.is_some(), |c| {
             c.device.command = self.device_cmd.clone();
@@ -497,6 +503,13 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
                 );
             }
         }
+    }
+    if let (Some(e), Some(v), Some(n)) = (result.kept_epoch, result.validation_accuracy, result.validation_samples) {
+        let abl = result.ablation_kept_epoch.map_or(String::new(), |a| format!("; the ablation's: epoch {a}"));
+        println!(
+            "\nkeep_best: the PNN of epoch {e} of {} is kept (validation accuracy {v:.4} on {n} samples held out of the training split){abl}.",
+            cfg.epochs
+        );
     }
     if let Some(a) = &ablation {
         let d = pnn.test_accuracy - a.test_accuracy;

@@ -93,6 +93,8 @@ fn summary(test_accuracy: f64, train_accuracy: Option<f64>, started: Instant, di
         digital_flops,
         eval_digital_flops: 0,
         history: Vec::new(),
+        kept_epoch: None,
+        validation_accuracy: None,
     }
 }
 

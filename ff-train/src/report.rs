@@ -64,6 +64,21 @@ pub struct TrainResult {
     /// (`ff_train::reference`); `null` in files written before it existed.
     #[serde(default)]
     pub reference_logistic_accuracy: Option<f64>,
+    /// Whether the run kept the best epoch by validation accuracy (`keep_best`).
+    #[serde(default)]
+    pub keep_best: bool,
+    /// `keep_best`: the epoch of the PNN that was kept (its accuracies are the ones above).
+    #[serde(default)]
+    pub kept_epoch: Option<usize>,
+    /// `keep_best`: the kept PNN's accuracy on the validation split.
+    #[serde(default)]
+    pub validation_accuracy: Option<f64>,
+    /// `keep_best`: samples in the validation split (taken out of the training split).
+    #[serde(default)]
+    pub validation_samples: Option<usize>,
+    /// `keep_best`: the epoch of the ablation that was kept.
+    #[serde(default)]
+    pub ablation_kept_epoch: Option<usize>,
 }
 
 /// Formats an integer with thousands separators (`1234567` -> `1,234,567`).
@@ -233,6 +248,8 @@ mod tests {
             digital_flops: 5_000_000,
             eval_digital_flops: 0,
             history: Vec::new(),
+            kept_epoch: None,
+            validation_accuracy: None,
         };
         let t = train_table("optics", &f(0.9), Some(&f(0.8)), None);
         assert!(t.starts_with(&format!("{:<28} ", "model")), "{t}");
@@ -267,6 +284,8 @@ mod tests {
             digital_flops: 1000,
             eval_digital_flops: 0,
             history: Vec::new(),
+            kept_epoch: None,
+            validation_accuracy: None,
         };
         let refs = References { knn: f(0.88), logistic: f(0.80) };
         let t = train_table("optics", &f(0.9), Some(&f(0.85)), Some(&refs));

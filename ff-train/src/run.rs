@@ -11,7 +11,8 @@ use crate::report::TrainResult;
 use crate::standardize::Standardization;
 use crate::systems::build_blocks;
 use crate::trainer::{
-    fit, fit_from, fit_readout, fit_unsupervised_from, EpochRecord, FitProgress, FitSummary, UnsupervisedOptions,
+    fit, fit_readout, fit_selecting, fit_unsupervised_from, EpochRecord, FitProgress, FitSummary, Selection,
+    UnsupervisedOptions,
 };
 use anyhow::{Context, Result};
 use ff_core::{HybridNegatives, LabelEmbedding, Matrix, Network, Real};
@@ -29,7 +30,14 @@ pub struct Prepared<F: Real> {
     pub prepended: usize,
     /// The standardisation applied to the features (CSV data with `standardize = true`).
     pub standardization: Option<Standardization>,
+    /// `keep_best`: the validation split, carved from the training split (which no longer
+    /// holds it), embedded like it.
+    pub validation: Option<Dataset<F>>,
 }
+
+/// Mixed into the seed of the split that carves the validation set out of the training split,
+/// so that it draws from another stream than the train/test split.
+const VALIDATION_SEED: u64 = 0x5641_4c49_4441_5445;
 
 /// Loads the configured dataset, standardises CSV features when `cfg.standardize` (fitting the
 /// transform to the training split; a constant feature is dropped with a note on stderr) and
@@ -77,6 +85,23 @@ pub fn prepare_with<F: Real>(cfg: &ExperimentConfig, saved: Option<Option<&Stand
         data.train.x = s.apply(&data.train.x, "training").with_context(|| format!("data {:?}", cfg.data))?;
         data.test.x = s.apply(&data.test.x, "test").with_context(|| format!("data {:?}", cfg.data))?;
     }
+    // Carved after standardising (whose moments are the whole training split's, as saved)
+    // and before the label slots, which the validation samples get like the others.
+    let mut validation = None;
+    if cfg.keep_best {
+        let t = &data.train;
+        let (fit, val) =
+            ff_data::split_indices(&t.y, t.num_classes, cfg.validation_fraction, cfg.seed ^ VALIDATION_SEED, true)
+                .with_context(|| {
+                    format!(
+                        "keep_best: carving validation_fraction {} of {} training samples",
+                        cfg.validation_fraction,
+                        t.len()
+                    )
+                })?;
+        validation = Some(t.subset(&val));
+        data.train = t.subset(&fit);
+    }
     let k = data.train.num_classes;
     let (embedding, prepended) = match data.train.layout {
         Layout::Image { height, width } => {
@@ -94,6 +119,7 @@ pub fn prepare_with<F: Real>(cfg: &ExperimentConfig, saved: Option<Option<&Stand
         Layout::Vector { .. } => {
             data.train = prepend_zeros(&data.train, k);
             data.test = prepend_zeros(&data.test, k);
+            validation = validation.map(|v| prepend_zeros(&v, k));
             (LabelEmbedding::Overwrite { num_classes: k }, k)
         }
     };
@@ -101,7 +127,7 @@ pub fn prepare_with<F: Real>(cfg: &ExperimentConfig, saved: Option<Option<&Stand
     // than the configuration's guess: check again before anything is built.
     let shape = crate::memory::DataShape::of(&data);
     crate::memory::check(cfg, Some(&shape), crate::memory::MachineMemory::this_machine())?;
-    Ok(Prepared { data, embedding, prepended, standardization })
+    Ok(Prepared { data, embedding, prepended, standardization, validation })
 }
 
 fn prepend_zeros<F: Real>(d: &Dataset<F>, k: usize) -> Dataset<F> {
@@ -254,25 +280,31 @@ fn train_from<F: FftReal>(
         readout,
         standardization: prep.standardization.clone(),
     };
-    let (mut net, start) = match resume_from {
-        None => (build_network(cfg, &prep, false)?, None),
+    let (mut net, start, best_state) = match resume_from {
+        None => (build_network(cfg, &prep, false)?, None, None),
         Some(ck) => {
             data_match(cfg, &prep, ck.model.raw_len, &ck.model.embedding, "checkpoint")?;
             let specs = build_blocks::<F>(cfg, &prep.embedding, ck.model.raw_len, false)?;
             let systems = specs.into_iter().map(|s| (s.system, s.skip)).collect();
             let net =
                 Network::from_state(ck.model.raw_len, prep.embedding, cfg.train_config(), systems, ck.model.state)?;
-            (net, Some(ck.progress))
+            (net, Some(ck.progress), ck.best_state)
         }
     };
+    // keep_best: the checkpoint also holds the best epoch's state, so a resumed run keeps it.
+    let best_for_checkpoint = std::cell::RefCell::new(best_state.clone());
     let checkpoint = |r: &EpochRecord, net: &Network<F>, p: &FitProgress| {
         progress("pnn", r);
+        if p.best_epoch == Some(r.epoch) {
+            *best_for_checkpoint.borrow_mut() = Some(net.state());
+        }
         if let Some(dir) = out {
             let ck = Checkpoint {
                 format: CHECKPOINT_FORMAT.into(),
                 version: CHECKPOINT_VERSION,
                 model: model_file(net.state(), None),
                 progress: p.clone(),
+                best_state: best_for_checkpoint.borrow().clone(),
             };
             ck.save(&dir.join(CHECKPOINT_FILE))?;
         }
@@ -281,7 +313,10 @@ fn train_from<F: FftReal>(
     let unsup = unsupervised_options(cfg, &prep);
     let (train_set, test_set) = (&prep.data.train, &prep.data.test);
     let (pnn, readout) = match cfg.mode {
-        Mode::Supervised => (fit_from(&mut net, train_set, test_set, &opts, start, checkpoint)?, None),
+        Mode::Supervised => {
+            let selection = prep.validation.as_ref().map(|validation| Selection { validation, best_state });
+            (fit_selecting(&mut net, train_set, test_set, &opts, selection, start, checkpoint)?, None)
+        }
         Mode::Unsupervised => {
             let u = fit_unsupervised_from(&mut net, train_set, test_set, &opts, &unsup, start, checkpoint)?;
             (u.summary, Some(u.readout))
@@ -296,7 +331,13 @@ fn train_from<F: FftReal>(
     let ablation = if cfg.ablation && cfg.system != crate::config::SystemKind::Digital {
         let mut abl = build_network(cfg, &prep, true)?;
         Some(match cfg.mode {
-            Mode::Supervised => fit(&mut abl, train_set, test_set, &opts, |r| progress("ablation", r))?,
+            Mode::Supervised => {
+                let selection = prep.validation.as_ref().map(|validation| Selection { validation, best_state: None });
+                fit_selecting(&mut abl, train_set, test_set, &opts, selection, None, |r, _, _| {
+                    progress("ablation", r);
+                    Ok(())
+                })?
+            }
             Mode::Unsupervised => {
                 fit_unsupervised_from(&mut abl, train_set, test_set, &opts, &unsup, None, |r, _, _| {
                     progress("ablation", r);
@@ -323,6 +364,8 @@ fn train_from<F: FftReal>(
             digital_flops: fresh.counters().digital_flops + r.readout_flops,
             eval_digital_flops: 0,
             history: Vec::new(),
+            kept_epoch: None,
+            validation_accuracy: None,
         })
     } else {
         None
@@ -359,6 +402,11 @@ fn train_from<F: FftReal>(
         untrained_test_accuracy: untrained.as_ref().map(|u| u.test_accuracy),
         reference_knn_accuracy: Some(refs.knn.test_accuracy),
         reference_logistic_accuracy: Some(refs.logistic.test_accuracy),
+        keep_best: cfg.keep_best,
+        kept_epoch: pnn.kept_epoch,
+        validation_accuracy: pnn.validation_accuracy,
+        validation_samples: prep.validation.as_ref().map(Dataset::len),
+        ablation_kept_epoch: ablation.as_ref().and_then(|a| a.kept_epoch),
     };
     if let Some(dir) = out {
         let json = serde_json::to_string_pretty(&result)?;

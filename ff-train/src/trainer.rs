@@ -2,7 +2,9 @@
 //! negatives followed by a linear read-out), periodic evaluation, accounting.
 
 use ff_core::rng::rng_for;
-use ff_core::{Counters, HybridNegatives, LinearReadout, LrSchedule, Matrix, Network, ReadoutConfig, Real};
+use ff_core::{
+    Counters, HybridNegatives, LinearReadout, LrSchedule, Matrix, Network, NetworkState, ReadoutConfig, Real,
+};
 use ff_data::{epoch_order, Dataset};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -22,6 +24,9 @@ pub struct EpochRecord {
     pub wall_seconds: f64,
     /// Physical queries spent on training so far (evaluation excluded).
     pub train_physical_queries: u64,
+    /// Accuracy on the validation split after this epoch (`keep_best` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
 }
 
 /// Options of [`fit`].
@@ -64,6 +69,22 @@ pub struct FitSummary {
     pub eval_digital_flops: u64,
     /// Per-epoch history.
     pub history: Vec<EpochRecord>,
+    /// `keep_best` runs: the epoch whose network was kept (the best validation accuracy, the
+    /// earliest on ties); the accuracies above are that network's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_epoch: Option<usize>,
+    /// `keep_best` runs: the kept network's validation accuracy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
+}
+
+/// Model selection on a validation split ([`fit_selecting`]): after every epoch the network is
+/// scored on `validation`, and the network of the best epoch is the one returned.
+pub struct Selection<'a, F: Real> {
+    /// Validation samples, carved from the training split (never the test split).
+    pub validation: &'a Dataset<F>,
+    /// When resuming: the best network so far (its epoch is `FitProgress::best_epoch`).
+    pub best_state: Option<NetworkState<F>>,
 }
 
 /// Where a run stands after an epoch: everything besides the network's state that is needed
@@ -88,6 +109,12 @@ pub struct FitProgress {
     pub test_accuracy: f64,
     /// Wall time spent so far, in seconds.
     pub wall_seconds: f64,
+    /// `keep_best` runs: the epoch with the best validation accuracy so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    /// `keep_best` runs: that epoch's validation accuracy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_validation_accuracy: Option<f64>,
 }
 
 /// Trains `net` on `train` with the PhyLL schedule and evaluates on both sets.
@@ -124,12 +151,52 @@ pub fn fit_from<F: Real>(
     resume: Option<FitProgress>,
     after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
 ) -> anyhow::Result<FitSummary> {
-    let run = run_epochs(net, train, test, opts, Schedule::Supervised, resume, after_epoch)?;
+    fit_selecting(net, train, test, opts, None, resume, after_epoch)
+}
+
+/// [`fit_from`] with model selection: with `selection`, the network is scored on the
+/// validation split after every epoch (counted as evaluation), `progress.best_epoch` follows
+/// the best score (the earliest on ties; `after_epoch` sees it, so a checkpoint can keep that
+/// epoch's state), and after the last epoch the best network is put back into `net` and its
+/// test (and train) accuracy measured. The test split plays no part in the choice.
+///
+/// # Errors
+/// As [`fit_from`]; also an empty validation split or a best state that does not fit `net`.
+pub fn fit_selecting<F: Real>(
+    net: &mut Network<F>,
+    train: &Dataset<F>,
+    test: &Dataset<F>,
+    opts: &FitOptions,
+    selection: Option<Selection<'_, F>>,
+    resume: Option<FitProgress>,
+    after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
+) -> anyhow::Result<FitSummary> {
+    if let Some(sel) = &selection {
+        anyhow::ensure!(!sel.validation.is_empty(), "keep_best needs a validation split, but it is empty");
+    }
+    let selecting = selection.is_some();
+    let mut run = run_epochs(net, train, test, opts, Schedule::Supervised, selection, resume, after_epoch)?;
+    let mut train_accuracy = run.progress.history.last().and_then(|r| r.train_accuracy);
+    if let (Some(best), Some(e)) = (run.best_state.take(), run.progress.best_epoch) {
+        if e != run.progress.epochs_done {
+            net.restore_state(best)?;
+            let before = net.counters();
+            if opts.train_eval {
+                train_accuracy = Some(net.accuracy(train.x.view(), &train.y)?);
+            }
+            run.progress.test_accuracy = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
+            let p = &mut run.progress;
+            p.eval_physical_queries =
+                p.eval_physical_queries.saturating_add(net.counters().physical_queries - before.physical_queries);
+            p.eval_digital_flops =
+                p.eval_digital_flops.saturating_add(net.counters().digital_flops - before.digital_flops);
+        }
+    }
     let c = run.total(net);
     let p = run.progress;
     Ok(FitSummary {
-        // Measured on the last epoch only, so the last record says whether it was.
-        train_accuracy: p.history.last().and_then(|r| r.train_accuracy),
+        // Measured on the last epoch (or the kept one) only.
+        train_accuracy,
         test_accuracy: p.test_accuracy,
         wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
         train_physical_queries: c.physical_queries.saturating_sub(p.eval_physical_queries),
@@ -137,6 +204,8 @@ pub fn fit_from<F: Real>(
         digital_flops: c.digital_flops,
         eval_digital_flops: p.eval_digital_flops,
         history: p.history,
+        kept_epoch: if selecting { p.best_epoch } else { None },
+        validation_accuracy: if selecting { p.best_validation_accuracy } else { None },
     })
 }
 
@@ -192,7 +261,8 @@ pub fn fit_unsupervised_from<F: Real>(
         train.len()
     );
     opts_u.readout.validate()?;
-    let mut run = run_epochs(net, train, test, opts, Schedule::Unsupervised(&opts_u.hybrids), resume, after_epoch)?;
+    let mut run =
+        run_epochs(net, train, test, opts, Schedule::Unsupervised(&opts_u.hybrids), None, resume, after_epoch)?;
     let r = fit_readout(net, train, test, &opts_u.readout, opts.seed)?;
     run.progress.eval_physical_queries = run.progress.eval_physical_queries.saturating_add(r.eval_physical_queries);
     let c = run.total(net);
@@ -211,6 +281,8 @@ pub fn fit_unsupervised_from<F: Real>(
         digital_flops: c.digital_flops + r.readout_flops,
         eval_digital_flops: p.eval_digital_flops,
         history,
+        kept_epoch: None,
+        validation_accuracy: None,
     };
     Ok(UnsupervisedFit { summary, readout: r.readout, readout_loss: r.loss })
 }
@@ -284,8 +356,10 @@ enum Schedule<'a> {
 }
 
 /// The state of [`run_epochs`] when it returns.
-struct EpochsRun {
+struct EpochsRun<F: Real> {
     progress: FitProgress,
+    /// With a [`Selection`]: the best epoch's state.
+    best_state: Option<NetworkState<F>>,
     /// Counters of the run before this call (the network's own counters start from zero).
     base: Counters,
     /// Wall time of the run before this call, seconds.
@@ -293,8 +367,8 @@ struct EpochsRun {
     start: Instant,
 }
 
-impl EpochsRun {
-    fn total<F: Real>(&self, net: &Network<F>) -> Counters {
+impl<F: Real> EpochsRun<F> {
+    fn total(&self, net: &Network<F>) -> Counters {
         total(self.base, net)
     }
 }
@@ -316,9 +390,10 @@ fn run_epochs<F: Real>(
     test: &Dataset<F>,
     opts: &FitOptions,
     schedule: Schedule<'_>,
+    mut selection: Option<Selection<'_, F>>,
     resume: Option<FitProgress>,
     mut after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
-) -> anyhow::Result<EpochsRun> {
+) -> anyhow::Result<EpochsRun<F>> {
     anyhow::ensure!(opts.epochs >= 1, "epochs must be at least 1, got {}", opts.epochs);
     anyhow::ensure!(!train.is_empty(), "the training set is empty");
     let start = Instant::now();
@@ -330,6 +405,8 @@ fn run_epochs<F: Real>(
         eval_digital_flops: 0,
         test_accuracy: 0.0,
         wall_seconds: 0.0,
+        best_epoch: None,
+        best_validation_accuracy: None,
     });
     anyhow::ensure!(
         p.epochs_done <= opts.epochs,
@@ -385,6 +462,20 @@ fn run_epochs<F: Real>(
             p.eval_physical_queries = p.eval_physical_queries.saturating_add(q - before.physical_queries);
             p.eval_digital_flops = p.eval_digital_flops.saturating_add(f - before.digital_flops);
         }
+        let mut va = None;
+        if let Some(sel) = selection.as_mut() {
+            let before = net.counters();
+            let acc = net.accuracy(sel.validation.x.view(), &sel.validation.y)?;
+            let (q, f) = (net.counters().physical_queries, net.counters().digital_flops);
+            p.eval_physical_queries = p.eval_physical_queries.saturating_add(q - before.physical_queries);
+            p.eval_digital_flops = p.eval_digital_flops.saturating_add(f - before.digital_flops);
+            va = Some(acc);
+            if p.best_validation_accuracy.is_none_or(|b| acc > b) {
+                p.best_epoch = Some(epoch);
+                p.best_validation_accuracy = Some(acc);
+                sel.best_state = Some(net.state());
+            }
+        }
         let rec = EpochRecord {
             epoch,
             loss: loss_sum.iter().map(|s| s / batches as f64).collect(),
@@ -392,6 +483,7 @@ fn run_epochs<F: Real>(
             test_accuracy: te,
             wall_seconds: wall_before + start.elapsed().as_secs_f64(),
             train_physical_queries: train_queries,
+            validation_accuracy: va,
         };
         p.epochs_done = epoch;
         p.counters = total(base, net);
@@ -399,7 +491,8 @@ fn run_epochs<F: Real>(
         p.history.push(rec);
         after_epoch(p.history.last().expect("pushed above"), net, &p)?;
     }
-    Ok(EpochsRun { progress: p, base, wall_before, start })
+    let best_state = selection.and_then(|s| s.best_state);
+    Ok(EpochsRun { progress: p, best_state, base, wall_before, start })
 }
 
 /// Consecutive chunks of `order` of `batch` indices; a last chunk shorter than `min_batch`

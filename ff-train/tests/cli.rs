@@ -463,3 +463,50 @@ fn a_csv_with_text_labels_first_trains_with_references_and_the_vector_default() 
     assert!(String::from_utf8_lossy(&o.stdout).contains("PNN (optics + FF)"), "{}", String::from_utf8_lossy(&o.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn keep_best_keeps_the_best_validation_epoch_and_resumes_to_the_same_bits() {
+    let dir = tmp("keep-best");
+    let run = |out: &Path, epochs: &str| {
+        let args = ["train", "--data", "vowels", "--system", "microwave", "--keep-best", "--epochs", epochs];
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["--hidden", "16", "--no-train-eval", "--out", out.to_str().unwrap()]);
+        phyff(&a)
+    };
+    let whole = dir.join("whole");
+    let o = run(&whole, "6");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("keep_best: the PNN of epoch"));
+    let r = result(&whole);
+    assert_eq!(r["keep_best"], true);
+    let history = r["history"].as_array().unwrap();
+    let val: Vec<f64> = history.iter().map(|h| h["validation_accuracy"].as_f64().unwrap()).collect();
+    // The earliest epoch with the best validation accuracy, never one chosen by test accuracy.
+    let best = val.iter().cloned().fold(f64::MIN, f64::max);
+    let kept = val.iter().position(|&v| v == best).unwrap() + 1;
+    assert_eq!(r["kept_epoch"].as_u64(), Some(kept as u64), "{val:?}");
+    assert_eq!(r["validation_accuracy"].as_f64(), Some(best));
+    assert!(r["validation_samples"].as_u64().unwrap() >= 20, "10 % of ~206 training samples");
+    assert!(r["ablation_kept_epoch"].as_u64().is_some());
+    // The saved model is the kept one: eval measures the same test accuracy, exactly.
+    let o = phyff(&["eval", "--model", whole.join("model.json").to_str().unwrap()]);
+    let line = String::from_utf8_lossy(&o.stdout).lines().find(|l| l.starts_with("test_accuracy=")).map(String::from);
+    assert_eq!(line, Some(format!("test_accuracy={}", r["test_accuracy"].as_f64().unwrap())));
+    // Stopped after 3 epochs and resumed to 6: the same kept network, bit for bit.
+    let halves = dir.join("halves");
+    assert!(run(&halves, "3").status.success());
+    let o = phyff(&["train", "--resume", halves.to_str().unwrap(), "--epochs", "6"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h = result(&halves);
+    assert_eq!(
+        (h["kept_epoch"].clone(), h["test_accuracy"].clone()),
+        (r["kept_epoch"].clone(), r["test_accuracy"].clone())
+    );
+    let state = |d: &Path| {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).unwrap()).unwrap();
+        m["state"].clone()
+    };
+    assert_eq!(state(&halves), state(&whole));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
