@@ -185,6 +185,20 @@ pub struct TrainOutcome<F: Real> {
 ///
 /// # Errors
 /// Any configuration, data, system or training error; I/O errors when writing outputs.
+///
+/// # Examples
+/// The default optical network on the built-in digits, one epoch, no files written:
+/// ```
+/// use ff_train::config::ExperimentConfig;
+///
+/// let cfg = ExperimentConfig { epochs: 1, hidden: 16, ablation: false, ..ExperimentConfig::default() };
+/// let run = ff_train::run::train::<f32>(&cfg, None, |model, record| {
+///     println!("{model}: epoch {}, loss {:?}", record.epoch, record.loss);
+/// })?;
+/// assert!(run.pnn.test_accuracy > 0.2, "above chance (0.1) after one epoch");
+/// assert!(run.result.reference_knn_accuracy.is_some());
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub fn train<F: FftReal>(
     cfg: &ExperimentConfig,
     out: Option<&Path>,

@@ -384,6 +384,9 @@ fn total<F: Real>(base: Counters, net: &Network<F>) -> Counters {
 
 /// The epochs of both schedules: shuffle, mini-batches, evaluation (supervised), records,
 /// `after_epoch`.
+// Eight arguments: the network, the two data sets, the options, the schedule, the optional
+// selection, the resume point and the callback are independent inputs of the one epoch loop.
+#[allow(clippy::too_many_arguments)]
 fn run_epochs<F: Real>(
     net: &mut Network<F>,
     train: &Dataset<F>,
