@@ -240,7 +240,7 @@ pub struct ExperimentConfig {
     pub standardize: bool,
     /// Carve a validation split (`validation_fraction` of the training split, stratified,
     /// seeded) and keep the network of the epoch with the best validation accuracy (the
-    /// earliest on ties), for the PNN and its ablation alike; supervised mode only. The test
+    /// latest on ties), for the PNN and its ablation alike; supervised mode only. The test
     /// split plays no part in the choice.
     pub keep_best: bool,
     /// Share of the training split carved out for validation when `keep_best` is set, in

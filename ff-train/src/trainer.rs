@@ -70,7 +70,7 @@ pub struct FitSummary {
     /// Per-epoch history.
     pub history: Vec<EpochRecord>,
     /// `keep_best` runs: the epoch whose network was kept (the best validation accuracy, the
-    /// earliest on ties); the accuracies above are that network's.
+    /// latest on ties); the accuracies above are that network's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_epoch: Option<usize>,
     /// `keep_best` runs: the kept network's validation accuracy.
@@ -156,7 +156,8 @@ pub fn fit_from<F: Real>(
 
 /// [`fit_from`] with model selection: with `selection`, the network is scored on the
 /// validation split after every epoch (counted as evaluation), `progress.best_epoch` follows
-/// the best score (the earliest on ties; `after_epoch` sees it, so a checkpoint can keep that
+/// the best score (the latest on ties, the network that trained longest among equals: a small
+/// validation split saturates early, and the earliest would be an undertrained network; `after_epoch` sees it, so a checkpoint can keep that
 /// epoch's state), and after the last epoch the best network is put back into `net` and its
 /// test (and train) accuracy measured. The test split plays no part in the choice.
 ///
@@ -473,7 +474,7 @@ fn run_epochs<F: Real>(
             p.eval_physical_queries = p.eval_physical_queries.saturating_add(q - before.physical_queries);
             p.eval_digital_flops = p.eval_digital_flops.saturating_add(f - before.digital_flops);
             va = Some(acc);
-            if p.best_validation_accuracy.is_none_or(|b| acc > b) {
+            if p.best_validation_accuracy.is_none_or(|b| acc >= b) {
                 p.best_epoch = Some(epoch);
                 p.best_validation_accuracy = Some(acc);
                 sel.best_state = Some(net.state());

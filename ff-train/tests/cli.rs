@@ -481,9 +481,9 @@ fn keep_best_keeps_the_best_validation_epoch_and_resumes_to_the_same_bits() {
     assert_eq!(r["keep_best"], true);
     let history = r["history"].as_array().unwrap();
     let val: Vec<f64> = history.iter().map(|h| h["validation_accuracy"].as_f64().unwrap()).collect();
-    // The earliest epoch with the best validation accuracy, never one chosen by test accuracy.
+    // The latest epoch with the best validation accuracy, never one chosen by test accuracy.
     let best = val.iter().cloned().fold(f64::MIN, f64::max);
-    let kept = val.iter().position(|&v| v == best).unwrap() + 1;
+    let kept = val.iter().rposition(|&v| v == best).unwrap() + 1;
     assert_eq!(r["kept_epoch"].as_u64(), Some(kept as u64), "{val:?}");
     assert_eq!(r["validation_accuracy"].as_f64(), Some(best));
     assert!(r["validation_samples"].as_u64().unwrap() >= 20, "10 % of ~206 training samples");
