@@ -75,7 +75,24 @@ pub struct MethodSummary {
     pub energy_joules: f64,
     /// Every seed's run.
     pub runs: Vec<MethodRun>,
+    /// Methods trained through digital twins (PAT, in-silico): the worst, over blocks and
+    /// seeds, of a twin's validation RMSE divided by the mean predictor's (1: the twin
+    /// predicts nothing the mean does not; below 1/[`TWIN_FIT_FACTOR`]: a fit that matters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_rmse_ratio: Option<f64>,
+    /// Whether that ratio is above 1/[`TWIN_FIT_FACTOR`]: the method's row compares against
+    /// a twin that barely predicts the system, and is marked "twin unfit".
+    #[serde(default)]
+    pub twin_unfit: bool,
+    /// Whether the mean test accuracy is within 2 percentage points of chance (1/classes): a
+    /// baseline that learned nothing, marked "at chance" rather than reported as a result.
+    #[serde(default)]
+    pub at_chance: bool,
 }
+
+/// A twin is fit to stand in for its block when its validation RMSE is at least this many
+/// times below the mean predictor's (the RMSE of predicting every output by its mean).
+pub const TWIN_FIT_FACTOR: f64 = 3.0;
 
 /// The outcome of [`compare`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -187,10 +204,13 @@ where
     // Ideal backprop needs the exact adjoint, which the optical simulator has.
     let differentiable = cfg.system == SystemKind::Optics;
     let mut runs: Vec<Vec<MethodRun>> = Vec::new();
+    // Worst twin (validation RMSE / mean predictor's) over blocks and seeds, and the classes.
+    let (mut worst_twin, mut classes) = (None::<f64>, 2usize);
     for s in 0..opts.seeds {
         let mut c = cfg.clone();
         c.seed = cfg.seed + s as u64;
         let prep = prepare::<F>(&c)?;
+        classes = prep.data.train.num_classes;
         let bp_batch = if opts.bp_batch_size == 0 { c.batch_size } else { opts.bp_batch_size };
         let mut seed_runs = vec![
             ff_run(&c, &prep, "FF (PhyLL)", false, &mut progress)?,
@@ -257,6 +277,8 @@ where
             }
             twin_flops += f.digital_flops;
             twin_queries += f.physical_queries;
+            let ratio = f.val_rmse / f.val_rmse_of_mean.max(f64::MIN_POSITIVE);
+            worst_twin = Some(worst_twin.map_or(ratio, |w: f64| w.max(ratio)));
         }
         let twin_seconds = start.elapsed().as_secs_f64();
         for pat in [true, false] {
@@ -297,6 +319,7 @@ where
         let queries = mean(&|r| r.total_queries() as f64).round() as u64;
         let fl = mean(&|r| r.total_flops() as f64).round() as u64;
         let learning = mean(&|r| r.learning_flops() as f64).round() as u64;
+        let twin_rmse_ratio = if matches!(rs[0].method.as_str(), "PAT" | "in-silico") { worst_twin } else { None };
         methods.push(MethodSummary {
             method: rs[0].method.clone(),
             test_accuracy: acc,
@@ -308,6 +331,9 @@ where
             eval_flops: mean(&|r| r.eval_flops as f64).round() as u64,
             energy_joules: opts.energy.energy(system, queries, fl)?,
             runs: rs,
+            twin_rmse_ratio,
+            twin_unfit: twin_rmse_ratio.is_some_and(|r| r > 1.0 / TWIN_FIT_FACTOR),
+            at_chance: acc <= 1.0 / classes.max(1) as f64 + 0.02,
         });
     }
     let report = CompareReport { system: system.into(), data: cfg.data.clone(), methods };
@@ -349,14 +375,30 @@ where
 /// learning per epoch: training and twin fitting, evaluation excluded), energy; then where FF
 /// stands against ideal backprop and FF's learning FLOPs per epoch against PAT's.
 pub fn compare_table(report: &CompareReport) -> String {
+    let names: Vec<String> = report
+        .methods
+        .iter()
+        .map(|m| {
+            let flags: Vec<&str> = [(m.twin_unfit, "twin unfit"), (m.at_chance, "at chance")]
+                .into_iter()
+                .filter_map(|(on, f)| on.then_some(f))
+                .collect();
+            if flags.is_empty() {
+                m.method.clone()
+            } else {
+                format!("{} [{}]", m.method, flags.join(", "))
+            }
+        })
+        .collect();
+    let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max(22);
     let mut s = format!(
-        "{:<22} {:>16} {:>9} {:>14} {:>13} {:>14} {:>11}\n",
+        "{:<w$} {:>16} {:>9} {:>14} {:>13} {:>14} {:>11}\n",
         "method", "test acc", "wall (s)", "phys. queries", "digital", "learning/epoch", "energy (J)"
     );
-    for m in &report.methods {
+    for (m, name) in report.methods.iter().zip(&names) {
         s.push_str(&format!(
-            "{:<22} {:>8.4} ± {:<5.4} {:>9.1} {:>14} {:>13} {:>14} {:>11.3e}\n",
-            m.method,
+            "{:<w$} {:>8.4} ± {:<5.4} {:>9.1} {:>14} {:>13} {:>14} {:>11.3e}\n",
+            name,
             m.test_accuracy,
             m.test_accuracy_sd,
             m.wall_seconds,
@@ -370,6 +412,23 @@ pub fn compare_table(report: &CompareReport) -> String {
         "digital: training, evaluation and twin fitting; learning/epoch: training and twin fitting per epoch, \
          evaluation excluded\n",
     );
+    let unfit: Vec<&MethodSummary> = report.methods.iter().filter(|m| m.twin_unfit).collect();
+    if let Some(ratio) = unfit.first().and_then(|m| m.twin_rmse_ratio) {
+        let names: Vec<&str> = unfit.iter().map(|m| m.method.as_str()).collect();
+        s.push_str(&format!(
+            "twin unfit: {} learn through twins whose validation RMSE is only {:.2}x below the mean predictor's (worst block; a fit that matters is {TWIN_FIT_FACTOR}x or more): no verdict on {} from this run; fit better twins (--twin-samples, --twin-epochs, --twin-inputs data)\n",
+            names.join(" and "),
+            1.0 / ratio,
+            if names.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    let chance: Vec<&str> = report.methods.iter().filter(|m| m.at_chance).map(|m| m.method.as_str()).collect();
+    if !chance.is_empty() {
+        s.push_str(&format!(
+            "at chance: {} learned nothing (test accuracy within 2 points of 1/classes); not a result to compare with\n",
+            chance.join(", ")
+        ));
+    }
     let find = |n: &str| report.methods.iter().find(|m| m.method == n);
     if let (Some(ff), Some(bp)) = (find("FF (PhyLL)"), find("ideal BP")) {
         s.push_str(&format!(
@@ -400,6 +459,48 @@ pub fn compare_table(report: &CompareReport) -> String {
 mod tests {
     use super::*;
 
+    fn summary(method: &str, acc: f64, twin: Option<f64>) -> MethodSummary {
+        MethodSummary {
+            method: method.into(),
+            test_accuracy: acc,
+            test_accuracy_sd: 0.0,
+            wall_seconds: 1.0,
+            physical_queries: 10,
+            digital_flops: 100,
+            digital_flops_per_epoch: 10,
+            eval_flops: 1,
+            energy_joules: 1e-3,
+            runs: Vec::new(),
+            twin_rmse_ratio: twin,
+            twin_unfit: twin.is_some_and(|r| r > 1.0 / TWIN_FIT_FACTOR),
+            at_chance: acc <= 0.1 + 0.02,
+        }
+    }
+
+    #[test]
+    fn a_twin_no_better_than_the_mean_and_a_method_at_chance_are_marked_not_reported() {
+        // The figures of the default compare: block twins at 0.094 against 0.096 for the mean
+        // predictor, in-silico at 0.1000 on 10 classes.
+        let report = CompareReport {
+            system: "optics".into(),
+            data: "digits".into(),
+            methods: vec![
+                summary("FF (PhyLL)", 0.97, None),
+                summary("PAT", 0.90, Some(0.094 / 0.096)),
+                summary("in-silico", 0.10, Some(0.094 / 0.096)),
+            ],
+        };
+        let t = compare_table(&report);
+        assert!(t.contains("PAT [twin unfit]") && t.contains("in-silico [twin unfit, at chance]"), "{t}");
+        assert!(!t.contains("FF (PhyLL) ["), "{t}");
+        assert!(t.contains("twin unfit: PAT and in-silico") && t.contains("1.02x below"), "{t}");
+        assert!(t.contains("at chance: in-silico"), "{t}");
+        // A twin 4x better than the mean predictor is fit; nothing is marked.
+        let fit = CompareReport { methods: vec![summary("PAT", 0.9, Some(0.25))], ..report };
+        let t = compare_table(&fit);
+        assert!(!t.contains("unfit") && !t.contains("at chance"), "{t}");
+    }
+
     #[test]
     fn compare_runs_every_method_and_writes_the_records() {
         let mut cfg = ExperimentConfig { epochs: 2, hidden: 16, ..ExperimentConfig::default() };
@@ -414,6 +515,12 @@ mod tests {
         };
         let report = compare::<f32>(&cfg, &opts, |_, _, _| {}).unwrap();
         let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+        // Only the methods that learn through twins carry a twin ratio, and it is a ratio.
+        for m in &report.methods {
+            let twin = matches!(m.method.as_str(), "PAT" | "in-silico");
+            assert_eq!(m.twin_rmse_ratio.is_some(), twin, "{}", m.method);
+            assert!(m.twin_rmse_ratio.is_none_or(|r| r.is_finite() && r > 0.0), "{m:?}");
+        }
         assert_eq!(
             names,
             ["FF (PhyLL)", "physics removed (FF)", FF_MATCHED, "ideal BP", "PAT", "in-silico", "digital MLP (BP)"]
