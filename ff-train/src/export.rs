@@ -195,10 +195,8 @@ pub fn tensors<F: Element>(model: &ModelFile<F>) -> Result<Vec<Tensor>> {
     }
     if let Some(st) = &model.standardization {
         // The CSV features' transform, in the model's precision: x' = (x[kept] - mean) / std.
+        st.validate().context("the model file is corrupt")?;
         let k = st.kept.len();
-        if st.mean.len() != k || st.sd.len() != k {
-            bail!("the standardisation keeps {k} features but holds {} means and {} standard deviations; the model file is corrupt", st.mean.len(), st.sd.len());
-        }
         let mean: Vec<F> = st.mean.iter().map(|&v| F::c(v)).collect();
         let std: Vec<F> = st.sd.iter().map(|&v| F::c(v)).collect();
         out.push(Tensor::new("input.mean".into(), vec![k], &mean));

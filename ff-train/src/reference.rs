@@ -112,21 +112,9 @@ pub fn knn_accuracy<F: Real>(train: &Dataset<F>, test: &Dataset<F>, k: usize) ->
     ensure!(k > 0, "k-NN needs k >= 1");
     let k = k.min(n);
     // Standardise with the training statistics; drop constant features.
-    let mut mean = vec![0.0f64; d];
-    for i in 0..n {
-        for (s, &v) in mean.iter_mut().zip(train.x.row(i)) {
-            *s += f64_of(v);
-        }
-    }
-    mean.iter_mut().for_each(|s| *s /= n as f64);
-    let mut var = vec![0.0f64; d];
-    for i in 0..n {
-        for ((s, &v), mu) in var.iter_mut().zip(train.x.row(i)).zip(&mean) {
-            *s += (f64_of(v) - mu).powi(2);
-        }
-    }
-    let keep: Vec<usize> = (0..d).filter(|&j| (var[j] / n as f64).sqrt() > 1e-12).collect();
-    let scale: Vec<f64> = keep.iter().map(|&j| 1.0 / (var[j] / n as f64).sqrt()).collect();
+    let (mean, sd) = crate::standardize::column_moments(&train.x);
+    let keep: Vec<usize> = (0..d).filter(|&j| sd[j] > 1e-12).collect();
+    let scale: Vec<f64> = keep.iter().map(|&j| 1.0 / sd[j]).collect();
     let dk = keep.len().max(1);
     let standardise = |x: &Matrix<F>| {
         Matrix::<f64>::from_fn(x.rows(), dk, |r, c| {

@@ -1,8 +1,6 @@
 //! Orchestration of `phyff train` and `phyff eval`: data, systems, network, training, outputs.
 
-use crate::checkpoint::{
-    checkpoint_config, load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-};
+use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
 use crate::config::{ExperimentConfig, Mode};
 use crate::io::write_atomic;
 use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
@@ -222,11 +220,12 @@ pub fn resume<F: FftReal>(
     epochs: Option<usize>,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    let mut cfg = checkpoint_config(&dir.join(CHECKPOINT_FILE))?;
+    let ck = load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?;
+    let mut cfg = ck.model.config.clone();
     if let Some(e) = epochs {
         cfg.epochs = e;
     }
-    resume_as(dir, &cfg, progress)
+    resume_loaded(dir, ck, &cfg, progress)
 }
 
 /// Continues the run checkpointed in `dir` under `cfg`: the saved configuration, in which only
@@ -242,7 +241,16 @@ pub fn resume_as<F: FftReal>(
     cfg: &ExperimentConfig,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    let ck = load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?;
+    resume_loaded(dir, load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?, cfg, progress)
+}
+
+/// [`resume_as`] of a checkpoint already read from `dir`.
+fn resume_loaded<F: FftReal>(
+    dir: &Path,
+    ck: Checkpoint<F>,
+    cfg: &ExperimentConfig,
+    progress: impl FnMut(&str, &EpochRecord),
+) -> Result<TrainOutcome<F>> {
     let saved = &ck.model.config;
     let mut comparable = cfg.clone();
     comparable.epochs = saved.epochs;
@@ -309,7 +317,8 @@ fn train_from<F: FftReal>(
     let best_for_checkpoint = std::cell::RefCell::new(best_state.clone());
     let checkpoint = |r: &EpochRecord, net: &Network<F>, p: &FitProgress| {
         progress("pnn", r);
-        if p.best_epoch == Some(r.epoch) {
+        // Only a run that writes checkpoints needs its own copy of the best state.
+        if out.is_some() && p.best_epoch == Some(r.epoch) {
             *best_for_checkpoint.borrow_mut() = Some(net.state());
         }
         if let Some(dir) = out {

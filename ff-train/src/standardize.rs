@@ -16,6 +16,28 @@ use anyhow::{bail, ensure, Result};
 use ff_core::{Matrix, Real};
 use serde::{Deserialize, Serialize};
 
+/// The mean and population standard deviation of every column of `x` (`samples x features`),
+/// accumulated in `f64` over the rows in order. `x` must have at least one row.
+pub fn column_moments<F: Real>(x: &Matrix<F>) -> (Vec<f64>, Vec<f64>) {
+    let (n, d) = (x.rows(), x.cols());
+    let value = |v: F| v.to_f64().unwrap_or(f64::NAN);
+    let mut mean = vec![0.0f64; d];
+    for i in 0..n {
+        for (s, &v) in mean.iter_mut().zip(x.row(i)) {
+            *s += value(v);
+        }
+    }
+    mean.iter_mut().for_each(|s| *s /= n as f64);
+    let mut var = vec![0.0f64; d];
+    for i in 0..n {
+        for ((s, &v), mu) in var.iter_mut().zip(x.row(i)).zip(&mean) {
+            *s += (value(v) - mu).powi(2);
+        }
+    }
+    let sd = var.iter().map(|v| (v / n as f64).sqrt()).collect();
+    (mean, sd)
+}
+
 /// Standardised values are clipped to `[-CLIP, CLIP]` standard deviations.
 pub const CLIP: f64 = 5.0;
 
@@ -42,16 +64,14 @@ impl Standardization {
     pub fn fit<F: Real>(train: &Matrix<F>) -> Result<Self> {
         let (n, d) = (train.rows(), train.cols());
         ensure!(n > 0, "cannot standardise: the training split has no sample");
+        let (means, sds) = column_moments(train);
         let mut s = Standardization { raw_len: d, kept: Vec::new(), mean: Vec::new(), sd: Vec::new() };
         for j in 0..d {
-            let col = (0..n).map(|i| train.get(i, j).to_f64().unwrap_or(f64::NAN));
             let first = train.get(0, j);
             if (0..n).all(|i| train.get(i, j) == first) {
                 continue;
             }
-            let mean = col.clone().sum::<f64>() / n as f64;
-            let var = col.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
-            let sd = var.sqrt();
+            let (mean, sd) = (means[j], sds[j]);
             if !(sd > 0.0 && sd.is_finite() && mean.is_finite()) {
                 bail!("cannot standardise feature {j}: mean {mean}, standard deviation {sd} over the training split; check the column's values or set standardize = false");
             }

@@ -117,6 +117,36 @@ pub struct FitProgress {
     pub best_validation_accuracy: Option<f64>,
 }
 
+impl FitProgress {
+    /// Runs `eval` on `net` and books the physical queries and digital FLOPs it spends as
+    /// evaluation (`eval_physical_queries`, `eval_digital_flops`).
+    fn counted<F: Real, T>(
+        &mut self,
+        net: &mut Network<F>,
+        eval: impl FnOnce(&mut Network<F>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let before = net.counters();
+        let out = eval(net)?;
+        let after = net.counters();
+        self.eval_physical_queries =
+            self.eval_physical_queries.saturating_add(after.physical_queries - before.physical_queries);
+        self.eval_digital_flops = self.eval_digital_flops.saturating_add(after.digital_flops - before.digital_flops);
+        Ok(out)
+    }
+}
+
+/// The train accuracy (when `with_train`) and the test accuracy (0 for an empty test set).
+fn accuracies<F: Real>(
+    net: &mut Network<F>,
+    train: &Dataset<F>,
+    test: &Dataset<F>,
+    with_train: bool,
+) -> anyhow::Result<(Option<f64>, f64)> {
+    let tr = if with_train { Some(net.accuracy(train.x.view(), &train.y)?) } else { None };
+    let te = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
+    Ok((tr, te))
+}
+
 /// Trains `net` on `train` with the PhyLL schedule and evaluates on both sets.
 ///
 /// `on_epoch` is called after every epoch (for progress display).
@@ -181,16 +211,9 @@ pub fn fit_selecting<F: Real>(
     if let (Some(best), Some(e)) = (run.best_state.take(), run.progress.best_epoch) {
         if e != run.progress.epochs_done {
             net.restore_state(best)?;
-            let before = net.counters();
-            if opts.train_eval {
-                train_accuracy = Some(net.accuracy(train.x.view(), &train.y)?);
-            }
-            run.progress.test_accuracy = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
-            let p = &mut run.progress;
-            p.eval_physical_queries =
-                p.eval_physical_queries.saturating_add(net.counters().physical_queries - before.physical_queries);
-            p.eval_digital_flops =
-                p.eval_digital_flops.saturating_add(net.counters().digital_flops - before.digital_flops);
+            let (tr, te) = run.progress.counted(net, |net| accuracies(net, train, test, opts.train_eval))?;
+            train_accuracy = tr;
+            run.progress.test_accuracy = te;
         }
     }
     let c = run.total(net);
@@ -456,23 +479,15 @@ fn run_epochs<F: Real>(
         let (mut tr, mut te) = (None, None);
         let last = epoch == opts.epochs;
         if matches!(schedule, Schedule::Supervised) && (epoch % eval_every == 0 || last) {
-            let before = net.counters();
-            if last && opts.train_eval {
-                tr = Some(net.accuracy(train.x.view(), &train.y)?);
-            }
-            p.test_accuracy = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
-            te = Some(p.test_accuracy);
-            let (q, f) = (net.counters().physical_queries, net.counters().digital_flops);
-            p.eval_physical_queries = p.eval_physical_queries.saturating_add(q - before.physical_queries);
-            p.eval_digital_flops = p.eval_digital_flops.saturating_add(f - before.digital_flops);
+            let (train_acc, test_acc) = p.counted(net, |net| accuracies(net, train, test, last && opts.train_eval))?;
+            tr = train_acc;
+            p.test_accuracy = test_acc;
+            te = Some(test_acc);
         }
         let mut va = None;
         if let Some(sel) = selection.as_mut() {
-            let before = net.counters();
-            let acc = net.accuracy(sel.validation.x.view(), &sel.validation.y)?;
-            let (q, f) = (net.counters().physical_queries, net.counters().digital_flops);
-            p.eval_physical_queries = p.eval_physical_queries.saturating_add(q - before.physical_queries);
-            p.eval_digital_flops = p.eval_digital_flops.saturating_add(f - before.digital_flops);
+            let validation = sel.validation;
+            let acc = p.counted(net, |net| Ok(net.accuracy(validation.x.view(), &validation.y)?))?;
             va = Some(acc);
             if p.best_validation_accuracy.is_none_or(|b| acc >= b) {
                 p.best_epoch = Some(epoch);
