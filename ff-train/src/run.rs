@@ -258,7 +258,8 @@ fn resume_loaded<F: FftReal>(
     if comparable != *saved {
         let (a, b) = (toml::Value::try_from(saved)?, toml::Value::try_from(&comparable)?);
         let keys: Vec<String> = match (a.as_table(), b.as_table()) {
-            (Some(a), Some(b)) => a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect(),
+            // Both tables come from the same struct: each key once, in the saved order.
+            (Some(a), Some(b)) => a.keys().filter(|k| a.get(*k) != b.get(*k)).cloned().collect(),
             _ => Vec::new(),
         };
         anyhow::bail!(

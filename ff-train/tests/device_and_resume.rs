@@ -6,7 +6,7 @@ use ff_physics::device::serve_listener;
 use ff_physics::{OpticsConfig, OpticsSystem};
 use ff_train::checkpoint::{checkpoint_config, load_checkpoint, CHECKPOINT_FILE};
 use ff_train::config::{ExperimentConfig, Objective, Squares, SystemKind};
-use ff_train::run::{resume, train};
+use ff_train::run::{resume, resume_as, train};
 use ff_train::systems::optics_for_block;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -52,6 +52,21 @@ fn two_epochs_then_resume_equals_four_epochs_bit_for_bit() {
     let err = resume::<f32>(&dir, Some(3), |_, _| {}).err().unwrap().to_string();
     assert!(err.contains("resume with --epochs 4 or more"), "{err}");
     assert!(resume::<f32>(&tmp("no-checkpoint"), None, |_, _| {}).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn resume_as_refuses_a_changed_run_naming_each_setting_once() {
+    let dir = tmp("resume-as");
+    let cfg = ExperimentConfig { system: SystemKind::Digital, ..small(1) };
+    train::<f32>(&cfg, Some(&dir), |_, _| {}).unwrap();
+    let changed = ExperimentConfig { lr: 99.0, seed: 7, ..cfg.clone() };
+    let err = resume_as::<f32>(&dir, &changed, |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("differs from the saved one in") && err.contains("only epochs and [device]"), "{err}");
+    assert_eq!((err.matches("lr").count(), err.matches("seed").count()), (1, 1), "{err}");
+    // More epochs are allowed.
+    let longer = ExperimentConfig { epochs: 2, ..cfg };
+    assert_eq!(resume_as::<f32>(&dir, &longer, |_, _| {}).unwrap().pnn.history.len(), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
