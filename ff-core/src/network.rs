@@ -15,7 +15,7 @@ use crate::loss::Loss;
 use crate::matrix::{hcat, MatRef, Matrix};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::real::Real;
-use crate::rng::{epoch_order, rng_for, Rng};
+use crate::rng::{rng_for, Rng};
 use crate::system::PhysicalSystem;
 use serde::{Deserialize, Serialize};
 
@@ -771,8 +771,8 @@ impl<F: Real> Network<F> {
             return Err(CoreError::config("training data", "no samples (0 rows); give at least one sample"));
         }
         self.check_input(&x, Some(labels))?;
-        let batch = if plan.batch_size == 0 { n } else { plan.batch_size.min(n) };
-        let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::with_capacity(batch));
+        let rule = crate::rng::MiniBatches::new(n, plan.batch_size, plan.seed);
+        let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::with_capacity(rule.size()));
         let mut reports = Vec::with_capacity(plan.epochs);
         for epoch in 1..=plan.epochs {
             let mut rng = rng_for(plan.seed, &format!("negatives/{epoch}"));
@@ -782,10 +782,11 @@ impl<F: Real> Network<F> {
                 loss.iter_mut().zip(&stats.block_loss).for_each(|(s, l)| *s += l);
                 batches += 1;
             };
-            if batch == n {
+            if rule.size() == n {
                 add(self.train_batch(x, labels, &mut rng)?);
             } else {
-                for idx in epoch_order(n, plan.seed, epoch as u64).chunks(batch) {
+                let order = rule.order(epoch as u64);
+                for idx in rule.split(&order) {
                     xb.resize(idx.len(), x.cols());
                     yb.clear();
                     for (r, &i) in idx.iter().enumerate() {
@@ -1090,6 +1091,7 @@ pub fn argmax<F: Real>(row: &[F]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::epoch_order;
     use crate::system::{Identity, Zeros};
     use rand::Rng as _;
 

@@ -75,6 +75,79 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     permutation(n, &mut rng)
 }
 
+/// The mini-batch rule of every trainer in phyff (the forward-forward trainer, the end-to-end
+/// baselines, the digital MLP, the twin fits, [`crate::Network::fit`]): `n` samples in batches of
+/// `batch_size` (0 means one batch of the whole set; a size above `n` is `n`), cut from the
+/// order of each epoch ([`epoch_order`], or `0..n` when one batch holds the whole set: its order
+/// changes nothing but the summation order), a last batch shorter than [`MiniBatches::min_last`]
+/// joining the previous one.
+///
+/// # Examples
+/// ```
+/// use ff_core::rng::MiniBatches;
+/// let b = MiniBatches::new(10, 4, 7);
+/// let order = b.order(1);
+/// let sizes: Vec<usize> = b.split(&order).iter().map(|c| c.len()).collect();
+/// assert_eq!(sizes, [4, 4, 2]);
+/// let joined = MiniBatches::new(9, 4, 7).min_last(2);
+/// let order = joined.order(1);
+/// assert_eq!(joined.split(&order).iter().map(|c| c.len()).collect::<Vec<_>>(), [4, 5]);
+/// assert_eq!(MiniBatches::new(10, 0, 7).size(), 10); // 0: the whole set
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MiniBatches {
+    n: usize,
+    size: usize,
+    min_last: usize,
+    seed: u64,
+}
+
+impl MiniBatches {
+    /// Batches of `batch_size` of `n` samples (0: the whole set), shuffled per epoch from `seed`.
+    pub fn new(n: usize, batch_size: usize, seed: u64) -> Self {
+        let size = if batch_size == 0 { n } else { batch_size.min(n) };
+        MiniBatches { n, size: size.max(1), min_last: 1, seed }
+    }
+
+    /// A last batch shorter than `min` samples joins the previous one (unsupervised training
+    /// mixes two samples of a batch, so its batches need two).
+    pub fn min_last(self, min: usize) -> Self {
+        MiniBatches { min_last: min.max(1), ..self }
+    }
+
+    /// Samples per batch (the last may differ).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Number of samples.
+    pub fn samples(&self) -> usize {
+        self.n
+    }
+
+    /// The sample order of epoch `epoch` (streams as [`epoch_order`]): `0..n` when one batch holds
+    /// the whole set.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        if self.size >= self.n {
+            (0..self.n).collect()
+        } else {
+            epoch_order(self.n, self.seed, epoch)
+        }
+    }
+
+    /// `order` cut into consecutive batches of [`MiniBatches::size`], a short last one joined to
+    /// the previous one.
+    pub fn split<'a>(&self, order: &'a [usize]) -> Vec<&'a [usize]> {
+        let mut chunks: Vec<&[usize]> = order.chunks(self.size).collect();
+        if chunks.len() >= 2 && chunks[chunks.len() - 1].len() < self.min_last {
+            let last = chunks.pop().map_or(0, <[usize]>::len);
+            let prev = chunks.pop().map_or(0, <[usize]>::len);
+            chunks.push(&order[order.len() - last - prev..]);
+        }
+        chunks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +184,28 @@ mod tests {
         // The bits every recorded run was trained with (computed by the ff-data implementation
         // this one replaced).
         assert_eq!(epoch_order(8, 0, 1), [6, 4, 1, 7, 3, 5, 2, 0]);
+    }
+
+    #[test]
+    fn a_short_last_batch_joins_the_previous_one() {
+        let order: Vec<usize> = (0..9).collect();
+        let sizes =
+            |b, m| MiniBatches::new(9, b, 0).min_last(m).split(&order).iter().map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(4, 1), vec![4, 4, 1]);
+        assert_eq!(sizes(4, 2), vec![4, 5]);
+        assert_eq!(sizes(3, 2), vec![3, 3, 3]);
+        assert_eq!(sizes(9, 2), vec![9]);
+        assert_eq!(sizes(8, 2), vec![9]);
+        assert_eq!(sizes(0, 1), vec![9]);
+        assert_eq!(sizes(50, 1), vec![9]);
+        let b = MiniBatches::new(9, 4, 0).min_last(2);
+        assert_eq!(b.split(&order).concat(), order);
+    }
+
+    #[test]
+    fn one_batch_of_everything_keeps_the_order_and_smaller_ones_shuffle() {
+        assert_eq!(MiniBatches::new(8, 0, 0).order(1), (0..8).collect::<Vec<_>>());
+        assert_eq!(MiniBatches::new(8, 8, 0).order(1), (0..8).collect::<Vec<_>>());
+        assert_eq!(MiniBatches::new(8, 3, 0).order(1), epoch_order(8, 0, 1));
     }
 }

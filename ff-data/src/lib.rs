@@ -125,7 +125,7 @@ pub use mnist::{
     find_idx_file, load_fashion_mnist, load_idx_dir, load_mnist, ImageSet, FASHION_MNIST_CLASSES, IDX_FILES,
 };
 pub use spec::{load, DataSpec};
-pub use split::{epoch_order, permutation, shuffle_in_place, split_indices, test_count};
+pub use split::{epoch_order, permutation, shuffle_in_place, split_indices, test_count, MiniBatches};
 pub use vowels::{
     load_vowels, paper_preprocess, parse_vowels, read_vowels, MissingPolicy, SpeakerGroup, VowelFormat, VowelOptions,
     VowelPreprocessing, PAPER_RESERVED_LEADING, PAPER_VOWELS, VOWEL_CODES, VOWEL_FEATURES,

@@ -9,7 +9,7 @@
 
 use crate::error::DataError;
 use ff_core::rng::rng_for;
-pub use ff_core::rng::{epoch_order, permutation, shuffle_in_place};
+pub use ff_core::rng::{epoch_order, permutation, shuffle_in_place, MiniBatches};
 
 /// RNG purpose tag of [`crate::Dataset::split`].
 pub const PURPOSE_SPLIT: &str = "ff-data/split";

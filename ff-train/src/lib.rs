@@ -20,6 +20,7 @@ pub mod baselines;
 pub mod checkpoint;
 pub mod config;
 pub mod config_doc;
+pub mod driver;
 pub mod export;
 pub mod io;
 pub mod memory;

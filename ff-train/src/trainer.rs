@@ -1,33 +1,18 @@
 //! The training loop: epochs of PhyLL mini-batches (supervised, or unsupervised on hybrid
 //! negatives followed by a linear read-out), periodic evaluation, accounting.
 
-use ff_core::rng::rng_for;
+use crate::driver::{drive, AfterEpoch, Driven, EvalSchedule, Learner, Plan, Split, Stop};
+use anyhow::Context as _;
+use ff_core::rng::{rng_for, MiniBatches, Rng};
 use ff_core::{
     Counters, HybridNegatives, LinearReadout, LrSchedule, Matrix, Network, NetworkState, ReadoutConfig, Real,
 };
-use ff_data::{epoch_order, Dataset};
+use ff_data::Dataset;
+use ff_physics::DriftClock;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
-/// What happened in one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// Epoch number, from 1.
-    pub epoch: usize,
-    /// Mean loss per block over the epoch's mini-batches.
-    pub loss: Vec<f64>,
-    /// Train accuracy, when evaluated this epoch.
-    pub train_accuracy: Option<f64>,
-    /// Test accuracy, when evaluated this epoch.
-    pub test_accuracy: Option<f64>,
-    /// Wall time since training started, in seconds (evaluation included).
-    pub wall_seconds: f64,
-    /// Physical queries spent on training so far (evaluation excluded).
-    pub train_physical_queries: u64,
-    /// Accuracy on the validation split after this epoch (`keep_best` runs only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_accuracy: Option<f64>,
-}
+pub use crate::driver::{EpochRecord, FitProgress};
 
 /// Options of [`fit`].
 #[derive(Clone, Debug, PartialEq)]
@@ -87,64 +72,170 @@ pub struct Selection<'a, F: Real> {
     pub best_state: Option<NetworkState<F>>,
 }
 
-/// Where a run stands after an epoch: everything besides the network's state that is needed
-/// to continue it exactly (the random streams of epoch `e` derive from `(seed, e)`, so the
-/// epoch number is all the RNG state there is).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FitProgress {
-    /// Epochs completed.
-    pub epochs_done: usize,
-    /// Records of the completed epochs.
-    pub history: Vec<EpochRecord>,
-    /// Work done so far (training and evaluation).
-    pub counters: Counters,
-    /// Physical queries spent on evaluation so far.
-    pub eval_physical_queries: u64,
-    /// Digital FLOPs spent on evaluation so far (included in `counters`).
-    #[serde(default)]
-    pub eval_digital_flops: u64,
-    /// Latest test accuracy (0 until evaluated). The train accuracy, measured on the last
-    /// epoch only, lives in that epoch's record. Checkpoints written before 2026-12-07 also hold
-    /// a `train_accuracy` field here; it is ignored on reading.
-    pub test_accuracy: f64,
-    /// Wall time spent so far, in seconds.
-    pub wall_seconds: f64,
-    /// `keep_best` runs: the epoch with the best validation accuracy so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_epoch: Option<usize>,
-    /// `keep_best` runs: that epoch's validation accuracy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_validation_accuracy: Option<f64>,
+/// What a forward-forward mini-batch trains on.
+#[derive(Clone, Copy, Debug)]
+pub enum Schedule<'a> {
+    /// True labels in the positives, wrong labels in the negatives (stream
+    /// `"negatives/{epoch}"`).
+    Supervised,
+    /// Raw samples as positives and their hybrids as negatives (stream `"hybrids/{epoch}"`),
+    /// blank labels.
+    Unsupervised(&'a HybridNegatives),
 }
 
-impl FitProgress {
-    /// Runs `eval` on `net` and books the physical queries and digital FLOPs it spends as
-    /// evaluation (`eval_physical_queries`, `eval_digital_flops`).
-    fn counted<F: Real, T>(
-        &mut self,
-        net: &mut Network<F>,
-        eval: impl FnOnce(&mut Network<F>) -> anyhow::Result<T>,
-    ) -> anyhow::Result<T> {
-        let before = net.counters();
-        let out = eval(net)?;
-        let after = net.counters();
-        self.eval_physical_queries =
-            self.eval_physical_queries.saturating_add(after.physical_queries - before.physical_queries);
-        self.eval_digital_flops = self.eval_digital_flops.saturating_add(after.digital_flops - before.digital_flops);
-        Ok(out)
+/// The forward-forward network as a [`Learner`]: the PhyLL schedule of
+/// [`Network::train_batch`] (or [`Network::train_batch_unsupervised`]) on mini-batches of
+/// `train`, scored by [`Network::accuracy`].
+pub struct FfLearner<'a, F: Real> {
+    /// The network being trained.
+    pub net: &'a mut Network<F>,
+    train: &'a Dataset<F>,
+    test: &'a Dataset<F>,
+    validation: Option<&'a Dataset<F>>,
+    schedule: Schedule<'a>,
+    seed: u64,
+    lr_schedule: LrSchedule,
+    clock: Option<DriftClock>,
+    rng: Rng,
+    xb: Matrix<F>,
+    yb: Vec<usize>,
+}
+
+impl<'a, F: Real> FfLearner<'a, F> {
+    /// `net` trained on `train` by `schedule` with the random streams of `seed`, scored on
+    /// `test`; a constant learning rate, no validation split.
+    pub fn new(
+        net: &'a mut Network<F>,
+        train: &'a Dataset<F>,
+        test: &'a Dataset<F>,
+        schedule: Schedule<'a>,
+        seed: u64,
+    ) -> Self {
+        FfLearner {
+            net,
+            train,
+            test,
+            validation: None,
+            schedule,
+            seed,
+            lr_schedule: LrSchedule::Constant,
+            clock: None,
+            rng: rng_for(seed, "negatives/0"),
+            xb: Matrix::zeros(0, 0),
+            yb: Vec::new(),
+        }
+    }
+
+    /// Follows `schedule` over the planned epochs.
+    pub fn lr_schedule(self, schedule: LrSchedule) -> Self {
+        FfLearner { lr_schedule: schedule, ..self }
+    }
+
+    /// Scores [`Split::Validation`] on `validation`.
+    pub fn validation(self, validation: Option<&'a Dataset<F>>) -> Self {
+        FfLearner { validation, ..self }
+    }
+
+    /// Pauses `clock` while scoring (a drifting system does not age during evaluation).
+    pub fn pausing(self, clock: DriftClock) -> Self {
+        FfLearner { clock: Some(clock), ..self }
+    }
+
+    /// The mini-batch rule of this schedule for `batch_size` (an unsupervised batch needs two
+    /// samples to mix).
+    pub fn batches(&self, batch_size: usize) -> MiniBatches {
+        let b = MiniBatches::new(self.train.len(), batch_size, self.seed);
+        match self.schedule {
+            Schedule::Supervised => b,
+            Schedule::Unsupervised(_) => b.min_last(2),
+        }
     }
 }
 
-/// The train accuracy (when `with_train`) and the test accuracy (0 for an empty test set).
-fn accuracies<F: Real>(
-    net: &mut Network<F>,
-    train: &Dataset<F>,
-    test: &Dataset<F>,
-    with_train: bool,
-) -> anyhow::Result<(Option<f64>, f64)> {
-    let tr = if with_train { Some(net.accuracy(train.x.view(), &train.y)?) } else { None };
-    let te = if test.is_empty() { 0.0 } else { net.accuracy(test.x.view(), &test.y)? };
-    Ok((tr, te))
+impl<F: Real> Learner for FfLearner<'_, F> {
+    type State = NetworkState<F>;
+
+    fn start_epoch(&mut self, epoch: usize, planned: Option<usize>) -> anyhow::Result<()> {
+        if let Some(total) = planned {
+            self.net.set_lr_scale(self.lr_schedule.factor(epoch, total))?;
+        }
+        // One stream per epoch, so that a resumed run draws the same negatives.
+        self.rng = match self.schedule {
+            Schedule::Supervised => rng_for(self.seed, &format!("negatives/{epoch}")),
+            Schedule::Unsupervised(_) => rng_for(self.seed, &format!("hybrids/{epoch}")),
+        };
+        Ok(())
+    }
+
+    fn train_batch(&mut self, batch: &[usize]) -> anyhow::Result<Vec<f64>> {
+        self.train.gather(batch, &mut self.xb, &mut self.yb);
+        let stats = match self.schedule {
+            Schedule::Supervised => self.net.train_batch(self.xb.view(), &self.yb, &mut self.rng)?,
+            Schedule::Unsupervised(hybrids) => {
+                let neg = hybrids.generate(self.xb.view(), &mut self.rng)?;
+                self.net.train_batch_unsupervised(self.xb.view(), neg.x.view())?
+            }
+        };
+        Ok(stats.block_loss)
+    }
+
+    fn accuracy(&mut self, split: Split) -> anyhow::Result<f64> {
+        let _paused = self.clock.as_ref().map(DriftClock::pause);
+        let data = match split {
+            Split::Train => self.train,
+            Split::Test => self.test,
+            Split::Validation => self.validation.context("no validation split was given")?,
+        };
+        Ok(if data.is_empty() { 0.0 } else { self.net.accuracy(data.x.view(), &data.y)? })
+    }
+
+    fn counters(&self) -> Counters {
+        self.net.counters()
+    }
+
+    fn state(&self) -> NetworkState<F> {
+        self.net.state()
+    }
+
+    fn restore(&mut self, state: NetworkState<F>) -> anyhow::Result<()> {
+        Ok(self.net.restore_state(state)?)
+    }
+}
+
+impl FitOptions {
+    /// The driver's plan for these options: `opts.epochs` epochs, the test split every
+    /// `eval_every` epochs (never for `Schedule::Unsupervised`, whose read-out is scored after
+    /// the last epoch), mini-batches of `batches`.
+    pub fn plan(&self, batches: MiniBatches, schedule: Schedule<'_>, select: bool) -> Plan {
+        Plan {
+            stop: Stop::Epochs(self.epochs),
+            eval: match schedule {
+                Schedule::Supervised => EvalSchedule::EveryEpochs(self.eval_every),
+                Schedule::Unsupervised(_) => EvalSchedule::Never,
+            },
+            batches,
+            train_eval: self.train_eval,
+            select,
+            name: None,
+        }
+    }
+}
+
+/// The summary of a driven forward-forward run.
+fn summary(d: Driven) -> FitSummary {
+    let p = d.progress;
+    FitSummary {
+        train_accuracy: d.train_accuracy,
+        test_accuracy: p.test_accuracy,
+        wall_seconds: p.wall_seconds,
+        train_physical_queries: p.train_queries(),
+        eval_physical_queries: p.eval_physical_queries,
+        digital_flops: p.counters.digital_flops,
+        eval_digital_flops: p.eval_digital_flops,
+        kept_epoch: d.kept.map(|k| k.0),
+        validation_accuracy: d.kept.map(|k| k.1),
+        history: p.history,
+    }
 }
 
 /// Trains `net` on `train` with the PhyLL schedule and evaluates on both sets.
@@ -205,32 +296,19 @@ pub fn fit_selecting<F: Real>(
     if let Some(sel) = &selection {
         anyhow::ensure!(!sel.validation.is_empty(), "keep_best needs a validation split, but it is empty");
     }
-    let selecting = selection.is_some();
-    let mut run = run_epochs(net, train, test, opts, Schedule::Supervised, selection, resume, after_epoch)?;
-    let mut train_accuracy = run.progress.history.last().and_then(|r| r.train_accuracy);
-    if let (Some(best), Some(e)) = (run.best_state.take(), run.progress.best_epoch) {
-        if e != run.progress.epochs_done {
-            net.restore_state(best)?;
-            let (tr, te) = run.progress.counted(net, |net| accuracies(net, train, test, opts.train_eval))?;
-            train_accuracy = tr;
-            run.progress.test_accuracy = te;
-        }
-    }
-    let c = run.total(net);
-    let p = run.progress;
-    Ok(FitSummary {
-        // Measured on the last epoch (or the kept one) only.
-        train_accuracy,
-        test_accuracy: p.test_accuracy,
-        wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
-        train_physical_queries: c.physical_queries.saturating_sub(p.eval_physical_queries),
-        eval_physical_queries: p.eval_physical_queries,
-        digital_flops: c.digital_flops,
-        eval_digital_flops: p.eval_digital_flops,
-        history: p.history,
-        kept_epoch: if selecting { p.best_epoch } else { None },
-        validation_accuracy: if selecting { p.best_validation_accuracy } else { None },
-    })
+    let (validation, best) = match selection {
+        Some(s) => (Some(s.validation), s.best_state),
+        None => (None, None),
+    };
+    let mut learner = FfLearner::new(net, train, test, Schedule::Supervised, opts.seed)
+        .lr_schedule(opts.lr_schedule)
+        .validation(validation);
+    let plan = opts.plan(learner.batches(opts.batch_size), Schedule::Supervised, validation.is_some());
+    let mut after_epoch = after_epoch;
+    let mut observer = AfterEpoch(|l: &FfLearner<'_, F>, p: &FitProgress| {
+        after_epoch(p.history.last().context("an epoch was recorded")?, l.net, p)
+    });
+    Ok(summary(drive(&mut learner, &plan, resume, best, &mut [&mut observer])?))
 }
 
 /// Settings of unsupervised training ([`fit_unsupervised_from`]).
@@ -285,30 +363,31 @@ pub fn fit_unsupervised_from<F: Real>(
         train.len()
     );
     opts_u.readout.validate()?;
-    let mut run =
-        run_epochs(net, train, test, opts, Schedule::Unsupervised(&opts_u.hybrids), None, resume, after_epoch)?;
+    let schedule = Schedule::Unsupervised(&opts_u.hybrids);
+    let mut learner = FfLearner::new(net, train, test, schedule, opts.seed).lr_schedule(opts.lr_schedule);
+    let plan = opts.plan(learner.batches(opts.batch_size), schedule, false);
+    let mut after_epoch = after_epoch;
+    let mut observer = AfterEpoch(|l: &FfLearner<'_, F>, p: &FitProgress| {
+        after_epoch(p.history.last().context("an epoch was recorded")?, l.net, p)
+    });
+    let mut s = summary(drive(&mut learner, &plan, resume, None, &mut [&mut observer])?);
+    // The read-out's activities are queries and FLOPs of the network: training ones for the
+    // training set, evaluation ones for the test set.
+    let started = Instant::now();
+    let before = net.counters();
     let r = fit_readout(net, train, test, &opts_u.readout, opts.seed)?;
-    run.progress.eval_physical_queries = run.progress.eval_physical_queries.saturating_add(r.eval_physical_queries);
-    let c = run.total(net);
-    let p = run.progress;
-    let mut history = p.history;
-    if let Some(last) = history.last_mut() {
+    let network_flops = net.counters().digital_flops.saturating_sub(before.digital_flops);
+    s.eval_physical_queries = s.eval_physical_queries.saturating_add(r.eval_physical_queries);
+    s.train_physical_queries = s.train_physical_queries.saturating_add(r.train_physical_queries);
+    s.digital_flops = s.digital_flops.saturating_add(network_flops).saturating_add(r.readout_flops);
+    s.wall_seconds += started.elapsed().as_secs_f64();
+    if let Some(last) = s.history.last_mut() {
         last.train_accuracy = Some(r.train_accuracy);
         last.test_accuracy = Some(r.test_accuracy);
     }
-    let summary = FitSummary {
-        train_accuracy: Some(r.train_accuracy),
-        test_accuracy: r.test_accuracy,
-        wall_seconds: run.wall_before + run.start.elapsed().as_secs_f64(),
-        train_physical_queries: c.physical_queries.saturating_sub(p.eval_physical_queries),
-        eval_physical_queries: p.eval_physical_queries,
-        digital_flops: c.digital_flops + r.readout_flops,
-        eval_digital_flops: p.eval_digital_flops,
-        history,
-        kept_epoch: None,
-        validation_accuracy: None,
-    };
-    Ok(UnsupervisedFit { summary, readout: r.readout, readout_loss: r.loss })
+    s.train_accuracy = Some(r.train_accuracy);
+    s.test_accuracy = r.test_accuracy;
+    Ok(UnsupervisedFit { summary: s, readout: r.readout, readout_loss: r.loss })
 }
 
 /// A read-out fitted by [`fit_readout`], with its cost.
@@ -368,180 +447,9 @@ pub fn fit_readout<F: Real>(
     })
 }
 
-/// What a mini-batch trains on.
-#[derive(Clone, Copy)]
-enum Schedule<'a> {
-    /// True labels in the positives, wrong labels in the negatives; accuracy evaluated every
-    /// `eval_every` epochs.
-    Supervised,
-    /// Raw samples as positives and their hybrids as negatives, blank labels; no evaluation
-    /// inside the loop.
-    Unsupervised(&'a HybridNegatives),
-}
-
-/// The state of [`run_epochs`] when it returns.
-struct EpochsRun<F: Real> {
-    progress: FitProgress,
-    /// With a [`Selection`]: the best epoch's state.
-    best_state: Option<NetworkState<F>>,
-    /// Counters of the run before this call (the network's own counters start from zero).
-    base: Counters,
-    /// Wall time of the run before this call, seconds.
-    wall_before: f64,
-    start: Instant,
-}
-
-impl<F: Real> EpochsRun<F> {
-    fn total(&self, net: &Network<F>) -> Counters {
-        total(self.base, net)
-    }
-}
-
-/// The counters of a run before this call plus the network's. Saturating: `base` may come
-/// from a checkpoint, whose numbers are whatever the file says.
-fn total<F: Real>(base: Counters, net: &Network<F>) -> Counters {
-    Counters {
-        physical_queries: base.physical_queries.saturating_add(net.counters().physical_queries),
-        digital_flops: base.digital_flops.saturating_add(net.counters().digital_flops),
-    }
-}
-
-/// The epochs of both schedules: shuffle, mini-batches, evaluation (supervised), records,
-/// `after_epoch`.
-// Eight arguments: the network, the two data sets, the options, the schedule, the optional
-// selection, the resume point and the callback are independent inputs of the one epoch loop.
-#[allow(clippy::too_many_arguments)]
-fn run_epochs<F: Real>(
-    net: &mut Network<F>,
-    train: &Dataset<F>,
-    test: &Dataset<F>,
-    opts: &FitOptions,
-    schedule: Schedule<'_>,
-    mut selection: Option<Selection<'_, F>>,
-    resume: Option<FitProgress>,
-    mut after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
-) -> anyhow::Result<EpochsRun<F>> {
-    anyhow::ensure!(opts.epochs >= 1, "epochs must be at least 1, got {}", opts.epochs);
-    anyhow::ensure!(!train.is_empty(), "the training set is empty");
-    let start = Instant::now();
-    let mut p = resume.unwrap_or(FitProgress {
-        epochs_done: 0,
-        history: Vec::with_capacity(opts.epochs),
-        counters: Counters::default(),
-        eval_physical_queries: 0,
-        eval_digital_flops: 0,
-        test_accuracy: 0.0,
-        wall_seconds: 0.0,
-        best_epoch: None,
-        best_validation_accuracy: None,
-    });
-    anyhow::ensure!(
-        p.epochs_done <= opts.epochs,
-        "the checkpoint has {} epochs done but the run has only {}; resume with --epochs {} or more",
-        p.epochs_done,
-        opts.epochs,
-        p.epochs_done
-    );
-    // The network's own counters start from zero when it is built or restored: add the past.
-    let base = p.counters;
-    let wall_before = p.wall_seconds;
-    let n = train.len();
-    let batch = if opts.batch_size == 0 { n } else { opts.batch_size.min(n) };
-    let eval_every = opts.eval_every.max(1);
-    let (mut xb, mut yb) = (Matrix::zeros(0, 0), Vec::new());
-    for epoch in p.epochs_done + 1..=opts.epochs {
-        net.set_lr_scale(opts.lr_schedule.factor(epoch, opts.epochs))?;
-        // One stream per epoch, so that a resumed run draws the same negatives.
-        let mut rng = match schedule {
-            Schedule::Supervised => rng_for(opts.seed, &format!("negatives/{epoch}")),
-            Schedule::Unsupervised(_) => rng_for(opts.seed, &format!("hybrids/{epoch}")),
-        };
-        let order = if batch == n { (0..n).collect() } else { epoch_order(n, opts.seed, epoch as u64) };
-        let mut loss_sum = vec![0.0; net.num_blocks()];
-        let mut batches = 0usize;
-        let min_batch = match schedule {
-            Schedule::Supervised => 1,
-            Schedule::Unsupervised(_) => 2,
-        };
-        for idx in mini_batches(&order, batch, min_batch) {
-            train.gather(idx, &mut xb, &mut yb);
-            let stats = match schedule {
-                Schedule::Supervised => net.train_batch(xb.view(), &yb, &mut rng)?,
-                Schedule::Unsupervised(hybrids) => {
-                    let neg = hybrids.generate(xb.view(), &mut rng)?;
-                    net.train_batch_unsupervised(xb.view(), neg.x.view())?
-                }
-            };
-            loss_sum.iter_mut().zip(&stats.block_loss).for_each(|(s, l)| *s += l);
-            batches += 1;
-        }
-        let train_queries = total(base, net).physical_queries.saturating_sub(p.eval_physical_queries);
-        let (mut tr, mut te) = (None, None);
-        let last = epoch == opts.epochs;
-        if matches!(schedule, Schedule::Supervised) && (epoch % eval_every == 0 || last) {
-            let (train_acc, test_acc) = p.counted(net, |net| accuracies(net, train, test, last && opts.train_eval))?;
-            tr = train_acc;
-            p.test_accuracy = test_acc;
-            te = Some(test_acc);
-        }
-        let mut va = None;
-        if let Some(sel) = selection.as_mut() {
-            let validation = sel.validation;
-            let acc = p.counted(net, |net| Ok(net.accuracy(validation.x.view(), &validation.y)?))?;
-            va = Some(acc);
-            if p.best_validation_accuracy.is_none_or(|b| acc >= b) {
-                p.best_epoch = Some(epoch);
-                p.best_validation_accuracy = Some(acc);
-                sel.best_state = Some(net.state());
-            }
-        }
-        let rec = EpochRecord {
-            epoch,
-            loss: loss_sum.iter().map(|s| s / batches as f64).collect(),
-            train_accuracy: tr,
-            test_accuracy: te,
-            wall_seconds: wall_before + start.elapsed().as_secs_f64(),
-            train_physical_queries: train_queries,
-            validation_accuracy: va,
-        };
-        p.epochs_done = epoch;
-        p.counters = total(base, net);
-        p.wall_seconds = rec.wall_seconds;
-        p.history.push(rec);
-        after_epoch(p.history.last().expect("pushed above"), net, &p)?;
-    }
-    let best_state = selection.and_then(|s| s.best_state);
-    Ok(EpochsRun { progress: p, best_state, base, wall_before, start })
-}
-
-/// Consecutive chunks of `order` of `batch` indices; a last chunk shorter than `min_batch`
-/// joins the previous one (when there is one).
-fn mini_batches(order: &[usize], batch: usize, min_batch: usize) -> Vec<&[usize]> {
-    let mut chunks: Vec<&[usize]> = order.chunks(batch.max(1)).collect();
-    if chunks.len() >= 2 && chunks[chunks.len() - 1].len() < min_batch {
-        let last = chunks.pop().map_or(0, <[usize]>::len);
-        let prev = chunks.pop().map_or(0, <[usize]>::len);
-        chunks.push(&order[order.len() - last - prev..]);
-    }
-    chunks
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_short_last_batch_joins_the_previous_one() {
-        let order: Vec<usize> = (0..9).collect();
-        let sizes = |b, m| mini_batches(&order, b, m).iter().map(|c| c.len()).collect::<Vec<_>>();
-        assert_eq!(sizes(4, 1), vec![4, 4, 1]);
-        assert_eq!(sizes(4, 2), vec![4, 5]);
-        assert_eq!(sizes(3, 2), vec![3, 3, 3]);
-        assert_eq!(sizes(9, 2), vec![9]);
-        assert_eq!(sizes(8, 2), vec![9]);
-        let joined: Vec<usize> = mini_batches(&order, 4, 2).concat();
-        assert_eq!(joined, order);
-    }
 
     #[test]
     fn progress_written_with_the_old_train_accuracy_field_still_loads() {
