@@ -26,7 +26,7 @@ fn methods(c: &mut Criterion) {
         test_y: &prep.data.test.y,
         num_classes: prep.data.train.num_classes,
     };
-    let eo = E2eOptions { epochs: 1, batch_size: cfg.batch_size, lr: cfg.lr, hidden: cfg.hidden, skip: false, seed: 0 };
+    let eo = E2eOptions { epochs: 1, skip: false, seed: 0, ..E2eOptions::of(&cfg, cfg.batch_size) };
     let ocfgs = optics_configs(&cfg, &prep.embedding, prep.data.train.dim());
     let tc = TwinConfig { samples: 256, epochs: 2, ..TwinConfig::default() };
     let twins: Vec<Twin<f32>> = optics_systems::<f32>(&ocfgs)

@@ -344,9 +344,11 @@ pub fn drive<L: Learner>(
     // One scoring of the test split at a query mark, seen by every observer.
     macro_rules! mark_point {
         ($epoch:expr) => {{
+            let train_queries = p.train_queries();
             let te = counted(&mut p, learner, |l| l.accuracy(Split::Test))?;
             p.test_accuracy = te;
-            let point = EvalPoint { epoch: $epoch, train_queries: p.train_queries(), test_accuracy: te };
+            p.counters = books(base, learner);
+            let point = EvalPoint { epoch: $epoch, train_queries, test_accuracy: te };
             points.push(point);
             for o in observers.iter_mut() {
                 o.evaluated(learner, &point)?;

@@ -230,24 +230,17 @@ where
             test_y: &prep.data.test.y,
             num_classes: prep.data.train.num_classes,
         };
-        let eo = E2eOptions {
-            epochs: c.epochs,
-            batch_size: bp_batch,
-            lr: c.lr,
-            hidden: c.hidden,
-            skip: c.skip(),
-            seed: c.seed,
-        };
+        let eo = E2eOptions::of(&c, bp_batch);
         if differentiable {
             let ocfgs = optics_configs(&c, &prep.embedding, prep.data.train.dim());
             let vjp_flops: Vec<u64> = ocfgs.iter().map(optics_vjp_flops).collect();
             // Ideal backprop through the exact optical model.
-            let mut exact: Vec<BlockModel<F>> = optics_systems::<F>(&ocfgs)?
+            let exact: Vec<BlockModel<F>> = optics_systems::<F>(&ocfgs)?
                 .into_iter()
                 .zip(&vjp_flops)
                 .map(|(s, &f)| BlockModel::Exact { system: Box::new(s) as Box<dyn Differentiable<F>>, vjp_flops: f })
                 .collect();
-            seed_runs.push(train_end_to_end("ideal BP", &mut exact, &data, &eo, |e, a| progress("ideal BP", e, a))?);
+            seed_runs.push(train_end_to_end("ideal BP", exact, &data, &eo, |e, a| progress("ideal BP", e, a))?);
         }
         let physical = || -> Result<Vec<Box<dyn PhysicalSystem<F>>>> {
             Ok(build_blocks::<F>(&c, &prep.embedding, prep.data.train.dim(), false)?
@@ -283,7 +276,7 @@ where
         let twin_seconds = start.elapsed().as_secs_f64();
         for pat in [true, false] {
             let name = if pat { "PAT" } else { "in-silico" };
-            let mut blocks: Vec<BlockModel<F>> = physical()?
+            let blocks: Vec<BlockModel<F>> = physical()?
                 .into_iter()
                 .zip(&twins)
                 .map(|(physical, t)| {
@@ -296,7 +289,7 @@ where
                     }
                 })
                 .collect();
-            let mut r = train_end_to_end(name, &mut blocks, &data, &eo, |e, a| progress(name, e, a))?;
+            let mut r = train_end_to_end(name, blocks, &data, &eo, |e, a| progress(name, e, a))?;
             r.twin_flops = twin_flops;
             r.twin_queries = twin_queries;
             r.wall_seconds += twin_seconds;

@@ -9,17 +9,17 @@
 //! on all affine maps and the read-out at once.
 
 use super::MethodRun;
+use crate::config::ExperimentConfig;
+use crate::driver::{drive, Driven, EvalSchedule, Learner, OnEval, Plan, Split, Stop};
 use anyhow::{Context, Result};
-use ff_core::rng::rng_for;
+use ff_core::rng::{rng_for, MiniBatches};
 use ff_core::{
-    hcat, softmax_cross_entropy, Activation, Differentiable, Matrix, Mlp, MlpCache, Optimizer, OptimizerConfig,
-    PhysicalSystem, Real,
+    hcat, softmax_cross_entropy, Activation, Counters, Differentiable, LrSchedule, Matrix, Mlp, MlpCache, Optimizer,
+    OptimizerConfig, PhysicalSystem, Real,
 };
-use ff_data::epoch_order;
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// Which model runs a block's forward pass in training, which gives the backward pass, and
 /// what runs when the trained network is deployed.
@@ -55,16 +55,7 @@ pub enum BlockModel<F: Real> {
     },
 }
 
-/// Physical queries and digital FLOPs, counted where the work happens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Tally {
-    /// Rows sent through a physical system.
-    pub physical_queries: u64,
-    /// Digital floating-point operations.
-    pub digital_flops: u64,
-}
-
-fn query<F: Real>(s: &mut dyn PhysicalSystem<F>, x: &Matrix<F>, t: &mut Tally) -> Result<Matrix<F>> {
+fn query<F: Real>(s: &mut dyn PhysicalSystem<F>, x: &Matrix<F>, t: &mut Counters) -> Result<Matrix<F>> {
     if s.is_physical() {
         t.physical_queries += x.rows() as u64;
     }
@@ -82,7 +73,7 @@ impl<F: Real> BlockModel<F> {
     ///
     /// # Errors
     /// System failures.
-    pub fn train_forward(&mut self, x: &Matrix<F>, t: &mut Tally) -> Result<Matrix<F>> {
+    pub fn train_forward(&mut self, x: &Matrix<F>, t: &mut Counters) -> Result<Matrix<F>> {
         match self {
             BlockModel::Exact { system, .. } => query(system.as_mut(), x, t),
             BlockModel::Pat { physical, .. } => query(physical.as_mut(), x, t),
@@ -97,7 +88,7 @@ impl<F: Real> BlockModel<F> {
     ///
     /// # Errors
     /// System failures.
-    pub fn backward(&mut self, x: &Matrix<F>, g: &Matrix<F>, t: &mut Tally) -> Result<Matrix<F>> {
+    pub fn backward(&mut self, x: &Matrix<F>, g: &Matrix<F>, t: &mut Counters) -> Result<Matrix<F>> {
         let (sys, flops): (&mut dyn Differentiable<F>, u64) = match self {
             BlockModel::Exact { system, vjp_flops } => (system.as_mut(), *vjp_flops),
             BlockModel::Pat { twin, vjp_flops, .. } | BlockModel::InSilico { twin, vjp_flops, .. } => {
@@ -112,7 +103,7 @@ impl<F: Real> BlockModel<F> {
     ///
     /// # Errors
     /// System failures.
-    pub fn deployed_forward(&mut self, x: &Matrix<F>, t: &mut Tally) -> Result<Matrix<F>> {
+    pub fn deployed_forward(&mut self, x: &Matrix<F>, t: &mut Counters) -> Result<Matrix<F>> {
         match self {
             BlockModel::Exact { system, .. } => query(system.as_mut(), x, t),
             BlockModel::Pat { physical, .. } | BlockModel::InSilico { physical, .. } => query(physical.as_mut(), x, t),
@@ -150,12 +141,52 @@ pub struct E2eOptions {
     pub batch_size: usize,
     /// Adam learning rate.
     pub lr: f64,
+    /// Decoupled weight decay of Adam (0: plain Adam), as `weight_decay` of the FF network.
+    pub weight_decay: f64,
+    /// Learning-rate factor per epoch, as the FF network's.
+    pub lr_schedule: LrSchedule,
     /// Output width of every block's affine map.
     pub hidden: usize,
     /// Whether blocks concatenate their input after the physical output.
     pub skip: bool,
     /// Seed of the initialisation and the shuffles.
     pub seed: u64,
+}
+
+impl E2eOptions {
+    /// The options of an experiment `cfg` (epochs, learning rate, weight decay, schedule, width,
+    /// skip connection, seed) with mini-batches of `batch_size` (0: the whole training set).
+    pub fn of(cfg: &ExperimentConfig, batch_size: usize) -> Self {
+        E2eOptions {
+            epochs: cfg.epochs,
+            batch_size,
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            lr_schedule: cfg.lr_schedule,
+            hidden: cfg.hidden,
+            skip: cfg.skip(),
+            seed: cfg.seed,
+        }
+    }
+
+    /// The optimiser of every end-to-end method and the digital MLP: Adam with these
+    /// options' learning rate and weight decay.
+    pub fn optimizer(&self) -> OptimizerConfig {
+        OptimizerConfig::adamw(self.lr, self.weight_decay)
+    }
+
+    /// The driver's plan: `epochs` epochs of mini-batches of `batch_size` over `n` samples,
+    /// the test split after every epoch and the training split after the last.
+    fn plan(&self, n: usize, name: &str) -> Plan {
+        Plan {
+            stop: Stop::Epochs(self.epochs),
+            eval: EvalSchedule::EveryEpochs(1),
+            batches: MiniBatches::new(n, self.batch_size, self.seed),
+            train_eval: true,
+            select: false,
+            name: Some(name.into()),
+        }
+    }
 }
 
 struct Net<F> {
@@ -197,7 +228,7 @@ fn deployed_pass<F: Real>(
     x: &Matrix<F>,
     y: &[usize],
     skip: bool,
-    t: &mut Tally,
+    t: &mut Counters,
     keep_io: bool,
 ) -> Result<(f64, Vec<(Matrix<F>, Matrix<F>)>)> {
     if y.is_empty() {
@@ -227,7 +258,7 @@ fn accuracy<F: Real>(
     x: &Matrix<F>,
     y: &[usize],
     skip: bool,
-    t: &mut Tally,
+    t: &mut Counters,
 ) -> Result<f64> {
     Ok(deployed_pass(blocks, net, x, y, skip, t, false)?.0)
 }
@@ -334,7 +365,7 @@ pub fn fit_block_twins<F: Real>(
             Ok((twins, fits, t0.physical_queries))
         }
         TwinInputs::Data { jitter } => {
-            let mut t0 = Tally::default();
+            let mut t0 = Counters::default();
             let clean = initial_block_inputs(systems, x.clone(), opts, false, &mut t0)?;
             for (k, (sys, h)) in systems.iter_mut().zip(&clean).enumerate() {
                 let tc = super::TwinConfig { seed: seed + 1000 * k as u64, ..twin.clone() };
@@ -416,7 +447,7 @@ fn initial_block_inputs<F: Real>(
     mut h: Matrix<F>,
     opts: &E2eOptions,
     query_last: bool,
-    t: &mut Tally,
+    t: &mut Counters,
 ) -> Result<Vec<Matrix<F>>> {
     let mut rng = rng_for(opts.seed, "e2e init");
     let mut inputs = Vec::new();
@@ -444,8 +475,8 @@ pub fn initial_input_ranges<F: Real>(
     systems: &mut [Box<dyn PhysicalSystem<F>>],
     x: &Matrix<F>,
     opts: &E2eOptions,
-) -> Result<(Vec<(f64, f64)>, Tally)> {
-    let mut t = Tally::default();
+) -> Result<(Vec<(f64, f64)>, Counters)> {
+    let mut t = Counters::default();
     let inputs = initial_block_inputs(systems, x.slice_rows(0, x.rows().min(256)), opts, true, &mut t)?;
     let ranges = inputs
         .iter()
@@ -493,7 +524,7 @@ impl<F: Real> E2eTrainer<F> {
         }
         let readout = Mlp::new(&[d, num_classes], Activation::Identity, Activation::Identity, &mut rng)?;
         let net = Net { affine, readout };
-        let opt_cfg = OptimizerConfig::adam(opts.lr);
+        let opt_cfg = opts.optimizer();
         let params = net.gather();
         let opt = Optimizer::<F>::new(opt_cfg, params.len());
         let grad = vec![F::zero(); net.num_params()];
@@ -512,6 +543,14 @@ impl<F: Real> E2eTrainer<F> {
         })
     }
 
+    /// Multiplies the learning rate by `scale` from the next step on (a schedule's factor).
+    ///
+    /// # Errors
+    /// A factor that is not finite and positive.
+    pub fn set_lr_scale(&mut self, scale: f64) -> Result<()> {
+        Ok(self.opt.set_lr_scale(scale)?)
+    }
+
     /// One Adam step on the mini-batch `(xb, yb)`: the training forward pass of every block
     /// (physical queries counted in `t`), softmax cross-entropy, the backward pass through
     /// every block's gradient model. Returns the mini-batch loss.
@@ -523,7 +562,7 @@ impl<F: Real> E2eTrainer<F> {
         blocks: &mut [BlockModel<F>],
         xb: &Matrix<F>,
         yb: &[usize],
-        t: &mut Tally,
+        t: &mut Counters,
     ) -> Result<f64> {
         let net = &mut self.net;
         let mut hs = vec![xb.clone()];
@@ -587,7 +626,7 @@ impl<F: Real> E2eTrainer<F> {
     ///
     /// # Errors
     /// System failures and shape errors.
-    pub fn accuracy(&self, blocks: &mut [BlockModel<F>], x: &Matrix<F>, y: &[usize], t: &mut Tally) -> Result<f64> {
+    pub fn accuracy(&self, blocks: &mut [BlockModel<F>], x: &Matrix<F>, y: &[usize], t: &mut Counters) -> Result<f64> {
         accuracy(blocks, &self.net, x, y, self.skip, t)
     }
 
@@ -602,9 +641,98 @@ impl<F: Real> E2eTrainer<F> {
         blocks: &mut [BlockModel<F>],
         x: &Matrix<F>,
         y: &[usize],
-        t: &mut Tally,
+        t: &mut Counters,
     ) -> Result<(f64, Vec<(Matrix<F>, Matrix<F>)>)> {
         deployed_pass(blocks, &self.net, x, y, self.skip, t, true)
+    }
+}
+
+/// An end-to-end method as a [`Learner`]: the blocks (their training forward and backward
+/// models) and the affine maps and read-out of an [`E2eTrainer`], on `data`.
+pub struct E2eLearner<'a, F: Real> {
+    /// Affine maps, read-out and optimiser.
+    pub trainer: E2eTrainer<F>,
+    /// The blocks.
+    pub blocks: Vec<BlockModel<F>>,
+    /// Every query and FLOP so far (training and evaluation).
+    pub work: Counters,
+    data: &'a E2eData<'a, F>,
+    lr_schedule: LrSchedule,
+}
+
+impl<'a, F: Real> E2eLearner<'a, F> {
+    /// A fresh network of `blocks` (initialised as [`E2eTrainer::new`]) to train on `data`.
+    ///
+    /// # Errors
+    /// Invalid sizes.
+    pub fn new(blocks: Vec<BlockModel<F>>, data: &'a E2eData<'a, F>, opts: &E2eOptions) -> Result<Self> {
+        let trainer = E2eTrainer::new(&blocks, data.train_x.cols(), data.num_classes, opts)?;
+        Ok(E2eLearner { trainer, blocks, work: Counters::default(), data, lr_schedule: opts.lr_schedule })
+    }
+
+    /// The data it trains on.
+    pub fn data(&self) -> &'a E2eData<'a, F> {
+        self.data
+    }
+}
+
+impl<F: Real> Learner for E2eLearner<'_, F> {
+    type State = Vec<F>;
+
+    fn start_epoch(&mut self, epoch: usize, planned: Option<usize>) -> Result<()> {
+        match planned {
+            Some(total) => self.trainer.set_lr_scale(self.lr_schedule.factor(epoch, total)),
+            None => Ok(()),
+        }
+    }
+
+    fn train_batch(&mut self, batch: &[usize]) -> Result<Vec<f64>> {
+        let xb = self.data.train_x.select_rows(batch);
+        let yb: Vec<usize> = batch.iter().map(|&i| self.data.train_y[i]).collect();
+        Ok(vec![self.trainer.train_batch(&mut self.blocks, &xb, &yb, &mut self.work)?])
+    }
+
+    fn accuracy(&mut self, split: Split) -> Result<f64> {
+        let (x, y) = match split {
+            Split::Train => (self.data.train_x, self.data.train_y),
+            Split::Test => (self.data.test_x, self.data.test_y),
+            Split::Validation => anyhow::bail!("the end-to-end methods have no validation split"),
+        };
+        self.trainer.accuracy(&mut self.blocks, x, y, &mut self.work)
+    }
+
+    fn counters(&self) -> Counters {
+        self.work
+    }
+
+    fn state(&self) -> Vec<F> {
+        self.trainer.params.clone()
+    }
+
+    fn restore(&mut self, state: Vec<F>) -> Result<()> {
+        anyhow::ensure!(state.len() == self.trainer.params.len(), "a state of another network");
+        self.trainer.net.scatter(&state);
+        self.trainer.params = state;
+        Ok(())
+    }
+}
+
+/// The record of a method driven for `epochs` epochs with the test split scored after each.
+fn method_run(method: &str, d: Driven, epochs: usize) -> MethodRun {
+    let p = d.progress;
+    MethodRun {
+        method: method.into(),
+        test_accuracy: p.test_accuracy,
+        train_accuracy: d.train_accuracy,
+        wall_seconds: p.wall_seconds,
+        train_physical_queries: p.train_queries(),
+        eval_physical_queries: p.eval_physical_queries,
+        digital_flops: p.counters.digital_flops.saturating_sub(p.eval_digital_flops),
+        eval_flops: p.eval_digital_flops,
+        twin_flops: 0,
+        twin_queries: 0,
+        epochs,
+        test_accuracy_history: d.points.iter().map(|pt| pt.test_accuracy).collect(),
     }
 }
 
@@ -615,47 +743,118 @@ impl<F: Real> E2eTrainer<F> {
 /// System failures, shape errors, a diverging run.
 pub fn train_end_to_end<F: Real>(
     method: &str,
-    blocks: &mut [BlockModel<F>],
+    blocks: Vec<BlockModel<F>>,
     data: &E2eData<'_, F>,
     opts: &E2eOptions,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> Result<MethodRun> {
-    anyhow::ensure!(opts.epochs >= 1, "epochs must be at least 1, got 0");
-    let start = Instant::now();
-    let mut trainer = E2eTrainer::new(blocks, data.train_x.cols(), data.num_classes, opts)?;
-    let (mut train, mut eval) = (Tally::default(), Tally::default());
-    let n = data.train_x.rows();
-    let batch = if opts.batch_size == 0 { n } else { opts.batch_size.min(n) };
-    let mut history = Vec::new();
-    for epoch in 1..=opts.epochs {
-        for idx in epoch_order(n, opts.seed, epoch as u64).chunks(batch) {
-            let xb = data.train_x.select_rows(idx);
-            let yb: Vec<usize> = idx.iter().map(|&i| data.train_y[i]).collect();
-            trainer.train_batch(blocks, &xb, &yb, &mut train).with_context(|| format!("{method}, epoch {epoch}"))?;
-        }
-        let acc = trainer.accuracy(blocks, data.test_x, data.test_y, &mut eval)?;
-        on_epoch(epoch, acc);
-        history.push(acc);
-    }
-    let train_accuracy = trainer.accuracy(blocks, data.train_x, data.train_y, &mut eval)?;
-    Ok(MethodRun {
-        method: method.into(),
-        test_accuracy: *history.last().expect("at least one epoch"),
-        train_accuracy: Some(train_accuracy),
-        wall_seconds: start.elapsed().as_secs_f64(),
-        train_physical_queries: train.physical_queries,
-        eval_physical_queries: eval.physical_queries,
-        digital_flops: train.digital_flops,
-        eval_flops: eval.digital_flops,
-        twin_flops: 0,
-        twin_queries: 0,
-        epochs: opts.epochs,
-        test_accuracy_history: history,
-    })
+    let mut learner = E2eLearner::new(blocks, data, opts)?;
+    let mut progress = OnEval(|p: &crate::driver::EvalPoint| on_epoch(p.epoch, p.test_accuracy));
+    let d = drive(&mut learner, &opts.plan(data.train_x.rows(), method), None, None, &mut [&mut progress])?;
+    Ok(method_run(method, d, opts.epochs))
 }
 
-/// A plain digital MLP trained by backprop on the same inputs: `d -> hidden (x blocks) -> K`,
+/// A plain digital MLP trained by backprop as a [`Learner`]: `d -> hidden (x blocks) -> K`,
 /// ReLU hidden layers, softmax cross-entropy, Adam.
+pub struct MlpLearner<'a, F: Real> {
+    mlp: Mlp<F>,
+    opt_cfg: OptimizerConfig,
+    opt: Optimizer<F>,
+    params: Vec<F>,
+    cache: MlpCache<F>,
+    grad: Vec<F>,
+    g_logits: Matrix<F>,
+    work: Counters,
+    data: &'a E2eData<'a, F>,
+    lr_schedule: LrSchedule,
+    epoch: usize,
+}
+
+impl<'a, F: Real> MlpLearner<'a, F> {
+    /// A fresh MLP of `blocks` hidden layers of `opts.hidden` units (stream
+    /// `"digital mlp init"`).
+    ///
+    /// # Errors
+    /// Invalid sizes.
+    pub fn new(data: &'a E2eData<'a, F>, blocks: usize, opts: &E2eOptions) -> Result<Self> {
+        let mut sizes = vec![data.train_x.cols()];
+        sizes.extend(std::iter::repeat_n(opts.hidden, blocks.max(1)));
+        sizes.push(data.num_classes);
+        let mlp =
+            Mlp::<F>::new(&sizes, Activation::Relu, Activation::Identity, &mut rng_for(opts.seed, "digital mlp init"))?;
+        let opt_cfg = opts.optimizer();
+        Ok(MlpLearner {
+            opt: Optimizer::<F>::new(opt_cfg, mlp.num_params()),
+            opt_cfg,
+            params: mlp.params().to_vec(),
+            cache: MlpCache::default(),
+            grad: vec![F::zero(); mlp.num_params()],
+            g_logits: Matrix::zeros(0, 0),
+            mlp,
+            work: Counters::default(),
+            data,
+            lr_schedule: opts.lr_schedule,
+            epoch: 0,
+        })
+    }
+}
+
+impl<F: Real> Learner for MlpLearner<'_, F> {
+    type State = Vec<F>;
+
+    fn start_epoch(&mut self, epoch: usize, planned: Option<usize>) -> Result<()> {
+        self.epoch = epoch;
+        if let Some(total) = planned {
+            self.opt.set_lr_scale(self.lr_schedule.factor(epoch, total))?;
+        }
+        Ok(())
+    }
+
+    fn train_batch(&mut self, batch: &[usize]) -> Result<Vec<f64>> {
+        let xb = self.data.train_x.select_rows(batch);
+        let yb: Vec<usize> = batch.iter().map(|&i| self.data.train_y[i]).collect();
+        self.mlp.forward_cached(xb.view(), &mut self.cache)?;
+        let loss = softmax_cross_entropy(self.cache.output().view(), &yb, &mut self.g_logits);
+        anyhow::ensure!(loss.is_finite(), "digital MLP diverged in epoch {}; lower --lr", self.epoch);
+        self.mlp.backward(&self.cache, self.g_logits.view(), &mut self.grad, None);
+        self.opt.step(&mut self.params, &self.grad);
+        self.mlp.params_mut().copy_from_slice(&self.params);
+        self.work.digital_flops += self.mlp.flops_forward(batch.len())
+            + self.mlp.flops_backward(batch.len())
+            + self.opt_cfg.flops_per_step(self.params.len());
+        Ok(vec![loss.to_f64().unwrap_or(f64::NAN)])
+    }
+
+    fn accuracy(&mut self, split: Split) -> Result<f64> {
+        let (x, y) = match split {
+            Split::Train => (self.data.train_x, self.data.train_y),
+            Split::Test => (self.data.test_x, self.data.test_y),
+            Split::Validation => anyhow::bail!("the digital MLP has no validation split"),
+        };
+        let logits = self.mlp.forward(x.view())?;
+        self.work.digital_flops += self.mlp.flops_forward(x.rows());
+        let ok = (0..y.len()).filter(|&r| ff_core::network::argmax(logits.row(r)) == y[r]).count();
+        Ok(ok as f64 / y.len().max(1) as f64)
+    }
+
+    fn counters(&self) -> Counters {
+        self.work
+    }
+
+    fn state(&self) -> Vec<F> {
+        self.params.clone()
+    }
+
+    fn restore(&mut self, state: Vec<F>) -> Result<()> {
+        anyhow::ensure!(state.len() == self.params.len(), "a state of another network");
+        self.mlp.params_mut().copy_from_slice(&state);
+        self.params = state;
+        Ok(())
+    }
+}
+
+/// Trains the digital MLP of [`MlpLearner`] on `data` (test accuracy after every epoch,
+/// train accuracy at the end).
 ///
 /// # Errors
 /// Shape errors, a diverging run.
@@ -665,58 +864,11 @@ pub fn train_digital_mlp<F: Real>(
     opts: &E2eOptions,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> Result<MethodRun> {
-    let start = Instant::now();
-    let mut sizes = vec![data.train_x.cols()];
-    sizes.extend(std::iter::repeat_n(opts.hidden, blocks.max(1)));
-    sizes.push(data.num_classes);
-    let mut mlp =
-        Mlp::<F>::new(&sizes, Activation::Relu, Activation::Identity, &mut rng_for(opts.seed, "digital mlp init"))?;
-    let opt_cfg = OptimizerConfig::adam(opts.lr);
-    let mut opt = Optimizer::<F>::new(opt_cfg, mlp.num_params());
-    let (mut cache, mut gp, mut g) = (MlpCache::default(), vec![F::zero(); mlp.num_params()], Matrix::zeros(0, 0));
-    let mut params = mlp.params().to_vec();
-    let n = data.train_x.rows();
-    let batch = if opts.batch_size == 0 { n } else { opts.batch_size.min(n) };
-    let (mut flops, mut eval_flops) = (0u64, 0u64);
-    let mut history = Vec::new();
-    let acc = |m: &Mlp<F>, x: &Matrix<F>, y: &[usize], flops: &mut u64| -> Result<f64> {
-        let logits = m.forward(x.view())?;
-        *flops += m.flops_forward(x.rows());
-        let ok = (0..y.len()).filter(|&r| ff_core::network::argmax(logits.row(r)) == y[r]).count();
-        Ok(ok as f64 / y.len().max(1) as f64)
-    };
-    for epoch in 1..=opts.epochs {
-        for idx in epoch_order(n, opts.seed, epoch as u64).chunks(batch) {
-            let xb = data.train_x.select_rows(idx);
-            let yb: Vec<usize> = idx.iter().map(|&i| data.train_y[i]).collect();
-            mlp.forward_cached(xb.view(), &mut cache)?;
-            let loss = softmax_cross_entropy(cache.output().view(), &yb, &mut g);
-            anyhow::ensure!(loss.is_finite(), "digital MLP diverged in epoch {epoch}; lower --lr");
-            mlp.backward(&cache, g.view(), &mut gp, None);
-            opt.step(&mut params, &gp);
-            mlp.params_mut().copy_from_slice(&params);
-            flops +=
-                mlp.flops_forward(idx.len()) + mlp.flops_backward(idx.len()) + opt_cfg.flops_per_step(params.len());
-        }
-        let a = acc(&mlp, data.test_x, data.test_y, &mut eval_flops)?;
-        on_epoch(epoch, a);
-        history.push(a);
-    }
-    let train_accuracy = acc(&mlp, data.train_x, data.train_y, &mut eval_flops)?;
-    Ok(MethodRun {
-        method: "digital MLP (BP)".into(),
-        test_accuracy: *history.last().expect("at least one epoch"),
-        train_accuracy: Some(train_accuracy),
-        wall_seconds: start.elapsed().as_secs_f64(),
-        train_physical_queries: 0,
-        eval_physical_queries: 0,
-        digital_flops: flops,
-        eval_flops,
-        twin_flops: 0,
-        twin_queries: 0,
-        epochs: opts.epochs,
-        test_accuracy_history: history,
-    })
+    const METHOD: &str = "digital MLP (BP)";
+    let mut learner = MlpLearner::new(data, blocks, opts)?;
+    let mut progress = OnEval(|p: &crate::driver::EvalPoint| on_epoch(p.epoch, p.test_accuracy));
+    let d = drive(&mut learner, &opts.plan(data.train_x.rows(), METHOD), None, None, &mut [&mut progress])?;
+    Ok(method_run(METHOD, d, opts.epochs))
 }
 
 #[cfg(test)]
@@ -770,7 +922,7 @@ mod tests {
         let mut reality = Power { c: 2.0, a: 1.1, physical: true };
         let target = reality.forward(Matrix::from_fn(8, 1, |r, _| 1.5 * x.get(r, 0)).view()).unwrap();
         let mut w = 1.0;
-        let mut t = Tally::default();
+        let mut t = Counters::default();
         for _ in 0..3000 {
             let u = Matrix::from_fn(8, 1, |r, _| w * x.get(r, 0));
             let y = b.train_forward(&u, &mut t).unwrap();
@@ -829,7 +981,16 @@ mod tests {
     #[test]
     fn data_twin_inputs_are_the_blocks_own_inputs() {
         let x = Matrix::<f64>::from_fn(40, 6, |r, c| ((r * 7 + c * 3) % 11) as f64 / 11.0);
-        let opts = E2eOptions { epochs: 1, batch_size: 8, lr: 1e-3, hidden: 4, skip: false, seed: 3 };
+        let opts = E2eOptions {
+            epochs: 1,
+            batch_size: 8,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            lr_schedule: LrSchedule::Constant,
+            hidden: 4,
+            skip: false,
+            seed: 3,
+        };
         let twin = crate::baselines::TwinConfig { samples: 100, epochs: 2, hidden: vec![8], ..Default::default() };
         let dims = [(6, 5), (4, 5)];
         let (mut systems, seen) = recording_blocks(&dims);
@@ -846,7 +1007,7 @@ mod tests {
         let data_rows: Vec<Vec<f64>> = (0..x.rows()).map(|r| x.row(r).to_vec()).collect();
         assert!(s1[40..].iter().all(|row| data_rows.contains(row)), "block 1 twin inputs are data rows");
         let (mut plain, _) = recording_blocks(&dims);
-        let mut t = Tally::default();
+        let mut t = Counters::default();
         let blocks: Vec<BlockModel<f64>> = plain
             .drain(..)
             .map(|p| BlockModel::Pat {

@@ -13,7 +13,10 @@ pub mod twin;
 
 pub use compare::{compare, CompareOptions, CompareReport, MethodSummary};
 pub use drift::{drift_experiment, DriftOptions, DriftReport};
-pub use e2e::{train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eOptions, E2eTrainer, Tally, TwinInputs};
+pub use e2e::{
+    train_digital_mlp, train_end_to_end, BlockModel, E2eData, E2eLearner, E2eOptions, E2eTrainer, MlpLearner,
+    TwinInputs,
+};
 pub use energy::EnergyModel;
 pub use twin::{Twin, TwinConfig, TwinFit};
 
