@@ -100,13 +100,21 @@ pub struct MiniBatches {
     size: usize,
     min_last: usize,
     seed: u64,
+    first_stream: u64,
 }
 
 impl MiniBatches {
     /// Batches of `batch_size` of `n` samples (0: the whole set), shuffled per epoch from `seed`.
     pub fn new(n: usize, batch_size: usize, seed: u64) -> Self {
         let size = if batch_size == 0 { n } else { batch_size.min(n) };
-        MiniBatches { n, size: size.max(1), min_last: 1, seed }
+        MiniBatches { n, size: size.max(1), min_last: 1, seed, first_stream: 1 }
+    }
+
+    /// Draws the order of epoch `e` (from 1) from the stream of epoch `e - 1 + first`
+    /// ([`epoch_order`]); `first` is 1 by default. The twin fits have numbered their order
+    /// streams from 0 since they were written, and keep it so that their fits reproduce.
+    pub fn streams_from(self, first: u64) -> Self {
+        MiniBatches { first_stream: first, ..self }
     }
 
     /// A last batch shorter than `min` samples joins the previous one (unsupervised training
@@ -125,13 +133,13 @@ impl MiniBatches {
         self.n
     }
 
-    /// The sample order of epoch `epoch` (streams as [`epoch_order`]): `0..n` when one batch holds
-    /// the whole set.
+    /// The sample order of epoch `epoch` (from 1; streams as [`epoch_order`]): `0..n` when one
+    /// batch holds the whole set.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         if self.size >= self.n {
             (0..self.n).collect()
         } else {
-            epoch_order(self.n, self.seed, epoch)
+            epoch_order(self.n, self.seed, (epoch + self.first_stream).saturating_sub(1))
         }
     }
 

@@ -5,12 +5,13 @@
 //! [`PhysicalSystem`] (not physical: its queries are digital) and [`Differentiable`], which is
 //! what physics-aware training and in-silico training need.
 
+use crate::driver::{drive, EvalSchedule, Learner, Plan, Split, Stop};
 use crate::io::write_atomic;
 use anyhow::{Context, Result};
-use ff_core::rng::rng_for;
+use ff_core::rng::{rng_for, MiniBatches};
 use ff_core::{
-    check_batch, check_vjp_shapes, Activation, Differentiable, MatMut, MatRef, Matrix, Mlp, MlpCache, MlpScratch,
-    Optimizer, OptimizerConfig, PhysicalSystem, Real, SystemError,
+    check_batch, check_vjp_shapes, Activation, Counters, Differentiable, MatMut, MatRef, Matrix, Mlp, MlpCache,
+    MlpScratch, Optimizer, OptimizerConfig, PhysicalSystem, Real, SystemError,
 };
 use ff_data::permutation;
 use rand::Rng as _;
@@ -157,6 +158,91 @@ fn standardise_into<F: Real>(m: MatRef<'_, F>, mean: &[F], sd: &[F], out: &mut M
     }
 }
 
+/// The fit of a twin's MLP as a [`Learner`]: Adam on the mean squared error between the MLP
+/// and the standardised outputs, one step per mini-batch.
+struct TwinLearner<'a, F: Real> {
+    name: &'a str,
+    mlp: Mlp<F>,
+    xs: &'a Matrix<F>,
+    ys: &'a Matrix<F>,
+    opt_cfg: OptimizerConfig,
+    opt: Optimizer<F>,
+    params: Vec<F>,
+    cache: MlpCache<F>,
+    grad: Vec<F>,
+    work: Counters,
+    epoch: usize,
+}
+
+impl<'a, F: Real> TwinLearner<'a, F> {
+    fn new(name: &'a str, mlp: Mlp<F>, xs: &'a Matrix<F>, ys: &'a Matrix<F>, lr: f64) -> Self {
+        let opt_cfg = OptimizerConfig::adam(lr);
+        TwinLearner {
+            name,
+            opt: Optimizer::<F>::new(opt_cfg, mlp.num_params()),
+            opt_cfg,
+            params: mlp.params().to_vec(),
+            grad: vec![F::zero(); mlp.num_params()],
+            cache: MlpCache::default(),
+            mlp,
+            xs,
+            ys,
+            work: Counters::default(),
+            epoch: 0,
+        }
+    }
+}
+
+impl<F: Real> Learner for TwinLearner<'_, F> {
+    type State = Vec<F>;
+
+    fn start_epoch(&mut self, epoch: usize, _planned: Option<usize>) -> Result<()> {
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    fn train_batch(&mut self, batch: &[usize]) -> Result<Vec<f64>> {
+        let (xb, yb) = (self.xs.select_rows(batch), self.ys.select_rows(batch));
+        let d_out = yb.cols();
+        self.mlp.forward_cached(xb.view(), &mut self.cache)?;
+        let scale = F::c(2.0 / (batch.len() * d_out) as f64);
+        let out = self.cache.output();
+        let g = Matrix::from_fn(batch.len(), d_out, |r, c| (out.get(r, c) - yb.get(r, c)) * scale);
+        self.mlp.backward(&self.cache, g.view(), &mut self.grad, None);
+        self.opt.step(&mut self.params, &self.grad);
+        self.mlp.params_mut().copy_from_slice(&self.params);
+        self.work.digital_flops += self.mlp.flops_forward(batch.len())
+            + self.mlp.flops_backward(batch.len())
+            + self.opt_cfg.flops_per_step(self.params.len());
+        anyhow::ensure!(
+            self.params.iter().all(|p| p.is_finite()),
+            "twin fit of {} diverged in epoch {}; lower twin.lr",
+            self.name,
+            self.epoch
+        );
+        Ok(Vec::new())
+    }
+
+    fn accuracy(&mut self, _split: Split) -> Result<f64> {
+        anyhow::bail!("a twin is a regression: it has no accuracy (its fit reports RMSE)")
+    }
+
+    fn counters(&self) -> Counters {
+        self.work
+    }
+
+    fn state(&self) -> Vec<F> {
+        self.params.clone()
+    }
+
+    fn restore(&mut self, state: Vec<F>) -> Result<()> {
+        anyhow::ensure!(state.len() == self.params.len(), "a state of another twin");
+        self.mlp.params_mut().copy_from_slice(&state);
+        self.params = state;
+        Ok(())
+    }
+}
+
 impl<F: Real> Twin<F> {
     /// Fits a twin to pairs `x -> y` (rows are samples): the last `val_fraction` of a seeded
     /// shuffle is held out. `name` names the twin (e.g. `"twin of optics 32x32"`).
@@ -189,32 +275,18 @@ impl<F: Real> Twin<F> {
         }
         sizes.push(d_out);
         let mut rng = rng_for(cfg.seed, "twin init");
-        let mut mlp = Mlp::<F>::new(&sizes, Activation::Silu, Activation::Identity, &mut rng)?;
-        let opt_cfg = OptimizerConfig::adam(cfg.lr);
-        let mut opt = Optimizer::<F>::new(opt_cfg, mlp.num_params());
-        let (mut cache, mut gp) = (MlpCache::default(), vec![F::zero(); mlp.num_params()]);
-        let mut flops = 0u64;
-        let mut params = mlp.params().to_vec();
-        for epoch in 0..cfg.epochs {
-            let order = ff_data::epoch_order(xs.rows(), cfg.seed, epoch as u64);
-            for idx in order.chunks(cfg.batch_size) {
-                let (xb, yb) = (xs.select_rows(idx), ys.select_rows(idx));
-                mlp.forward_cached(xb.view(), &mut cache)?;
-                let scale = F::c(2.0 / (idx.len() * d_out) as f64);
-                let out = cache.output();
-                let g = Matrix::from_fn(idx.len(), d_out, |r, c| (out.get(r, c) - yb.get(r, c)) * scale);
-                mlp.backward(&cache, g.view(), &mut gp, None);
-                opt.step(&mut params, &gp);
-                mlp.params_mut().copy_from_slice(&params);
-                flops +=
-                    mlp.flops_forward(idx.len()) + mlp.flops_backward(idx.len()) + opt_cfg.flops_per_step(params.len());
-            }
-            anyhow::ensure!(
-                params.iter().all(|p| p.is_finite()),
-                "twin fit of {name} diverged in epoch {}; lower twin.lr",
-                epoch + 1
-            );
-        }
+        let mlp = Mlp::<F>::new(&sizes, Activation::Silu, Activation::Identity, &mut rng)?;
+        let mut learner = TwinLearner::new(name, mlp, &xs, &ys, cfg.lr);
+        let plan = Plan {
+            stop: Stop::Epochs(cfg.epochs),
+            eval: EvalSchedule::Never,
+            batches: MiniBatches::new(xs.rows(), cfg.batch_size, cfg.seed).streams_from(0),
+            train_eval: false,
+            select: false,
+            name: None,
+        };
+        drive(&mut learner, &plan, None, None, &mut [])?;
+        let (mlp, mut flops) = (learner.mlp, learner.work.digital_flops);
         let twin = Twin { name: name.into(), mlp, in_mean, in_sd, out_mean, out_sd, scratch: TwinScratch::default() };
         let train_rmse = twin.rmse(&xt, &yt)?;
         let (val_rmse, val_rmse_of_mean) = if va.is_empty() {
