@@ -46,7 +46,7 @@ fn methods(c: &mut Criterion) {
     });
     g.bench_function("ideal_bp", |b| {
         b.iter(|| {
-            let mut blocks: Vec<BlockModel<f32>> = optics_systems::<f32>(&ocfgs)
+            let blocks: Vec<BlockModel<f32>> = optics_systems::<f32>(&ocfgs)
                 .unwrap()
                 .into_iter()
                 .zip(&ocfgs)
@@ -55,12 +55,12 @@ fn methods(c: &mut Criterion) {
                     vjp_flops: optics_vjp_flops(o),
                 })
                 .collect();
-            train_end_to_end("ideal BP", &mut blocks, &data, &eo, |_, _| {}).unwrap()
+            train_end_to_end("ideal BP", blocks, &data, &eo, |_, _| {}).unwrap()
         })
     });
     g.bench_function("pat", |b| {
         b.iter(|| {
-            let mut blocks: Vec<BlockModel<f32>> = optics_systems::<f32>(&ocfgs)
+            let blocks: Vec<BlockModel<f32>> = optics_systems::<f32>(&ocfgs)
                 .unwrap()
                 .into_iter()
                 .zip(&twins)
@@ -70,7 +70,7 @@ fn methods(c: &mut Criterion) {
                     vjp_flops: t.flops_vjp(1),
                 })
                 .collect();
-            train_end_to_end("PAT", &mut blocks, &data, &eo, |_, _| {}).unwrap()
+            train_end_to_end("PAT", blocks, &data, &eo, |_, _| {}).unwrap()
         })
     });
     g.finish();

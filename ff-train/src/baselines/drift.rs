@@ -590,6 +590,9 @@ impl<F: FftReal> Learner for PatUnderDrift<'_, F> {
     }
 }
 
+/// One block's twin fit: its input range and the fit.
+type BlockFit = ((f64, f64), TwinFit);
+
 /// Refits PAT's twins once, at the first mini-batch boundary at or after `refit.at`, the same
 /// way as before training, on the drifting device as it is then.
 struct Refitter<'a, F: Real> {
@@ -600,10 +603,10 @@ struct Refitter<'a, F: Real> {
     opts: &'a DriftOptions,
     seed: u64,
     /// The refit's fits (empty until it happened).
-    fits: Vec<((f64, f64), TwinFit)>,
+    fits: Vec<BlockFit>,
     /// Queries of a free (oracle) refit.
     free_queries: u64,
-    log: &'a mut dyn FnMut(&[((f64, f64), TwinFit)], &str),
+    log: &'a mut dyn FnMut(&[BlockFit], &str),
 }
 
 impl<F: FftReal> Observer<PatUnderDrift<'_, F>> for Refitter<'_, F> {
