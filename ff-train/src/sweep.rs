@@ -89,12 +89,16 @@ impl SweepSpec {
         let base = match top.get("base") {
             None => None,
             Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
-            Some(v) => bail!("invalid base: the path of a configuration file as a string (e.g. base = \"base.toml\"), got {v}"),
+            Some(v) => {
+                bail!("invalid base: the path of a configuration file as a string (e.g. base = \"base.toml\"), got {v}")
+            }
         };
         let threads = match top.get("threads") {
             None => 1,
             Some(toml::Value::Integer(n)) if *n >= 1 => usize::try_from(*n)?,
-            Some(v) => bail!("invalid threads: threads of each run, a whole number of at least 1 (e.g. threads = 1), got {v}"),
+            Some(v) => {
+                bail!("invalid threads: threads of each run, a whole number of at least 1 (e.g. threads = 1), got {v}")
+            }
         };
         let table = |name: &str| -> Result<Vec<(String, toml::Value)>> {
             match top.get(name) {
@@ -130,7 +134,9 @@ impl SweepSpec {
                         flatten("", t, &mut out);
                         Ok(out)
                     }
-                    v => bail!("invalid points entry {i}: a table of settings ([[points]] then key = value lines), got {v}"),
+                    v => bail!(
+                        "invalid points entry {i}: a table of settings ([[points]] then key = value lines), got {v}"
+                    ),
                 })
                 .collect::<Result<_>>()?,
             Some(v) => bail!("invalid points: a list of tables ([[points]] blocks), got {v}"),
@@ -209,7 +215,11 @@ fn describe(settings: &[(String, toml::Value)]) -> String {
 
 /// The configuration of one point: `base` with `settings` applied, the default system chosen by
 /// the data when nothing names one (as `phyff train` does), validated.
-fn point_config(base: &toml::Table, settings: &[(String, toml::Value)], names_system: bool) -> Result<ExperimentConfig> {
+fn point_config(
+    base: &toml::Table,
+    settings: &[(String, toml::Value)],
+    names_system: bool,
+) -> Result<ExperimentConfig> {
     let mut t = base.clone();
     for (k, v) in settings {
         set_key(&mut t, k, v.clone())?;
@@ -277,7 +287,11 @@ impl Manifest {
         }
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            anyhow!("cannot read {}: {e}; is {} a plan? (`phyff sweep plan SWEEP.toml --out DIR` writes one)", path.display(), dir.display())
+            anyhow!(
+                "cannot read {}: {e}; is {} a plan? (`phyff sweep plan SWEEP.toml --out DIR` writes one)",
+                path.display(),
+                dir.display()
+            )
         })?;
         let v: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
         if v.get("format").and_then(Json::as_str) != Some(MANIFEST_FORMAT) {
@@ -310,7 +324,11 @@ impl Manifest {
     /// `index` out of range.
     pub fn point(&self, index: usize) -> Result<&PointEntry> {
         self.points.get(index).ok_or_else(|| {
-            anyhow!("no point {index}: the plan has {} points, 0 to {}", self.points.len(), self.points.len().saturating_sub(1))
+            anyhow!(
+                "no point {index}: the plan has {} points, 0 to {}",
+                self.points.len(),
+                self.points.len().saturating_sub(1)
+            )
         })
     }
 }
@@ -359,7 +377,7 @@ fn query_flops(cfg: &ExperimentConfig) -> f64 {
 /// phyff runs the default job at about 12 GFLOP/s of counted digital work on one thread of a
 /// 2-core cloud machine; a slow or shared core, unvectorised code and the work not counted
 /// (data loading, bookkeeping) fit well within the factor.
-const ASSUMED_FLOPS_PER_SECOND: f64 = 1e9;
+pub const ASSUMED_FLOPS_PER_SECOND: f64 = 1e9;
 
 /// A conservative wall-time bound of a run of `cfg` on one thread, seconds: the arithmetic of
 /// the physical queries and the affine maps (forward and backward, `n_inner` steps) of every
@@ -501,9 +519,12 @@ pub fn plan(sweep_file: &Path, out: &Path) -> Result<(Plan, Planned)> {
     let plan = resolve(&spec, dir).with_context(|| format!("invalid sweep file {}", sweep_file.display()))?;
     if out.join(MANIFEST_FILE).exists() {
         let old = Manifest::read(out)?;
-        let same_configs = plan.manifest.points.iter().zip(&plan.configs).all(|(p, c)| {
-            std::fs::read_to_string(out.join(&p.config)).is_ok_and(|t| t == c.to_toml())
-        });
+        let same_configs = plan
+            .manifest
+            .points
+            .iter()
+            .zip(&plan.configs)
+            .all(|(p, c)| std::fs::read_to_string(out.join(&p.config)).is_ok_and(|t| t == c.to_toml()));
         if old.points.len() == plan.manifest.points.len()
             && old.axes == plan.manifest.axes
             && old.threads == plan.manifest.threads
@@ -531,7 +552,12 @@ pub fn plan(sweep_file: &Path, out: &Path) -> Result<(Plan, Planned)> {
     }
     let mut tsv = String::from("index\tdir\tsettings\n");
     for p in &plan.manifest.points {
-        let s: Vec<String> = plan.manifest.axes.iter().filter_map(|k| p.settings.get(k).map(|v| format!("{k}={}", show_value(v)))).collect();
+        let s: Vec<String> = plan
+            .manifest
+            .axes
+            .iter()
+            .filter_map(|k| p.settings.get(k).map(|v| format!("{k}={}", show_value(v))))
+            .collect();
         let _ = writeln!(tsv, "{}\t{}\t{}", p.index, p.dir, s.join(" "));
     }
     crate::io::write_atomic(&out.join(POINTS_TSV), tsv.as_bytes())?;
@@ -692,7 +718,13 @@ pub struct RunCounts {
 ///
 /// # Errors
 /// A process that cannot be started (the other points still run).
-pub fn run_all(dir: &Path, manifest: &Manifest, jobs: usize, exe: &Path, report: &(dyn Fn(&RunEvent) + Sync)) -> Result<RunCounts> {
+pub fn run_all(
+    dir: &Path,
+    manifest: &Manifest,
+    jobs: usize,
+    exe: &Path,
+    report: &(dyn Fn(&RunEvent) + Sync),
+) -> Result<RunCounts> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let next = AtomicUsize::new(0);
@@ -717,7 +749,10 @@ pub fn run_all(dir: &Path, manifest: &Manifest, jobs: usize, exe: &Path, report:
                         }
                         report(&RunEvent::Done { index: i, run });
                     }
-                    Err(e) => errors.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(format!("point {i}: {e:#}")),
+                    Err(e) => errors
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(format!("point {i}: {e:#}")),
                 }
             });
         }
@@ -789,7 +824,11 @@ pub fn shell_quote(s: &str) -> String {
 /// No points to run, or a relative `dir` or executable.
 pub fn slurm_script(dir: &Path, manifest: &Manifest, todo: &[usize], opts: &SlurmOptions) -> Result<String> {
     if todo.is_empty() {
-        bail!("every point of {} is finished; nothing to submit (`phyff sweep collect {}` tabulates them)", dir.display(), dir.display());
+        bail!(
+            "every point of {} is finished; nothing to submit (`phyff sweep collect {}` tabulates them)",
+            dir.display(),
+            dir.display()
+        );
     }
     if !dir.is_absolute() || !opts.exe.is_absolute() {
         bail!("the plan directory and the phyff executable must be absolute paths in a batch script");
@@ -889,6 +928,9 @@ impl Status {
     }
 }
 
+/// Swept keys with their values, in axis order.
+pub type Settings = Vec<(String, Json)>;
+
 /// One point as collected.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PointResult {
@@ -987,11 +1029,13 @@ pub fn collect(dir: &Path, manifest: &Manifest) -> Result<Collected> {
         let result = pdir.join("result.json");
         let (status, metrics, error, wall) = if result.exists() {
             let text = std::fs::read_to_string(&result)?;
-            let v: Json = serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", result.display()))?;
+            let v: Json =
+                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", result.display()))?;
             let f = |k: &str| v.get(k).and_then(Json::as_f64);
             let u = |k: &str| v.get(k).and_then(Json::as_u64).unwrap_or(0);
             let m = Metrics {
-                test_accuracy: f("test_accuracy").with_context(|| format!("{} has no test_accuracy", result.display()))?,
+                test_accuracy: f("test_accuracy")
+                    .with_context(|| format!("{} has no test_accuracy", result.display()))?,
                 train_accuracy: f("train_accuracy"),
                 ablation_test_accuracy: f("ablation_test_accuracy"),
                 physical_queries: u("physical_queries"),
@@ -1001,16 +1045,30 @@ pub fn collect(dir: &Path, manifest: &Manifest) -> Result<Collected> {
             let wall = f("wall_seconds").map(|w| w + f("ablation_wall_seconds").unwrap_or(0.0));
             (Status::Finished, Some(m), None, wall)
         } else if let Ok(text) = std::fs::read_to_string(pdir.join(FAILURE_FILE)) {
-            let e = serde_json::from_str::<Failure>(&text).map_or_else(|e| format!("unreadable failure.json: {e}"), |f| f.summary());
+            let e = serde_json::from_str::<Failure>(&text)
+                .map_or_else(|e| format!("unreadable failure.json: {e}"), |f| f.summary());
             (Status::Failed, None, Some(e), None)
         } else if pdir.join(crate::checkpoint::CHECKPOINT_FILE).exists() {
-            (Status::Interrupted, None, Some("stopped after a checkpoint (still running, or interrupted: run the plan again to resume)".into()), None)
+            (
+                Status::Interrupted,
+                None,
+                Some("stopped after a checkpoint (still running, or interrupted: run the plan again to resume)".into()),
+                None,
+            )
         } else {
             (Status::Missing, None, Some("not run yet".into()), None)
         };
-        points.push(PointResult { index: p.index, id: p.id.clone(), settings, status, metrics, error, wall_seconds: wall });
+        points.push(PointResult {
+            index: p.index,
+            id: p.id.clone(),
+            settings,
+            status,
+            metrics,
+            error,
+            wall_seconds: wall,
+        });
     }
-    let mut groups: Vec<(Vec<(String, Json)>, Vec<&PointResult>)> = Vec::new();
+    let mut groups: Vec<(Settings, Vec<&PointResult>)> = Vec::new();
     for p in &points {
         let key: Vec<(String, Json)> = p.settings.iter().filter(|(k, _)| k != SEED_KEY).cloned().collect();
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -1022,7 +1080,8 @@ pub fn collect(dir: &Path, manifest: &Manifest) -> Result<Collected> {
         .into_iter()
         .map(|(settings, members)| {
             let done: Vec<&Metrics> = members.iter().filter_map(|p| p.metrics.as_ref()).collect();
-            let stat = |g: &dyn Fn(&Metrics) -> Option<f64>| MeanSd::of(&done.iter().filter_map(|m| g(m)).collect::<Vec<_>>());
+            let stat =
+                |g: &dyn Fn(&Metrics) -> Option<f64>| MeanSd::of(&done.iter().filter_map(|m| g(m)).collect::<Vec<_>>());
             SettingSummary {
                 settings,
                 points: members.len(),
@@ -1080,7 +1139,9 @@ impl Collected {
         for a in &axes {
             let _ = write!(s, " {a} |");
         }
-        s.push_str(" seeds | test accuracy | train accuracy | ablation test accuracy | training queries | digital FLOPs |\n|");
+        s.push_str(
+            " seeds | test accuracy | train accuracy | ablation test accuracy | training queries | digital FLOPs |\n|",
+        );
         s.push_str(&"---|".repeat(axes.len() + 6));
         s.push('\n');
         for g in &self.settings {
@@ -1200,7 +1261,9 @@ impl Collected {
                 let _ = write!(s, "{},", csv_cell(&show_value(v)));
             }
             let _ = write!(s, "{},{}", g.points, g.finished);
-            for m in [&g.test_accuracy, &g.train_accuracy, &g.ablation_test_accuracy, &g.physical_queries, &g.digital_flops] {
+            for m in
+                [&g.test_accuracy, &g.train_accuracy, &g.ablation_test_accuracy, &g.physical_queries, &g.digital_flops]
+            {
                 let _ = write!(s, ",{},{}", opt(m.map(|m| m.mean)), opt(m.and_then(|m| m.sd)));
             }
             s.push('\n');
@@ -1233,7 +1296,7 @@ impl Collected {
         let mut out = Vec::new();
         for axis in axes {
             // The groups: the seed averaged over unless it is the axis plotted.
-            let rows: Vec<(Vec<(String, Json)>, Json, f64)> = if axis == SEED_KEY {
+            let rows: Vec<(Settings, Json, f64)> = if axis == SEED_KEY {
                 self.points
                     .iter()
                     .filter_map(|p| {
@@ -1284,7 +1347,8 @@ impl Collected {
             let x_label = if numeric {
                 axis.clone()
             } else {
-                let names: Vec<String> = categories.iter().enumerate().map(|(i, c)| format!("{i} = {}", show_value(c))).collect();
+                let names: Vec<String> =
+                    categories.iter().enumerate().map(|(i, c)| format!("{i} = {}", show_value(c))).collect();
                 format!("{axis} ({})", names.join(", "))
             };
             let title = if axis == SEED_KEY {
@@ -1319,7 +1383,8 @@ impl Collected {
             (dir.join("results.json"), serde_json::to_string_pretty(&self.json())?.into_bytes()),
         ];
         for (axis, plot) in self.plots() {
-            let name: String = axis.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
+            let name: String =
+                axis.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
             files.push((dir.join(format!("plot-{name}.svg")), plot.svg().into_bytes()));
             files.push((dir.join(format!("plot-{name}.png")), plot.png()));
         }
@@ -1346,7 +1411,10 @@ mod tests {
 
     #[test]
     fn a_grid_expands_in_key_order_with_the_seed_fastest() {
-        let spec = SweepSpec::parse("[set]\nepochs = 1\n[grid]\nseed = [0, 1]\nlr = [1e-3, 5e-4]\nsystem = [\"optics\", \"microwave\"]\n").unwrap();
+        let spec = SweepSpec::parse(
+            "[set]\nepochs = 1\n[grid]\nseed = [0, 1]\nlr = [1e-3, 5e-4]\nsystem = [\"optics\", \"microwave\"]\n",
+        )
+        .unwrap();
         assert_eq!(spec.axes(), ["lr", "system", "seed"]);
         let points: Vec<String> = spec.expand().iter().map(|p| show(p)).collect();
         assert_eq!(points.len(), 8);
@@ -1368,7 +1436,9 @@ mod tests {
         let got: Vec<_> = plan.configs.iter().map(|c| (c.system.name(), c.hidden, c.seed)).collect();
         assert_eq!(got, [("optics", 16, 3), ("optics", 16, 4), ("microwave", 20, 3), ("microwave", 20, 4)]);
         // A list alone, and a key inside a table.
-        let spec = SweepSpec::parse("[[points]]\noptics.field_size = 16\n[[points]]\n[points.optics]\nfield_size = 24\n").unwrap();
+        let spec =
+            SweepSpec::parse("[[points]]\noptics.field_size = 16\n[[points]]\n[points.optics]\nfield_size = 24\n")
+                .unwrap();
         assert_eq!(spec.axes(), ["optics.field_size"]);
         let plan = resolve(&spec, Path::new(".")).unwrap();
         assert_eq!(plan.configs.iter().map(|c| c.optics.field_size).collect::<Vec<_>>(), [16, 24]);
@@ -1390,7 +1460,10 @@ mod tests {
             e
         };
         let e = err("[grid]\nhidden = [16, 15, 25]\n");
-        assert!(e.contains("point 1 of 3 (hidden = 15)") && e.contains("invalid hidden") && e.contains("perfect square"), "{e}");
+        assert!(
+            e.contains("point 1 of 3 (hidden = 15)") && e.contains("invalid hidden") && e.contains("perfect square"),
+            "{e}"
+        );
         let e = err("[grid]\nseed = [0, 1]\nlr = [1e-3, -1.0]\n");
         assert!(e.contains("point 2 of 4 (lr = -1.0, seed = 0)") && e.contains("lr"), "{e}");
         let e = err("[grid]\nlr = [\"fast\"]\n");
@@ -1425,7 +1498,8 @@ mod tests {
         let m = Manifest::read(&out).unwrap();
         assert_eq!(m, p.manifest);
         assert_eq!((m.threads, m.points.len(), m.points[1].dir.as_str()), (2, 2, "points/001"));
-        let cfg = ExperimentConfig::from_toml(&std::fs::read_to_string(out.join(&m.points[1].config)).unwrap()).unwrap();
+        let cfg =
+            ExperimentConfig::from_toml(&std::fs::read_to_string(out.join(&m.points[1].config)).unwrap()).unwrap();
         assert_eq!((cfg.epochs, cfg.hidden, cfg.seed), (3, 16, 1));
         assert!(std::fs::read_to_string(out.join(POINTS_TSV)).unwrap().contains("1\tpoints/001\tseed=1"));
         // The same plan again changes nothing; another one is refused.
@@ -1434,7 +1508,8 @@ mod tests {
         let e = plan(&sweep, &out).unwrap_err().to_string();
         assert!(e.contains("already holds another plan"), "{e}");
         // A manifest of another version is refused with the fix.
-        let text = std::fs::read_to_string(out.join(MANIFEST_FILE)).unwrap().replace("\"version\": 1", "\"version\": 99");
+        let text =
+            std::fs::read_to_string(out.join(MANIFEST_FILE)).unwrap().replace("\"version\": 1", "\"version\": 99");
         std::fs::write(out.join(MANIFEST_FILE), text).unwrap();
         let e = Manifest::read(&out).unwrap_err().to_string();
         assert!(e.contains("version 99") && e.contains("plan the sweep again"), "{e}");
@@ -1468,7 +1543,10 @@ mod tests {
 
     #[test]
     fn the_slurm_script_runs_one_point_per_task_with_the_plan_s_resources() {
-        let m = manifest(&["lr"], &[serde_json::json!({"lr": 1}), serde_json::json!({"lr": 2}), serde_json::json!({"lr": 3})]);
+        let m = manifest(
+            &["lr"],
+            &[serde_json::json!({"lr": 1}), serde_json::json!({"lr": 2}), serde_json::json!({"lr": 3})],
+        );
         let opts = SlurmOptions {
             exe: PathBuf::from("/opt/phyff it's/phyff"),
             max_running: 4,
@@ -1499,7 +1577,10 @@ mod tests {
         let opts = SlurmOptions { time: Some("2:00:00".into()), mem: Some("4G".into()), extra: vec![], ..opts };
         let s = slurm_script(Path::new("/scratch/plan"), &m, &[0, 2], &opts).unwrap();
         assert!(s.contains("--array=0,2%4\n") && s.contains("--time=2:00:00\n") && s.contains("--mem=4G\n"), "{s}");
-        assert!(slurm_script(Path::new("/scratch/plan"), &m, &[], &opts).unwrap_err().to_string().contains("nothing to submit"));
+        assert!(slurm_script(Path::new("/scratch/plan"), &m, &[], &opts)
+            .unwrap_err()
+            .to_string()
+            .contains("nothing to submit"));
         assert!(slurm_script(Path::new("plan"), &m, &[0], &opts).is_err());
         assert_eq!(array_ranges(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
         assert_eq!(slurm_time(90_061), "1-01:01:01");
@@ -1531,16 +1612,21 @@ mod tests {
     #[test]
     fn collect_averages_over_seeds_and_lists_failed_and_missing_points() {
         let dir = tmp("collect");
-        let pts: Vec<_> = [("optics", 0), ("optics", 1), ("optics", 2), ("microwave", 0), ("microwave", 1), ("microwave", 2)]
-            .iter()
-            .map(|(s, seed)| serde_json::json!({"system": s, "seed": seed}))
-            .collect();
+        let pts: Vec<_> =
+            [("optics", 0), ("optics", 1), ("optics", 2), ("microwave", 0), ("microwave", 1), ("microwave", 2)]
+                .iter()
+                .map(|(s, seed)| serde_json::json!({"system": s, "seed": seed}))
+                .collect();
         let m = manifest(&["system", "seed"], &pts);
         write_result(&dir, 0, 0.5, Some(0.6));
         write_result(&dir, 1, 0.7, Some(0.8));
         write_result(&dir, 2, 0.9, None);
         write_result(&dir, 3, 0.25, None);
-        let failure = Failure { status: "exit status 2".into(), stderr_tail: "line\nerror: cannot read data\n".into(), resumed: false };
+        let failure = Failure {
+            status: "exit status 2".into(),
+            stderr_tail: "line\nerror: cannot read data\n".into(),
+            resumed: false,
+        };
         std::fs::create_dir_all(dir.join("points/004")).unwrap();
         std::fs::write(dir.join("points/004").join(FAILURE_FILE), serde_json::to_string(&failure).unwrap()).unwrap();
         let c = collect(&dir, &m).unwrap();
@@ -1559,7 +1645,10 @@ mod tests {
         assert!(md.contains("6 points: 4 finished, 1 failed, 0 interrupted, 1 missing"), "{md}");
         assert!(md.contains("| optics | 3/3 | 0.7000 ± 0.2000 | 0.7000 ± 0.1414 | - | 100 | 1001 |"), "{md}");
         assert!(md.contains("| microwave | 1/3 | 0.2500 | - | - | 100 | 1003 |"), "{md}");
-        assert!(md.contains("- point 004 (system = microwave, seed = 1): failed: exit status 2: error: cannot read data"), "{md}");
+        assert!(
+            md.contains("- point 004 (system = microwave, seed = 1): failed: exit status 2: error: cannot read data"),
+            "{md}"
+        );
         assert!(md.contains("- point 005 (system = microwave, seed = 2): missing: not run yet"), "{md}");
         assert!(!md.contains("1.5"), "wall times stay out of the tables: {md}");
         let csv = c.points_csv();

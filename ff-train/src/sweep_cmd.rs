@@ -16,7 +16,8 @@ enum SweepCommand {
     /// Write one validated configuration per point of a sweep file, and the manifest
     /// (DIR/manifest.json, DIR/points.tsv). Every point is checked before anything is written.
     Plan {
-        /// The sweep file: base configuration, [set], [grid] axes and/or [[points]] (docs/sweeps.md).
+        /// The sweep file: a base configuration, settings of every point, the axes of a grid
+        /// and/or a list of points (docs/sweeps.md).
         sweep: PathBuf,
         /// Directory of the plan (new or empty; planning the same sweep again into it changes nothing).
         #[arg(long, value_name = "DIR")]
@@ -133,7 +134,11 @@ pub(crate) fn sweep_cmd(args: &SweepArgs) -> Result<()> {
             let jobs = jobs.unwrap_or((cores / m.threads.max(1)).max(1));
             anyhow::ensure!(jobs >= 1, "invalid --jobs: at least 1 process, got 0");
             let total = m.points.len();
-            println!("phyff sweep run: {total} points of {}, {jobs} at a time, {} thread(s) each", dir.display(), m.threads);
+            println!(
+                "phyff sweep run: {total} points of {}, {jobs} at a time, {} thread(s) each",
+                dir.display(),
+                m.threads
+            );
             let report = |e: &RunEvent| match e {
                 RunEvent::Started { index, resumed } => {
                     let verb = if *resumed { "resumed from its checkpoint" } else { "started" };
@@ -142,7 +147,9 @@ pub(crate) fn sweep_cmd(args: &SweepArgs) -> Result<()> {
                 RunEvent::Done { index, run } => {
                     let what = describe(&m, *index);
                     match run {
-                        PointRun::AlreadyFinished => println!("[{}/{total}] {what} already finished, not rerun", index + 1),
+                        PointRun::AlreadyFinished => {
+                            println!("[{}/{total}] {what} already finished, not rerun", index + 1)
+                        }
                         PointRun::Finished { seconds, test_accuracy, .. } => println!(
                             "[{}/{total}] {what} finished in {seconds:.1} s: test accuracy {}",
                             index + 1,
@@ -165,7 +172,11 @@ pub(crate) fn sweep_cmd(args: &SweepArgs) -> Result<()> {
                 c.failed,
                 dir.display()
             );
-            anyhow::ensure!(c.failed == 0, "{} of {total} points failed; fix the cause and run again to retry them", c.failed);
+            anyhow::ensure!(
+                c.failed == 0,
+                "{} of {total} points failed; fix the cause and run again to retry them",
+                c.failed
+            );
             Ok(())
         }
         SweepCommand::RunPoint { dir, index, phyff } => {
@@ -202,7 +213,10 @@ pub(crate) fn sweep_cmd(args: &SweepArgs) -> Result<()> {
             println!("wrote {} ({} of {} points to run)", path.display(), todo.len(), m.points.len());
             if *submit {
                 let id = sweep::submit(&path)?;
-                println!("submitted job {id}: squeue -j {id} shows it; phyff sweep collect {} tabulates the results", dir.display());
+                println!(
+                    "submitted job {id}: squeue -j {id} shows it; phyff sweep collect {} tabulates the results",
+                    dir.display()
+                );
                 println!("job_id={id}");
             } else {
                 println!("submit it with: sbatch {}", path.display());

@@ -220,7 +220,9 @@ fn cluster_and_sweep(work: &Path, phyff: &Path, started: Instant) -> Result<()> 
     std::fs::write(&conf, slurm_conf(work, &host, cpus, mem))?;
     let key = work.join("munge.key");
     if Command::new("mungekey").arg("-c").arg("-k").arg(&key).status().map_or(true, |s| !s.success()) {
-        status(Command::new("dd").arg("if=/dev/urandom").arg(format!("of={}", key.display())).args(["bs=1", "count=1024"]))?;
+        status(
+            Command::new("dd").arg("if=/dev/urandom").arg(format!("of={}", key.display())).args(["bs=1", "count=1024"]),
+        )?;
     }
     status(Command::new("chmod").arg("600").arg(&key))?;
     let log = work.join("log");
@@ -245,7 +247,11 @@ fn cluster_and_sweep(work: &Path, phyff: &Path, started: Instant) -> Result<()> 
     }
     // The Slurm commands and phyff's sbatch find the cluster by SLURM_CONF.
     std::env::set_var("SLURM_CONF", &conf);
-    daemons.start("slurmctld", Command::new("slurmctld").arg("-D").arg("-i").arg("-f").arg(&conf), &log.join("slurmctld.out"))?;
+    daemons.start(
+        "slurmctld",
+        Command::new("slurmctld").arg("-D").arg("-i").arg("-f").arg(&conf),
+        &log.join("slurmctld.out"),
+    )?;
     std::thread::sleep(Duration::from_secs(1));
     daemons.start("slurmd", Command::new("slurmd").arg("-D").arg("-f").arg(&conf), &log.join("slurmd.out"))?;
     let t0 = Instant::now();
@@ -272,12 +278,12 @@ fn cluster_and_sweep(work: &Path, phyff: &Path, started: Instant) -> Result<()> 
     }
 
     let t_slurm = Instant::now();
-    let out = output(
-        Command::new(phyff)
-            .args(["sweep", "slurm"])
-            .arg(&slurm_plan)
-            .args(["--submit", "--max-running", "2", "--sbatch-arg=--partition=debug"]),
-    )?;
+    let out = output(Command::new(phyff).args(["sweep", "slurm"]).arg(&slurm_plan).args([
+        "--submit",
+        "--max-running",
+        "2",
+        "--sbatch-arg=--partition=debug",
+    ]))?;
     print!("{out}");
     let job = out
         .lines()
