@@ -1341,10 +1341,20 @@ impl Collected {
                     None => series.push((name, vec![(x, acc)])),
                 }
             }
+            // Small or widely spread positive values (learning rates): a log10 axis, whose ticks
+            // read as numbers.
+            let xs: Vec<f64> = series.iter().flat_map(|s| s.1.iter().map(|p| p.0)).collect();
+            let (lo, hi) = xs.iter().fold((f64::INFINITY, 0.0_f64), |(a, b), &x| (a.min(x), b.max(x)));
+            let log = numeric && lo > 0.0 && (hi < 0.01 || hi / lo > 100.0);
             for (_, pts) in &mut series {
+                if log {
+                    pts.iter_mut().for_each(|p| p.0 = p.0.log10());
+                }
                 pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             }
-            let x_label = if numeric {
+            let x_label = if log {
+                format!("log10({axis})")
+            } else if numeric {
                 axis.clone()
             } else {
                 let names: Vec<String> =
@@ -1665,6 +1675,20 @@ mod tests {
         let xy = &plots[0].1.series[0].1;
         assert_eq!((xy.len(), xy[0].0, xy[1]), (2, 0.0, (1.0, 0.25)));
         assert!((xy[0].1 - 0.7).abs() < 1e-12, "{xy:?}");
+        let lr = Collected {
+            axes: vec!["lr".into()],
+            points: Vec::new(),
+            settings: [1e-3, 1e-4]
+                .iter()
+                .map(|&lr| SettingSummary {
+                    settings: vec![("lr".into(), serde_json::json!(lr))],
+                    ..c.settings[0].clone()
+                })
+                .collect(),
+        };
+        let plots = lr.plots();
+        assert_eq!(plots[0].1.x_label, "log10(lr)");
+        assert_eq!(plots[0].1.series[0].1.iter().map(|p| p.0.round()).collect::<Vec<_>>(), [-4.0, -3.0]);
         let files = c.write(&dir).unwrap();
         assert!(files.iter().any(|f| f.ends_with("plot-system.png")), "{files:?}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -194,6 +194,7 @@ pub(crate) fn sweep_cmd(args: &SweepArgs) -> Result<()> {
             Ok(())
         }
         SweepCommand::Slurm { dir, submit, max_running, time, mem, job_name, sbatch_arg, phyff, script } => {
+            anyhow::ensure!(*max_running >= 1, "invalid --max-running: at least 1 task at a time, got 0");
             let m = Manifest::read(dir)?;
             let abs = std::path::absolute(dir)?;
             let exe = this_exe(phyff)?;
