@@ -11,6 +11,8 @@
 //! - [`memory`]: the memory a configuration needs, checked against the machine's before building.
 //! - [`export`]: a model's tensors as safetensors or npz (`phyff export`).
 //! - [`standardize`]: per-feature standardisation of CSV data, fitted on the training split.
+//! - [`sweep`]: sweeps over seeds and settings, run here or as a Slurm job array, collected
+//!   into one table (`phyff sweep`).
 //!
 //! Library errors are `anyhow` here: this crate is the application layer.
 
@@ -29,5 +31,6 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod standardize;
+pub mod sweep;
 pub mod systems;
 pub mod trainer;

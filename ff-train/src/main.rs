@@ -13,6 +13,7 @@ use std::path::PathBuf;
 mod compare_cmd;
 mod drift_cmd;
 mod export_cmd;
+mod sweep_cmd;
 
 #[derive(Parser)]
 #[command(name = "phyff", version, about = "Train deep physical neural networks without backpropagation (PhyLL)")]
@@ -52,6 +53,9 @@ enum Command {
     /// Write a model's weights, biases and prototypes as safetensors or npz, for numpy and
     /// PyTorch (the JSON model stays the exact, resumable format).
     Export(export_cmd::ExportArgs),
+    /// Sweeps over seeds and settings: plan one configuration per point, run them here or as a
+    /// Slurm job array (resumable), collect one table with mean +- sd over seeds (docs/sweeps.md).
+    Sweep(sweep_cmd::SweepArgs),
 }
 
 #[derive(Args)]
@@ -551,6 +555,7 @@ fn main() {
         Command::Compare(a) => compare_cmd::compare_cmd(a),
         Command::Drift(a) => drift_cmd::drift_cmd(a),
         Command::Export(a) => export_cmd::export_cmd(a),
+        Command::Sweep(a) => sweep_cmd::sweep_cmd(a),
         Command::Config => {
             print!("{}", ff_train::config_doc::default_toml_with_comments());
             Ok(())

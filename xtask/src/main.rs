@@ -8,6 +8,7 @@ mod md5;
 mod peers;
 mod reproduce;
 mod roofline;
+mod slurm_test;
 mod tabular;
 
 use anyhow::{bail, Result};
@@ -31,6 +32,10 @@ tasks:
                  default phyff train on tables nobody tuned for (scikit-learn's bundled
                  tables via PyPI, the Fashion-MNIST subset) beside k-NN and logistic
                  regression: docs/tabular.md
+  slurm-test [--keep]
+                 phyff sweep on a real one-node Slurm (installs Debian's slurm-wlm, starts
+                 munged, slurmctld, slurmd; needs root): a 6-point array must collect into
+                 the same tables as phyff sweep run; not part of cargo test or CI
   help           this message";
 
 fn main() {
@@ -54,6 +59,7 @@ fn run() -> Result<()> {
         "reproduce" => reproduce::run(rest),
         "bench-peers" => peers::run(rest),
         "tabular" => tabular::run(rest),
+        "slurm-test" => slurm_test::run(rest),
         "help" | "-h" | "--help" => {
             println!("{HELP}");
             Ok(())
