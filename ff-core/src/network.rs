@@ -643,6 +643,27 @@ impl<F: Real> Network<F> {
         }
     }
 
+    /// Block `k`'s layer on `u` (its physical output, with the skip when configured), its FLOPs
+    /// counted, into `h` as the block passes it on ([`PassOn`]); with `goodness`, the goodness
+    /// of every row of the layer's output before it is passed on.
+    fn layer_pass(&mut self, k: usize, u: &Matrix<F>, h: &mut Matrix<F>, goodness: Option<&mut Vec<F>>) {
+        let layer = &self.blocks[k].layer;
+        layer.forward(u.view(), h);
+        if let Some(g) = goodness {
+            layer.goodness_batch(h.view(), g);
+        }
+        self.counters.digital_flops += layer.flops_forward(u.rows());
+        *h = self.pass_on(k, std::mem::take(h));
+    }
+
+    /// Block `k` on its input `h`, in place: the system queried (and counted), the layer, the
+    /// output passed on ([`Network::layer_pass`]).
+    fn block_forward(&mut self, k: usize, h: &mut Matrix<F>, goodness: Option<&mut Vec<F>>) -> Result<()> {
+        let u = self.physical_input(k, h)?;
+        self.layer_pass(k, &u, h, goodness);
+        Ok(())
+    }
+
     fn pass_on(&self, k: usize, z: Matrix<F>) -> Matrix<F> {
         match self.config.pass_on {
             PassOn::Raw => z,
@@ -907,10 +928,7 @@ impl<F: Real> Network<F> {
                     block.layer.flops_loss_and_grad(n) + block.optimizer.config().flops_per_step(grad.len());
             }
             block_loss.push(total / self.config.n_inner as f64);
-            let layer = &self.blocks[k].layer;
-            layer.forward(u.view(), &mut h);
-            self.counters.digital_flops += layer.flops_forward(2 * n);
-            h = self.pass_on(k, h);
+            self.layer_pass(k, &u, &mut h, None);
         }
         self.stacked = h;
         self.pieces = pieces;
@@ -949,12 +967,7 @@ impl<F: Real> Network<F> {
             let mut h = self.embed_blank(x.slice_rows(start, end))?;
             let mut col = 0;
             for b in 0..self.blocks.len() {
-                let u = self.physical_input(b, &h)?;
-                let mut z = Matrix::zeros(0, 0);
-                let layer = &self.blocks[b].layer;
-                layer.forward(u.view(), &mut z);
-                self.counters.digital_flops += layer.flops_forward(end - start);
-                h = self.pass_on(b, z);
+                self.block_forward(b, &mut h, None)?;
                 for i in 0..end - start {
                     out.row_mut(start + i)[col..col + h.cols()].copy_from_slice(h.row(i));
                 }
@@ -1023,18 +1036,12 @@ impl<F: Real> Network<F> {
             let mut total = vec![F::zero(); rows * k];
             let mut g = Vec::new();
             for b in 0..self.blocks.len() {
-                let u = self.physical_input(b, &h)?;
-                let mut z = Matrix::zeros(0, 0);
-                let layer = &self.blocks[b].layer;
-                layer.forward(u.view(), &mut z);
-                layer.goodness_batch(z.view(), &mut g);
-                self.counters.digital_flops += layer.flops_forward(rows * k);
+                self.block_forward(b, &mut h, Some(&mut g))?;
                 if b >= first_block {
                     for (t, gi) in total.iter_mut().zip(&g) {
                         *t += *gi;
                     }
                 }
-                h = self.pass_on(b, z);
             }
             for i in 0..rows {
                 scores.row_mut(start + i).copy_from_slice(&total[i * k..(i + 1) * k]);

@@ -475,7 +475,7 @@ impl ExperimentConfig {
         if self.train_limit == Some(0) || self.test_limit == Some(0) {
             bail!("invalid train_limit/test_limit: must be at least 1 (or absent to use every sample), got 0");
         }
-        self.train_config().validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.train_config().validate()?;
         if self.negative_temperature.is_some() && self.negatives != NegativeMode::Sampled {
             bail!(
                 "invalid negative_temperature: it sets how sharply negatives = \"sampled\" follows the scores, but negatives is \"{}\"; remove negative_temperature or set negatives = \"sampled\"",
@@ -507,14 +507,14 @@ impl ExperimentConfig {
                     self.hidden
                 );
             }
-            self.optics.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            self.optics.validate()?;
         }
         match self.system {
             SystemKind::Optics | SystemKind::Digital => {}
-            SystemKind::Freespace => self.freespace.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
-            SystemKind::Fiber => self.fiber.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
-            SystemKind::Microwave => self.microwave.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
-            SystemKind::Acoustic => self.acoustic.validate().map_err(|e| anyhow::anyhow!("{e}"))?,
+            SystemKind::Freespace => self.freespace.validate()?,
+            SystemKind::Fiber => self.fiber.validate()?,
+            SystemKind::Microwave => self.microwave.validate()?,
+            SystemKind::Acoustic => self.acoustic.validate()?,
             SystemKind::Device => {
                 let d = &self.device;
                 if d.command.is_some() == d.tcp.is_some() {

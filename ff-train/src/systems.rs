@@ -8,7 +8,7 @@
 
 use crate::baselines::Twin;
 use crate::config::{ExperimentConfig, SystemKind};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ff_core::{BlockSpec, Identity, LabelEmbedding, MatMut, MatRef, PhysicalSystem, Real, SystemError, Zeros};
 use ff_physics::adapt::Resampled;
 use ff_physics::device::{DeviceConfig, DeviceSystem, Transport};
@@ -67,7 +67,7 @@ pub fn build_drifting_blocks<F: FftReal>(
     let mut specs = Vec::with_capacity(cfg.blocks);
     for (k, shape) in block_shapes(cfg, embedding, raw_len).into_iter().enumerate() {
         let system = perturbable_system::<F>(cfg, k, shape)?;
-        let drifting = Drift::with_clock(system, drift.clone(), clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let drifting = Drift::with_clock(system, drift.clone(), clock.clone())?;
         specs.push(BlockSpec { system: Box::new(drifting), skip: cfg.skip(), out_dim: cfg.hidden });
     }
     Ok(specs)
@@ -117,10 +117,10 @@ fn physical_system<F: FftReal>(
             } else {
                 Placement::Upsample { factor: n.div_ceil(shape.0).max(1) }
             };
-            Ok(Box::new(FreeSpaceSystem::<F>::new(f).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
+            Ok(Box::new(FreeSpaceSystem::<F>::new(f).with_context(|| format!("block {}", k + 1))?))
         }
         SystemKind::Fiber => {
-            let fiber = FiberSystem::<F>::new(cfg.fiber.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let fiber = FiberSystem::<F>::new(cfg.fiber.clone())?;
             Ok(Box::new(Resampled::new::<F>(fiber, d)))
         }
         SystemKind::Device => device_for_block::<F>(cfg, k, shape),
@@ -144,14 +144,14 @@ pub fn perturbable_system<F: FftReal>(
     match cfg.system {
         SystemKind::Optics => {
             let o = optics_for_block(&cfg.optics, k, shape);
-            Ok(Box::new(OpticsSystem::<F>::new(o).map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?))
+            Ok(Box::new(OpticsSystem::<F>::new(o).with_context(|| format!("block {}", k + 1))?))
         }
         SystemKind::Microwave => {
-            let cavity = MicrowaveCavity::new(cfg.microwave.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let cavity = MicrowaveCavity::new(cfg.microwave.clone())?;
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
         }
         SystemKind::Acoustic => {
-            let cavity = AcousticCavity::new(cfg.acoustic.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let cavity = AcousticCavity::new(cfg.acoustic.clone())?;
             Ok(Box::new(Resampled::new::<F>(cavity, d)))
         }
         other => anyhow::bail!(
@@ -263,7 +263,7 @@ fn device_for_block<F: FftReal>(
         (None, None) => anyhow::bail!("system \"device\" needs --device-cmd or --device-tcp"),
     };
     let dev = DeviceSystem::<F>::connect(DeviceConfig { transport, timeout_ms: d.timeout_ms, attempts: d.attempts })
-        .map_err(|e| anyhow::anyhow!("block {}: {e}", k + 1))?;
+        .with_context(|| format!("block {}", k + 1))?;
     let want = shape.0 * shape.1;
     anyhow::ensure!(
         dev.input_len() == want,
