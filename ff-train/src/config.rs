@@ -9,7 +9,8 @@ use ff_physics::{AcousticConfig, FiberConfig, FreeSpaceConfig, MicrowaveConfig};
 use serde::{Deserialize, Serialize};
 
 /// Numerical precision of the whole run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats (default).
@@ -20,7 +21,8 @@ pub enum Precision {
 }
 
 /// Which physical system every block queries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SystemKind {
     /// Multimode optical medium: SLM -> transmission matrix -> camera (`ff_physics::optics`).
@@ -82,7 +84,8 @@ pub fn default_system_for(data: &str) -> SystemKind {
 
 /// The local objective: PhyLL's cosine goodness with the SymBa loss, or Hinton's original
 /// sum-of-squares goodness with a threshold and layer-normalised pass-on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Objective {
     /// `g = cos(|z|, xi)`, `L = softplus(-alpha (g+ - g-))`, raw `z` passed on.
@@ -116,7 +119,8 @@ impl Squares {
 }
 
 /// How the blocks are trained.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Labels written into the inputs: positives carry the true label, negatives a wrong one;

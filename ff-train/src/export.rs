@@ -41,7 +41,8 @@ use std::path::{Path, PathBuf};
 pub const EXPORT_VERSION: u32 = 1;
 
 /// File format of an export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ExportFormat {
     /// safetensors: an 8-byte little-endian header length, a JSON header (dtype, shape and
     /// byte range of every tensor, plus `__metadata__`), then the raw tensor bytes.
