@@ -250,6 +250,10 @@ pub struct ExperimentConfig {
     /// Share of the training split carved out for validation when `keep_best` is set, in
     /// `(0, 0.5]`.
     pub validation_fraction: f64,
+    /// With an output directory: write `checkpoint.json` at most once per this many seconds of
+    /// training, after the last epoch, and when training stops on an error (then with the last
+    /// completed epoch). 0 writes one after every epoch. Seconds, finite and `>= 0`.
+    pub checkpoint_every: f64,
     /// Use only the first this many training samples (reduced runs; `None`: all).
     pub train_limit: Option<usize>,
     /// Use only the first this many test samples (reduced runs; `None`: all).
@@ -350,6 +354,7 @@ impl Default for ExperimentConfig {
             standardize: true,
             keep_best: false,
             validation_fraction: 0.1,
+            checkpoint_every: 30.0,
             train_limit: None,
             test_limit: None,
         }
@@ -466,6 +471,12 @@ impl ExperimentConfig {
         }
         if self.band_rows == 0 {
             bail!("invalid band_rows: must be at least 1, got 0");
+        }
+        if !(self.checkpoint_every.is_finite() && self.checkpoint_every >= 0.0) {
+            bail!(
+                "invalid checkpoint_every: seconds between checkpoints, finite and >= 0 (0: after every epoch), got {}",
+                self.checkpoint_every
+            );
         }
         if !(self.validation_fraction > 0.0 && self.validation_fraction <= 0.5) {
             bail!(

@@ -171,6 +171,11 @@ pub static KEY_DOCS: &[KeyDoc] = &[
          (true or false; supervised mode only; the test split never takes part).",
     ),
     key("validation_fraction", "Share of the training split held out for keep_best, in (0, 0.5]."),
+    key(
+        "checkpoint_every",
+        "With --out: seconds between checkpoint.json writes (also after the last epoch, and with the \
+         last completed epoch when training stops on an error); 0: after every epoch.",
+    ),
     opt("train_limit", "1000", "Use only the first this many training samples (>= 1; unset: all of them)."),
     opt("test_limit", "500", "Use only the first this many test samples (>= 1; unset: all of them)."),
     // ---- optics ----

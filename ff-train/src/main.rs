@@ -136,8 +136,12 @@ pub(crate) struct TrainArgs {
     /// accuracy); recorded in result.json as kept_epoch.
     #[arg(long)]
     keep_best: bool,
+    /// Seconds between checkpoint.json writes (default 30; also after the last epoch and on an
+    /// error; 0: after every epoch).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    checkpoint_every: Option<f64>,
     /// Directory for result.json and model.json (written atomically), and checkpoint.json
-    /// after every epoch.
+    /// (see --checkpoint-every).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Continue the run checkpointed in DIR (DIR/checkpoint.json) with its saved configuration.
@@ -199,10 +203,10 @@ fn non_negative(name: &str, v: i64) -> Result<usize> {
 type FlagSetter<'a> = (&'static str, Box<dyn Fn(&mut ExperimentConfig) -> Result<()> + 'a>);
 
 /// Flags that may differ from the saved configuration when a run is resumed: the length of the
-/// run, and how to reach a device that may have moved (another command line, address or
-/// timeout for the same instrument).
-const RESUMABLE_FLAGS: [&str; 5] =
-    ["--epochs", "--device-cmd", "--device-tcp", "--device-timeout-ms", "--device-attempts"];
+/// run, how often it is checkpointed, and how to reach a device that may have moved (another
+/// command line, address or timeout for the same instrument).
+const RESUMABLE_FLAGS: [&str; 6] =
+    ["--epochs", "--checkpoint-every", "--device-cmd", "--device-tcp", "--device-timeout-ms", "--device-attempts"];
 
 impl TrainArgs {
     /// The configuration of a new run: the `--config` file (or the defaults) with every flag
@@ -299,6 +303,8 @@ impl TrainArgs {
         flag!("--no-supervised", self.no_supervised, |c| c.supervised_baseline = false);
         flag!("--no-train-eval", self.no_train_eval, |c| c.train_eval = false);
         flag!("--keep-best", self.keep_best, |c| c.keep_best = true);
+        flag!("--checkpoint-every", self.checkpoint_every.is_some(), |c| c.checkpoint_every =
+            self.checkpoint_every.unwrap());
         // A transport given as a flag replaces the other one of the file or the saved run.
         flag!("--device-cmd", self.device_cmd.is_some(), |c| {
             c.device.command = self.device_cmd.clone();

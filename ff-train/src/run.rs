@@ -177,7 +177,7 @@ pub struct TrainOutcome<F: Real> {
 /// Trains the configured physical network (and its ablation; in unsupervised mode also the
 /// supervised network for comparison, and the read-out on the untrained network as a
 /// control) and optionally writes
-/// `result.json` and `model.json` into `out`, plus `checkpoint.json` after every epoch (see
+/// `result.json` and `model.json` into `out`, plus `checkpoint.json` (every `checkpoint_every` seconds, after the last epoch, and with the last completed epoch when training fails; see
 /// [`resume`]). `progress` is told about every epoch, with a label saying which model is
 /// training.
 ///
@@ -254,6 +254,7 @@ fn resume_loaded<F: FftReal>(
     let saved = &ck.model.config;
     let mut comparable = cfg.clone();
     comparable.epochs = saved.epochs;
+    comparable.checkpoint_every = saved.checkpoint_every;
     comparable.device = saved.device.clone();
     if comparable != *saved {
         let (a, b) = (toml::Value::try_from(saved)?, toml::Value::try_from(&comparable)?);
@@ -263,7 +264,7 @@ fn resume_loaded<F: FftReal>(
             _ => Vec::new(),
         };
         anyhow::bail!(
-            "cannot resume {}: the configuration differs from the saved one in {}; only epochs and [device] may change on resume",
+            "cannot resume {}: the configuration differs from the saved one in {}; only epochs, checkpoint_every and [device] may change on resume",
             dir.display(),
             if keys.is_empty() { "some setting".to_string() } else { keys.join(", ") }
         );
@@ -316,6 +317,10 @@ fn train_from<F: FftReal>(
     };
     // keep_best: the checkpoint also holds the best epoch's state, so a resumed run keeps it.
     let best_for_checkpoint = std::cell::RefCell::new(best_state.clone());
+    // The checkpoint of the last completed epoch, written when `checkpoint_every` seconds have
+    // passed since the last write, after the last epoch, or when training stops on an error.
+    let unsaved: std::cell::RefCell<Option<Checkpoint<F>>> = std::cell::RefCell::new(None);
+    let last_write = std::cell::Cell::new(std::time::Instant::now());
     let checkpoint = |r: &EpochRecord, net: &Network<F>, p: &FitProgress| {
         progress("pnn", r);
         // Only a run that writes checkpoints needs its own copy of the best state.
@@ -330,19 +335,48 @@ fn train_from<F: FftReal>(
                 progress: p.clone(),
                 best_state: best_for_checkpoint.borrow().clone(),
             };
-            ck.save(&dir.join(CHECKPOINT_FILE))?;
+            let due = r.epoch >= cfg.epochs || last_write.get().elapsed().as_secs_f64() >= cfg.checkpoint_every;
+            if due {
+                ck.save(&dir.join(CHECKPOINT_FILE))?;
+                last_write.set(std::time::Instant::now());
+                *unsaved.borrow_mut() = None;
+            } else {
+                *unsaved.borrow_mut() = Some(ck);
+            }
         }
         Ok(())
+    };
+    // Training stopped on an error: save the last completed epoch before reporting it.
+    let save_unsaved = |e: anyhow::Error| -> anyhow::Error {
+        match (out, unsaved.borrow_mut().take()) {
+            (Some(dir), Some(ck)) => match ck.save(&dir.join(CHECKPOINT_FILE)) {
+                Ok(()) => e.context(format!(
+                    "training stopped after epoch {}; {} holds that epoch, `phyff train --resume {}` continues from it",
+                    ck.progress.epochs_done,
+                    dir.join(CHECKPOINT_FILE).display(),
+                    dir.display()
+                )),
+                Err(w) => {
+                    e.context(format!("the checkpoint of the last completed epoch could not be written either: {w:#}"))
+                }
+            },
+            _ => e,
+        }
     };
     let unsup = unsupervised_options(cfg, &prep);
     let (train_set, test_set) = (&prep.data.train, &prep.data.test);
     let (pnn, readout) = match cfg.mode {
         Mode::Supervised => {
             let selection = prep.validation.as_ref().map(|validation| Selection { validation, best_state });
-            (fit_selecting(&mut net, train_set, test_set, &opts, selection, start, checkpoint)?, None)
+            (
+                fit_selecting(&mut net, train_set, test_set, &opts, selection, start, checkpoint)
+                    .map_err(save_unsaved)?,
+                None,
+            )
         }
         Mode::Unsupervised => {
-            let u = fit_unsupervised_from(&mut net, train_set, test_set, &opts, &unsup, start, checkpoint)?;
+            let u = fit_unsupervised_from(&mut net, train_set, test_set, &opts, &unsup, start, checkpoint)
+                .map_err(save_unsaved)?;
             (u.summary, Some(u.readout))
         }
     };

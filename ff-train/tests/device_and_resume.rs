@@ -62,7 +62,10 @@ fn resume_as_refuses_a_changed_run_naming_each_setting_once() {
     train::<f32>(&cfg, Some(&dir), |_, _| {}).unwrap();
     let changed = ExperimentConfig { lr: 99.0, seed: 7, ..cfg.clone() };
     let err = resume_as::<f32>(&dir, &changed, |_, _| {}).err().unwrap().to_string();
-    assert!(err.contains("differs from the saved one in") && err.contains("only epochs and [device]"), "{err}");
+    assert!(
+        err.contains("differs from the saved one in") && err.contains("only epochs, checkpoint_every and [device]"),
+        "{err}"
+    );
     assert_eq!((err.matches("lr").count(), err.matches("seed").count()), (1, 1), "{err}");
     // More epochs are allowed.
     let longer = ExperimentConfig { epochs: 2, ..cfg };
@@ -98,6 +101,8 @@ fn a_decaying_learning_rate_resumes_bit_for_bit_and_refuses_a_new_length() {
         squares: Some(Squares::Sum),
         theta: 16.0,
         lr_schedule: LrSchedule::LinearDecay,
+        // A checkpoint after every epoch: the test copies the one of epoch 3.
+        checkpoint_every: 0.0,
         ..small(4)
     };
     let straight = train::<f32>(&cfg, None, |_, _| {}).unwrap();
@@ -236,4 +241,25 @@ fn device_settings_are_checked() {
     assert!(e.contains("invalid device address \"not-an-address\""), "{e}");
     let back = ExperimentConfig::from_toml(&cfg.to_toml()).unwrap();
     assert_eq!(back, cfg);
+}
+
+/// `checkpoint_every` seconds between checkpoints: none while the interval has not passed, one
+/// after the last epoch; 0 writes one after every epoch.
+#[test]
+fn checkpoints_follow_the_interval_and_the_last_epoch() {
+    let dir = tmp("checkpoint-every");
+    let cfg = ExperimentConfig { system: SystemKind::Digital, checkpoint_every: 1e6, ..small(3) };
+    let mut present = Vec::new();
+    train::<f32>(&cfg, Some(&dir), |_, r| present.push((r.epoch, dir.join(CHECKPOINT_FILE).exists()))).unwrap();
+    // The progress line of an epoch comes before its checkpoint.
+    assert_eq!(present, vec![(1, false), (2, false), (3, false)]);
+    assert_eq!(load_checkpoint::<f32>(&dir.join(CHECKPOINT_FILE)).unwrap().progress.epochs_done, 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let every = ExperimentConfig { checkpoint_every: 0.0, ..cfg };
+    let mut present = Vec::new();
+    train::<f32>(&every, Some(&dir), |_, r| present.push((r.epoch, dir.join(CHECKPOINT_FILE).exists()))).unwrap();
+    assert_eq!(present, vec![(1, false), (2, true), (3, true)]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    let bad = ExperimentConfig { checkpoint_every: -1.0, ..every };
+    assert!(format!("{:#}", bad.validate().unwrap_err()).contains("invalid checkpoint_every"));
 }
