@@ -39,8 +39,9 @@ pub struct TwinArgs {
     /// Where the twins' inputs come from: `box` (every entry uniform in the block's initial
     /// input range, widened by 25 %), `data` (the training samples pushed through the blocks
     /// before with the initial affine maps, plus Gaussian jitter) or `mixed` (half each).
-    #[arg(long, default_value = "box", value_parser = ["box", "data", "mixed"])]
-    pub twin_inputs: String,
+    /// Default: `box`.
+    #[arg(long, value_parser = ["box", "data", "mixed"])]
+    pub twin_inputs: Option<String>,
     /// Jitter of `--twin-inputs data|mixed`: Gaussian noise of this fraction of each
     /// feature's standard deviation (dimensionless).
     #[arg(long, default_value_t = ff_train::baselines::e2e::DEFAULT_TWIN_JITTER, allow_negative_numbers = true)]
@@ -48,17 +49,19 @@ pub struct TwinArgs {
 }
 
 impl TwinArgs {
-    /// The twin fit (`defaults` with the sample and epoch counts given) and the input source.
+    /// The twin fit (`defaults` with the sample and epoch counts given) and the input source
+    /// (`default_inputs` unless `--twin-inputs` is given; `--twin-jitter` applies either way).
     ///
     /// # Errors
     /// A bad `--twin-jitter`.
-    pub fn resolve(&self, defaults: &TwinConfig) -> Result<(TwinConfig, TwinInputs)> {
+    pub fn resolve(&self, defaults: &TwinConfig, default_inputs: TwinInputs) -> Result<(TwinConfig, TwinInputs)> {
         let twin = TwinConfig {
             samples: self.twin_samples.unwrap_or(defaults.samples),
             epochs: self.twin_epochs.unwrap_or(defaults.epochs),
             ..defaults.clone()
         };
-        Ok((twin, TwinInputs::from_flag(&self.twin_inputs, self.twin_jitter)?))
+        let inputs = self.twin_inputs.as_deref().unwrap_or(default_inputs.name());
+        Ok((twin, TwinInputs::from_flag(inputs, self.twin_jitter)?))
     }
 }
 
@@ -67,7 +70,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<()> {
     let mut cfg = args.train.resolve()?;
     cfg.ablation = true;
     let mut opts = CompareOptions { seeds: args.seeds, out: args.train.out.clone(), ..CompareOptions::default() };
-    (opts.twin, opts.twin_inputs) = args.twins.resolve(&opts.twin)?;
+    (opts.twin, opts.twin_inputs) = args.twins.resolve(&opts.twin, opts.twin_inputs)?;
     if let Some(j) = args.joules_per_flop {
         anyhow::ensure!(j.is_finite() && j >= 0.0, "invalid --joules-per-flop: must be >= 0, got {j}");
         opts.energy.joules_per_flop = j;

@@ -54,7 +54,7 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
     anyhow::ensure!(args.train.resume.is_none(), "phyff drift does not resume runs; drop --resume");
     let cfg = args.train.resolve()?;
     let defaults = DriftOptions::default();
-    let (twin, twin_inputs) = args.twins.resolve(&defaults.twin)?;
+    let (twin, twin_inputs) = args.twins.resolve(&defaults.twin, defaults.twin_inputs)?;
     let opts = DriftOptions {
         period: args.drift_period,
         slow_strength: args.drift_strength,

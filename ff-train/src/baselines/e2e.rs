@@ -110,11 +110,74 @@ impl<F: Real> BlockModel<F> {
         }
     }
 
+    /// For a block trained through a twin (PAT, in-silico): the twin's RMSE against the physical
+    /// system on the inputs `x`, and the RMSE of the mean predictor (every output predicted by
+    /// its mean over these same queries); `None` for [`BlockModel::Exact`]. The physical queries
+    /// are counted in `t`.
+    ///
+    /// # Errors
+    /// System failures.
+    pub fn twin_check(&mut self, x: &Matrix<F>, t: &mut Counters) -> Result<Option<(f64, f64)>> {
+        let (physical, twin) = match self {
+            BlockModel::Exact { .. } => return Ok(None),
+            BlockModel::Pat { physical, twin, .. } | BlockModel::InSilico { physical, twin, .. } => (physical, twin),
+        };
+        let y = query(physical.as_mut(), x, t)?;
+        let p = twin.forward(x.view()).with_context(|| format!("querying {}", twin.name()))?;
+        Ok(Some((rmse_of(&p, &y), rmse_of_mean(&y))))
+    }
+
     fn output_len(&self) -> usize {
         match self {
             BlockModel::Exact { system, .. } => system.output_len(),
             BlockModel::Pat { physical, .. } | BlockModel::InSilico { physical, .. } => physical.output_len(),
         }
+    }
+}
+
+fn rmse_of<F: Real>(a: &Matrix<F>, b: &Matrix<F>) -> f64 {
+    let n = a.data().len().max(1) as f64;
+    let s: f64 = a
+        .data()
+        .iter()
+        .zip(b.data())
+        .map(|(p, q)| (p.to_f64().unwrap_or(0.0) - q.to_f64().unwrap_or(0.0)).powi(2))
+        .sum();
+    (s / n).sqrt()
+}
+
+/// RMSE of predicting every column of `y` by its mean over `y`'s rows.
+fn rmse_of_mean<F: Real>(y: &Matrix<F>) -> f64 {
+    let (n, d) = (y.rows().max(1) as f64, y.cols());
+    let mut mean = vec![0.0; d];
+    for r in 0..y.rows() {
+        for (m, v) in mean.iter_mut().zip(y.row(r)) {
+            *m += v.to_f64().unwrap_or(0.0) / n;
+        }
+    }
+    rmse_of(&Matrix::from_fn(y.rows(), d, |_, c| F::c(mean[c])), y)
+}
+
+/// How well a block's twin predicts its system on the inputs the block sees in training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeenTwinFit {
+    /// Block, from 1.
+    pub block: usize,
+    /// The twin's RMSE on the block's training-pass inputs with the initial affine maps.
+    pub start_rmse: f64,
+    /// The mean predictor's RMSE on the same inputs.
+    pub start_rmse_of_mean: f64,
+    /// The twin's RMSE on the block's training-pass inputs with the trained affine maps.
+    pub end_rmse: f64,
+    /// The mean predictor's RMSE on the same inputs.
+    pub end_rmse_of_mean: f64,
+}
+
+impl SeenTwinFit {
+    /// The worse of the start and end ratios twin RMSE / mean predictor's RMSE.
+    pub fn worst_ratio(&self) -> f64 {
+        let r = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
+        r(self.start_rmse, self.start_rmse_of_mean).max(r(self.end_rmse, self.end_rmse_of_mean))
     }
 }
 
@@ -621,6 +684,28 @@ impl<F: Real> E2eTrainer<F> {
         Ok(loss)
     }
 
+    /// Every block's input on the *training* forward pass of `x` (the twin's for in-silico, the
+    /// physics' for PAT): the inputs the blocks see in training. Queries are counted in `t`.
+    ///
+    /// # Errors
+    /// System failures and shape errors.
+    pub fn training_block_inputs(
+        &self,
+        blocks: &mut [BlockModel<F>],
+        x: &Matrix<F>,
+        t: &mut Counters,
+    ) -> Result<Vec<Matrix<F>>> {
+        let mut h = x.clone();
+        let mut inputs = Vec::new();
+        for (b, a) in blocks.iter_mut().zip(&self.net.affine) {
+            let p = b.train_forward(&h, t)?;
+            let u = block_input(&p, &h, self.skip)?;
+            let next = a.forward(u.view())?;
+            inputs.push(std::mem::replace(&mut h, next));
+        }
+        Ok(inputs)
+    }
+
     /// Accuracy of the deployed network (every block's deployed forward pass; physical queries
     /// counted in `t`) on `(x, y)`; 0 for an empty set.
     ///
@@ -752,6 +837,53 @@ pub fn train_end_to_end<F: Real>(
     let mut progress = OnEval(|p: &crate::driver::EvalPoint| on_epoch(p.epoch, p.test_accuracy));
     let d = drive(&mut learner, &opts.plan(data.train_x.rows(), method), None, None, &mut [&mut progress])?;
     Ok(method_run(method, d, opts.epochs))
+}
+
+/// [`train_end_to_end`] for methods that learn through twins, also measuring every twin
+/// against its system on the inputs its block sees in training: the training forward pass of
+/// (up to) the first 512 training samples with the initial affine maps and with the trained
+/// ones ([`SeenTwinFit`]). The check's physical queries are counted as evaluation queries.
+///
+/// # Errors
+/// As [`train_end_to_end`].
+pub fn train_end_to_end_seen<F: Real>(
+    method: &str,
+    blocks: Vec<BlockModel<F>>,
+    data: &E2eData<'_, F>,
+    opts: &E2eOptions,
+    mut on_epoch: impl FnMut(usize, f64),
+) -> Result<(MethodRun, Vec<SeenTwinFit>)> {
+    let mut learner = E2eLearner::new(blocks, data, opts)?;
+    let sample = data.train_x.slice_rows(0, data.train_x.rows().min(512));
+    let mut check = Counters::default();
+    let mut seen = |l: &mut E2eLearner<'_, F>| -> Result<Vec<(f64, f64)>> {
+        let inputs = l.trainer.training_block_inputs(&mut l.blocks, &sample, &mut check)?;
+        let mut out = Vec::new();
+        for (b, h) in l.blocks.iter_mut().zip(&inputs) {
+            out.push(b.twin_check(h, &mut check)?.unwrap_or((f64::NAN, f64::NAN)));
+        }
+        Ok(out)
+    };
+    let start = seen(&mut learner)?;
+    let mut progress = OnEval(|p: &crate::driver::EvalPoint| on_epoch(p.epoch, p.test_accuracy));
+    let d = drive(&mut learner, &opts.plan(data.train_x.rows(), method), None, None, &mut [&mut progress])?;
+    let end = seen(&mut learner)?;
+    let mut run = method_run(method, d, opts.epochs);
+    run.eval_physical_queries += check.physical_queries;
+    run.eval_flops += check.digital_flops;
+    let fits = start
+        .into_iter()
+        .zip(end)
+        .enumerate()
+        .map(|(k, (s, e))| SeenTwinFit {
+            block: k + 1,
+            start_rmse: s.0,
+            start_rmse_of_mean: s.1,
+            end_rmse: e.0,
+            end_rmse_of_mean: e.1,
+        })
+        .collect();
+    Ok((run, fits))
 }
 
 /// A plain digital MLP trained by backprop as a [`Learner`]: `d -> hidden (x blocks) -> K`,
@@ -1046,6 +1178,34 @@ mod tests {
         assert!(twin_rows[..50].iter().flatten().all(|&v| lo <= v && v < hi));
         assert!(!twin_rows[..50].iter().any(|row| h1_rows.contains(row)), "box rows are not data rows");
         assert!(twin_rows[50..].iter().all(|row| h1_rows.contains(row)));
+    }
+
+    #[test]
+    fn twin_check_scores_the_twin_against_the_physics_and_the_mean_predictor() {
+        let x = Matrix::from_fn(4, 1, |r, _| 1.0 + r as f64);
+        let real = || Box::new(Power { c: 2.0, a: 1.0, physical: true });
+        let mut t = Counters::default();
+        // A perfect twin: RMSE 0; the mean predictor's is the sd of 2 x over x = 1..4.
+        let mut exact = BlockModel::Pat {
+            physical: real(),
+            twin: Box::new(Power { c: 2.0, a: 1.0, physical: false }),
+            vjp_flops: 0,
+        };
+        let (rmse, mean) = exact.twin_check(&x, &mut t).unwrap().unwrap();
+        assert_eq!(rmse, 0.0);
+        assert!((mean - 2.0 * 1.25f64.sqrt()).abs() < 1e-12, "{mean}");
+        assert_eq!(t.physical_queries, 4, "the check queries the physics once per input");
+        // A twin off by 10 %: RMSE 0.2 x in output units.
+        let mut off = BlockModel::InSilico {
+            physical: real(),
+            twin: Box::new(Power { c: 2.2, a: 1.0, physical: false }),
+            forward_flops: 0,
+            vjp_flops: 0,
+        };
+        let (rmse, _) = off.twin_check(&x, &mut t).unwrap().unwrap();
+        assert!((rmse - 0.2 * 7.5f64.sqrt()).abs() < 1e-12, "{rmse}");
+        let mut ideal = BlockModel::Exact { system: Box::new(Power { c: 2.0, a: 1.0, physical: true }), vjp_flops: 0 };
+        assert!(ideal.twin_check(&x, &mut t).unwrap().is_none());
     }
 
     #[test]
