@@ -186,6 +186,34 @@ fn y_formatter(decimals: usize) -> impl Fn(&f64) -> String {
     move |v| format!("{v:.decimals$}")
 }
 
+/// Splits `root` into the plot and, to its right, a legend as wide as its longest name needs
+/// (within a half of the width), drawn there: per name, in the colours' order, a line (or a
+/// square, for bars) and the name. Returns the plot's area.
+fn with_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    names: &[&str],
+    squares: bool,
+) -> Drawn<DB, DrawingArea<DB, Shift>> {
+    let style = font(14);
+    let mut widest = 0;
+    for name in names {
+        widest = widest.max(root.estimate_text_size(name, &style)?.0);
+    }
+    let legend_w = (widest + 50).clamp(110, W / 2);
+    let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(legend_w));
+    for (i, name) in names.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let y = 24 + 22 * i as i32;
+        if squares {
+            legend.draw(&Rectangle::new([(12, y - 6), (24, y + 6)], c.filled()))?;
+        } else {
+            legend.draw(&PathElement::new(vec![(6, y), (28, y)], c.stroke_width(3)))?;
+        }
+        legend.draw(&Text::new(name.to_string(), (34, y), style.pos(Pos::new(HPos::Left, VPos::Center))))?;
+    }
+    Ok(plot)
+}
+
 impl LinePlot {
     /// The curves to draw: x from epoch 1 to the longest series (at least 2), ticks at whole
     /// epochs only.
@@ -290,14 +318,8 @@ impl Curves<'_> {
     fn draw_at<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB, (i32, i32, Vec<i32>)> {
         root.fill(&WHITE)?;
         let root = root.titled(self.title, font(20))?;
-        // The legend is as wide as its longest name needs (within a half of the width).
-        let legend_font = font(14);
-        let mut widest = 0;
-        for (name, _) in &self.series {
-            widest = widest.max(root.estimate_text_size(name, &legend_font)?.0);
-        }
-        let legend_w = (widest + 50).clamp(110, W / 2);
-        let (plot, legend) = root.split_horizontally(W - legend_w);
+        let names: Vec<&str> = self.series.iter().map(|s| s.0).collect();
+        let plot = with_legend(&root, &names, false)?;
         let ((x0, x1), (y0, y1)) = (self.x, self.y);
         let (y_ticks, decimals) = nice_ticks(y0, y1, 5);
         let mut chart = ChartBuilder::on(&plot)
@@ -332,12 +354,6 @@ impl Curves<'_> {
             let c = COLORS[i % COLORS.len()];
             chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?;
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
-        }
-        for (i, (name, _)) in self.series.iter().enumerate() {
-            let c = COLORS[i % COLORS.len()];
-            let y = 24 + 22 * i as i32;
-            legend.draw(&PathElement::new(vec![(6, y), (28, y)], c.stroke_width(3)))?;
-            legend.draw(&Text::new(name.to_string(), (34, y), legend_font.pos(Pos::new(HPos::Left, VPos::Center))))?;
         }
         Ok((chart.backend_coord(&(x0, y0)).0, chart.backend_coord(&(x1, y0)).0, marker_px))
     }
@@ -389,10 +405,13 @@ fn tick_label(x: f64) -> String {
 
 impl Figure for BarChart {
     /// The title, a y axis with a grid at its ticks, one coloured bar per entry from 0 to its
-    /// value with the value above it and its label below the axis.
+    /// value with the value above it (and its label below the axis where it fits), and the
+    /// legend naming the bars' colours.
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
         root.fill(&WHITE)?;
         let root = root.titled(&self.title, font(20))?;
+        let names: Vec<&str> = self.bars.iter().map(|b| b.0.as_str()).collect();
+        let plot = with_legend(&root, &names, true)?;
         let n = self.bars.len().max(1) as f64;
         // Room above the highest bar (and below the lowest) for the value written there.
         let (lo, hi) = y_range(self.bars.iter().map(|b| b.1).chain([0.0]));
@@ -400,13 +419,24 @@ impl Figure for BarChart {
         let (lo, hi) = (if lo < 0.0 { lo - pad } else { lo }, hi + pad);
         let (y_ticks, decimals) = nice_ticks(lo, hi, 5);
         let centres: Vec<f64> = (0..self.bars.len()).map(|i| i as f64 + 0.5).collect();
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&plot)
             .margin(10)
-            .margin_right(24)
             .x_label_area_size(32)
             .y_label_area_size(64)
             .build_cartesian_2d(Axis::new(0.0, n, centres), Axis::new(lo, hi, y_ticks))?;
-        let label = |x: &f64| self.bars.get(x.floor() as usize).map(|b| b.0.clone()).unwrap_or_default();
+        // A bar's label is also written under it when it fits there (the legend names it anyway).
+        let slot = chart.plotting_area().dim_in_pixel().0 / self.bars.len().max(1) as u32;
+        let mut fits = Vec::new();
+        for (name, _) in &self.bars {
+            fits.push(plot.estimate_text_size(name, &font(13))?.0 + 6 <= slot);
+        }
+        let label = |x: &f64| {
+            let i = x.floor() as usize;
+            match self.bars.get(i) {
+                Some(b) if fits[i] => b.0.clone(),
+                _ => String::new(),
+            }
+        };
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -517,7 +547,8 @@ mod tests {
         let points = |l: &str| {
             l.split("points=\"").nth(1).unwrap().split('"').next().unwrap().split(' ').filter(|p| !p.is_empty()).count()
         };
-        assert_eq!((points(&ff[0]), points(&pat[0])), (3, 2), "{pat:?}");
+        let series_line = |ls: &[String]| ls.iter().find(|l| l.contains("stroke-width=\"2\"")).map(|l| points(l));
+        assert_eq!((series_line(&ff), series_line(&pat)), (Some(3), Some(2)), "{pat:?}");
         // The marker is a dashed grey vertical line at 40 % of the x span.
         let mut scratch = String::new();
         let (x0, x1, markers) =
