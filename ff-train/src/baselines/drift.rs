@@ -923,7 +923,10 @@ mod tests {
         let back: DriftReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, report);
         let svg = std::fs::read_to_string(dir.join("drift.svg")).unwrap();
-        assert!(svg.contains("stroke-dasharray") && svg.contains(FF_METHOD) && svg.contains("PAT"));
+        // The change is a dashed grey line (many short segments) with its label; both methods named.
+        let dashes = svg.lines().filter(|l| l.contains("<polyline") && l.contains("stroke=\"#555555\"")).count();
+        assert!(dashes >= 10 && svg.contains("sudden change"), "{dashes} dashes");
+        assert!(svg.contains(FF_METHOD) && svg.contains("PAT"));
         assert!(std::fs::read(dir.join("drift.png")).unwrap().starts_with(b"\x89PNG"));
         assert!(drift_table(&report).contains("recovery"));
         let _ = std::fs::remove_dir_all(dir);

@@ -1,26 +1,37 @@
-//! A tiny plotting module: line plots and bar charts as SVG (text) and PNG (rasterised into
-//! an RGB buffer with a built-in 3 x 5 bitmap font, zlib-compressed with flate2).
+//! Line plots and bar charts, drawn with [`plotters`]: as SVG (text) through its SVG backend,
+//! and as PNG through its bitmap backend, with text in a bundled subset of DejaVu Sans
+//! (`ff-train/assets`, rasterised by `ab_glyph`: no system font, no C library), the RGB
+//! buffer encoded by the `png` crate.
 
-use flate2::write::ZlibEncoder;
-use flate2::{Compression, Crc};
-use std::io::Write;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::sync::Once;
 
-const W: usize = 720;
-const H: usize = 420;
-const LEFT: usize = 60;
-const RIGHT: usize = 200;
-const TOP: usize = 36;
-const BOTTOM: usize = 44;
-const COLORS: [[u8; 3]; 8] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
+const W: u32 = 720;
+const H: u32 = 420;
+/// The font family every text is set in: the SVG names it, the bitmap draws it with [`FONT`].
+const FAMILY: &str = "sans-serif";
+/// DejaVu Sans cut down to Latin, Greek, punctuation, arrows and mathematical operators; its
+/// licence is `ff-train/assets/DejaVuSans-subset.LICENSE`.
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
 ];
+/// The colour of markers (dashed vertical lines and their labels).
+const MARKER: RGBColor = RGBColor(85, 85, 85);
+/// The colour of the grid lines at the ticks.
+const GRID: RGBColor = RGBColor(225, 225, 225);
 
 /// Test accuracy (or any quantity) per epoch, one series per method.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,29 +72,6 @@ pub struct BarChart {
     pub bars: Vec<(String, f64)>,
 }
 
-fn hex(c: [u8; 3]) -> String {
-    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// Maps data to pixels: `(x0, x1) -> (LEFT, W - RIGHT)`, `(y0, y1) -> (H - BOTTOM, TOP)`.
-struct Frame {
-    x: (f64, f64),
-    y: (f64, f64),
-}
-
-impl Frame {
-    fn px(&self, x: f64, y: f64) -> (f64, f64) {
-        let (pw, ph) = ((W - LEFT - RIGHT) as f64, (H - TOP - BOTTOM) as f64);
-        let fx = (x - self.x.0) / (self.x.1 - self.x.0).max(1e-12);
-        let fy = (y - self.y.0) / (self.y.1 - self.y.0).max(1e-12);
-        (LEFT as f64 + fx * pw, (H - BOTTOM) as f64 - fy * ph)
-    }
-}
-
 fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) =
         values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
@@ -94,20 +82,152 @@ fn y_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Registers [`FONT`] as [`FAMILY`] with plotters, once per process: text is measured with it
+/// for the SVG too.
+fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let ok = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok();
+        assert!(ok, "the bundled font parses");
+    });
+}
+
+/// The result of drawing on a backend of type `DB`.
+type Drawn<DB, T = ()> = Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Something drawn on a `W x H` area of any plotters backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB>;
+}
+
+/// The figure as an SVG document.
+fn svg_of(fig: &impl Figure) -> String {
+    register();
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, (W, H)).into_drawing_area();
+        fig.draw(&root).expect("drawing into memory");
+        root.present().expect("drawing into memory");
+    }
+    s
+}
+
+/// The figure rasterised into `W x H` RGB pixels (row by row, top first).
+fn rgb_of(fig: &impl Figure) -> Vec<u8> {
+    register();
+    let mut rgb = vec![0; (W * H * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (W, H)).into_drawing_area();
+        fig.draw(&root).expect("drawing into memory");
+        root.present().expect("drawing into memory");
+    }
+    rgb
+}
+
+/// The figure as a PNG file (bytes): 8-bit RGB.
+fn png_of(fig: &impl Figure) -> Vec<u8> {
+    let rgb = rgb_of(fig);
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, W, H);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc.write_header().expect("writing to memory");
+    w.write_image_data(&rgb).expect("writing to memory");
+    w.finish().expect("writing to memory");
+    out
+}
+
+/// A linear axis over `lo..hi` whose grid lines and labels sit at the given ticks.
+struct Axis {
+    linear: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Axis {
+    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Self {
+        Axis { linear: (lo..hi).into(), ticks }
+    }
+}
+
+impl Ranged for Axis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.linear.map(value, limit)
+    }
+
+    /// The ticks, for the bold grid lines and the labels; no light lines.
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.linear.range()
+    }
+}
+
+impl ValueFormatter<f64> for Axis {
+    fn format(value: &f64) -> String {
+        tick_label(*value)
+    }
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    (FAMILY, size).into_font().color(&BLACK)
+}
+
+/// The y-axis label of a tick with the decimals the tick step needs.
+fn y_formatter(decimals: usize) -> impl Fn(&f64) -> String {
+    move |v| format!("{v:.decimals$}")
+}
+
+/// Splits `root` into the plot and, to its right, a legend as wide as its longest name needs
+/// (within a half of the width), drawn there: per name, in the colours' order, a line (or a
+/// square, for bars) and the name. Returns the plot's area.
+fn with_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    names: &[&str],
+    squares: bool,
+) -> Drawn<DB, DrawingArea<DB, Shift>> {
+    let style = font(14);
+    let mut widest = 0;
+    for name in names {
+        widest = widest.max(root.estimate_text_size(name, &style)?.0);
+    }
+    let legend_w = (widest + 50).clamp(110, W / 2);
+    let (plot, legend) = root.split_horizontally(root.dim_in_pixel().0.saturating_sub(legend_w));
+    for (i, name) in names.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let y = 24 + 22 * i as i32;
+        if squares {
+            legend.draw(&Rectangle::new([(12, y - 6), (24, y + 6)], c.filled()))?;
+        } else {
+            legend.draw(&PathElement::new(vec![(6, y), (28, y)], c.stroke_width(3)))?;
+        }
+        legend.draw(&Text::new(name.to_string(), (34, y), style.pos(Pos::new(HPos::Left, VPos::Center))))?;
+    }
+    Ok(plot)
+}
+
 impl LinePlot {
     /// The curves to draw: x from epoch 1 to the longest series (at least 2), ticks at whole
     /// epochs only.
     fn curves(&self) -> Curves<'_> {
         let n = self.series.iter().map(|s| s.1.len()).max().unwrap_or(1).max(2);
-        let frame = Frame { x: (1.0, n as f64), y: y_range(self.series.iter().flat_map(|s| s.1.iter().copied())) };
-        let ticks =
-            nice_ticks(frame.x.0, frame.x.1, 5).0.into_iter().filter(|x| (x - x.round()).abs() < 1e-9).map(f64::round);
+        let x = (1.0, n as f64);
+        let ticks = nice_ticks(x.0, x.1, 5).0.into_iter().filter(|x| (x - x.round()).abs() < 1e-9).map(f64::round);
         Curves {
             title: &self.title,
             x_label: &self.x_label,
             y_label: &self.y_label,
             ticks: ticks.collect(),
-            frame,
+            x,
+            y: y_range(self.series.iter().flat_map(|s| s.1.iter().copied())),
             series: self
                 .series
                 .iter()
@@ -122,12 +242,12 @@ impl LinePlot {
 
     /// The plot as an SVG document.
     pub fn svg(&self) -> String {
-        self.curves().svg()
+        svg_of(&self.curves())
     }
 
     /// The plot as a PNG file (bytes).
     pub fn png(&self) -> Vec<u8> {
-        self.curves().png()
+        png_of(&self.curves())
     }
 }
 
@@ -152,7 +272,8 @@ impl XyPlot {
             x_label: &self.x_label,
             y_label: &self.y_label,
             ticks: nice_ticks(x.0, x.1, 5).0,
-            frame: Frame { x, y: y_range(self.points().map(|p| p.1)) },
+            x,
+            y: y_range(self.points().map(|p| p.1)),
             series: self
                 .series
                 .iter()
@@ -166,22 +287,25 @@ impl XyPlot {
 
     /// The plot as an SVG document.
     pub fn svg(&self) -> String {
-        self.curves().svg()
+        svg_of(&self.curves())
     }
 
     /// The plot as a PNG file (bytes).
     pub fn png(&self) -> Vec<u8> {
-        self.curves().png()
+        png_of(&self.curves())
     }
 }
 
-/// What [`LinePlot`] and [`XyPlot`] draw: axes, x ticks, dashed markers, then one polyline and
-/// one legend entry per series (points in data units, all finite).
+/// What [`LinePlot`] and [`XyPlot`] draw: the title, axes with their labels and a grid at the
+/// ticks, dashed labelled markers, one line (with a dot at each point) per series, and the
+/// legend to the right of the plot (points in data units, all finite).
 struct Curves<'a> {
     title: &'a str,
     x_label: &'a str,
     y_label: &'a str,
-    frame: Frame,
+    /// The spans of the axes, in data units.
+    x: (f64, f64),
+    y: (f64, f64),
     /// Where the x axis is labelled, in data units.
     ticks: Vec<f64>,
     series: Vec<(&'a str, Vec<(f64, f64)>)>,
@@ -190,74 +314,54 @@ struct Curves<'a> {
 }
 
 impl Curves<'_> {
-    fn svg(&self) -> String {
-        let f = &self.frame;
-        let mut s = svg_axes(self.title, self.x_label, self.y_label, f);
-        s.push_str(&svg_x_ticks(f, &self.ticks));
+    /// Draws the curves; returns the pixel columns of the x span's ends and of the markers.
+    fn draw_at<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB, (i32, i32, Vec<i32>)> {
+        root.fill(&WHITE)?;
+        let root = root.titled(self.title, font(20))?;
+        let names: Vec<&str> = self.series.iter().map(|s| s.0).collect();
+        let plot = with_legend(&root, &names, false)?;
+        let ((x0, x1), (y0, y1)) = (self.x, self.y);
+        let (y_ticks, decimals) = nice_ticks(y0, y1, 5);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(10)
+            .x_label_area_size(46)
+            .y_label_area_size(64)
+            .build_cartesian_2d(Axis::new(x0, x1, self.ticks.clone()), Axis::new(y0, y1, y_ticks))?;
+        let tick = |x: &f64| tick_label(*x);
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label)
+            .y_desc(self.y_label)
+            .axis_desc_style(font(15))
+            .label_style(font(13))
+            .x_label_formatter(&tick)
+            .y_label_formatter(&y_formatter(decimals))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()?;
+        let mut marker_px = Vec::new();
         for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
-            let (px, _) = f.px(*x, f.y.0);
-            s.push_str(&format!(
-                "<line x1=\"{px:.1}\" y1=\"{TOP}\" x2=\"{px:.1}\" y2=\"{}\" stroke=\"#555555\" stroke-dasharray=\"6,4\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"11\">{}</text>\n",
-                H - BOTTOM,
-                px + 4.0,
-                TOP + 12,
-                esc(label)
-            ));
+            let style = MARKER.stroke_width(1);
+            chart.draw_series(std::iter::once(DashedPathElement::new(vec![(*x, y0), (*x, y1)], 6, 4, style)))?;
+            // The label reads to the right of the line, or to its left near the right edge.
+            let right = (x - x0) / (x1 - x0) < 0.6;
+            let (dx, h) = if right { (4, HPos::Left) } else { (-4, HPos::Right) };
+            let text = font(13).color(&MARKER).pos(Pos::new(h, VPos::Top));
+            chart.draw_series(std::iter::once(EmptyElement::at((*x, y1)) + Text::new(label.clone(), (dx, 4), text)))?;
+            marker_px.push(chart.backend_coord(&(*x, y1)).0);
         }
-        for (i, (name, pts)) in self.series.iter().enumerate() {
-            let c = hex(COLORS[i % COLORS.len()]);
-            let pts: Vec<String> = pts
-                .iter()
-                .map(|&(x, y)| {
-                    let (x, y) = f.px(x, y);
-                    format!("{x:.1},{y:.1}")
-                })
-                .collect();
-            s.push_str(&format!(
-                "<polyline fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>\n",
-                pts.join(" ")
-            ));
-            let ly = TOP + 14 + 18 * i;
-            s.push_str(&format!(
-                "<line x1=\"{}\" y1=\"{ly}\" x2=\"{}\" y2=\"{ly}\" stroke=\"{c}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{}</text>\n",
-                W - RIGHT + 10,
-                W - RIGHT + 30,
-                W - RIGHT + 36,
-                ly + 4,
-                esc(name)
-            ));
+        for (i, (_, pts)) in self.series.iter().enumerate() {
+            let c = COLORS[i % COLORS.len()];
+            chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
         }
-        s.push_str("</svg>\n");
-        s
+        Ok((chart.backend_coord(&(x0, y0)).0, chart.backend_coord(&(x1, y0)).0, marker_px))
     }
+}
 
-    fn png(&self) -> Vec<u8> {
-        let f = &self.frame;
-        let mut c = Canvas::new(W, H);
-        raster_axes(&mut c, self.title, self.x_label, f);
-        raster_x_ticks(&mut c, f, &self.ticks);
-        let grey = [85, 85, 85];
-        for (label, x) in self.markers.iter().filter(|m| m.1.is_finite()) {
-            let (px, _) = f.px(*x, f.y.0);
-            let mut y = TOP as f64;
-            while y < (H - BOTTOM) as f64 {
-                let end = (y + 6.0).min((H - BOTTOM) as f64);
-                c.line((px, y), (px, end), grey);
-                y += 10.0;
-            }
-            c.text(px as usize + 4, TOP + 2, label, 2, grey);
-        }
-        for (i, (name, pts)) in self.series.iter().enumerate() {
-            let col = COLORS[i % COLORS.len()];
-            let pts: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| f.px(x, y)).collect();
-            for w in pts.windows(2) {
-                c.line(w[0], w[1], col);
-            }
-            let ly = (TOP + 14 + 18 * i) as f64;
-            c.line(((W - RIGHT + 10) as f64, ly), ((W - RIGHT + 30) as f64, ly), col);
-            c.text(W - RIGHT + 36, ly as usize - 5, name, 2, [0, 0, 0]);
-        }
-        c.png()
+impl Figure for Curves<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
+        self.draw_at(root).map(|_| ())
     }
 }
 
@@ -299,330 +403,110 @@ fn tick_label(x: f64) -> String {
     }
 }
 
-impl BarChart {
-    fn frame(&self) -> Frame {
+impl Figure for BarChart {
+    /// The title, a y axis with a grid at its ticks, one coloured bar per entry from 0 to its
+    /// value with the value above it (and its label below the axis where it fits), and the
+    /// legend naming the bars' colours.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn<DB> {
+        root.fill(&WHITE)?;
+        let root = root.titled(&self.title, font(20))?;
+        let names: Vec<&str> = self.bars.iter().map(|b| b.0.as_str()).collect();
+        let plot = with_legend(&root, &names, true)?;
+        let n = self.bars.len().max(1) as f64;
+        // Room above the highest bar (and below the lowest) for the value written there.
         let (lo, hi) = y_range(self.bars.iter().map(|b| b.1).chain([0.0]));
-        Frame { x: (0.0, self.bars.len().max(1) as f64), y: (lo, hi) }
+        let pad = 0.08 * (hi - lo);
+        let (lo, hi) = (if lo < 0.0 { lo - pad } else { lo }, hi + pad);
+        let (y_ticks, decimals) = nice_ticks(lo, hi, 5);
+        let centres: Vec<f64> = (0..self.bars.len()).map(|i| i as f64 + 0.5).collect();
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(10)
+            .x_label_area_size(32)
+            .y_label_area_size(64)
+            .build_cartesian_2d(Axis::new(0.0, n, centres), Axis::new(lo, hi, y_ticks))?;
+        // A bar's label is also written under it when it fits there (the legend names it anyway).
+        let slot = chart.plotting_area().dim_in_pixel().0 / self.bars.len().max(1) as u32;
+        let mut fits = Vec::new();
+        for (name, _) in &self.bars {
+            fits.push(plot.estimate_text_size(name, &font(13))?.0 + 6 <= slot);
+        }
+        let label = |x: &f64| {
+            let i = x.floor() as usize;
+            match self.bars.get(i) {
+                Some(b) if fits[i] => b.0.clone(),
+                _ => String::new(),
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .label_style(font(13))
+            .x_label_formatter(&label)
+            .y_label_formatter(&y_formatter(decimals))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()?;
+        if lo < 0.0 {
+            chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, 0.0), (n, 0.0)], BLACK)))?;
+        }
+        for (i, (_, v)) in self.bars.iter().enumerate() {
+            let x = i as f64;
+            let fill = COLORS[i % COLORS.len()].filled();
+            chart.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, *v)], fill)))?;
+            let text = font(13).pos(Pos::new(HPos::Center, VPos::Bottom));
+            let value = EmptyElement::at((x + 0.5, v.max(0.0))) + Text::new(format!("{v:.2}"), (0, -4), text);
+            chart.draw_series(std::iter::once(value))?;
+        }
+        Ok(())
     }
+}
 
+impl BarChart {
     /// The chart as an SVG document.
     pub fn svg(&self) -> String {
-        let f = self.frame();
-        let mut s = svg_axes(&self.title, "", "", &f);
-        for (i, (label, v)) in self.bars.iter().enumerate() {
-            let (x0, y0) = f.px(i as f64 + 0.15, 0.0);
-            let (x1, y1) = f.px(i as f64 + 0.85, *v);
-            let c = hex(COLORS[i % COLORS.len()]);
-            s.push_str(&format!(
-                "<rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{c}\"/><text x=\"{:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>\n",
-                y0.min(y1),
-                x1 - x0,
-                (y1 - y0).abs(),
-                (x0 + x1) / 2.0,
-                H - BOTTOM + 14,
-                esc(label)
-            ));
-            s.push_str(&format!(
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{v:.2}</text>\n",
-                (x0 + x1) / 2.0,
-                y0.min(y1) - 3.0
-            ));
-        }
-        s.push_str("</svg>\n");
-        s
+        svg_of(self)
     }
 
     /// The chart as a PNG file (bytes).
     pub fn png(&self) -> Vec<u8> {
-        let f = self.frame();
-        let mut c = Canvas::new(W, H);
-        raster_axes(&mut c, &self.title, "", &f);
-        for (i, (label, v)) in self.bars.iter().enumerate() {
-            let (x0, y0) = f.px(i as f64 + 0.15, 0.0);
-            let (x1, y1) = f.px(i as f64 + 0.85, *v);
-            c.rect(x0 as usize, y0.min(y1) as usize, x1 as usize, y0.max(y1) as usize, COLORS[i % COLORS.len()]);
-            let short: String = label.chars().take(((x1 - x0) / 8.0) as usize).collect();
-            c.text(x0 as usize, H - BOTTOM + 8, &short, 2, [0, 0, 0]);
-            c.text(x0 as usize, (y0.min(y1) as usize).saturating_sub(12), &format!("{v:.2}"), 2, [0, 0, 0]);
-        }
-        c.png()
+        png_of(self)
     }
-}
-
-fn svg_axes(title: &str, xl: &str, yl: &str, f: &Frame) -> String {
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\">\n<rect width=\"{W}\" height=\"{H}\" fill=\"white\"/>\n");
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"22\" font-size=\"16\" text-anchor=\"middle\">{}</text>\n",
-        W / 2,
-        esc(title)
-    ));
-    s.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"black\" points=\"{LEFT},{TOP} {LEFT},{} {},{}\"/>\n",
-        H - BOTTOM,
-        W - RIGHT,
-        H - BOTTOM
-    ));
-    let (ticks, d) = nice_ticks(f.y.0, f.y.1, 5);
-    for v in ticks {
-        let (_, y) = f.px(f.x.0, v);
-        s.push_str(&format!(
-            "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{LEFT}\" y2=\"{y:.1}\" stroke=\"black\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{v:.d$}</text>\n",
-            LEFT - 4,
-            LEFT - 6,
-            y + 4.0
-        ));
-    }
-    s.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">{}</text>\n",
-        (LEFT + W - RIGHT) / 2,
-        H - 8,
-        esc(xl)
-    ));
-    s.push_str(&format!(
-        "<text x=\"14\" y=\"{}\" font-size=\"12\" transform=\"rotate(-90 14 {})\" text-anchor=\"middle\">{}</text>\n",
-        H / 2,
-        H / 2,
-        esc(yl)
-    ));
-    s
-}
-
-/// Labelled tick marks below the x axis at `ticks` (data units), as SVG elements.
-fn svg_x_ticks(f: &Frame, ticks: &[f64]) -> String {
-    let mut s = String::new();
-    for &x in ticks {
-        let (px, py) = f.px(x, f.y.0);
-        s.push_str(&format!(
-            "<line x1=\"{px:.1}\" y1=\"{py:.1}\" x2=\"{px:.1}\" y2=\"{:.1}\" stroke=\"black\"/><text x=\"{px:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{}</text>\n",
-            py + 4.0,
-            py + 16.0,
-            tick_label(x)
-        ));
-    }
-    s
-}
-
-/// Labelled tick marks below the x axis at `ticks` (data units), rasterised.
-fn raster_x_ticks(c: &mut Canvas, f: &Frame, ticks: &[f64]) {
-    for &x in ticks {
-        let (px, py) = f.px(x, f.y.0);
-        let label = tick_label(x);
-        c.line((px, py), (px, py + 4.0), [0, 0, 0]);
-        c.text((px as usize).saturating_sub(4 * label.len()), py as usize + 6, &label, 2, [0, 0, 0]);
-    }
-}
-
-fn raster_axes(c: &mut Canvas, title: &str, xl: &str, f: &Frame) {
-    let k = [0, 0, 0];
-    c.text(LEFT, 10, title, 3, k);
-    c.line((LEFT as f64, TOP as f64), (LEFT as f64, (H - BOTTOM) as f64), k);
-    c.line((LEFT as f64, (H - BOTTOM) as f64), ((W - RIGHT) as f64, (H - BOTTOM) as f64), k);
-    let (ticks, d) = nice_ticks(f.y.0, f.y.1, 5);
-    for v in ticks {
-        let (_, y) = f.px(f.x.0, v);
-        c.line(((LEFT - 4) as f64, y), (LEFT as f64, y), k);
-        c.text(4, (y as usize).saturating_sub(5), &format!("{v:.d$}"), 2, k);
-    }
-    c.text((LEFT + W - RIGHT) / 2, H - 16, xl, 2, k);
-}
-
-/// An RGB raster with a white background.
-struct Canvas {
-    w: usize,
-    h: usize,
-    px: Vec<u8>,
-}
-
-/// 3 x 5 glyphs, one row per 3 bits (top row in the high bits); unknown characters are blank.
-fn glyph(ch: char) -> u16 {
-    match ch.to_ascii_uppercase() {
-        '0' => 0b111_101_101_101_111,
-        '1' => 0b010_110_010_010_111,
-        '2' => 0b111_001_111_100_111,
-        '3' => 0b111_001_111_001_111,
-        '4' => 0b101_101_111_001_001,
-        '5' => 0b111_100_111_001_111,
-        '6' => 0b111_100_111_101_111,
-        '7' => 0b111_001_010_010_010,
-        '8' => 0b111_101_111_101_111,
-        '9' => 0b111_101_111_001_111,
-        'A' => 0b010_101_111_101_101,
-        'B' => 0b110_101_110_101_110,
-        'C' => 0b011_100_100_100_011,
-        'D' => 0b110_101_101_101_110,
-        'E' => 0b111_100_110_100_111,
-        'F' => 0b111_100_110_100_100,
-        'G' => 0b011_100_101_101_011,
-        'H' => 0b101_101_111_101_101,
-        'I' => 0b111_010_010_010_111,
-        'J' => 0b001_001_001_101_010,
-        'K' => 0b101_101_110_101_101,
-        'L' => 0b100_100_100_100_111,
-        'M' => 0b101_111_111_101_101,
-        'N' => 0b110_101_101_101_101,
-        'O' => 0b010_101_101_101_010,
-        'P' => 0b110_101_110_100_100,
-        'Q' => 0b010_101_101_110_011,
-        'R' => 0b110_101_110_101_101,
-        'S' => 0b011_100_010_001_110,
-        'T' => 0b111_010_010_010_010,
-        'U' => 0b101_101_101_101_111,
-        'V' => 0b101_101_101_101_010,
-        'W' => 0b101_101_111_111_101,
-        'X' => 0b101_101_010_101_101,
-        'Y' => 0b101_101_010_010_010,
-        'Z' => 0b111_001_010_100_111,
-        '.' => 0b000_000_000_000_010,
-        '-' => 0b000_000_111_000_000,
-        '+' => 0b000_010_111_010_000,
-        '(' => 0b001_010_010_010_001,
-        ')' => 0b100_010_010_010_100,
-        '/' => 0b001_001_010_100_100,
-        ',' => 0b000_000_000_010_100,
-        _ => 0,
-    }
-}
-
-impl Canvas {
-    fn new(w: usize, h: usize) -> Self {
-        Canvas { w, h, px: vec![255; w * h * 3] }
-    }
-
-    fn set(&mut self, x: usize, y: usize, c: [u8; 3]) {
-        if x < self.w && y < self.h {
-            let i = (y * self.w + x) * 3;
-            self.px[i..i + 3].copy_from_slice(&c);
-        }
-    }
-
-    /// A 2-pixel-wide line (sampled at half-pixel steps).
-    fn line(&mut self, a: (f64, f64), b: (f64, f64), c: [u8; 3]) {
-        let steps = ((b.0 - a.0).abs().max((b.1 - a.1).abs()) * 2.0).ceil().max(1.0) as usize;
-        for i in 0..=steps {
-            let t = i as f64 / steps as f64;
-            let (x, y) = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
-            if x >= 0.0 && y >= 0.0 {
-                let (x, y) = (x.round() as usize, y.round() as usize);
-                self.set(x, y, c);
-                self.set(x + 1, y, c);
-                self.set(x, y + 1, c);
-            }
-        }
-    }
-
-    fn rect(&mut self, x0: usize, y0: usize, x1: usize, y1: usize, c: [u8; 3]) {
-        for y in y0..=y1 {
-            for x in x0..=x1 {
-                self.set(x, y, c);
-            }
-        }
-    }
-
-    /// Text with its top-left corner at `(x, y)`, glyph pixels `scale x scale`.
-    fn text(&mut self, x: usize, y: usize, s: &str, scale: usize, c: [u8; 3]) {
-        for (i, ch) in s.chars().enumerate() {
-            let g = glyph(ch);
-            for row in 0..5 {
-                for col in 0..3 {
-                    if g >> (14 - (row * 3 + col)) & 1 == 1 {
-                        let (px, py) = (x + (i * 4 + col) * scale, y + row * scale);
-                        self.rect(px, py, px + scale - 1, py + scale - 1, c);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Scanlines with the PNG filter byte (0, none) before every row.
-    fn scanlines(&self) -> Vec<u8> {
-        let mut raw = Vec::with_capacity(self.h * (self.w * 3 + 1));
-        for row in self.px.chunks_exact(self.w * 3) {
-            raw.push(0);
-            raw.extend_from_slice(row);
-        }
-        raw
-    }
-
-    fn png(&self) -> Vec<u8> {
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&(self.w as u32).to_be_bytes());
-        ihdr.extend_from_slice(&(self.h as u32).to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8 bits, RGB, deflate, no filter, no interlace
-        chunk(&mut out, b"IHDR", &ihdr);
-        let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
-        z.write_all(&self.scanlines()).expect("writing to memory");
-        chunk(&mut out, b"IDAT", &z.finish().expect("writing to memory"));
-        chunk(&mut out, b"IEND", &[]);
-        out
-    }
-}
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc = Crc::new();
-    crc.update(kind);
-    crc.update(data);
-    out.extend_from_slice(&crc.sum().to_be_bytes());
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::read::ZlibDecoder;
-    use std::io::Read;
 
-    /// Parses a PNG: checks the signature and every chunk's CRC, returns (width, height, inflated IDAT).
-    fn decode(png: &[u8]) -> (u32, u32, Vec<u8>) {
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "signature");
-        let (mut i, mut idat, mut size) = (8, Vec::new(), (0, 0));
-        let mut kinds = Vec::new();
-        while i < png.len() {
-            let len = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
-            let kind = &png[i + 4..i + 8];
-            let data = &png[i + 8..i + 8 + len];
-            let want = u32::from_be_bytes(png[i + 8 + len..i + 12 + len].try_into().unwrap());
-            let mut crc = Crc::new();
-            crc.update(kind);
-            crc.update(data);
-            assert_eq!(crc.sum(), want, "CRC of chunk {}", String::from_utf8_lossy(kind));
-            match kind {
-                b"IHDR" => {
-                    size = (
-                        u32::from_be_bytes(data[..4].try_into().unwrap()),
-                        u32::from_be_bytes(data[4..8].try_into().unwrap()),
-                    )
-                }
-                b"IDAT" => idat.extend_from_slice(data),
-                _ => {}
-            }
-            kinds.push(String::from_utf8_lossy(kind).to_string());
-            i += 12 + len;
-        }
-        assert_eq!(kinds, ["IHDR", "IDAT", "IEND"]);
-        let mut raw = Vec::new();
-        ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
-        (size.0, size.1, raw)
+    /// Decodes a PNG with the `png` crate: checks the signature, returns (width, height, RGB).
+    fn decode(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "signature");
+        let mut reader = png::Decoder::new(bytes).read_info().expect("a valid PNG");
+        let mut rgb = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut rgb).expect("one frame");
+        assert_eq!((info.color_type, info.bit_depth), (png::ColorType::Rgb, png::BitDepth::Eight));
+        rgb.truncate(info.buffer_size());
+        (info.width, info.height, rgb)
     }
 
-    #[test]
-    fn png_decodes_back_to_the_raster() {
-        let mut c = Canvas::new(20, 10);
-        c.line((0.0, 0.0), (19.0, 9.0), [255, 0, 0]);
-        c.text(1, 1, "A1", 1, [0, 0, 255]);
-        let (w, h, raw) = decode(&c.png());
-        assert_eq!((w, h), (20, 10));
-        assert_eq!(raw, c.scanlines());
-        // The diagonal line is red at its start, and the glyph 'A' has its apex at (2, 1).
-        assert_eq!(&c.px[..3], &[255, 0, 0]);
-        assert_eq!(&c.px[(20 + 2) * 3..(20 + 2) * 3 + 3], &[0, 0, 255]);
+    fn pixel(rgb: &[u8], x: u32, y: u32) -> [u8; 3] {
+        let i = ((y * W + x) * 3) as usize;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
     }
 
-    #[test]
-    fn xy_plot_places_points_ticks_and_markers() {
-        let p = XyPlot {
+    fn has_colour(rgb: &[u8], c: RGBColor) -> bool {
+        rgb.chunks_exact(3).any(|p| p == [c.0, c.1, c.2])
+    }
+
+    /// The text of every `<text>` element of an SVG document.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string()))
+            .collect()
+    }
+
+    fn xy() -> XyPlot {
+        XyPlot {
             title: "accuracy vs queries".into(),
             x_label: "training queries".into(),
             y_label: "accuracy".into(),
@@ -631,30 +515,62 @@ mod tests {
                 ("PAT".into(), vec![(0.0, 0.1), (f64::NAN, 0.5), (100_000.0, 0.7)]),
             ],
             markers: vec![("sudden change".into(), 40_000.0)],
-        };
+        }
+    }
+
+    #[test]
+    fn xy_plot_places_points_ticks_and_markers() {
+        let p = xy();
         let svg = p.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        // Axes + two series; the marker is a dashed line with its label; ticks from 0 to 100k.
-        assert_eq!(svg.matches("<polyline").count(), 3);
-        assert!(svg.contains("stroke-dasharray") && svg.contains("sudden change"));
-        assert!(svg.contains(">0<") && svg.contains(">100k<") && svg.contains(">40k<"), "{svg}");
-        // The y axis (0.1 to 0.95, padded) is labelled at round values with the decimals they need.
-        assert!(svg.contains(">0.2</text>") && svg.contains(">0.8</text>") && !svg.contains(">0.50</text>"), "{svg}");
-        // The NaN point is skipped: PAT's polyline has two points.
-        let pat = svg.lines().find(|l| l.contains("<polyline") && l.contains(&hex(COLORS[1]))).unwrap();
-        assert_eq!(pat.matches(',').count(), 2, "{pat}");
-        // The marker sits at 40 % of the plot width.
-        let f = p.curves().frame;
-        let (mx, _) = f.px(40_000.0, 0.5);
-        assert!((mx - (LEFT as f64 + 0.4 * (W - LEFT - RIGHT) as f64)).abs() < 1e-9);
-        assert!(svg.contains(&format!("x1=\"{mx:.1}\"")));
-        let (w, h, raw) = decode(&p.png());
-        assert_eq!((w as usize, h as usize, raw.len()), (W, H, H * (3 * W + 1)));
-        // The dashed marker is drawn in grey in the PNG, just below the top of the plot.
-        let y = TOP + 3;
-        let x = mx.round() as usize;
-        let at = y * (3 * W + 1) + 1 + 3 * x;
-        assert_eq!(&raw[at..at + 3], &[85, 85, 85]);
+        let t = texts(&svg);
+        for want in ["accuracy vs queries", "training queries", "accuracy", "FF", "PAT", "sudden change"] {
+            assert!(t.iter().any(|s| s == want), "{want} in {t:?}");
+        }
+        // Ticks from 0 to 100k on x; y (0.1 to 0.95, padded) at round values with the decimals
+        // they need.
+        for want in ["0", "40k", "100k", "0.2", "0.8"] {
+            assert!(t.iter().any(|s| s == want), "{want} in {t:?}");
+        }
+        assert!(!t.iter().any(|s| s == "0.50" || s == "1.5"), "{t:?}");
+        // One line per series; the NaN point is skipped: PAT's line has two points.
+        let line = |c: RGBColor| {
+            let stroke = format!("stroke=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
+            svg.lines()
+                .filter(|l| l.contains("<polyline") && l.contains(&stroke))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let (ff, pat) = (line(COLORS[0]), line(COLORS[1]));
+        // The series' line, and its legend entry.
+        assert_eq!((ff.len(), pat.len()), (2, 2), "{svg}");
+        let points = |l: &str| {
+            l.split("points=\"").nth(1).unwrap().split('"').next().unwrap().split(' ').filter(|p| !p.is_empty()).count()
+        };
+        let series_line = |ls: &[String]| ls.iter().find(|l| l.contains("stroke-width=\"2\"")).map(|l| points(l));
+        assert_eq!((series_line(&ff), series_line(&pat)), (Some(3), Some(2)), "{pat:?}");
+        // The marker is a dashed grey vertical line at 40 % of the x span.
+        let mut scratch = String::new();
+        let (x0, x1, markers) =
+            p.curves().draw_at(&SVGBackend::with_string(&mut scratch, (W, H)).into_drawing_area()).unwrap();
+        assert_eq!(markers.len(), 1);
+        let mx = markers[0];
+        assert!((f64::from(mx - x0) - 0.4 * f64::from(x1 - x0)).abs() <= 1.0, "{x0} {x1} {mx}");
+        let dashes: Vec<&str> = svg.lines().filter(|l| l.contains("stroke=\"#555555\"")).collect();
+        assert!(dashes.len() >= 10, "{dashes:?}");
+        let vertical_at_mx = |l: &str| {
+            let pts = l.split("points=\"").nth(1).unwrap_or("").split('"').next().unwrap_or("");
+            let xs: Vec<&str> = pts.split_whitespace().map(|p| p.split(',').next().unwrap_or("")).collect();
+            xs.len() == 2 && xs.iter().all(|x| *x == mx.to_string())
+        };
+        assert!(dashes.iter().all(|l| vertical_at_mx(l)), "{mx}: {dashes:?}");
+        // In the PNG, that column is grey in dashes down the plot, and both series are drawn.
+        let (w, h, rgb) = decode(&p.png());
+        assert_eq!((w, h, rgb.len()), (W, H, (3 * W * H) as usize));
+        let grey = (0..H).filter(|&y| pixel(&rgb, mx as u32, y) == [MARKER.0, MARKER.1, MARKER.2]).count();
+        assert!(grey > 100, "{grey} grey pixels in the marker's column");
+        assert!(has_colour(&rgb, COLORS[0]) && has_colour(&rgb, COLORS[1]));
+        assert!(!has_colour(&rgb, COLORS[2]), "two series, two colours");
         assert_eq!(tick_label(1234.0), "1234");
         assert_eq!(tick_label(2_500_000.0), "2.5M");
         assert_eq!(tick_label(56_789.0), "56.8k");
@@ -690,24 +606,71 @@ mod tests {
     #[test]
     fn plots_render_as_svg_and_png() {
         let lp = LinePlot {
-            title: "acc".into(),
+            title: "acc per epoch".into(),
             x_label: "epoch".into(),
             y_label: "accuracy".into(),
             series: vec![("FF <PhyLL>".into(), vec![0.5, 0.7, 0.9]), ("BP".into(), vec![0.6, f64::NAN, 0.95])],
         };
         let svg = lp.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert!(svg.contains("FF &lt;PhyLL&gt;") && svg.matches("<polyline").count() == 3);
-        // Whole epochs on the x axis: 3 epochs give the ticks 1, 2 and 3 (not 1.5).
-        for e in [">1<", ">2<", ">3<"] {
-            assert!(svg.contains(e), "{e} in {svg}");
+        assert!(svg.contains("FF &lt;PhyLL&gt;"), "names are escaped");
+        let t = texts(&svg);
+        for want in ["acc per epoch", "epoch", "accuracy", "FF &lt;PhyLL&gt;", "BP"] {
+            assert!(t.iter().any(|s| s == want), "{want} in {t:?}");
         }
-        assert!(!svg.contains(">1.50<") && !svg.contains(">2.50<"), "{svg}");
-        let (w, h, raw) = decode(&lp.png());
-        assert_eq!((w as usize, h as usize, raw.len()), (W, H, H * (3 * W + 1)));
+        // Whole epochs on the x axis: 3 epochs give the ticks 1, 2 and 3 (not 1.5).
+        for e in ["1", "2", "3"] {
+            assert!(t.iter().any(|s| s == e), "{e} in {t:?}");
+        }
+        assert!(!t.iter().any(|s| s.contains(".5") && !s.starts_with("0.")), "{t:?}");
+        let (w, h, rgb) = decode(&lp.png());
+        assert_eq!((w, h, rgb.len()), (W, H, (3 * W * H) as usize));
+        assert!(has_colour(&rgb, COLORS[0]) && has_colour(&rgb, COLORS[1]));
+        // Text is drawn: dark pixels in the title's band at the top, and the background is white.
+        assert!((0..30).any(|y| (0..W).any(|x| pixel(&rgb, x, y).iter().all(|&v| v < 100))), "title drawn");
+        assert_eq!(pixel(&rgb, 0, 0), [255, 255, 255]);
+
         let bc = BarChart { title: "cost".into(), bars: vec![("FF".into(), -2.0), ("PAT".into(), 1.5)] };
-        assert_eq!(bc.svg().matches("<rect").count(), 3);
-        let (_, _, raw) = decode(&bc.png());
-        assert!(raw.iter().any(|&b| b == COLORS[1][0]), "the second bar is drawn");
+        let svg = bc.svg();
+        let fill = |c: RGBColor| format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
+        let bars: Vec<&str> = svg.lines().filter(|l| l.contains("<rect")).collect();
+        assert!(
+            bars.iter().any(|l| l.contains(&fill(COLORS[0]))) && bars.iter().any(|l| l.contains(&fill(COLORS[1]))),
+            "{bars:?}"
+        );
+        let t = texts(&svg);
+        for want in ["cost", "FF", "PAT", "-2.00", "1.50"] {
+            assert!(t.iter().any(|s| s == want), "{want} in {t:?}");
+        }
+        let (w, h, rgb) = decode(&bc.png());
+        assert_eq!((w, h), (W, H));
+        assert!(has_colour(&rgb, COLORS[0]) && has_colour(&rgb, COLORS[1]), "both bars are drawn");
+    }
+
+    /// Writes every kind of plot as PNG and SVG to `PHYFF_PLOT_DIR` when it is set, to look at.
+    #[test]
+    fn sample_plots_for_the_eye() {
+        let Some(dir) = std::env::var_os("PHYFF_PLOT_DIR") else { return };
+        let dir = std::path::PathBuf::from(dir);
+        let lp = LinePlot {
+            title: "test accuracy vs epoch".into(),
+            x_label: "epoch".into(),
+            y_label: "accuracy".into(),
+            series: vec![
+                ("FF (PhyLL)".into(), vec![0.5, 0.7, 0.8, 0.85, 0.9]),
+                ("BP ideal".into(), vec![0.6, 0.8, 0.9, 0.93, 0.95]),
+                ("PAT".into(), vec![0.4, 0.55, f64::NAN, 0.7, 0.72]),
+            ],
+        };
+        let bc = BarChart {
+            title: "energy per run (J, log10)".into(),
+            bars: vec![("FF".into(), -2.0), ("PAT".into(), 1.5), ("BP ideal".into(), 0.4)],
+        };
+        for (name, svg, png) in
+            [("line", lp.svg(), lp.png()), ("xy", xy().svg(), xy().png()), ("bar", bc.svg(), bc.png())]
+        {
+            std::fs::write(dir.join(format!("{name}.svg")), svg).unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        }
     }
 }
