@@ -50,6 +50,8 @@ fn tiny(mode: Mode) -> ExperimentConfig {
         ablation: false,
         supervised_baseline: false,
         readout_epochs: 2,
+        // A checkpoint after every epoch: the bases read the one of epoch 2 mid-run.
+        checkpoint_every: 0.0,
         train_limit: Some(40),
         test_limit: Some(20),
         ..ExperimentConfig::default()
