@@ -19,13 +19,7 @@ fn methods(c: &mut Criterion) {
     prep.data.train = prep.data.train.subset(&(0..256).collect::<Vec<_>>());
     prep.data.test = prep.data.test.subset(&(0..64).collect::<Vec<_>>());
     let (train_x, test_x) = (blank(&prep, &prep.data.train.x).unwrap(), blank(&prep, &prep.data.test.x).unwrap());
-    let data = E2eData {
-        train_x: &train_x,
-        train_y: &prep.data.train.y,
-        test_x: &test_x,
-        test_y: &prep.data.test.y,
-        num_classes: prep.data.train.num_classes,
-    };
+    let data = E2eData::new(&train_x, &test_x, &prep.data);
     let eo = E2eOptions { epochs: 1, skip: false, seed: 0, ..E2eOptions::of(&cfg, cfg.batch_size) };
     let ocfgs = optics_configs(&cfg, &prep.embedding, prep.data.train.dim());
     let tc = TwinConfig { samples: 256, epochs: 2, ..TwinConfig::default() };

@@ -273,13 +273,7 @@ where
             seed_runs.push(ff_run(&m, &prep, FF_MATCHED, false, &mut progress)?);
         }
         let (train_x, test_x) = (blank(&prep, &prep.data.train.x)?, blank(&prep, &prep.data.test.x)?);
-        let data = E2eData {
-            train_x: &train_x,
-            train_y: &prep.data.train.y,
-            test_x: &test_x,
-            test_y: &prep.data.test.y,
-            num_classes: prep.data.train.num_classes,
-        };
+        let data = E2eData::new(&train_x, &test_x, &prep.data);
         let eo = E2eOptions::of(&c, bp_batch);
         if differentiable {
             let ocfgs = optics_configs(&c, &prep.embedding, prep.data.train.dim());

@@ -672,13 +672,7 @@ fn pat_under_drift<F: FftReal>(
     let start = Instant::now();
     let raw = prep.data.train.dim();
     let (train_x, test_x) = (blank(prep, &prep.data.train.x)?, blank(prep, &prep.data.test.x)?);
-    let data = E2eData {
-        train_x: &train_x,
-        train_y: &prep.data.train.y,
-        test_x: &test_x,
-        test_y: &prep.data.test.y,
-        num_classes: prep.data.train.num_classes,
-    };
+    let data = E2eData::new(&train_x, &test_x, &prep.data);
     let eo = E2eOptions::of(cfg, if opts.bp_batch_size == 0 { cfg.batch_size } else { opts.bp_batch_size });
     // The twins see the device before any drift: a separate, undrifted copy.
     let mut undrifted: Vec<Box<dyn PhysicalSystem<F>>> =
@@ -1040,13 +1034,7 @@ mod tests {
             let vjp_flops = twin.flops_vjp(1);
             blocks.push(BlockModel::Pat { physical: sys, twin: Box::new(twin), vjp_flops });
         }
-        let data = E2eData {
-            train_x: &train_x,
-            train_y: &prep.data.train.y,
-            test_x: &test_x,
-            test_y: &prep.data.test.y,
-            num_classes: prep.data.train.num_classes,
-        };
+        let data = E2eData::new(&train_x, &test_x, &prep.data);
         let pat = train_end_to_end("PAT", blocks, &data, &eo, |_, _| {}).unwrap();
         assert_eq!(report.methods[1].train_queries, pat.train_physical_queries);
         assert_eq!(report.methods[1].change.final_accuracy, pat.test_accuracy);

@@ -8,6 +8,7 @@
 //! `h' = W_k u + b_k`; the read-out is `logits = R h_L + c`, loss softmax cross-entropy, Adam
 //! on all affine maps and the read-out at once.
 
+use super::twin::{rmse_between, rmse_of_mean, AdamMlp};
 use super::MethodRun;
 use crate::config::ExperimentConfig;
 use crate::driver::{drive, Driven, EvalSchedule, Learner, OnEval, Plan, Split, Stop};
@@ -124,7 +125,7 @@ impl<F: Real> BlockModel<F> {
         };
         let y = query(physical.as_mut(), x, t)?;
         let p = twin.forward(x.view()).with_context(|| format!("querying {}", twin.name()))?;
-        Ok(Some((rmse_of(&p, &y), rmse_of_mean(&y))))
+        Ok(Some((rmse_between(&p, &y), rmse_of_mean(&y))))
     }
 
     fn output_len(&self) -> usize {
@@ -133,29 +134,6 @@ impl<F: Real> BlockModel<F> {
             BlockModel::Pat { physical, .. } | BlockModel::InSilico { physical, .. } => physical.output_len(),
         }
     }
-}
-
-fn rmse_of<F: Real>(a: &Matrix<F>, b: &Matrix<F>) -> f64 {
-    let n = a.data().len().max(1) as f64;
-    let s: f64 = a
-        .data()
-        .iter()
-        .zip(b.data())
-        .map(|(p, q)| (p.to_f64().unwrap_or(0.0) - q.to_f64().unwrap_or(0.0)).powi(2))
-        .sum();
-    (s / n).sqrt()
-}
-
-/// RMSE of predicting every column of `y` by its mean over `y`'s rows.
-fn rmse_of_mean<F: Real>(y: &Matrix<F>) -> f64 {
-    let (n, d) = (y.rows().max(1) as f64, y.cols());
-    let mut mean = vec![0.0; d];
-    for r in 0..y.rows() {
-        for (m, v) in mean.iter_mut().zip(y.row(r)) {
-            *m += v.to_f64().unwrap_or(0.0) / n;
-        }
-    }
-    rmse_of(&Matrix::from_fn(y.rows(), d, |_, c| F::c(mean[c])), y)
 }
 
 /// How well a block's twin predicts its system on the inputs the block sees in training.
@@ -193,6 +171,20 @@ pub struct E2eData<'a, F> {
     pub test_y: &'a [usize],
     /// Number of classes.
     pub num_classes: usize,
+}
+
+impl<'a, F> E2eData<'a, F> {
+    /// The inputs `train_x` and `test_x` (embedded with empty label slots) with the labels and
+    /// the classes of `split`.
+    pub fn new(train_x: &'a Matrix<F>, test_x: &'a Matrix<F>, split: &'a ff_data::TrainTest<F>) -> Self {
+        E2eData {
+            train_x,
+            train_y: &split.train.y,
+            test_x,
+            test_y: &split.test.y,
+            num_classes: split.train.num_classes,
+        }
+    }
 }
 
 /// Options of [`train_end_to_end`].
@@ -889,12 +881,7 @@ pub fn train_end_to_end_seen<F: Real>(
 /// A plain digital MLP trained by backprop as a [`Learner`]: `d -> hidden (x blocks) -> K`,
 /// ReLU hidden layers, softmax cross-entropy, Adam.
 pub struct MlpLearner<'a, F: Real> {
-    mlp: Mlp<F>,
-    opt_cfg: OptimizerConfig,
-    opt: Optimizer<F>,
-    params: Vec<F>,
-    cache: MlpCache<F>,
-    grad: Vec<F>,
+    net: AdamMlp<F>,
     g_logits: Matrix<F>,
     work: Counters,
     data: &'a E2eData<'a, F>,
@@ -914,15 +901,9 @@ impl<'a, F: Real> MlpLearner<'a, F> {
         sizes.push(data.num_classes);
         let mlp =
             Mlp::<F>::new(&sizes, Activation::Relu, Activation::Identity, &mut rng_for(opts.seed, "digital mlp init"))?;
-        let opt_cfg = opts.optimizer();
         Ok(MlpLearner {
-            opt: Optimizer::<F>::new(opt_cfg, mlp.num_params()),
-            opt_cfg,
-            params: mlp.params().to_vec(),
-            cache: MlpCache::default(),
-            grad: vec![F::zero(); mlp.num_params()],
+            net: AdamMlp::new(mlp, opts.optimizer()),
             g_logits: Matrix::zeros(0, 0),
-            mlp,
             work: Counters::default(),
             data,
             lr_schedule: opts.lr_schedule,
@@ -937,7 +918,7 @@ impl<F: Real> Learner for MlpLearner<'_, F> {
     fn start_epoch(&mut self, epoch: usize, planned: Option<usize>) -> Result<()> {
         self.epoch = epoch;
         if let Some(total) = planned {
-            self.opt.set_lr_scale(self.lr_schedule.factor(epoch, total))?;
+            self.net.set_lr_scale(self.lr_schedule.factor(epoch, total))?;
         }
         Ok(())
     }
@@ -945,15 +926,10 @@ impl<F: Real> Learner for MlpLearner<'_, F> {
     fn train_batch(&mut self, batch: &[usize]) -> Result<Vec<f64>> {
         let xb = self.data.train_x.select_rows(batch);
         let yb: Vec<usize> = batch.iter().map(|&i| self.data.train_y[i]).collect();
-        self.mlp.forward_cached(xb.view(), &mut self.cache)?;
-        let loss = softmax_cross_entropy(self.cache.output().view(), &yb, &mut self.g_logits);
+        let logits = self.net.forward(xb.view())?;
+        let loss = softmax_cross_entropy(logits.view(), &yb, &mut self.g_logits);
         anyhow::ensure!(loss.is_finite(), "digital MLP diverged in epoch {}; lower --lr", self.epoch);
-        self.mlp.backward(&self.cache, self.g_logits.view(), &mut self.grad, None);
-        self.opt.step(&mut self.params, &self.grad);
-        self.mlp.params_mut().copy_from_slice(&self.params);
-        self.work.digital_flops += self.mlp.flops_forward(batch.len())
-            + self.mlp.flops_backward(batch.len())
-            + self.opt_cfg.flops_per_step(self.params.len());
+        self.work.digital_flops += self.net.step(self.g_logits.view());
         Ok(vec![loss.to_f64().unwrap_or(f64::NAN)])
     }
 
@@ -963,8 +939,9 @@ impl<F: Real> Learner for MlpLearner<'_, F> {
             Split::Test => (self.data.test_x, self.data.test_y),
             Split::Validation => anyhow::bail!("the digital MLP has no validation split"),
         };
-        let logits = self.mlp.forward(x.view())?;
-        self.work.digital_flops += self.mlp.flops_forward(x.rows());
+        let mlp = &self.net.mlp;
+        let logits = mlp.forward(x.view())?;
+        self.work.digital_flops += mlp.flops_forward(x.rows());
         let ok = (0..y.len()).filter(|&r| ff_core::network::argmax(logits.row(r)) == y[r]).count();
         Ok(ok as f64 / y.len().max(1) as f64)
     }
@@ -974,14 +951,11 @@ impl<F: Real> Learner for MlpLearner<'_, F> {
     }
 
     fn state(&self) -> Vec<F> {
-        self.params.clone()
+        self.net.state()
     }
 
     fn restore(&mut self, state: Vec<F>) -> Result<()> {
-        anyhow::ensure!(state.len() == self.params.len(), "a state of another network");
-        self.mlp.params_mut().copy_from_slice(&state);
-        self.params = state;
-        Ok(())
+        self.net.restore(state)
     }
 }
 

@@ -158,39 +158,76 @@ fn standardise_into<F: Real>(m: MatRef<'_, F>, mean: &[F], sd: &[F], out: &mut M
     }
 }
 
-/// The fit of a twin's MLP as a [`Learner`]: Adam on the mean squared error between the MLP
-/// and the standardised outputs, one step per mini-batch.
-struct TwinLearner<'a, F: Real> {
-    name: &'a str,
-    mlp: Mlp<F>,
-    xs: &'a Matrix<F>,
-    ys: &'a Matrix<F>,
+/// An MLP with its optimiser, one step per mini-batch: the trainable part of a twin fit and
+/// of the digital MLP baseline (`super::e2e::MlpLearner`).
+pub(crate) struct AdamMlp<F: Real> {
+    pub(crate) mlp: Mlp<F>,
     opt_cfg: OptimizerConfig,
     opt: Optimizer<F>,
     params: Vec<F>,
     cache: MlpCache<F>,
     grad: Vec<F>,
-    work: Counters,
-    epoch: usize,
 }
 
-impl<'a, F: Real> TwinLearner<'a, F> {
-    fn new(name: &'a str, mlp: Mlp<F>, xs: &'a Matrix<F>, ys: &'a Matrix<F>, lr: f64) -> Self {
-        let opt_cfg = OptimizerConfig::adam(lr);
-        TwinLearner {
-            name,
+impl<F: Real> AdamMlp<F> {
+    pub(crate) fn new(mlp: Mlp<F>, opt_cfg: OptimizerConfig) -> Self {
+        AdamMlp {
             opt: Optimizer::<F>::new(opt_cfg, mlp.num_params()),
             opt_cfg,
             params: mlp.params().to_vec(),
             grad: vec![F::zero(); mlp.num_params()],
             cache: MlpCache::default(),
             mlp,
-            xs,
-            ys,
-            work: Counters::default(),
-            epoch: 0,
         }
     }
+
+    /// The MLP's output on `x`, kept for [`AdamMlp::step`].
+    pub(crate) fn forward(&mut self, x: MatRef<'_, F>) -> Result<&Matrix<F>> {
+        self.mlp.forward_cached(x, &mut self.cache)?;
+        Ok(self.cache.output())
+    }
+
+    /// Backpropagates `g` (the loss gradient at the output of the last [`AdamMlp::forward`])
+    /// and takes one optimiser step; returns the FLOPs of the forward pass, the backward pass
+    /// and the step.
+    pub(crate) fn step(&mut self, g: MatRef<'_, F>) -> u64 {
+        let rows = g.rows();
+        self.mlp.backward(&self.cache, g, &mut self.grad, None);
+        self.opt.step(&mut self.params, &self.grad);
+        self.mlp.params_mut().copy_from_slice(&self.params);
+        self.mlp.flops_forward(rows) + self.mlp.flops_backward(rows) + self.opt_cfg.flops_per_step(self.params.len())
+    }
+
+    /// Whether every parameter is finite.
+    pub(crate) fn is_finite(&self) -> bool {
+        self.params.iter().all(|p| p.is_finite())
+    }
+
+    pub(crate) fn set_lr_scale(&mut self, scale: f64) -> Result<()> {
+        Ok(self.opt.set_lr_scale(scale)?)
+    }
+
+    pub(crate) fn state(&self) -> Vec<F> {
+        self.params.clone()
+    }
+
+    pub(crate) fn restore(&mut self, state: Vec<F>) -> Result<()> {
+        anyhow::ensure!(state.len() == self.params.len(), "a state of another network");
+        self.mlp.params_mut().copy_from_slice(&state);
+        self.params = state;
+        Ok(())
+    }
+}
+
+/// The fit of a twin's MLP as a [`Learner`]: Adam on the mean squared error between the MLP
+/// and the standardised outputs, one step per mini-batch.
+struct TwinLearner<'a, F: Real> {
+    name: &'a str,
+    net: AdamMlp<F>,
+    xs: &'a Matrix<F>,
+    ys: &'a Matrix<F>,
+    work: Counters,
+    epoch: usize,
 }
 
 impl<F: Real> Learner for TwinLearner<'_, F> {
@@ -204,18 +241,12 @@ impl<F: Real> Learner for TwinLearner<'_, F> {
     fn train_batch(&mut self, batch: &[usize]) -> Result<Vec<f64>> {
         let (xb, yb) = (self.xs.select_rows(batch), self.ys.select_rows(batch));
         let d_out = yb.cols();
-        self.mlp.forward_cached(xb.view(), &mut self.cache)?;
         let scale = F::c(2.0 / (batch.len() * d_out) as f64);
-        let out = self.cache.output();
+        let out = self.net.forward(xb.view())?;
         let g = Matrix::from_fn(batch.len(), d_out, |r, c| (out.get(r, c) - yb.get(r, c)) * scale);
-        self.mlp.backward(&self.cache, g.view(), &mut self.grad, None);
-        self.opt.step(&mut self.params, &self.grad);
-        self.mlp.params_mut().copy_from_slice(&self.params);
-        self.work.digital_flops += self.mlp.flops_forward(batch.len())
-            + self.mlp.flops_backward(batch.len())
-            + self.opt_cfg.flops_per_step(self.params.len());
+        self.work.digital_flops += self.net.step(g.view());
         anyhow::ensure!(
-            self.params.iter().all(|p| p.is_finite()),
+            self.net.is_finite(),
             "twin fit of {} diverged in epoch {}; lower twin.lr",
             self.name,
             self.epoch
@@ -232,14 +263,11 @@ impl<F: Real> Learner for TwinLearner<'_, F> {
     }
 
     fn state(&self) -> Vec<F> {
-        self.params.clone()
+        self.net.state()
     }
 
     fn restore(&mut self, state: Vec<F>) -> Result<()> {
-        anyhow::ensure!(state.len() == self.params.len(), "a state of another twin");
-        self.mlp.params_mut().copy_from_slice(&state);
-        self.params = state;
-        Ok(())
+        self.net.restore(state)
     }
 }
 
@@ -276,7 +304,8 @@ impl<F: Real> Twin<F> {
         sizes.push(d_out);
         let mut rng = rng_for(cfg.seed, "twin init");
         let mlp = Mlp::<F>::new(&sizes, Activation::Silu, Activation::Identity, &mut rng)?;
-        let mut learner = TwinLearner::new(name, mlp, &xs, &ys, cfg.lr);
+        let net = AdamMlp::new(mlp, OptimizerConfig::adam(cfg.lr));
+        let mut learner = TwinLearner { name, net, xs: &xs, ys: &ys, work: Counters::default(), epoch: 0 };
         let plan = Plan {
             stop: Stop::Epochs(cfg.epochs),
             eval: EvalSchedule::Never,
@@ -286,7 +315,7 @@ impl<F: Real> Twin<F> {
             name: None,
         };
         drive(&mut learner, &plan, None, None, &mut [])?;
-        let (mlp, mut flops) = (learner.mlp, learner.work.digital_flops);
+        let (mlp, mut flops) = (learner.net.mlp, learner.work.digital_flops);
         let twin = Twin { name: name.into(), mlp, in_mean, in_sd, out_mean, out_sd, scratch: TwinScratch::default() };
         let train_rmse = twin.rmse(&xt, &yt)?;
         let (val_rmse, val_rmse_of_mean) = if va.is_empty() {
@@ -407,7 +436,14 @@ impl<F: Real> Twin<F> {
     }
 }
 
-fn rmse_between<F: Real>(a: &Matrix<F>, b: &Matrix<F>) -> f64 {
+/// RMSE of predicting every column of `y` by its mean over `y`'s rows (the mean predictor).
+pub(crate) fn rmse_of_mean<F: Real>(y: &Matrix<F>) -> f64 {
+    let (mean, _) = moments(y);
+    rmse_between(&Matrix::from_fn(y.rows(), y.cols(), |_, c| mean[c]), y)
+}
+
+/// Root-mean-square difference of two matrices of one shape, over every entry.
+pub(crate) fn rmse_between<F: Real>(a: &Matrix<F>, b: &Matrix<F>) -> f64 {
     let n = a.data().len().max(1) as f64;
     let s: f64 = a
         .data()
