@@ -646,31 +646,4 @@ mod tests {
         assert_eq!((w, h), (W, H));
         assert!(has_colour(&rgb, COLORS[0]) && has_colour(&rgb, COLORS[1]), "both bars are drawn");
     }
-
-    /// Writes every kind of plot as PNG and SVG to `PHYFF_PLOT_DIR` when it is set, to look at.
-    #[test]
-    fn sample_plots_for_the_eye() {
-        let Some(dir) = std::env::var_os("PHYFF_PLOT_DIR") else { return };
-        let dir = std::path::PathBuf::from(dir);
-        let lp = LinePlot {
-            title: "test accuracy vs epoch".into(),
-            x_label: "epoch".into(),
-            y_label: "accuracy".into(),
-            series: vec![
-                ("FF (PhyLL)".into(), vec![0.5, 0.7, 0.8, 0.85, 0.9]),
-                ("BP ideal".into(), vec![0.6, 0.8, 0.9, 0.93, 0.95]),
-                ("PAT".into(), vec![0.4, 0.55, f64::NAN, 0.7, 0.72]),
-            ],
-        };
-        let bc = BarChart {
-            title: "energy per run (J, log10)".into(),
-            bars: vec![("FF".into(), -2.0), ("PAT".into(), 1.5), ("BP ideal".into(), 0.4)],
-        };
-        for (name, svg, png) in
-            [("line", lp.svg(), lp.png()), ("xy", xy().svg(), xy().png()), ("bar", bc.svg(), bc.png())]
-        {
-            std::fs::write(dir.join(format!("{name}.svg")), svg).unwrap();
-            std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-        }
-    }
 }
