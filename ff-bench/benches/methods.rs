@@ -4,10 +4,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use ff_core::{Differentiable, PhysicalSystem};
-use ff_train::baselines::compare::{blank, optics_configs, optics_systems};
-use ff_train::baselines::{optics_vjp_flops, train_end_to_end, BlockModel, E2eData, E2eOptions, Twin, TwinConfig};
+use ff_train::baselines::{optics_vjp_flops, train_end_to_end, BlockModel, E2eData, E2eOptions};
 use ff_train::config::ExperimentConfig;
+use ff_train::experiments::compare::{blank, optics_configs, optics_systems};
 use ff_train::run::{build_network, prepare};
+use ff_train::systems::twin::{Twin, TwinConfig};
 use ff_train::trainer::{fit, FitOptions};
 
 fn methods(c: &mut Criterion) {

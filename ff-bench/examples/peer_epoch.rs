@@ -8,7 +8,7 @@
 //!
 //! Configurations (the paper's hyper-parameters, see docs/science.md):
 //! - `acoustic-vowels`: 2 blocks, skip (`u = [p; h]`, 40 wide), affine 40 -> 20, the physical layer
-//!   an MLP emulator 20 -> 100 -> 200 -> 100 -> 20 SiLU (`ff_train::baselines::Twin`, fitted to the
+//!   an MLP emulator 20 -> 100 -> 200 -> 100 -> 20 SiLU (`ff_train::systems::twin::Twin`, fitted to the
 //!   measured acoustic pairs), lr 5e-4, n_inner 10, full batch of 206 vowels, alpha 4, f32.
 //!   One timed unit is one whole epoch (one batch).
 //! - `optics-mnist`: 2 blocks, affine 676 -> 676, phyff's `OpticsSystem` on a 51 x 51 field
@@ -35,9 +35,9 @@ use ff_physics::fft::FftReal;
 use ff_physics::optics::{draw_transmission, pupil_indices};
 use ff_physics::slm::SlmMap;
 use ff_physics::{Detection, Encoding, MediumKind, OpticsConfig, Pooling};
-use ff_train::baselines::{Twin, TwinConfig};
 use ff_train::config::{ExperimentConfig, Precision, SystemKind};
 use ff_train::run::prepare;
+use ff_train::systems::twin::{Twin, TwinConfig};
 use ff_train::systems::{build_blocks, optics_for_block};
 use rand::Rng as _;
 use serde_json::{json, Value};

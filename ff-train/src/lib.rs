@@ -23,14 +23,19 @@ pub mod checkpoint;
 pub mod config;
 pub mod config_doc;
 pub mod driver;
+pub mod experiments;
 pub mod export;
 pub mod io;
 pub mod memory;
 pub mod model;
-pub mod reference;
-pub mod report;
+pub mod output;
 pub mod run;
 pub mod standardize;
 pub mod sweep;
 pub mod systems;
 pub mod trainer;
+
+/// Old path of [`baselines::reference`], kept so that code written against it still builds.
+pub use baselines::reference;
+/// Old path of [`output::report`], kept so that code written against it still builds.
+pub use output::report;

@@ -1,11 +1,11 @@
 //! Orchestration of `phyff train` and `phyff eval`: data, systems, network, training, outputs.
 
+use crate::baselines::reference::{references, References};
 use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
 use crate::config::{ExperimentConfig, Mode};
 use crate::io::write_atomic;
 use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
-use crate::reference::{references, References};
-use crate::report::TrainResult;
+use crate::output::report::TrainResult;
 use crate::standardize::Standardization;
 use crate::systems::build_blocks;
 use crate::trainer::{

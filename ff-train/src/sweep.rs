@@ -1288,7 +1288,7 @@ impl Collected {
     /// over seeds against the axis's values, one series per combination of the other axes.
     /// Non-numeric values are placed at 0, 1, ... and named in the axis label. Returns
     /// `(axis, plot)`.
-    pub fn plots(&self) -> Vec<(String, crate::baselines::plot::XyPlot)> {
+    pub fn plots(&self) -> Vec<(String, crate::output::plot::XyPlot)> {
         let mut axes: Vec<&String> = self.setting_axes();
         if axes.is_empty() {
             axes = self.axes.iter().collect();
@@ -1368,7 +1368,7 @@ impl Collected {
             };
             out.push((
                 axis.clone(),
-                crate::baselines::plot::XyPlot {
+                crate::output::plot::XyPlot {
                     title,
                     x_label,
                     y_label: "test accuracy".into(),

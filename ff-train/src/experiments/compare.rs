@@ -1,16 +1,18 @@
 //! `phyff compare`: every applicable method on the same blocks, split, seeds and epoch
 //! budget; a table, `result.json` and plots.
 
-use super::e2e::{
+use crate::baselines::e2e::{
     fit_block_twins, train_digital_mlp, train_end_to_end, train_end_to_end_seen, BlockModel, E2eData, E2eOptions,
     TwinInputs,
 };
-use super::{optics_vjp_flops, plot, EnergyModel, MethodRun, TwinConfig};
+use crate::baselines::{optics_vjp_flops, EnergyModel, MethodRun};
 use crate::config::{ExperimentConfig, Mode, SystemKind};
 use crate::io::write_atomic;
-use crate::report::{flops, thousands};
+use crate::output::plot;
+use crate::output::report::{flops, thousands};
 use crate::run::{build_network, prepare, Prepared};
 use crate::systems::build_blocks;
+use crate::systems::twin::TwinConfig;
 use crate::trainer::{fit, FitOptions};
 use anyhow::Result;
 use ff_core::{Differentiable, LabelEmbedding, Matrix, PhysicalSystem};

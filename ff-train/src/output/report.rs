@@ -1,7 +1,7 @@
 //! Human-readable tables and machine-readable results.
 
+use crate::baselines::reference::{References, KNN_K};
 use crate::config::ExperimentConfig;
-use crate::reference::{References, KNN_K};
 use crate::trainer::FitSummary;
 use serde::{Deserialize, Serialize};
 

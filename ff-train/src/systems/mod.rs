@@ -6,7 +6,8 @@
 //! stand-in with the same widths: the identity for blocks without skip (each block sees its
 //! input directly), zeros for blocks with skip (the physical part of `u = [p; h]` is zeroed).
 
-use crate::baselines::Twin;
+pub mod twin;
+
 use crate::config::{ExperimentConfig, SystemKind};
 use anyhow::{Context, Result};
 use ff_core::{BlockSpec, Identity, LabelEmbedding, MatMut, MatRef, PhysicalSystem, Real, SystemError, Zeros};
@@ -19,6 +20,7 @@ use ff_physics::{
     AcousticCavity, Drift, DriftClock, DriftConfig, FiberSystem, FreeSpaceSystem, MicrowaveCavity, PerturbableSystem,
 };
 use std::sync::Mutex;
+use twin::Twin;
 
 /// The systems, skip flags and output sizes of every block.
 ///

@@ -159,7 +159,7 @@ fn standardise_into<F: Real>(m: MatRef<'_, F>, mean: &[F], sd: &[F], out: &mut M
 }
 
 /// An MLP with its optimiser, one step per mini-batch: the trainable part of a twin fit and
-/// of the digital MLP baseline (`super::e2e::MlpLearner`).
+/// of the digital MLP baseline (`crate::baselines::e2e::MlpLearner`).
 pub(crate) struct AdamMlp<F: Real> {
     pub(crate) mlp: Mlp<F>,
     opt_cfg: OptimizerConfig,

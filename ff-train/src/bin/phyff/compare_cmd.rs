@@ -3,9 +3,11 @@
 use crate::TrainArgs;
 use anyhow::Result;
 use clap::Args;
-use ff_train::baselines::compare::compare_table;
-use ff_train::baselines::{compare, CompareOptions, TwinConfig, TwinInputs};
+use ff_train::baselines::TwinInputs;
 use ff_train::config::Precision;
+use ff_train::experiments::compare::compare_table;
+use ff_train::experiments::{compare, CompareOptions};
+use ff_train::systems::twin::TwinConfig;
 
 /// Flags of `phyff compare` (besides every `train` flag).
 #[derive(Args)]

@@ -4,10 +4,10 @@ use crate::compare_cmd::TwinArgs;
 use crate::TrainArgs;
 use anyhow::Result;
 use clap::Args;
-use ff_train::baselines::drift::{check, drift_table, DriftOptions};
-use ff_train::baselines::drift_experiment;
 use ff_train::config::Precision;
-use ff_train::report::thousands;
+use ff_train::experiments::drift::{check, drift_table, DriftOptions};
+use ff_train::experiments::drift_experiment;
+use ff_train::output::report::thousands;
 
 /// Flags of `phyff drift` (besides every `train` flag: --system optics|microwave|acoustic,
 /// --data, --epochs, --seed, --out DIR, ...).

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ff_core::{LrSchedule, NegativeMode};
 use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, SystemKind};
-use ff_train::report::{train_table, unsupervised_table, verdict};
+use ff_train::output::report::{train_table, unsupervised_table, verdict};
 use ff_train::trainer::EpochRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
