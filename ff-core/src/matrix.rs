@@ -290,6 +290,17 @@ impl<'a, F: Real> MatMut<'a, F> {
 /// # Errors
 /// [`CoreError::Shape`] if the row counts differ.
 pub fn hcat<F: Real>(a: MatRef<'_, F>, b: MatRef<'_, F>) -> Result<Matrix<F>> {
+    let mut out = Matrix::default();
+    hcat_into(a, b, &mut out)?;
+    Ok(out)
+}
+
+/// [`hcat`] into `out`, reusing its allocation (`out` is resized to `a.rows() x (a.cols() +
+/// b.cols())`).
+///
+/// # Errors
+/// [`CoreError::Shape`] if the row counts differ (`out` is left unchanged).
+pub fn hcat_into<F: Real>(a: MatRef<'_, F>, b: MatRef<'_, F>, out: &mut Matrix<F>) -> Result<()> {
     if a.rows != b.rows {
         return Err(CoreError::Shape {
             context: "hcat".into(),
@@ -298,12 +309,15 @@ pub fn hcat<F: Real>(a: MatRef<'_, F>, b: MatRef<'_, F>) -> Result<Matrix<F>> {
         });
     }
     let cols = a.cols + b.cols;
-    let mut data = Vec::with_capacity(a.rows * cols);
+    out.data.clear();
+    out.data.reserve(a.rows * cols);
     for i in 0..a.rows {
-        data.extend_from_slice(a.row(i));
-        data.extend_from_slice(b.row(i));
+        out.data.extend_from_slice(a.row(i));
+        out.data.extend_from_slice(b.row(i));
     }
-    Ok(Matrix { rows: a.rows, cols, data })
+    out.rows = a.rows;
+    out.cols = cols;
+    Ok(())
 }
 
 /// Whether an operand of [`gemm`] is used as stored or transposed.

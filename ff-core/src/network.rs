@@ -12,7 +12,7 @@ use crate::error::{CoreError, Result};
 use crate::goodness::Goodness;
 use crate::layer::{transpose_into, LocalLayer, Workspace};
 use crate::loss::Loss;
-use crate::matrix::{hcat, MatRef, Matrix};
+use crate::matrix::{hcat_into, MatRef, Matrix};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::real::Real;
 use crate::rng::{rng_for, Rng};
@@ -275,6 +275,10 @@ pub struct Network<F: Real> {
     stacked: Matrix<F>,
     /// Per piece of the batch (see [`pieces`]): the inner step's buffers (reused).
     pieces: Vec<PieceWork<F>>,
+    /// A block's physical output before the skip is appended (reused from block to block).
+    sys_out: Matrix<F>,
+    /// A block's layer input `u`: the physical output, with the skip when configured (reused).
+    u: Matrix<F>,
 }
 
 /// The buffers of one piece of the batch in the inner steps.
@@ -492,6 +496,8 @@ impl<F: Real> Network<F> {
             counters: Counters::default(),
             stacked: Matrix::default(),
             pieces: Vec::new(),
+            sys_out: Matrix::default(),
+            u: Matrix::default(),
         })
     }
 
@@ -620,10 +626,16 @@ impl<F: Real> Network<F> {
         Ok(())
     }
 
-    /// Queries block `k`'s system on `h` and forms `u` (with the skip when configured).
-    fn physical_input(&mut self, k: usize, h: &Matrix<F>) -> Result<Matrix<F>> {
+    /// Queries block `k`'s system on `h` and forms its layer input in `u` (with the skip when
+    /// configured), reusing the network's buffers: take `u` from `self.u` and give it back.
+    fn physical_input(&mut self, k: usize, h: &Matrix<F>, u: &mut Matrix<F>) -> Result<()> {
         let block = &mut self.blocks[k];
-        let p = block.system.forward(h.view())?;
+        // The system writes straight into `u` unless the skip must follow its output.
+        let p = if block.skip { &mut self.sys_out } else { &mut *u };
+        p.resize(h.rows(), block.system.output_len());
+        // Zeroed, so that a system that leaves an entry unwritten cannot pass on stale values.
+        p.data_mut().fill(F::zero());
+        block.system.forward_batch(h.view(), p.view_mut())?;
         if block.system.is_physical() {
             self.counters.physical_queries += h.rows() as u64;
         }
@@ -637,10 +649,9 @@ impl<F: Real> Network<F> {
             }));
         }
         if block.skip {
-            hcat(p.view(), h.view())
-        } else {
-            Ok(p)
+            hcat_into(self.sys_out.view(), h.view(), u)?;
         }
+        Ok(())
     }
 
     /// Block `k`'s layer on `u` (its physical output, with the skip when configured), its FLOPs
@@ -659,8 +670,10 @@ impl<F: Real> Network<F> {
     /// Block `k` on its input `h`, in place: the system queried (and counted), the layer, the
     /// output passed on ([`Network::layer_pass`]).
     fn block_forward(&mut self, k: usize, h: &mut Matrix<F>, goodness: Option<&mut Vec<F>>) -> Result<()> {
-        let u = self.physical_input(k, h)?;
+        let mut u = std::mem::take(&mut self.u);
+        self.physical_input(k, h, &mut u)?;
         self.layer_pass(k, &u, h, goodness);
+        self.u = u;
         Ok(())
     }
 
@@ -718,12 +731,13 @@ impl<F: Real> Network<F> {
         self.check_input(&x, Some(labels))?;
         let neg = match self.config.negatives {
             NegativeMode::Random => random_wrong_labels(labels, self.num_classes(), rng),
+            // The scores of an input checked above (each batch is validated once).
             NegativeMode::Hardest => {
-                let s = self.scores(x)?;
+                let s = crate::pool::run_awake(|| self.scores_in_pool(x, 0))?;
                 hardest_wrong_labels(labels, s.view())
             }
             NegativeMode::Sampled => {
-                let s = self.scores(x)?;
+                let s = crate::pool::run_awake(|| self.scores_in_pool(x, 0))?;
                 sampled_wrong_labels(labels, s.view(), self.config.negative_temperature, rng)
             }
         };
@@ -886,7 +900,8 @@ impl<F: Real> Network<F> {
         pieces.resize_with(cuts.len(), PieceWork::default);
         let mut block_loss = Vec::with_capacity(self.blocks.len());
         for k in 0..self.blocks.len() {
-            let u = self.physical_input(k, &h)?;
+            let mut u = std::mem::take(&mut self.u);
+            self.physical_input(k, &h, &mut u)?;
             let num_params = self.blocks[k].layer.num_params();
             // Every inner step reads each piece's U^T: transposed once here.
             for (&(a, b), piece) in cuts.iter().zip(pieces.iter_mut()) {
@@ -929,6 +944,7 @@ impl<F: Real> Network<F> {
             }
             block_loss.push(total / self.config.n_inner as f64);
             self.layer_pass(k, &u, &mut h, None);
+            self.u = u;
         }
         self.stacked = h;
         self.pieces = pieces;
@@ -1008,12 +1024,13 @@ impl<F: Real> Network<F> {
                 ),
             ));
         }
+        self.check_input(&x, None)?;
         // On a thread of rayon's pool, as in `train_blocks`.
         crate::pool::run_awake(|| self.scores_in_pool(x, first_block))
     }
 
+    /// [`Network::scores_from`] on an input already checked by the caller.
     fn scores_in_pool(&mut self, x: MatRef<'_, F>, first_block: usize) -> Result<Matrix<F>> {
-        self.check_input(&x, None)?;
         let k = self.num_classes();
         let value = match self.config.label_value {
             LabelValue::BatchMaxAbs => x.data().iter().fold(F::zero(), |m, v| m.max(v.abs())),

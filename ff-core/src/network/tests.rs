@@ -1,4 +1,5 @@
 use super::*;
+use crate::matrix::hcat;
 use crate::rng::epoch_order;
 use crate::system::{Identity, Zeros};
 use rand::Rng as _;
@@ -340,7 +341,8 @@ fn activities_are_the_passed_on_outputs_with_blank_labels() {
     }
     let mut col = 0;
     for b in 0..2 {
-        let u = n.physical_input(b, &h).unwrap();
+        let mut u = Matrix::default();
+        n.physical_input(b, &h, &mut u).unwrap();
         let mut z = Matrix::zeros(0, 0);
         n.blocks[b].layer.forward(u.view(), &mut z);
         h = n.pass_on(b, z);
@@ -490,7 +492,8 @@ fn stacked_scores_equal_per_label_scores() {
         n.embedding.embed_with_value(x.view(), &[c; 7], value, &mut h).unwrap();
         let mut total = [0.0; 7];
         for b in 0..2 {
-            let u = n.physical_input(b, &h).unwrap();
+            let mut u = Matrix::default();
+            n.physical_input(b, &h, &mut u).unwrap();
             let mut z = Matrix::zeros(0, 0);
             n.blocks[b].layer.forward(u.view(), &mut z);
             let mut g = Vec::new();
