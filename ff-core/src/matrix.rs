@@ -5,8 +5,8 @@
 //! `W: d_out x d_in`, also row-major.
 
 use crate::error::{CoreError, Result};
+use crate::gemm_order::{by_elements_shape, gemm_by_elements, k_blocks};
 use crate::real::Real;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// An owned dense row-major matrix.
@@ -329,7 +329,14 @@ pub enum Op {
     T,
 }
 
-/// General matrix multiply `C <- alpha * op(A) op(B) + beta * C` on row-major operands.
+/// General matrix multiply `C <- alpha * op(A) op(B) + beta * C` on row-major operands,
+/// through the `gemm` crate's blocked kernel ([`Real::gemm_raw`]); large products share their
+/// tiles of `C` among rayon's threads.
+///
+/// Every element of `C` is computed by the same operations in the same order whatever the
+/// shape, the storage of the operands and the thread count (the order is given in
+/// `gemm_order.rs`): a row of a batch gives the same bits alone or in any batch, `A B^T` the
+/// same as `A (B^T stored)`, and [`gemm_serial`] the same as [`gemm`].
 ///
 /// With `beta == 0` the previous contents of `C` are ignored (NaN in `C` does not propagate).
 ///
@@ -386,83 +393,55 @@ fn gemm_impl<F: Real>(
         }
         return;
     }
-    let cs = c.cols as isize;
-    let parts = if parallel { parallel_parts(m, n, ka) } else { 1 };
-    if parts <= 1 {
-        // SAFETY: shapes and strides were checked above; `c` is a unique borrow distinct from a and b.
-        unsafe {
-            F::gemm_raw(
-                m,
-                ka,
-                n,
-                alpha,
-                a.data.as_ptr(),
-                rsa,
-                csa,
-                b.data.as_ptr(),
-                rsb,
-                csb,
-                beta,
-                c.data.as_mut_ptr(),
-                cs,
-                1,
-            );
+    let threads = if parallel { parallel_threads(m, n, ka) } else { 1 };
+    if threads > 1 {
+        CRATE_THRESHOLD.call_once(|| gemm_common::gemm::set_threading_threshold(2 * PARALLEL_MIN_MULS));
+    }
+    if by_elements_shape(m, ka, n) {
+        // Row-major copies of op(A) and op(B), oriented so that the longer side of C is the
+        // one computed side by side: C itself, or C^T = op(B)^T op(A)^T (the same products).
+        let at = |i: usize, p: usize| a.data[(i as isize * rsa + p as isize * csa) as usize];
+        let bt = |p: usize, j: usize| b.data[(p as isize * rsb + j as isize * csb) as usize];
+        if n >= m {
+            let x: Vec<F> = (0..m).flat_map(|i| (0..ka).map(move |p| at(i, p))).collect();
+            let y: Vec<F> = (0..ka).flat_map(|p| (0..n).map(move |j| bt(p, j))).collect();
+            gemm_by_elements(m, ka, n, alpha, &x, &y, beta, c.data, |i, j| i * n + j);
+        } else {
+            let x: Vec<F> = (0..n).flat_map(|j| (0..ka).map(move |p| bt(p, j))).collect();
+            let y: Vec<F> = (0..ka).flat_map(|p| (0..m).map(move |i| at(i, p))).collect();
+            gemm_by_elements(n, ka, m, alpha, &x, &y, beta, c.data, |j, i| i * n + j);
         }
         return;
     }
-    // Split the longer side of C into `parts` disjoint blocks, one product each. Every element
-    // of C is still accumulated over the whole inner dimension by the same kernel, so the
-    // result is bit for bit the single-threaded one.
-    let split_rows = m >= n;
-    let len = if split_rows { m } else { n };
-    let step = len.div_ceil(parts).next_multiple_of(SPLIT_ALIGN).min(len);
-    let (pa, pb, pc) = (a.data.as_ptr() as usize, b.data.as_ptr() as usize, c.data.as_mut_ptr() as usize);
-    (0..len.div_ceil(step)).into_par_iter().for_each(|p| {
-        let start = p * step;
-        let count = step.min(len - start);
-        // SAFETY: the block [start, start + count) of C's rows (or columns) is disjoint from every
-        // other block, lies inside C, and reads the matching rows of op(A) (or columns of op(B)),
-        // which lie inside A (or B); A and B are only read.
+    // The inner dimension one block at a time (see `gemm_order`), the first block applying
+    // beta, the later ones adding to C.
+    let (pa, pb, pc) = (a.data.as_ptr(), b.data.as_ptr(), c.data.as_mut_ptr());
+    for (p0, len) in k_blocks(ka) {
+        let beta_block = if p0 == 0 { beta } else { F::one() };
+        let p0 = p0 as isize;
+        // SAFETY: shapes and strides were checked above, and the block [p0, p0 + len) of the
+        // inner dimension lies inside it; `c` is a unique borrow distinct from a and b, with
+        // distinct elements at distinct (row, column).
         unsafe {
-            if split_rows {
-                let off = start as isize;
-                F::gemm_raw(
-                    count,
-                    ka,
-                    n,
-                    alpha,
-                    (pa as *const F).offset(off * rsa),
-                    rsa,
-                    csa,
-                    pb as *const F,
-                    rsb,
-                    csb,
-                    beta,
-                    (pc as *mut F).offset(off * cs),
-                    cs,
-                    1,
-                );
-            } else {
-                let off = start as isize;
-                F::gemm_raw(
-                    m,
-                    ka,
-                    count,
-                    alpha,
-                    pa as *const F,
-                    rsa,
-                    csa,
-                    (pb as *const F).offset(off * csb),
-                    rsb,
-                    csb,
-                    beta,
-                    (pc as *mut F).offset(off),
-                    cs,
-                    1,
-                );
-            }
+            F::gemm_raw(
+                m,
+                len,
+                n,
+                alpha,
+                pa.offset(p0 * csa),
+                rsa,
+                csa,
+                pb.offset(p0 * rsb),
+                rsb,
+                csb,
+                beta_block,
+                pc,
+                c.cols as isize,
+                1,
+                threads,
+            );
         }
-    });
+    }
 }
 
 /// Multiply-adds per thread below which a product runs on the calling thread: splitting a
@@ -472,23 +451,21 @@ fn gemm_impl<F: Real>(
 /// no splitting 1.34-1.37 ms. From a thread outside the pool a hand-off costs about 17 us.
 pub const PARALLEL_MIN_MULS: usize = 1 << 17;
 
-/// Blocks of a split product are whole multiples of this many rows or columns (a multiple of
-/// every GEMM micro-kernel's panel width): matrixmultiply's kernels for whole and partial
-/// panels round `alpha A B + beta C` differently, so a split inside a panel would change bits
-/// (caught by `split_products_equal_the_unsplit_one` with 8).
-const SPLIT_ALIGN: usize = 16;
+/// Sets, once, the `gemm` crate's own threshold (multiply-adds of one block of the inner
+/// dimension below which it keeps to one thread; 48 x 48 x 256 by default) to the
+/// [`parallel_threads`] one, so that the products this module asks to share do share. The
+/// setting is global to the process; phyff is the crate's only caller.
+static CRATE_THRESHOLD: std::sync::Once = std::sync::Once::new();
 
-/// How many blocks [`gemm`] splits an `m x k` by `k x n` product into: one per rayon thread
-/// for large products, fewer for small ones, one below [`PARALLEL_MIN_MULS`].
-fn parallel_parts(m: usize, n: usize, k: usize) -> usize {
+/// How many rayon threads [`gemm`] gives an `m x k` by `k x n` product: all of them for large
+/// products, fewer for small ones (one per [`PARALLEL_MIN_MULS`] multiply-adds), one below
+/// twice that.
+fn parallel_threads(m: usize, n: usize, k: usize) -> usize {
     let muls = m.saturating_mul(n).saturating_mul(k);
-    let min_muls = PARALLEL_MIN_MULS;
-    if muls < 2 * min_muls {
+    if muls < 2 * PARALLEL_MIN_MULS {
         return 1;
     }
-    let by_size = muls / min_muls;
-    let by_shape = m.max(n).div_ceil(SPLIT_ALIGN);
-    rayon::current_num_threads().min(by_size).min(by_shape).max(1)
+    rayon::current_num_threads().min(muls / PARALLEL_MIN_MULS).max(1)
 }
 
 /// Naive triple-loop reference of [`gemm`] (for tests and as a benchmark baseline).
@@ -547,52 +524,130 @@ mod tests {
         }
     }
 
-    /// A product large enough to be split across threads gives, bit for bit, the unsplit
-    /// single-threaded product, whichever side is split and for every transpose.
+    /// A product large enough to be shared among threads gives, bit for bit, the
+    /// single-threaded product ([`gemm_serial`]), for every transpose, every kind of `beta`
+    /// (`0` with NaN in `C`, which must not propagate, `1`, and another), and inner dimensions
+    /// that the kernel cuts into several blocks (the FF step's gradient sums over `2n` rows).
     #[test]
-    fn split_products_equal_the_unsplit_one() {
+    fn threaded_products_equal_the_serial_one() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 1000.0 - 1.0;
-        // Last two: the FF inner step of the acoustic configuration (forward, weight gradient).
-        for (m, k, n) in [(301, 97, 45), (45, 97, 301), (128, 128, 128), (20, 40, 412), (20, 412, 40)] {
-            assert!(m * n * k >= 2 * PARALLEL_MIN_MULS, "the shape must be large enough to split");
+        // (20, 40, 412), (20, 412, 40): the FF inner step of the acoustic configuration
+        // (forward, weight gradient); (64, 1500, 80): a gradient-like product with a long inner
+        // dimension; (3, 2000, 300): a thin one.
+        let shapes = [
+            (301, 97, 45),
+            (45, 97, 301),
+            (128, 128, 128),
+            (20, 40, 412),
+            (20, 412, 40),
+            (64, 1500, 80),
+            (3, 2000, 300),
+        ];
+        for (m, k, n) in shapes {
+            assert!(pool.install(|| parallel_threads(m, n, k)) > 1, "{m}x{k}x{n} must be large enough to share");
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (ar, ac) = if ta { (k, m) } else { (m, k) };
                 let (br, bc) = if tb { (n, k) } else { (k, n) };
                 let a = Matrix::from_fn(ar, ac, |r, c| val(r * 131 + c));
                 let b = Matrix::from_fn(br, bc, |r, c| val(r * 71 + c + 5000));
-                let c0 = Matrix::from_fn(m, n, |r, c| val(r * 7 + c + 900));
                 let (opa, opb) = (if ta { Op::T } else { Op::N }, if tb { Op::T } else { Op::N });
-                let mut split = c0.clone();
-                pool.install(|| {
-                    assert!(parallel_parts(m, n, k) > 1);
-                    gemm(0.7, a.view(), opa, b.view(), opb, 0.3, &mut split.view_mut());
-                });
-                let mut whole = c0.clone();
-                let (rsa, csa) = if ta { (1, ac as isize) } else { (ac as isize, 1) };
-                let (rsb, csb) = if tb { (1, bc as isize) } else { (bc as isize, 1) };
-                // SAFETY: the strides describe the matrices just built.
-                unsafe {
-                    f32::gemm_raw(
-                        m,
-                        k,
-                        n,
-                        0.7,
-                        a.data().as_ptr(),
-                        rsa,
-                        csa,
-                        b.data().as_ptr(),
-                        rsb,
-                        csb,
-                        0.3,
-                        whole.data_mut().as_mut_ptr(),
-                        n as isize,
-                        1,
-                    );
+                for (alpha, beta) in [(1.0, 0.0), (0.7, 1.0), (0.7, 0.3)] {
+                    let c0 = if beta == 0.0 {
+                        Matrix::from_fn(m, n, |_, _| f32::NAN)
+                    } else {
+                        Matrix::from_fn(m, n, |r, c| val(r * 7 + c + 900))
+                    };
+                    let mut threaded = c0.clone();
+                    pool.install(|| gemm(alpha, a.view(), opa, b.view(), opb, beta, &mut threaded.view_mut()));
+                    let mut serial = c0.clone();
+                    gemm_serial(alpha, a.view(), opa, b.view(), opb, beta, &mut serial.view_mut());
+                    assert!(threaded.find_non_finite().is_none(), "{m}x{k}x{n}: NaN in C propagated");
+                    assert_eq!(threaded, serial, "{m}x{k}x{n}, transposes {ta}/{tb}, alpha {alpha}, beta {beta}");
                 }
-                assert_eq!(split, whole, "{m}x{k}x{n}, transposes {ta}/{tb}");
             }
         }
+    }
+
+    /// A product gives the same bits whichever way its operands are stored (`A` as `m x k` or
+    /// as its transpose, the same for `B`): also for the shapes the `gemm` crate would give to
+    /// its matrix-vector or dot-product kernels (a single row or column of `C`, a small `C`).
+    #[test]
+    fn the_storage_of_the_operands_does_not_change_the_bits() {
+        let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 1000.0 - 1.0;
+        let transpose = |x: &Matrix<f32>| Matrix::from_fn(x.cols(), x.rows(), |r, c| x.get(c, r));
+        for (m, k, n) in
+            [(1, 300, 40), (40, 300, 1), (1, 7, 1), (12, 500, 20), (16, 16, 16), (3, 1, 90), (30, 2, 30), (40, 90, 30)]
+        {
+            let a = Matrix::from_fn(m, k, |r, c| val(r * 131 + c));
+            let b = Matrix::from_fn(k, n, |r, c| val(r * 71 + c + 5000));
+            let (at, bt) = (transpose(&a), transpose(&b));
+            let mut want = Matrix::zeros(m, n);
+            gemm(1.0, a.view(), Op::N, b.view(), Op::N, 0.0, &mut want.view_mut());
+            for (x, opa, y, opb) in [(&at, Op::T, &b, Op::N), (&a, Op::N, &bt, Op::T), (&at, Op::T, &bt, Op::T)] {
+                let mut got = Matrix::zeros(m, n);
+                gemm(1.0, x.view(), opa, y.view(), opb, 0.0, &mut got.view_mut());
+                assert_eq!(got, want, "{m}x{k}x{n}, transposes {opa:?}/{opb:?}");
+            }
+        }
+    }
+
+    /// A row (or a column) of a product is the same bits computed alone, whatever the batch
+    /// around it: the element-by-element path (one row or column) and the crate's blocked
+    /// kernel (the batch) follow one order of operations, for every kind of `beta` and inner
+    /// dimensions of one block and of several, in both precisions.
+    #[test]
+    fn a_row_or_column_alone_gives_the_same_bits_as_in_a_batch() {
+        fn check<F: Real>() {
+            let val = |i: usize| F::c(((i as u64 * 2654435761) % 2001) as f64 / 1000.0 - 1.0);
+            for (m, k, n) in [(37, 100, 45), (20, 1100, 70), (70, 513, 20), (40, 2000, 33)] {
+                let a = Matrix::from_fn(m, k, |r, c| val(r * 131 + c));
+                let b = Matrix::from_fn(n, k, |r, c| val(r * 71 + c + 5000));
+                for (alpha, beta) in [(1.0, 0.0), (0.7, 1.0), (-1.5, 0.3)] {
+                    let (alpha, beta) = (F::c(alpha), F::c(beta));
+                    let c0 =
+                        Matrix::from_fn(m, n, |r, c| if beta == F::zero() { F::nan() } else { val(r * 7 + c + 900) });
+                    let mut batch = c0.clone();
+                    gemm(alpha, a.view(), Op::N, b.view(), Op::T, beta, &mut batch.view_mut());
+                    for i in [0, m / 2, m - 1] {
+                        let mut row = c0.slice_rows(i, i + 1);
+                        gemm(alpha, a.view().slice_rows(i, i + 1), Op::N, b.view(), Op::T, beta, &mut row.view_mut());
+                        assert_eq!(row.row(0), batch.row(i), "{} {m}x{k}x{n} row {i}, beta {beta}", F::NAME);
+                    }
+                    for j in [0, n - 1] {
+                        let mut col = Matrix::from_fn(m, 1, |r, _| c0.get(r, j));
+                        gemm(alpha, a.view(), Op::N, b.view().slice_rows(j, j + 1), Op::T, beta, &mut col.view_mut());
+                        let want: Vec<F> = (0..m).map(|r| batch.get(r, j)).collect();
+                        assert_eq!(col.data(), &want[..], "{} {m}x{k}x{n} column {j}, beta {beta}", F::NAME);
+                    }
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// Large products agree with the naive triple loop to within the rounding of a `k`-term
+    /// sum (the proptest above covers small ones), in both precisions.
+    #[test]
+    fn large_products_match_naive() {
+        fn check<F: Real>(tol: f64) {
+            let val = |i: usize| F::c(((i as u64 * 2654435761) % 2001) as f64 / 1000.0 - 1.0);
+            for (m, k, n) in [(70, 600, 33), (33, 5, 130)] {
+                let a = Matrix::from_fn(k, m, |r, c| val(r * 13 + c));
+                let b = Matrix::from_fn(k, n, |r, c| val(r * 29 + c + 77));
+                let c0 = Matrix::from_fn(m, n, |r, c| val(r * 3 + c + 9));
+                let (mut fast, mut slow) = (c0.clone(), c0.clone());
+                gemm(F::c(0.5), a.view(), Op::T, b.view(), Op::N, F::c(-2.0), &mut fast.view_mut());
+                gemm_naive(F::c(0.5), a.view(), Op::T, b.view(), Op::N, F::c(-2.0), &mut slow.view_mut());
+                for (x, y) in fast.data().iter().zip(slow.data()) {
+                    let (x, y) = (x.to_f64().unwrap(), y.to_f64().unwrap());
+                    assert!((x - y).abs() <= tol * k as f64 * (1.0 + y.abs()), "{m}x{k}x{n} {}: {x} vs {y}", F::NAME);
+                }
+            }
+        }
+        check::<f32>(1e-6);
+        check::<f64>(1e-15);
     }
 
     #[test]
