@@ -60,9 +60,33 @@ pub trait Real:
     }
 
     /// Raw strided GEMM: `C <- alpha * A B + beta * C` with `A: m x k`, `B: k x n`, `C: m x n`,
-    /// each described by a row stride and a column stride in elements, through the `gemm`
-    /// crate's kernel for this precision (AVX-512, AVX2+FMA, NEON or scalar, chosen at run time).
-    /// With `beta == 0`, `C` is not read (NaN in it does not propagate).
+    /// each described by a row stride and a column stride in elements, by `matrixmultiply`
+    /// on the calling thread.
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid, non-overlapping (for `C`) memory regions
+    /// of the stated shapes, as required by `matrixmultiply::sgemm`/`dgemm`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+
+    /// [`Real::gemm_raw`] by the `gemm` crate's kernel for this precision (AVX-512, AVX2+FMA,
+    /// NEON or scalar, chosen by the crate at run time). With `beta == 0`, `C` is not read
+    /// (NaN in it does not propagate).
     ///
     /// `threads > 1` lets the kernel share its tiles of `C` among that many threads of the
     /// current rayon pool; `1` runs on the calling thread. Each element of `C` is computed by
@@ -77,7 +101,7 @@ pub trait Real:
     /// shapes; `C` must not overlap `A` or `B`, and two distinct indices of `C` must not
     /// address the same element.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_raw(
+    unsafe fn gemm_crate_raw(
         m: usize,
         k: usize,
         n: usize,
@@ -175,10 +199,29 @@ impl Real for f32 {
         c: *mut f32,
         rsc: isize,
         csc: isize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_raw`.
+        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+    unsafe fn gemm_crate_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
         threads: usize,
     ) {
-        // SAFETY: forwarded contract of `gemm_raw` (the transposed call addresses the same
-        // elements).
+        // SAFETY: forwarded contract of `gemm_crate_raw` (the transposed call addresses the
+        // same elements).
         unsafe {
             call_gemm_crate!(
                 gemm_f32::gemm::f32::get_gemm_fn(),
@@ -219,10 +262,29 @@ impl Real for f64 {
         c: *mut f64,
         rsc: isize,
         csc: isize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_raw`.
+        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+    unsafe fn gemm_crate_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f64,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
         threads: usize,
     ) {
-        // SAFETY: forwarded contract of `gemm_raw` (the transposed call addresses the same
-        // elements).
+        // SAFETY: forwarded contract of `gemm_crate_raw` (the transposed call addresses the
+        // same elements).
         unsafe {
             call_gemm_crate!(
                 gemm_f64::gemm::f64::get_gemm_fn(),
