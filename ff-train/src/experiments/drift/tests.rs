@@ -255,6 +255,6 @@ fn without_drift_the_methods_are_the_usual_ones() {
     }
     let data = E2eData::new(&train_x, &test_x, &prep.data);
     let pat = train_end_to_end("PAT", blocks, &data, &eo, |_, _| {}).unwrap();
-    assert_eq!(report.methods[1].train_queries, pat.train_physical_queries);
+    assert_eq!(report.methods[1].train_queries, pat.training.physical_queries);
     assert_eq!(report.methods[1].change.final_accuracy, pat.test_accuracy);
 }
