@@ -57,7 +57,7 @@ use crate::record::RunRecord;
 use crate::run::{prepare, Prepared};
 use crate::systems::twin::{Twin, TwinConfig, TwinFit};
 use crate::systems::{build_blocks, build_drifting_blocks};
-use crate::trainer::{FfLearner, Schedule, FF_METHOD as FF_NAME};
+use crate::trainer::{FfLearner, Schedule};
 use anyhow::{Context, Result};
 use ff_core::rng::MiniBatches;
 use ff_core::{Counters, Differentiable, Matrix, Network, PhysicalSystem, Real};
@@ -71,7 +71,7 @@ use std::time::Instant;
 pub const RECOVERY_TOLERANCE: f64 = 0.02;
 
 /// Name of FF's record (the name of `trainer::fit`'s).
-pub const FF_METHOD: &str = FF_NAME;
+pub const FF_METHOD: &str = crate::trainer::FF_METHOD;
 /// Name of PAT's record.
 pub const PAT_METHOD: &str = "PAT (pre-drift twin)";
 /// Name of the record of PAT whose twins are refitted after the sudden change.
