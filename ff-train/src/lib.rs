@@ -5,6 +5,8 @@
 //! - [`trainer::fit`]: epochs of the PhyLL schedule with periodic evaluation and accounting;
 //!   [`trainer::fit_unsupervised_from`]: the same without labels (hybrid negatives), then a
 //!   linear read-out on the block activities;
+//! - [`record::RunRecord`]: what one run of one method did (accuracies, training, evaluation
+//!   and twin work, history), the record every method and command produces;
 //! - [`run::train`] / [`run::eval`]: data + physical systems + network, result and model files;
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
 //! - [`systems`]: builds each block's physical system from the configuration;
@@ -29,6 +31,7 @@ pub mod io;
 pub mod memory;
 pub mod model;
 pub mod output;
+pub mod record;
 pub mod run;
 pub mod standardize;
 pub mod sweep;
@@ -39,3 +42,4 @@ pub mod trainer;
 pub use baselines::reference;
 /// Old path of [`output::report`], kept so that code written against it still builds.
 pub use output::report;
+pub use record::RunRecord;
