@@ -7,6 +7,7 @@
 //! the dense updates) and the FFT throughput (for the simulators), so a reader sees the ratio
 //! to the machine's own limit rather than an absolute number.
 
+pub mod methods;
 pub mod roofline;
 
 use ff_core::rng::rng_for;

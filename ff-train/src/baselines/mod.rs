@@ -1,6 +1,6 @@
 //! Baselines (docs/science.md, "Baselines"): the methods forward-forward is measured against.
 //! [`e2e`]: ideal backprop through the exact model of the physics, physics-aware training (PAT)
-//! and in-silico training with a digital twin, and a digital MLP; [`reference`]: the k-nearest-
+//! and in-silico training with a digital twin, and a digital MLP; [`reference`](mod@reference): the k-nearest-
 //! neighbour and logistic-regression rows of every training table; [`energy`]: the energy model
 //! that prices physical queries and digital FLOPs. Every method reports its run as a
 //! [`crate::record::RunRecord`]. The experiments that run them beside FF live in
