@@ -10,6 +10,8 @@
 //! - [`run::train`] / [`run::eval`]: data + physical systems + network, result and model files;
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
 //! - [`systems`]: builds each block's physical system from the configuration;
+//!   [`systems::kinds`]: the table of system kinds, one entry per kind holding everything
+//!   particular to it (checks, defaults, builders, memory, FLOPs, energy);
 //! - [`memory`]: the memory a configuration needs, checked against the machine's before building.
 //! - [`export`]: a model's tensors as safetensors or npz (`phyff export`).
 //! - [`standardize`]: per-feature standardisation of CSV data, fitted on the training split.

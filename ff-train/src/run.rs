@@ -393,7 +393,7 @@ fn train_from<F: FftReal>(
         write_atomic(&dir.join("model.json"), model.to_json().as_bytes())?;
     }
     // A digital-only network is its own ablation.
-    let ablation = if cfg.ablation && cfg.system != crate::config::SystemKind::Digital {
+    let ablation = if cfg.ablation && cfg.system.spec().is_physical() {
         let mut abl = build_network(cfg, &prep, true)?;
         Some(
             match cfg.mode {

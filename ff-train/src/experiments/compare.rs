@@ -5,15 +5,15 @@ use crate::baselines::e2e::{
     fit_block_twins, train_digital_mlp, train_end_to_end, train_end_to_end_seen, BlockModel, E2eData, E2eOptions,
     TwinInputs,
 };
-use crate::baselines::{optics_vjp_flops, EnergyModel};
-use crate::config::{ExperimentConfig, Mode, SystemKind};
+use crate::baselines::EnergyModel;
+use crate::config::{ExperimentConfig, Mode};
 use crate::io::write_atomic;
 use crate::output::plot;
 use crate::output::report::{flops, thousands};
 use crate::record::RunRecord;
 use crate::run::{build_network, prepare, Prepared, ABLATION_METHOD};
-use crate::systems::build_blocks;
 use crate::systems::twin::TwinConfig;
+use crate::systems::{build_blocks, build_exact_blocks};
 use crate::trainer::{fit, FitOptions, FF_METHOD};
 use anyhow::Result;
 use ff_core::{Counters, Differentiable, LabelEmbedding, Matrix, PhysicalSystem};
@@ -327,8 +327,6 @@ where
     opts.twin.validate()?;
     opts.twin_inputs.validate()?;
     let system = cfg.system.name();
-    // Ideal backprop needs the exact adjoint, which the optical simulator has.
-    let differentiable = cfg.system == SystemKind::Optics;
     let mut runs: Vec<Vec<RunRecord>> = Vec::new();
     // Every twin as PAT and in-silico saw it (per seed and block), and the classes.
     let (mut twin_blocks, mut classes) = (std::collections::BTreeMap::<String, Vec<TwinBlock>>::new(), 2usize);
@@ -351,15 +349,10 @@ where
         let (train_x, test_x) = (blank(&prep, &prep.data.train.x)?, blank(&prep, &prep.data.test.x)?);
         let data = E2eData::new(&train_x, &test_x, &prep.data);
         let eo = E2eOptions::of(&c, bp_batch);
-        if differentiable {
-            let ocfgs = optics_configs(&c, &prep.embedding, prep.data.train.dim());
-            let vjp_flops: Vec<u64> = ocfgs.iter().map(optics_vjp_flops).collect();
-            // Ideal backprop through the exact optical model.
-            let exact: Vec<BlockModel<F>> = optics_systems::<F>(&ocfgs)?
-                .into_iter()
-                .zip(&vjp_flops)
-                .map(|(s, &f)| BlockModel::Exact { system: Box::new(s) as Box<dyn Differentiable<F>>, vjp_flops: f })
-                .collect();
+        // Ideal backprop needs the exact adjoint (the optical simulator has it).
+        if let Some(models) = build_exact_blocks::<F>(&c, &prep.embedding, prep.data.train.dim())? {
+            let exact: Vec<BlockModel<F>> =
+                models.into_iter().map(|m| BlockModel::Exact { system: m.system, vjp_flops: m.vjp_flops }).collect();
             seed_runs.push(train_end_to_end("ideal BP", exact, &data, &eo, |e, a| progress("ideal BP", e, a))?);
         }
         let physical = || -> Result<Vec<Box<dyn PhysicalSystem<F>>>> {

@@ -48,7 +48,7 @@
 
 use super::compare::blank;
 use crate::baselines::e2e::{fit_block_twins, BlockModel, E2eData, E2eLearner, E2eOptions, TwinInputs};
-use crate::config::{ExperimentConfig, SystemKind};
+use crate::config::ExperimentConfig;
 use crate::driver::{drive, EvalPoint, EvalSchedule, FitProgress, Learner, Observer, OnEval, Plan, Split, Stop};
 use crate::io::write_atomic;
 use crate::output::plot;
@@ -415,7 +415,7 @@ fn eval_marks(budget: u64, evals: usize, sudden_at: u64) -> Vec<u64> {
 }
 
 /// Checks the configuration and the options for a drift run: both valid, and a system with a
-/// drift model (optics, microwave, acoustic).
+/// drift model ([`crate::systems::SystemKindSpec::has_drift_model`]: optics, microwave, acoustic).
 ///
 /// # Errors
 /// The first problem, naming the flag and the value.
@@ -423,9 +423,10 @@ pub fn check(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
     cfg.validate()?;
     opts.validate()?;
     anyhow::ensure!(
-        matches!(cfg.system, SystemKind::Optics | SystemKind::Microwave | SystemKind::Acoustic),
-        "invalid --system for drift: {} has no drift model; use optics, microwave or acoustic",
-        cfg.system.name()
+        cfg.system.spec().has_drift_model(),
+        "invalid --system for drift: {} has no drift model; use {}",
+        cfg.system.name(),
+        crate::systems::kinds::names_where(|s| s.has_drift_model())
     );
     cfg.require_plain_adam("phyff drift trains for a budget of physical queries")?;
     Ok(())

@@ -525,7 +525,7 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         let d = pnn.test_accuracy - a.test_accuracy;
         println!("\nThe physics changes test accuracy by {:+.2} points over the same digital layers alone.", 100.0 * d);
     }
-    let network = if cfg.system == SystemKind::Digital { "digital FF network" } else { "PNN" };
+    let network = if cfg.system.spec().is_physical() { "PNN" } else { "digital FF network" };
     let ablation_accuracy = ablation.as_ref().map(|a| a.test_accuracy);
     println!("{}", verdict(network, pnn.test_accuracy, ablation_accuracy, &references));
     if let Some(dir) = out {
