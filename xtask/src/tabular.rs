@@ -428,7 +428,7 @@ fn report(rows: &[Row]) -> String {
         rows.len()
     );
     md += "\nWhy the defaults stay as they are, what else was tried (batch size, epochs, learning rate, inner \
-           steps, blocks, width, label value, negatives, SymBa sharpness, model selection) and nine more tables \
+           steps, blocks, width, label value, negatives, SymBa sharpness, model selection) and fifteen more tables \
            they were checked on: [tabular-defaults.md](tabular-defaults.md).\n";
     md +=
         "\nThe commands, from the repository's root after `cargo xtask tabular` has written the CSV files (add `--seed N` for the other seeds):\n\n```sh\n";
