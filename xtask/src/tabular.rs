@@ -376,7 +376,7 @@ fn report(rows: &[Row]) -> String {
          The tables are those bundled in wheels on PyPI: scikit-learn's (`{SKLEARN}`), the Palmer penguins \
          (`{PENGUINS}`) and the cars and Seattle weather of `{VEGA}`, rewritten as CSV files with a header, the class \
          name as text in the first column and the numeric features after it (rows with a missing value dropped); \
-         Fashion-MNIST is the repository's quick subset (`xtask/data`). No default was chosen on the last three tables. \
+         Fashion-MNIST is the repository's quick subset (`xtask/data`). No default was chosen on the penguins, cars and Seattle weather tables. \
          \"gap\" is the PNN's test accuracy minus the better reference's, in points; one test sample is worth \
          100 / (test samples) points. The columns up to \"gap\" are seed 0; the next three repeat the run with \
          `--seed 1` to `--seed {}` (each seed draws its own split, weights and negatives), to tell a default \
