@@ -470,12 +470,20 @@ impl ExperimentConfig {
         ReadoutConfig { epochs: self.readout_epochs, ..ReadoutConfig::default() }
     }
 
-    /// Checks every value; the message names the key, the value and what is accepted. Sizes
-    /// are checked against this machine's memory ([`crate::memory::check`]).
+    /// Checks every value and returns the configuration as a [`CheckedConfig`], which the runs
+    /// ([`crate::run::train`], [`crate::experiments::compare()`],
+    /// [`crate::experiments::drift_experiment`]) take without checking it again. The message
+    /// names the key, the value and what is accepted. Sizes are checked against this machine's
+    /// memory ([`crate::memory::check`]).
     ///
     /// # Errors
     /// The first invalid value; sizes whose memory overflows or exceeds the machine's.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<CheckedConfig> {
+        self.check_values()?;
+        Ok(CheckedConfig(self.clone()))
+    }
+
+    fn check_values(&self) -> Result<()> {
         if self.epochs == 0 {
             bail!("invalid epochs: must be at least 1, got 0");
         }
@@ -536,6 +544,78 @@ impl ExperimentConfig {
         // Last, what the system requires (its section and the settings that must suit it).
         self.system.spec().validate(self)?;
         Ok(())
+    }
+}
+
+/// An [`ExperimentConfig`] that [`ExperimentConfig::validate`] accepted: every value in range,
+/// the sizes within this machine's memory, the system's section consistent. It reads as the
+/// configuration (`Deref`); to change a value, take it out ([`CheckedConfig::into_inner`]),
+/// change it and validate again. Serialises as the configuration itself.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct CheckedConfig(ExperimentConfig);
+
+impl CheckedConfig {
+    /// The configuration, to change it (validate it again afterwards).
+    pub fn into_inner(self) -> ExperimentConfig {
+        self.0
+    }
+}
+
+impl std::ops::Deref for CheckedConfig {
+    type Target = ExperimentConfig;
+    fn deref(&self) -> &ExperimentConfig {
+        &self.0
+    }
+}
+
+impl AsRef<ExperimentConfig> for CheckedConfig {
+    fn as_ref(&self) -> &ExperimentConfig {
+        &self.0
+    }
+}
+
+/// What a run can start from: a [`CheckedConfig`], taken as it is, or an [`ExperimentConfig`],
+/// validated once on the way in. The runs take either, so a configuration is checked exactly once
+/// per run whichever the caller holds.
+pub trait ToChecked {
+    /// The configuration, checked or not.
+    fn config(&self) -> &ExperimentConfig;
+
+    /// The checked configuration (borrowed when it already is one).
+    ///
+    /// # Errors
+    /// As [`ExperimentConfig::validate`].
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>>;
+}
+
+impl ToChecked for ExperimentConfig {
+    fn config(&self) -> &ExperimentConfig {
+        self
+    }
+
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>> {
+        Ok(std::borrow::Cow::Owned(self.validate()?))
+    }
+}
+
+impl<T: ToChecked + ?Sized> ToChecked for &T {
+    fn config(&self) -> &ExperimentConfig {
+        (**self).config()
+    }
+
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>> {
+        (**self).to_checked()
+    }
+}
+
+impl ToChecked for CheckedConfig {
+    fn config(&self) -> &ExperimentConfig {
+        &self.0
+    }
+
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>> {
+        Ok(std::borrow::Cow::Borrowed(self))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::baselines::reference::{references, References};
 use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
-use crate::config::{ExperimentConfig, Mode};
+use crate::config::{CheckedConfig, ExperimentConfig, Mode, ToChecked};
 use crate::io::write_atomic;
 use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::output::report::TrainResult;
@@ -205,11 +205,11 @@ pub struct TrainOutcome<F: Real> {
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub fn train<F: FftReal>(
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     out: Option<&Path>,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    train_from(cfg, out, None, progress)
+    train_from(&cfg.to_checked()?, out, None, progress)
 }
 
 /// Continues the run checkpointed in `dir` (`dir/checkpoint.json`) up to `epochs` epochs
@@ -245,7 +245,7 @@ pub fn resume<F: FftReal>(
 /// under the run's schedule.
 pub fn resume_as<F: FftReal>(
     dir: &Path,
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
     resume_loaded(dir, load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?, cfg, progress)
@@ -255,9 +255,10 @@ pub fn resume_as<F: FftReal>(
 fn resume_loaded<F: FftReal>(
     dir: &Path,
     ck: Checkpoint<F>,
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
+    let (checkable, cfg) = (cfg, cfg.config());
     let saved = &ck.model.config;
     let mut comparable = cfg.clone();
     comparable.epochs = saved.epochs;
@@ -282,16 +283,15 @@ fn resume_loaded<F: FftReal>(
         "cannot resume with --epochs {e}: the run's lr_schedule \"{}\" was planned for {old} epochs, and {done} epochs were trained with it; {e} epochs would have given them other learning rates. Resume without --epochs (or start a new run)",
         s.name()
     );
-    train_from(cfg, Some(dir), Some(ck), progress)
+    train_from(&checkable.to_checked()?, Some(dir), Some(ck), progress)
 }
 
 fn train_from<F: FftReal>(
-    cfg: &ExperimentConfig,
+    cfg: &CheckedConfig,
     out: Option<&Path>,
     resume_from: Option<Checkpoint<F>>,
     mut progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    cfg.validate()?;
     if let Some(dir) = out {
         crate::io::check_out_dir(dir)?;
     }

@@ -6,7 +6,7 @@ use crate::baselines::e2e::{
     TwinInputs,
 };
 use crate::baselines::EnergyModel;
-use crate::config::{ExperimentConfig, Mode};
+use crate::config::{ExperimentConfig, Mode, ToChecked};
 use crate::io::write_atomic;
 use crate::output::plot;
 use crate::output::report::{flops, thousands};
@@ -310,14 +310,15 @@ fn ff_run<F: FftReal>(
 /// # Errors
 /// Invalid configuration, data, systems, a diverging method, output I/O.
 pub fn compare<F>(
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     opts: &CompareOptions,
     mut progress: impl FnMut(&str, usize, f64),
 ) -> Result<CompareReport>
 where
     F: FftReal + Serialize,
 {
-    cfg.validate()?;
+    let checked = cfg.to_checked()?;
+    let cfg: &ExperimentConfig = &checked;
     anyhow::ensure!(
         cfg.mode == Mode::Supervised,
         "invalid mode: phyff compare runs the supervised methods; compare unsupervised FF with supervised FF by `phyff train --unsupervised` (drop --unsupervised here)"

@@ -48,7 +48,7 @@
 
 use super::compare::blank;
 use crate::baselines::e2e::{fit_block_twins, BlockModel, E2eData, E2eLearner, E2eOptions, TwinInputs};
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, ToChecked};
 use crate::driver::{drive, EvalPoint, EvalSchedule, FitProgress, Learner, Observer, OnEval, Plan, Split, Stop};
 use crate::io::write_atomic;
 use crate::output::plot;
@@ -419,8 +419,12 @@ fn eval_marks(budget: u64, evals: usize, sudden_at: u64) -> Vec<u64> {
 ///
 /// # Errors
 /// The first problem, naming the flag and the value.
-pub fn check(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
-    cfg.validate()?;
+pub fn check(cfg: &impl ToChecked, opts: &DriftOptions) -> Result<()> {
+    check_checked(&cfg.to_checked()?, opts)
+}
+
+/// [`check`] of a configuration already validated.
+fn check_checked(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
     opts.validate()?;
     anyhow::ensure!(
         cfg.system.spec().has_drift_model(),
@@ -444,12 +448,14 @@ pub fn budget(cfg: &ExperimentConfig, n_train: usize) -> u64 {
 /// Invalid options or configuration, a system that cannot drift, data errors, a diverging
 /// method, output I/O.
 pub fn drift_experiment<F: FftReal>(
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     opts: &DriftOptions,
     mut progress: impl FnMut(&str, u64, f64),
     mut log: impl FnMut(&str),
 ) -> Result<DriftReport> {
-    check(cfg, opts)?;
+    let checked = cfg.to_checked()?;
+    let cfg: &ExperimentConfig = &checked;
+    check_checked(cfg, opts)?;
     let prep = prepare::<F>(cfg)?;
     let n_train = prep.data.train.len();
     anyhow::ensure!(n_train > 0 && !prep.data.test.is_empty(), "drift needs non-empty train and test sets");
