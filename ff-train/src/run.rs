@@ -209,7 +209,7 @@ pub fn train<F: FftReal>(
     out: Option<&Path>,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    train_from(&cfg.to_checked()?, out, None, progress)
+    train_from(&*cfg.to_checked()?, out, None, progress)
 }
 
 /// Continues the run checkpointed in `dir` (`dir/checkpoint.json`) up to `epochs` epochs
@@ -283,7 +283,7 @@ fn resume_loaded<F: FftReal>(
         "cannot resume with --epochs {e}: the run's lr_schedule \"{}\" was planned for {old} epochs, and {done} epochs were trained with it; {e} epochs would have given them other learning rates. Resume without --epochs (or start a new run)",
         s.name()
     );
-    train_from(&checkable.to_checked()?, Some(dir), Some(ck), progress)
+    train_from(&*checkable.to_checked()?, Some(dir), Some(ck), progress)
 }
 
 fn train_from<F: FftReal>(
@@ -302,7 +302,7 @@ fn train_from<F: FftReal>(
     let model_file = |state, readout| ModelFile {
         format: MODEL_FORMAT.into(),
         version: MODEL_VERSION,
-        config: cfg.clone(),
+        config: ExperimentConfig::clone(cfg),
         raw_len: prep.data.train.dim(),
         prepended_label_slots: prep.prepended,
         embedding: prep.embedding,
@@ -467,7 +467,7 @@ fn train_from<F: FftReal>(
         seed: cfg.seed,
         train_samples: prep.data.train.len(),
         test_samples: prep.data.test.len(),
-        config: cfg.clone(),
+        config: ExperimentConfig::clone(cfg),
         history: pnn.history.clone(),
         supervised_test_accuracy: supervised.as_ref().map(|s| s.test_accuracy),
         supervised_train_accuracy: supervised.as_ref().and_then(|s| s.train_accuracy),

@@ -420,7 +420,7 @@ fn eval_marks(budget: u64, evals: usize, sudden_at: u64) -> Vec<u64> {
 /// # Errors
 /// The first problem, naming the flag and the value.
 pub fn check(cfg: &impl ToChecked, opts: &DriftOptions) -> Result<()> {
-    check_checked(&cfg.to_checked()?, opts)
+    check_checked(&*cfg.to_checked()?, opts)
 }
 
 /// [`check`] of a configuration already validated.
