@@ -10,6 +10,7 @@
 //! that matter ([`gemms`]).
 
 pub mod gemms;
+pub mod methods;
 pub mod peak;
 pub mod roofline;
 

@@ -1,5 +1,6 @@
 //! The experiment configuration: defaults, then a TOML file, then command-line flags.
 
+use crate::systems::kinds::SampleShape;
 use anyhow::{bail, Result};
 use ff_core::{
     Activation, Goodness, Loss, LrSchedule, NegativeMode, OptimizerConfig, PassOn, ReadoutConfig, TrainConfig,
@@ -20,7 +21,9 @@ pub enum Precision {
     F64,
 }
 
-/// Which physical system every block queries.
+/// Which physical system every block queries. Everything else about a kind (its checks,
+/// defaults, builders, memory, FLOPs and energy) is its entry in the table of kinds,
+/// [`crate::systems::kinds`]: [`SystemKind::spec`], [`SystemKind::builder`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
@@ -50,36 +53,54 @@ pub enum SystemKind {
 }
 
 impl SystemKind {
-    /// The name used on the command line and in files.
+    /// Every kind, in declaration order (the order of `--help`). Everything else about a kind
+    /// is its entry in the table of kinds, [`crate::systems::kinds`].
+    pub const ALL: [SystemKind; 8] = [
+        SystemKind::Optics,
+        SystemKind::Microwave,
+        SystemKind::Acoustic,
+        SystemKind::Freespace,
+        SystemKind::Fiber,
+        SystemKind::Device,
+        SystemKind::Emulator,
+        SystemKind::Digital,
+    ];
+
+    /// The name used on the command line and in files (its table entry's
+    /// [`name`](crate::systems::SystemKindSpec::name)).
     pub fn name(self) -> &'static str {
-        match self {
-            SystemKind::Optics => "optics",
-            SystemKind::Microwave => "microwave",
-            SystemKind::Acoustic => "acoustic",
-            SystemKind::Freespace => "freespace",
-            SystemKind::Fiber => "fiber",
-            SystemKind::Device => "device",
-            SystemKind::Emulator => "emulator",
-            SystemKind::Digital => "digital",
-        }
+        self.spec().name()
     }
 }
 
-/// The system `phyff train` uses when neither `--system` nor the configuration file names one,
-/// chosen by the shape of the data's samples: the optical system for images (`digits`,
-/// `mnist`, `fashion`: 2-D samples placed on its SLM), the microwave cavity for vectors
-/// (`vowels`, `csv:` tables: 1-D samples resampled onto its input channels). Measured with the
-/// other settings at their defaults, the optical system puts a 64-feature vector through at
-/// 0.80 test accuracy where the cavity reaches 0.97 (the 8x8 digits as a CSV table; the
-/// 5-nearest-neighbour reference: 0.98), see docs/tabular.md. A data spec that does not parse
-/// gets the optical default (its own error comes when the data are loaded).
-pub fn default_system_for(data: &str) -> SystemKind {
-    match data.parse::<ff_data::DataSpec>() {
-        Ok(ff_data::DataSpec::BuiltinVowels | ff_data::DataSpec::Vowels(_) | ff_data::DataSpec::Csv { .. }) => {
-            SystemKind::Microwave
-        }
-        _ => SystemKind::Optics,
+// `SystemKind::ALL` lists the variants in declaration order, without a gap: a variant added in
+// the middle of the enum but not to `ALL` fails here (one added at the end, in the tests of the
+// table, which compare `ALL` with the variants clap lists).
+const _: () = {
+    let mut i = 0;
+    while i < SystemKind::ALL.len() {
+        assert!(SystemKind::ALL[i] as usize == i, "SystemKind::ALL is not in declaration order");
+        i += 1;
     }
+};
+
+/// The system `phyff train` uses when neither `--system` nor the configuration file names one,
+/// chosen by the shape of the data's samples: the kind whose table entry claims that shape
+/// ([`SystemKindSpec::default_for`](crate::systems::SystemKindSpec::default_for)). That is the
+/// optical system for images (`digits`, `mnist`, `fashion`: 2-D samples placed on its SLM) and
+/// the microwave cavity for vectors (`vowels`, `csv:` tables: 1-D samples resampled onto its
+/// input channels). Measured with the other settings at their defaults, the optical system puts
+/// a 64-feature vector through at 0.80 test accuracy where the cavity reaches 0.97 (the 8x8
+/// digits as a CSV table; the 5-nearest-neighbour reference: 0.98), see docs/tabular.md. A data
+/// spec that does not parse counts as images (its own error comes when the data are loaded).
+pub fn default_system_for(data: &str) -> SystemKind {
+    let shape = match data.parse::<ff_data::DataSpec>() {
+        Ok(ff_data::DataSpec::BuiltinVowels | ff_data::DataSpec::Vowels(_) | ff_data::DataSpec::Csv { .. }) => {
+            SampleShape::Vector
+        }
+        _ => SampleShape::Image,
+    };
+    SystemKind::ALL.into_iter().find(|k| k.spec().default_for() == Some(shape)).unwrap_or_default()
 }
 
 /// The local objective: PhyLL's cosine goodness with the SymBa loss, or Hinton's original
@@ -320,7 +341,7 @@ impl Default for ExperimentConfig {
             seed: 0,
             precision: Precision::F32,
             data: "digits".into(),
-            system: SystemKind::Optics,
+            system: SystemKind::default(),
             blocks: 2,
             hidden: 256,
             skip: None,
@@ -375,12 +396,10 @@ impl ExperimentConfig {
         toml::to_string_pretty(self).expect("the configuration always serialises")
     }
 
-    /// Whether blocks use the skip connection.
+    /// Whether blocks use the skip connection: `skip`, or when unset the system's default
+    /// ([`SystemKindSpec::default_skip`](crate::systems::SystemKindSpec::default_skip)).
     pub fn skip(&self) -> bool {
-        self.skip.unwrap_or(match self.system {
-            SystemKind::Optics | SystemKind::Freespace | SystemKind::Device | SystemKind::Digital => false,
-            SystemKind::Microwave | SystemKind::Acoustic | SystemKind::Fiber | SystemKind::Emulator => true,
-        })
+        self.skip.unwrap_or_else(|| self.system.spec().default_skip())
     }
 
     /// The core training configuration this experiment implies.
@@ -451,12 +470,20 @@ impl ExperimentConfig {
         ReadoutConfig { epochs: self.readout_epochs, ..ReadoutConfig::default() }
     }
 
-    /// Checks every value; the message names the key, the value and what is accepted. Sizes
-    /// are checked against this machine's memory ([`crate::memory::check`]).
+    /// Checks every value and returns the configuration as a [`CheckedConfig`], which the runs
+    /// ([`crate::run::train`], [`crate::experiments::compare()`],
+    /// [`crate::experiments::drift_experiment`]) take without checking it again. The message
+    /// names the key, the value and what is accepted. Sizes are checked against this machine's
+    /// memory ([`crate::memory::check`]).
     ///
     /// # Errors
     /// The first invalid value; sizes whose memory overflows or exceeds the machine's.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<CheckedConfig> {
+        self.check_values()?;
+        Ok(CheckedConfig(self.clone()))
+    }
+
+    fn check_values(&self) -> Result<()> {
         if self.epochs == 0 {
             bail!("invalid epochs: must be at least 1, got 0");
         }
@@ -514,44 +541,81 @@ impl ExperimentConfig {
         // Before any system is validated or built: the sizes must fit in memory (a mistyped
         // `hidden` used to reach the allocator and abort the process).
         crate::memory::check(self, None, crate::memory::MachineMemory::this_machine())?;
-        if self.system == SystemKind::Optics {
-            let side = (self.hidden as f64).sqrt().round() as usize;
-            if side * side != self.hidden {
-                bail!(
-                    "invalid hidden: the optical system shows each block's output as a square image, so hidden must be a perfect square (e.g. 256 = 16 x 16), got {}",
-                    self.hidden
-                );
-            }
-            self.optics.validate()?;
-        }
-        match self.system {
-            SystemKind::Optics | SystemKind::Digital => {}
-            SystemKind::Freespace => self.freespace.validate()?,
-            SystemKind::Fiber => self.fiber.validate()?,
-            SystemKind::Microwave => self.microwave.validate()?,
-            SystemKind::Acoustic => self.acoustic.validate()?,
-            SystemKind::Device => {
-                let d = &self.device;
-                if d.command.is_some() == d.tcp.is_some() {
-                    bail!("invalid device: system \"device\" needs exactly one of --device-cmd \"PROGRAM ARGS\" and --device-tcp HOST:PORT (device.command / device.tcp)");
-                }
-                if d.timeout_ms == 0 || d.attempts == 0 {
-                    bail!(
-                        "invalid device: timeout_ms ({}) and attempts ({}) must be at least 1",
-                        d.timeout_ms,
-                        d.attempts
-                    );
-                }
-            }
-            SystemKind::Emulator => {
-                let e = &self.emulator;
-                if e.inputs.is_some() != e.outputs.is_some() {
-                    bail!("invalid emulator: give both emulator.inputs and emulator.outputs (the CSV files of measured inputs and of the outputs measured for them, row for row; --emulator-pairs INPUTS.csv,OUTPUTS.csv), or neither to fit the emulator to the measured acoustic pairs built into phyff");
-                }
-                e.twin.validate().map_err(|err| anyhow::anyhow!("invalid emulator.{err:#}"))?;
-            }
-        }
+        // Last, what the system requires (its section and the settings that must suit it).
+        self.system.spec().validate(self)?;
         Ok(())
+    }
+}
+
+/// An [`ExperimentConfig`] that [`ExperimentConfig::validate`] accepted: every value in range,
+/// the sizes within this machine's memory, the system's section consistent. It reads as the
+/// configuration (`Deref`); to change a value, take it out ([`CheckedConfig::into_inner`]),
+/// change it and validate again. Serialises as the configuration itself.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct CheckedConfig(ExperimentConfig);
+
+impl CheckedConfig {
+    /// The configuration, to change it (validate it again afterwards).
+    pub fn into_inner(self) -> ExperimentConfig {
+        self.0
+    }
+}
+
+impl std::ops::Deref for CheckedConfig {
+    type Target = ExperimentConfig;
+    fn deref(&self) -> &ExperimentConfig {
+        &self.0
+    }
+}
+
+impl AsRef<ExperimentConfig> for CheckedConfig {
+    fn as_ref(&self) -> &ExperimentConfig {
+        &self.0
+    }
+}
+
+/// What a run can start from: a [`CheckedConfig`], taken as it is, or an [`ExperimentConfig`],
+/// validated once on the way in. The runs take either, so a configuration is checked exactly once
+/// per run whichever the caller holds.
+pub trait ToChecked {
+    /// The configuration, checked or not.
+    fn config(&self) -> &ExperimentConfig;
+
+    /// The checked configuration (borrowed when it already is one).
+    ///
+    /// # Errors
+    /// As [`ExperimentConfig::validate`].
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>>;
+}
+
+impl ToChecked for ExperimentConfig {
+    fn config(&self) -> &ExperimentConfig {
+        self
+    }
+
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>> {
+        Ok(std::borrow::Cow::Owned(self.validate()?))
+    }
+}
+
+impl<T: ToChecked + ?Sized> ToChecked for &T {
+    fn config(&self) -> &ExperimentConfig {
+        (**self).config()
+    }
+
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>> {
+        (**self).to_checked()
+    }
+}
+
+impl ToChecked for CheckedConfig {
+    fn config(&self) -> &ExperimentConfig {
+        &self.0
+    }
+
+    fn to_checked(&self) -> Result<std::borrow::Cow<'_, CheckedConfig>> {
+        Ok(std::borrow::Cow::Borrowed(self))
     }
 }
 

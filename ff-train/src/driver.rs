@@ -179,10 +179,23 @@ impl FitProgress {
     pub fn train_queries(&self) -> u64 {
         self.counters.physical_queries.saturating_sub(self.eval_physical_queries)
     }
+
+    /// Work spent on evaluation so far.
+    pub fn evaluation(&self) -> Counters {
+        Counters { physical_queries: self.eval_physical_queries, digital_flops: self.eval_digital_flops }
+    }
+
+    /// Work spent on training so far: all of it but evaluation's.
+    pub fn training(&self) -> Counters {
+        Counters {
+            physical_queries: self.train_queries(),
+            digital_flops: self.counters.digital_flops.saturating_sub(self.eval_digital_flops),
+        }
+    }
 }
 
 /// One scoring of the test split.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalPoint {
     /// The epoch under way (0 before training).
     pub epoch: usize,
@@ -240,7 +253,7 @@ impl<L: Learner, G: FnMut(&EvalPoint)> Observer<L> for OnEval<G> {
     }
 }
 
-/// How a driven run ended.
+/// How a driven run ended (the run's record is [`crate::record::RunRecord::from_driven`]).
 pub struct Driven {
     /// The books: epochs, records, counters, evaluation work, the last test accuracy.
     pub progress: FitProgress,

@@ -27,7 +27,7 @@
 //! its bytes). Structured values (goodness, loss, label embedding, skip flags, the whole
 //! configuration) are JSON text.
 
-use crate::config::{ExperimentConfig, Objective, Precision, SystemKind};
+use crate::config::{ExperimentConfig, Objective, Precision};
 use crate::io::write_atomic;
 use crate::model::ModelFile;
 use crate::run::SavedModel;
@@ -146,7 +146,7 @@ impl Tensor {
 /// The skip flag of every block, as the runner builds the blocks: the configured (or the
 /// system's default) skip for physical systems, none for the digital-only network.
 pub fn block_skips(cfg: &ExperimentConfig) -> Vec<bool> {
-    vec![cfg.system != SystemKind::Digital && cfg.skip(); cfg.blocks]
+    vec![cfg.system.spec().is_physical() && cfg.skip(); cfg.blocks]
 }
 
 /// The tensors of `model`, in the order they are written: every block's weight, bias and

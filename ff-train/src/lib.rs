@@ -5,9 +5,13 @@
 //! - [`trainer::fit`]: epochs of the PhyLL schedule with periodic evaluation and accounting;
 //!   [`trainer::fit_unsupervised_from`]: the same without labels (hybrid negatives), then a
 //!   linear read-out on the block activities;
+//! - [`record::RunRecord`]: what one run of one method did (accuracies, training, evaluation
+//!   and twin work, history), the record every method and command produces;
 //! - [`run::train`] / [`run::eval`]: data + physical systems + network, result and model files;
 //! - [`checkpoint`]: per-epoch checkpoints and exact resume (`phyff train --resume DIR`);
 //! - [`systems`]: builds each block's physical system from the configuration;
+//!   [`systems::kinds`]: the table of system kinds, one entry per kind holding everything
+//!   particular to it (checks, defaults, builders, memory, FLOPs, energy);
 //! - [`memory`]: the memory a configuration needs, checked against the machine's before building.
 //! - [`export`]: a model's tensors as safetensors or npz (`phyff export`).
 //! - [`standardize`]: per-feature standardisation of CSV data, fitted on the training split.
@@ -29,6 +33,7 @@ pub mod io;
 pub mod memory;
 pub mod model;
 pub mod output;
+pub mod record;
 pub mod run;
 pub mod standardize;
 pub mod sweep;
@@ -39,3 +44,4 @@ pub mod trainer;
 pub use baselines::reference;
 /// Old path of [`output::report`], kept so that code written against it still builds.
 pub use output::report;
+pub use record::RunRecord;

@@ -13,10 +13,14 @@
 //! and negatives stacked) or of an evaluation chunk, the data, the read-out's activities in
 //! unsupervised mode, and the buffers of the physical systems (the optical transmission matrix,
 //! `m_out x m_in` complex, and its batch fields; the cavities' per-frequency inverses and dense
-//! solves; the free-space transfer functions; the emulator's fit). It is an order of magnitude,
-//! not an accounting: small buffers, threads' scratch and file text are left out.
+//! solves; the free-space transfer functions; the emulator's fit). What a system answers with
+//! and what it holds are counted by its kind's entry in [`crate::systems::kinds`]
+//! ([`SystemKindSpec::output_len`], [`SystemKindSpec::memory_parts`]). It is an order of
+//! magnitude, not an accounting: small buffers, threads' scratch and file text are left out.
 
-use crate::config::{ExperimentConfig, Mode, Precision, SystemKind};
+use crate::config::{ExperimentConfig, Mode, Precision};
+#[cfg(doc)]
+use crate::systems::SystemKindSpec;
 use anyhow::{bail, Result};
 use ff_data::{DataSpec, Layout, TrainTest};
 use std::ops::{Add, Mul};
@@ -96,11 +100,13 @@ impl DataShape {
     }
 }
 
-/// A size in checked arithmetic: `None` once anything overflowed `u64`.
+/// A count (of values or bytes) in checked arithmetic: `None` once anything overflowed `u64`.
+/// Sums and products of sizes stay `None` once one is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Size(Option<u64>);
+pub struct Size(pub Option<u64>);
 
-fn sz(v: usize) -> Size {
+/// `v` as a [`Size`].
+pub(crate) fn sz(v: usize) -> Size {
     Size(u64::try_from(v).ok())
 }
 
@@ -119,10 +125,12 @@ impl Mul for Size {
 }
 
 impl Size {
-    fn max(self, o: Size) -> Size {
+    /// The larger of two sizes (`None` when either is).
+    pub fn max(self, o: Size) -> Size {
         Size(self.0.zip(o.0).map(|(a, b)| a.max(b)))
     }
-    fn min(self, o: Size) -> Size {
+    /// The smaller of two sizes (`None` when either is).
+    pub fn min(self, o: Size) -> Size {
         Size(self.0.zip(o.0).map(|(a, b)| a.min(b)))
     }
 }
@@ -139,7 +147,7 @@ fn from_f64(v: f64) -> Size {
 }
 
 /// Bytes of one complex value in double precision (how the systems keep their matrices).
-const COMPLEX64: u64 = 16;
+pub(crate) const COMPLEX64: u64 = 16;
 /// Rows of a network evaluation chunk (`Network::accuracy`, `Network::activities`).
 const EVAL_ROWS: usize = 4096;
 
@@ -150,6 +158,18 @@ pub struct Part {
     pub what: &'static str,
     /// Its size in bytes.
     pub bytes: u64,
+}
+
+/// The run-wide sizes that a system's buffers scale with ([`SystemKindSpec::memory_parts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryScale {
+    /// Number of blocks (each block holds its own system).
+    pub blocks: Size,
+    /// Rows in flight through a block at once: the larger of a mini-batch (positives and
+    /// negatives stacked) and an evaluation chunk.
+    pub rows: Size,
+    /// Bytes of one real value at the run's precision (4 or 8).
+    pub real_bytes: Size,
 }
 
 /// The memory a configuration needs, part by part.
@@ -171,7 +191,7 @@ pub struct Overflow {
 /// Pixels of an `n x n` grid within `r` pixels of its centre `(n/2, n/2)` (as
 /// `ff_physics::optics::pupil_mode_count`, up to rounding at the rim), in `O(min(n, r))`
 /// steps; the whole grid for grids too large to walk.
-fn pupil_modes(n: usize, r: f64) -> Size {
+pub(crate) fn pupil_modes(n: usize, r: f64) -> Size {
     let all = sz(n) * sz(n);
     if !(r.is_finite() && r >= 0.0) {
         return Size(Some(0));
@@ -194,7 +214,7 @@ fn pupil_modes(n: usize, r: f64) -> Size {
 }
 
 /// Dipoles on the outline of a `w x h` rectangle at `spacing` (as the cavities place them).
-fn outline(w: f64, h: f64, spacing: f64) -> Size {
+pub(crate) fn outline(w: f64, h: f64, spacing: f64) -> Size {
     let side = |l: f64| if spacing > 0.0 { from_f64((l / spacing).max(1.0)) } else { Size(Some(0)) };
     sz(2) * (side(w) + side(h))
 }
@@ -214,31 +234,11 @@ pub fn estimate(cfg: &ExperimentConfig, data: &DataShape) -> std::result::Result
         Some((h, w)) => (sz(h) + sz(2) * sz(cfg.band_rows)) * sz(w),
         None => sz(data.raw_len),
     };
-    let o = &cfg.optics;
-    let optics_out = {
-        let p = o.pooling;
-        let padded = sz(o.field_size) + sz(2) * sz(p.padding);
-        match padded.0 {
-            Some(n) if p.kernel > 0 && p.stride > 0 && n >= p.kernel as u64 => {
-                let side = Size(Some((n - p.kernel as u64) / p.stride as u64 + 1));
-                side * side
-            }
-            Some(_) => Size(Some(0)), // invalid pooling: `optics.validate` names it
-            None => padded,
-        }
-    };
-    let digital = cfg.system == SystemKind::Digital;
+    let spec = cfg.system.spec();
     // What the system of a block reading `d` values answers with (0: not known before it runs).
-    let system_out = |d: Size| match cfg.system {
-        SystemKind::Optics => optics_out,
-        SystemKind::Microwave => sz(cfg.microwave.n_freqs),
-        SystemKind::Acoustic => sz(cfg.acoustic.n_tones),
-        SystemKind::Freespace => sz(cfg.freespace.output_shape.0) * sz(cfg.freespace.output_shape.1),
-        SystemKind::Fiber => sz(cfg.fiber.output_len),
-        SystemKind::Device | SystemKind::Emulator => Size(Some(0)),
-        SystemKind::Digital => d,
-    };
-    let skip = cfg.skip() && !digital;
+    let system_out = |d: Size| spec.output_len(cfg, d);
+    // The digital-only network has no skip connection.
+    let skip = cfg.skip() && spec.is_physical();
     let width_in = |d: Size| system_out(d) + if skip { d } else { Size(Some(0)) };
     // Per block: W and b, their gradient and the two Adam moments; the prototype.
     let weights = |d: Size| hidden * (width_in(d) + sz(1)) * sz(4) + hidden;
@@ -261,57 +261,7 @@ pub fn estimate(cfg: &ExperimentConfig, data: &DataShape) -> std::result::Result
         let blocks = sz(cfg.blocks);
         parts.push(("block activities for the read-out", samples * blocks * hidden * f));
     }
-    let blocks = sz(cfg.blocks);
-    match cfg.system {
-        SystemKind::Optics => {
-            let n = o.field_size;
-            let (m_in, m_out) = (pupil_modes(n, o.input_pupil_radius_px), pupil_modes(n, o.output_pupil_radius_px));
-            let tm = m_in * m_out;
-            // Each block: Re, Im and Re + Im of the matrix; while it is drawn, the complex
-            // draw, its QR factorisation and the unitary factor (double precision).
-            parts.push(("optical transmission matrices", blocks * tm * sz(3) * f + tm * sz(3) * Size(Some(COMPLEX64))));
-            let block_rows = rows.min(sz(ff_physics::optics::BLOCK_ROWS));
-            let per_row = sz(2) * sz(n) * sz(n) + sz(6) * m_in.max(m_out);
-            parts.push(("optical fields of a batch", blocks * block_rows * per_row * f));
-        }
-        SystemKind::Microwave => {
-            let c = &cfg.microwave;
-            let m = sz(2) * sz(c.n_inputs);
-            let walls = outline(c.cavity_width, c.cavity_height, c.wall_spacing);
-            let dipoles = walls + sz(c.n_scatterers) + sz(2) + m;
-            // Two reference inverses (M x M and two M-vectors) per frequency; one dense solve.
-            let cache = sz(c.n_freqs) * sz(2) * (m * m + sz(2) * m);
-            let solve = sz(2) * dipoles * dipoles;
-            parts.push(("microwave cavities", blocks * (cache + solve) * Size(Some(COMPLEX64))));
-        }
-        SystemKind::Acoustic => {
-            let c = &cfg.acoustic;
-            let rigid = outline(c.cavity_width, c.cavity_height, c.wall_spacing) + sz(c.n_rigid);
-            let m = sz(c.n_membranes);
-            let cache = sz(c.n_tones) * (m * m + sz(2) * m);
-            let solve = sz(2) * rigid * rigid;
-            parts.push(("acoustic cavities", blocks * (cache + solve) * Size(Some(COMPLEX64))));
-        }
-        SystemKind::Freespace => {
-            let g = &cfg.freespace.grid;
-            let padded = sz(g.n) * sz(g.padding_factor);
-            // A transfer function per distance, the masks, and the fields of the rows in flight.
-            let planes = sz(cfg.freespace.planes());
-            let fields = (planes + sz(1) + sz(32)) * padded * padded + planes * sz(g.n) * sz(g.n);
-            parts.push(("free-space propagators and fields", blocks * fields * Size(Some(COMPLEX64))));
-        }
-        SystemKind::Fiber => {
-            parts.push(("fibre grids", blocks * sz(64) * sz(cfg.fiber.grid.points) * Size(Some(COMPLEX64))));
-        }
-        SystemKind::Emulator => {
-            let t = &cfg.emulator.twin;
-            let products = t.hidden.windows(2).fold(Size(Some(0)), |acc, w| acc + sz(w[0]) * sz(w[1]));
-            let widest = sz(t.hidden.iter().copied().max().unwrap_or(0));
-            let fit = products * sz(4) + sz(2) * sz(t.samples) * sz(t.repeats.max(1)) * widest;
-            parts.push(("emulator fit", fit * f));
-        }
-        SystemKind::Device | SystemKind::Digital => {}
-    }
+    parts.extend(spec.memory_parts(cfg, &MemoryScale { blocks: sz(cfg.blocks), rows, real_bytes: f }));
     let mut total = Size(Some(0));
     let mut out = Vec::with_capacity(parts.len());
     for (what, size) in parts {
@@ -341,17 +291,24 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// A setting that can make a run large: its key, its flag, its value as shown, and how to put
-/// it back to its default.
-struct Setting {
-    key: &'static str,
-    flag: Option<&'static str>,
-    value: fn(&ExperimentConfig) -> String,
-    reset: fn(&mut ExperimentConfig, &ExperimentConfig),
+/// it back to its default. The generic ones are listed here, those of a system's section by its
+/// kind ([`SystemKindSpec::memory_settings`]); the crate's `setting!` macro writes one.
+pub struct Setting {
+    /// Dotted key in the configuration file (`"optics.field_size"`).
+    pub key: &'static str,
+    /// The command-line flag that sets it, if any (`"--field"`).
+    pub flag: Option<&'static str>,
+    /// Its value in `cfg`, as shown in a message.
+    pub value: fn(&ExperimentConfig) -> String,
+    /// Sets it in the first configuration to its value in the second (the defaults).
+    pub reset: fn(&mut ExperimentConfig, &ExperimentConfig),
 }
 
+/// `setting!("optics.field_size", Some("--field"), optics.field_size)`: the [`Setting`] of a
+/// configuration field, by its key, its flag and its field path.
 macro_rules! setting {
     ($key:literal, $flag:expr, $($field:ident).+) => {
-        Setting {
+        $crate::memory::Setting {
             key: $key,
             flag: $flag,
             value: |c| format!("{:?}", c.$($field).+),
@@ -359,35 +316,18 @@ macro_rules! setting {
         }
     };
 }
+pub(crate) use setting;
 
-/// Every setting the estimate grows with.
-fn settings() -> Vec<Setting> {
-    vec![
+/// Every setting the estimate of `cfg`'s system grows with: the generic ones, then its kind's.
+fn settings(cfg: &ExperimentConfig) -> Vec<Setting> {
+    let mut all = vec![
         setting!("hidden", Some("--hidden"), hidden),
         setting!("blocks", Some("--blocks"), blocks),
         setting!("batch_size", Some("--batch-size"), batch_size),
         setting!("band_rows", Some("--band-rows"), band_rows),
-        setting!("optics.field_size", Some("--field"), optics.field_size),
-        setting!("optics.input_pupil_radius_px", None, optics.input_pupil_radius_px),
-        setting!("optics.output_pupil_radius_px", None, optics.output_pupil_radius_px),
-        setting!("optics.pooling", None, optics.pooling),
-        setting!("microwave.n_freqs", None, microwave.n_freqs),
-        setting!("microwave.n_inputs", None, microwave.n_inputs),
-        setting!("microwave.n_scatterers", None, microwave.n_scatterers),
-        setting!("microwave.wall_spacing", None, microwave.wall_spacing),
-        setting!("acoustic.n_tones", None, acoustic.n_tones),
-        setting!("acoustic.n_membranes", None, acoustic.n_membranes),
-        setting!("acoustic.n_rigid", None, acoustic.n_rigid),
-        setting!("acoustic.wall_spacing", None, acoustic.wall_spacing),
-        setting!("freespace.grid.n", None, freespace.grid.n),
-        setting!("freespace.grid.padding_factor", None, freespace.grid.padding_factor),
-        setting!("freespace.masks", None, freespace.masks),
-        setting!("freespace.output_shape", None, freespace.output_shape),
-        setting!("fiber.grid.points", None, fiber.grid.points),
-        setting!("fiber.output_len", None, fiber.output_len),
-        setting!("emulator.twin.hidden", None, emulator.twin.hidden),
-        setting!("emulator.twin.samples", None, emulator.twin.samples),
-    ]
+    ];
+    all.extend(cfg.system.spec().memory_settings());
+    all
 }
 
 /// The setting whose default value shrinks the estimate most (`None` when none does).
@@ -399,7 +339,7 @@ fn culprit(cfg: &ExperimentConfig, data: Option<&DataShape>) -> Option<Setting> 
     };
     let now = cost(cfg);
     let mut best: Option<(u128, Setting)> = None;
-    for s in settings() {
+    for s in settings(cfg) {
         let mut c = cfg.clone();
         (s.reset)(&mut c, &defaults);
         let v = cost(&c);
@@ -458,6 +398,7 @@ pub fn check(cfg: &ExperimentConfig, data: Option<&DataShape>, machine: Option<M
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SystemKind;
 
     const GIB: u64 = 1 << 30;
 

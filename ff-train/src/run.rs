@@ -2,18 +2,18 @@
 
 use crate::baselines::reference::{references, References};
 use crate::checkpoint::{load_checkpoint, Checkpoint, CHECKPOINT_FILE, CHECKPOINT_FORMAT, CHECKPOINT_VERSION};
-use crate::config::{ExperimentConfig, Mode};
+use crate::config::{CheckedConfig, ExperimentConfig, Mode, ToChecked};
 use crate::io::write_atomic;
 use crate::model::{ModelFile, MODEL_FORMAT, MODEL_VERSION};
 use crate::output::report::TrainResult;
+use crate::record::RunRecord;
 use crate::standardize::Standardization;
 use crate::systems::build_blocks;
 use crate::trainer::{
-    fit, fit_readout, fit_selecting, fit_unsupervised_from, EpochRecord, FitProgress, FitSummary, Selection,
-    UnsupervisedOptions,
+    fit, fit_readout, fit_selecting, fit_unsupervised_from, EpochRecord, FitProgress, Selection, UnsupervisedOptions,
 };
 use anyhow::{Context, Result};
-use ff_core::{HybridNegatives, LabelEmbedding, Matrix, Network, Real};
+use ff_core::{Counters, HybridNegatives, LabelEmbedding, Matrix, Network, Real};
 use ff_data::{load, DataSpec, Dataset, Layout, TrainTest};
 use ff_physics::fft::FftReal;
 use std::path::Path;
@@ -154,21 +154,28 @@ pub fn unsupervised_options<F: Real>(cfg: &ExperimentConfig, prep: &Prepared<F>)
     UnsupervisedOptions { hybrids: hybrids.with_blur_passes(cfg.blur_passes), readout: cfg.readout_config() }
 }
 
-/// Outcome of [`train`].
+/// Method name of the physics-removed ablation's record (as `phyff compare` names it).
+pub const ABLATION_METHOD: &str = "physics removed (FF)";
+
+/// Method name of the record of unsupervised mode's control.
+pub const UNTRAINED_METHOD: &str = "untrained network + read-out";
+
+/// Outcome of [`train`]: every run as a [`RunRecord`].
 pub struct TrainOutcome<F: Real> {
     /// The physical network's run (in the configured mode; unsupervised: accuracies of its
-    /// read-out).
-    pub pnn: FitSummary,
-    /// The ablation's run (same mode), when requested.
-    pub ablation: Option<FitSummary>,
+    /// read-out), named `trainer::FF_METHOD` or `trainer::FF_UNSUPERVISED_METHOD`.
+    pub pnn: RunRecord,
+    /// The ablation's run (same mode), when requested, named [`ABLATION_METHOD`].
+    pub ablation: Option<RunRecord>,
     /// Unsupervised mode: the supervised network's run, when `supervised_baseline` is set.
-    pub supervised: Option<FitSummary>,
+    pub supervised: Option<RunRecord>,
     /// Unsupervised mode: the control, the same read-out on the activities of the untrained
-    /// network (no history).
-    pub untrained: Option<FitSummary>,
+    /// network, named [`UNTRAINED_METHOD`]: no epochs, no history; the test activities'
+    /// queries are its evaluation work, everything else its training work.
+    pub untrained: Option<RunRecord>,
     /// The reference classifiers on the same split (k-NN and logistic regression).
     pub references: References,
-    /// The result record (what `result.json` holds).
+    /// The result document (what `result.json` holds), filled from the records above.
     pub result: TrainResult,
     /// The trained physical network's model file.
     pub model: ModelFile<F>,
@@ -198,11 +205,11 @@ pub struct TrainOutcome<F: Real> {
 /// # Ok::<(), anyhow::Error>(())
 /// ```
 pub fn train<F: FftReal>(
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     out: Option<&Path>,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    train_from(cfg, out, None, progress)
+    train_from(&*cfg.to_checked()?, out, None, progress)
 }
 
 /// Continues the run checkpointed in `dir` (`dir/checkpoint.json`) up to `epochs` epochs
@@ -238,7 +245,7 @@ pub fn resume<F: FftReal>(
 /// under the run's schedule.
 pub fn resume_as<F: FftReal>(
     dir: &Path,
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
     resume_loaded(dir, load_checkpoint::<F>(&dir.join(CHECKPOINT_FILE))?, cfg, progress)
@@ -248,9 +255,10 @@ pub fn resume_as<F: FftReal>(
 fn resume_loaded<F: FftReal>(
     dir: &Path,
     ck: Checkpoint<F>,
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
+    let (checkable, cfg) = (cfg, cfg.config());
     let saved = &ck.model.config;
     let mut comparable = cfg.clone();
     comparable.epochs = saved.epochs;
@@ -275,16 +283,15 @@ fn resume_loaded<F: FftReal>(
         "cannot resume with --epochs {e}: the run's lr_schedule \"{}\" was planned for {old} epochs, and {done} epochs were trained with it; {e} epochs would have given them other learning rates. Resume without --epochs (or start a new run)",
         s.name()
     );
-    train_from(cfg, Some(dir), Some(ck), progress)
+    train_from(&*checkable.to_checked()?, Some(dir), Some(ck), progress)
 }
 
 fn train_from<F: FftReal>(
-    cfg: &ExperimentConfig,
+    cfg: &CheckedConfig,
     out: Option<&Path>,
     resume_from: Option<Checkpoint<F>>,
     mut progress: impl FnMut(&str, &EpochRecord),
 ) -> Result<TrainOutcome<F>> {
-    cfg.validate()?;
     if let Some(dir) = out {
         crate::io::check_out_dir(dir)?;
     }
@@ -295,7 +302,7 @@ fn train_from<F: FftReal>(
     let model_file = |state, readout| ModelFile {
         format: MODEL_FORMAT.into(),
         version: MODEL_VERSION,
-        config: cfg.clone(),
+        config: ExperimentConfig::clone(cfg),
         raw_len: prep.data.train.dim(),
         prepended_label_slots: prep.prepended,
         embedding: prep.embedding,
@@ -377,7 +384,7 @@ fn train_from<F: FftReal>(
         Mode::Unsupervised => {
             let u = fit_unsupervised_from(&mut net, train_set, test_set, &opts, &unsup, start, checkpoint)
                 .map_err(save_unsaved)?;
-            (u.summary, Some(u.readout))
+            (u.record, Some(u.readout))
         }
     };
     let model = model_file(net.state(), readout);
@@ -386,24 +393,28 @@ fn train_from<F: FftReal>(
         write_atomic(&dir.join("model.json"), model.to_json().as_bytes())?;
     }
     // A digital-only network is its own ablation.
-    let ablation = if cfg.ablation && cfg.system != crate::config::SystemKind::Digital {
+    let ablation = if cfg.ablation && cfg.system.spec().is_physical() {
         let mut abl = build_network(cfg, &prep, true)?;
-        Some(match cfg.mode {
-            Mode::Supervised => {
-                let selection = prep.validation.as_ref().map(|validation| Selection { validation, best_state: None });
-                fit_selecting(&mut abl, train_set, test_set, &opts, selection, None, |r, _, _| {
-                    progress("ablation", r);
-                    Ok(())
-                })?
+        Some(
+            match cfg.mode {
+                Mode::Supervised => {
+                    let selection =
+                        prep.validation.as_ref().map(|validation| Selection { validation, best_state: None });
+                    fit_selecting(&mut abl, train_set, test_set, &opts, selection, None, |r, _, _| {
+                        progress("ablation", r);
+                        Ok(())
+                    })?
+                }
+                Mode::Unsupervised => {
+                    fit_unsupervised_from(&mut abl, train_set, test_set, &opts, &unsup, None, |r, _, _| {
+                        progress("ablation", r);
+                        Ok(())
+                    })?
+                    .record
+                }
             }
-            Mode::Unsupervised => {
-                fit_unsupervised_from(&mut abl, train_set, test_set, &opts, &unsup, None, |r, _, _| {
-                    progress("ablation", r);
-                    Ok(())
-                })?
-                .summary
-            }
-        })
+            .named(ABLATION_METHOD),
+        )
     } else {
         None
     };
@@ -413,17 +424,21 @@ fn train_from<F: FftReal>(
         let started = std::time::Instant::now();
         let mut fresh = build_network(cfg, &prep, false)?;
         let r = fit_readout(&mut fresh, train_set, test_set, &unsup.readout, cfg.seed)?;
-        Some(FitSummary {
-            train_accuracy: Some(r.train_accuracy),
+        Some(RunRecord {
+            method: UNTRAINED_METHOD.into(),
             test_accuracy: r.test_accuracy,
+            train_accuracy: Some(r.train_accuracy),
             wall_seconds: started.elapsed().as_secs_f64(),
-            train_physical_queries: r.train_physical_queries,
-            eval_physical_queries: r.eval_physical_queries,
-            digital_flops: fresh.counters().digital_flops + r.readout_flops,
-            eval_digital_flops: 0,
+            training: Counters {
+                physical_queries: r.train_physical_queries,
+                digital_flops: fresh.counters().digital_flops + r.readout_flops,
+            },
+            evaluation: Counters { physical_queries: r.eval_physical_queries, digital_flops: 0 },
+            twin: Counters::default(),
+            epochs: 0,
             history: Vec::new(),
-            kept_epoch: None,
-            validation_accuracy: None,
+            points: Vec::new(),
+            kept: None,
         })
     } else {
         None
@@ -443,16 +458,16 @@ fn train_from<F: FftReal>(
         train_accuracy: pnn.train_accuracy,
         ablation_test_accuracy: ablation.as_ref().map(|a| a.test_accuracy),
         ablation_train_accuracy: ablation.as_ref().and_then(|a| a.train_accuracy),
-        epochs: cfg.epochs,
+        epochs: pnn.epochs,
         wall_seconds: pnn.wall_seconds,
         ablation_wall_seconds: ablation.as_ref().map(|a| a.wall_seconds),
-        physical_queries: pnn.train_physical_queries,
-        eval_physical_queries: pnn.eval_physical_queries,
-        digital_flops: pnn.digital_flops,
+        physical_queries: pnn.training.physical_queries,
+        eval_physical_queries: pnn.evaluation.physical_queries,
+        digital_flops: pnn.total_flops(),
         seed: cfg.seed,
         train_samples: prep.data.train.len(),
         test_samples: prep.data.test.len(),
-        config: cfg.clone(),
+        config: ExperimentConfig::clone(cfg),
         history: pnn.history.clone(),
         supervised_test_accuracy: supervised.as_ref().map(|s| s.test_accuracy),
         supervised_train_accuracy: supervised.as_ref().and_then(|s| s.train_accuracy),
@@ -461,10 +476,10 @@ fn train_from<F: FftReal>(
         reference_knn_accuracy: Some(refs.knn.test_accuracy),
         reference_logistic_accuracy: Some(refs.logistic.test_accuracy),
         keep_best: cfg.keep_best,
-        kept_epoch: pnn.kept_epoch,
-        validation_accuracy: pnn.validation_accuracy,
+        kept_epoch: pnn.kept.map(|k| k.epoch),
+        validation_accuracy: pnn.kept.map(|k| k.validation_accuracy),
         validation_samples: prep.validation.as_ref().map(Dataset::len),
-        ablation_kept_epoch: ablation.as_ref().and_then(|a| a.kept_epoch),
+        ablation_kept_epoch: ablation.as_ref().and_then(|a| a.kept.map(|k| k.epoch)),
     };
     if let Some(dir) = out {
         let json = serde_json::to_string_pretty(&result)?;

@@ -333,46 +333,6 @@ impl Manifest {
     }
 }
 
-/// Floating-point operations one physical query of `cfg`'s system costs, counted from its
-/// sizes (an upper-end count: dense products over the whole field, FFTs at `5 n log2 n`).
-fn query_flops(cfg: &ExperimentConfig) -> f64 {
-    use crate::config::SystemKind;
-    let log2 = |x: f64| x.max(2.0).log2();
-    match cfg.system {
-        SystemKind::Optics => {
-            // The transmission matrix maps the input pupil's modes to the output pupil's.
-            let n2 = (cfg.optics.field_size as f64).powi(2);
-            let modes = |r: f64| (std::f64::consts::PI * (r + 1.0).powi(2)).min(n2);
-            let (m_in, m_out) = (modes(cfg.optics.input_pupil_radius_px), modes(cfg.optics.output_pupil_radius_px));
-            8.0 * m_in * m_out + 20.0 * n2 * log2(n2)
-        }
-        SystemKind::Freespace => {
-            let g = &cfg.freespace.grid;
-            let n2 = ((g.n * g.padding_factor) as f64).powi(2);
-            (cfg.freespace.planes() as f64 + 1.0) * 10.0 * n2 * log2(n2)
-        }
-        SystemKind::Microwave => {
-            let m = 2.0 * cfg.microwave.n_inputs as f64;
-            8.0 * cfg.microwave.n_freqs as f64 * m * m
-        }
-        SystemKind::Acoustic => {
-            let m = cfg.acoustic.n_membranes as f64;
-            8.0 * cfg.acoustic.n_tones as f64 * m * m
-        }
-        SystemKind::Fiber => {
-            let p = cfg.fiber.grid.points as f64;
-            640.0 * p * log2(p)
-        }
-        SystemKind::Emulator => {
-            let h = &cfg.emulator.twin.hidden;
-            2.0 * h.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>()
-        }
-        // An instrument: 10 ms a query at the rate below.
-        SystemKind::Device => 5e6,
-        SystemKind::Digital => 0.0,
-    }
-}
-
 /// Effective rate assumed by [`time_estimate`]: 1 GFLOP/s on one thread. A debug build of
 /// phyff runs the default job at about 12 GFLOP/s of counted digital work on one thread of a
 /// 2-core cloud machine; a slow or shared core, unvectorised code and the work not counted
@@ -382,11 +342,15 @@ pub const ASSUMED_FLOPS_PER_SECOND: f64 = 1e9;
 /// A conservative wall-time bound of a run of `cfg` on one thread, seconds: the arithmetic of
 /// the physical queries and the affine maps (forward and backward, `n_inner` steps) of every
 /// epoch, of each evaluation (every label through every block) and of the final train
-/// evaluation, plus the ablation (affine maps only) and the emulator's fit, counted at 1
-/// GFLOP/s ([`ASSUMED_FLOPS_PER_SECOND`]), then doubled, plus 5 minutes, at least 10 minutes. Data of unknown size
-/// (files) count as 60 000 training and 10 000 test samples of 784 values.
+/// evaluation, plus the ablation (affine maps only) and what the system spends once before
+/// training (the emulator's fit), counted at 1 GFLOP/s ([`ASSUMED_FLOPS_PER_SECOND`]), then
+/// doubled, plus 5 minutes, at least 10 minutes. Data of unknown size (files) count as 60 000
+/// training and 10 000 test samples of 784 values. The system's part is counted by its kind's
+/// entry ([`crate::systems::SystemKindSpec::query_flops`] and
+/// [`setup_flops`](crate::systems::SystemKindSpec::setup_flops)).
 pub fn time_estimate(cfg: &ExperimentConfig) -> u64 {
-    use crate::config::{Mode, SystemKind};
+    use crate::config::Mode;
+    let spec = cfg.system.spec();
     let shape = DataShape::guess(cfg);
     let (train, test) = if shape.train == 0 { (60_000.0, 10_000.0) } else { (shape.train as f64, shape.test as f64) };
     let raw = if shape.raw_len == 0 { 784.0 } else { shape.raw_len as f64 };
@@ -396,7 +360,7 @@ pub fn time_estimate(cfg: &ExperimentConfig) -> u64 {
     };
     let hidden = cfg.hidden as f64;
     let blocks = cfg.blocks as f64;
-    let q = query_flops(cfg);
+    let q = spec.query_flops(cfg);
     // A block's input width after the system: its answer (at most the field or channels) and the skip.
     let width = first_in.max(hidden) + if cfg.skip() { first_in.max(hidden) } else { 0.0 };
     let affine = 2.0 * width * hidden;
@@ -407,18 +371,15 @@ pub fn time_estimate(cfg: &ExperimentConfig) -> u64 {
     let eval = evaluations * classes * test * blocks * (q + affine)
         + if cfg.train_eval { classes * train * blocks * (q + affine) } else { 0.0 };
     let mut total = cfg.epochs as f64 * train_epoch + eval;
-    if cfg.ablation && cfg.system != SystemKind::Digital {
+    // A digital-only network is its own ablation.
+    if cfg.ablation && spec.is_physical() {
         total += cfg.epochs as f64 * rows_per_epoch * 2.0 * (cfg.n_inner as f64 + 1.0) * affine
             + evaluations * classes * test * blocks * affine;
     }
     if cfg.mode == Mode::Unsupervised && cfg.supervised_baseline {
         total *= 2.0;
     }
-    if cfg.system == SystemKind::Emulator {
-        let t = &cfg.emulator.twin;
-        let products: f64 = t.hidden.windows(2).map(|w| (w[0] * w[1]) as f64).sum();
-        total += 6.0 * t.epochs as f64 * t.samples.max(10_001) as f64 * t.repeats.max(1) as f64 * products;
-    }
+    total += spec.setup_flops(cfg);
     let seconds = 2.0 * total / ASSUMED_FLOPS_PER_SECOND + 300.0;
     if !seconds.is_finite() || seconds > 3.0e7 {
         return 30_000_000;

@@ -1,7 +1,8 @@
 //! The training loop: epochs of PhyLL mini-batches (supervised, or unsupervised on hybrid
 //! negatives followed by a linear read-out), periodic evaluation, accounting.
 
-use crate::driver::{drive, AfterEpoch, Driven, EvalSchedule, Learner, Plan, Split, Stop};
+use crate::driver::{drive, AfterEpoch, EvalPoint, EvalSchedule, Learner, Plan, Split, Stop};
+use crate::record::add_counters;
 use anyhow::Context as _;
 use ff_core::rng::{rng_for, MiniBatches, Rng};
 use ff_core::{
@@ -9,10 +10,18 @@ use ff_core::{
 };
 use ff_data::Dataset;
 use ff_physics::DriftClock;
-use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 pub use crate::driver::{EpochRecord, FitProgress};
+pub use crate::record::{KeptEpoch, RunRecord};
+
+/// Method name of the records of [`fit`], [`fit_from`] and [`fit_selecting`] (callers that
+/// train another variant, e.g. the physics-removed ablation, rename it with
+/// [`RunRecord::named`]).
+pub const FF_METHOD: &str = "FF (PhyLL)";
+
+/// Method name of the record of [`fit_unsupervised_from`].
+pub const FF_UNSUPERVISED_METHOD: &str = "FF (PhyLL, unsupervised)";
 
 /// Options of [`fit`].
 #[derive(Clone, Debug, PartialEq)]
@@ -28,39 +37,11 @@ pub struct FitOptions {
     /// Seed of the shuffles and negative labels.
     pub seed: u64,
     /// Measure train accuracy after the last epoch (costs `K x L` physical queries per
-    /// training sample; [`FitSummary::train_accuracy`] is `None` when skipped).
+    /// training sample; [`RunRecord::train_accuracy`] is `None` when skipped).
     pub train_eval: bool,
     /// Learning-rate factor per epoch (set on the network before each epoch, also when
     /// resuming).
     pub lr_schedule: LrSchedule,
-}
-
-/// The outcome of [`fit`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FitSummary {
-    /// Final train accuracy (`None` when it was not measured: `train_eval` off).
-    pub train_accuracy: Option<f64>,
-    /// Final test accuracy.
-    pub test_accuracy: f64,
-    /// Wall time of the whole run, in seconds.
-    pub wall_seconds: f64,
-    /// Physical queries spent on training (forward passes of positives and negatives).
-    pub train_physical_queries: u64,
-    /// Physical queries spent on evaluation (K labels x L blocks per evaluated sample).
-    pub eval_physical_queries: u64,
-    /// Digital floating-point operations, training and evaluation.
-    pub digital_flops: u64,
-    /// The part of `digital_flops` spent on evaluation.
-    pub eval_digital_flops: u64,
-    /// Per-epoch history.
-    pub history: Vec<EpochRecord>,
-    /// `keep_best` runs: the epoch whose network was kept (the best validation accuracy, the
-    /// latest on ties); the accuracies above are that network's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kept_epoch: Option<usize>,
-    /// `keep_best` runs: the kept network's validation accuracy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation_accuracy: Option<f64>,
 }
 
 /// Model selection on a validation split ([`fit_selecting`]): after every epoch the network is
@@ -221,24 +202,9 @@ impl FitOptions {
     }
 }
 
-/// The summary of a driven forward-forward run.
-fn summary(d: Driven) -> FitSummary {
-    let p = d.progress;
-    FitSummary {
-        train_accuracy: d.train_accuracy,
-        test_accuracy: p.test_accuracy,
-        wall_seconds: p.wall_seconds,
-        train_physical_queries: p.train_queries(),
-        eval_physical_queries: p.eval_physical_queries,
-        digital_flops: p.counters.digital_flops,
-        eval_digital_flops: p.eval_digital_flops,
-        kept_epoch: d.kept.map(|k| k.0),
-        validation_accuracy: d.kept.map(|k| k.1),
-        history: p.history,
-    }
-}
-
-/// Trains `net` on `train` with the PhyLL schedule and evaluates on both sets.
+/// Trains `net` on `train` with the PhyLL schedule and evaluates on both sets. The record is
+/// named [`FF_METHOD`]; its training work is the forward passes of positives and negatives and
+/// the optimiser's, its evaluation work `K` labels x `L` blocks per scored sample.
 ///
 /// `on_epoch` is called after every epoch (for progress display).
 ///
@@ -250,7 +216,7 @@ pub fn fit<F: Real>(
     test: &Dataset<F>,
     opts: &FitOptions,
     mut on_epoch: impl FnMut(&EpochRecord),
-) -> anyhow::Result<FitSummary> {
+) -> anyhow::Result<RunRecord> {
     fit_from(net, train, test, opts, None, |r, _, _| {
         on_epoch(r);
         Ok(())
@@ -271,7 +237,7 @@ pub fn fit_from<F: Real>(
     opts: &FitOptions,
     resume: Option<FitProgress>,
     after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
-) -> anyhow::Result<FitSummary> {
+) -> anyhow::Result<RunRecord> {
     fit_selecting(net, train, test, opts, None, resume, after_epoch)
 }
 
@@ -292,7 +258,7 @@ pub fn fit_selecting<F: Real>(
     selection: Option<Selection<'_, F>>,
     resume: Option<FitProgress>,
     after_epoch: impl FnMut(&EpochRecord, &Network<F>, &FitProgress) -> anyhow::Result<()>,
-) -> anyhow::Result<FitSummary> {
+) -> anyhow::Result<RunRecord> {
     if let Some(sel) = &selection {
         anyhow::ensure!(!sel.validation.is_empty(), "keep_best needs a validation split, but it is empty");
     }
@@ -308,7 +274,7 @@ pub fn fit_selecting<F: Real>(
     let mut observer = AfterEpoch(|l: &FfLearner<'_, F>, p: &FitProgress| {
         after_epoch(p.history.last().context("an epoch was recorded")?, l.net, p)
     });
-    Ok(summary(drive(&mut learner, &plan, resume, best, &mut [&mut observer])?))
+    Ok(RunRecord::from_driven(FF_METHOD, drive(&mut learner, &plan, resume, best, &mut [&mut observer])?))
 }
 
 /// Settings of unsupervised training ([`fit_unsupervised_from`]).
@@ -323,8 +289,9 @@ pub struct UnsupervisedOptions {
 /// The outcome of [`fit_unsupervised_from`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnsupervisedFit<F> {
-    /// Accuracies (of the read-out), wall time, queries and FLOPs, history.
-    pub summary: FitSummary,
+    /// The run (named [`FF_UNSUPERVISED_METHOD`]): accuracies of the read-out, wall time, work,
+    /// history.
+    pub record: RunRecord,
     /// The read-out fitted on the training activities.
     pub readout: LinearReadout<F>,
     /// Mean read-out loss per read-out epoch (nats).
@@ -340,8 +307,10 @@ pub struct UnsupervisedFit<F> {
 /// other sample to mix with) joins the previous one.
 ///
 /// Accounting: the activities of the training set count as training queries (the read-out
-/// needs them), those of the test set as evaluation queries; the read-out's FLOPs are in
-/// `digital_flops`. Per-epoch records carry no accuracy except the last one, which holds the
+/// needs them), those of the test set as evaluation queries; the FLOPs of the activities and of
+/// the read-out's fit and predictions count as training work. The read-out's scoring of the
+/// test split is the record's one evaluation point. Per-epoch records carry no accuracy except
+/// the last one, which holds the
 /// read-out's: `opts.eval_every` does not apply, and `opts.train_eval` neither (the read-out's
 /// train accuracy costs no extra query: its features are already computed). Resuming (`resume`, `after_epoch`) works as for [`fit_from`]; the read-out is
 /// refitted from scratch at the end (it is deterministic for a seed).
@@ -370,24 +339,35 @@ pub fn fit_unsupervised_from<F: Real>(
     let mut observer = AfterEpoch(|l: &FfLearner<'_, F>, p: &FitProgress| {
         after_epoch(p.history.last().context("an epoch was recorded")?, l.net, p)
     });
-    let mut s = summary(drive(&mut learner, &plan, resume, None, &mut [&mut observer])?);
-    // The read-out's activities are queries and FLOPs of the network: training ones for the
-    // training set, evaluation ones for the test set.
+    let d = drive(&mut learner, &plan, resume, None, &mut [&mut observer])?;
+    let mut s = RunRecord::from_driven(FF_UNSUPERVISED_METHOD, d);
+    // The read-out's activities are queries and FLOPs of the network: training queries for the
+    // training set, evaluation queries for the test set.
     let started = Instant::now();
     let before = net.counters();
     let r = fit_readout(net, train, test, &opts_u.readout, opts.seed)?;
     let network_flops = net.counters().digital_flops.saturating_sub(before.digital_flops);
-    s.eval_physical_queries = s.eval_physical_queries.saturating_add(r.eval_physical_queries);
-    s.train_physical_queries = s.train_physical_queries.saturating_add(r.train_physical_queries);
-    s.digital_flops = s.digital_flops.saturating_add(network_flops).saturating_add(r.readout_flops);
+    s.training = add_counters(
+        s.training,
+        Counters {
+            physical_queries: r.train_physical_queries,
+            digital_flops: network_flops.saturating_add(r.readout_flops),
+        },
+    );
+    s.evaluation.physical_queries = s.evaluation.physical_queries.saturating_add(r.eval_physical_queries);
     s.wall_seconds += started.elapsed().as_secs_f64();
     if let Some(last) = s.history.last_mut() {
         last.train_accuracy = Some(r.train_accuracy);
         last.test_accuracy = Some(r.test_accuracy);
     }
+    s.points.push(EvalPoint {
+        epoch: s.epochs,
+        train_queries: s.training.physical_queries,
+        test_accuracy: r.test_accuracy,
+    });
     s.train_accuracy = Some(r.train_accuracy);
     s.test_accuracy = r.test_accuracy;
-    Ok(UnsupervisedFit { summary: s, readout: r.readout, readout_loss: r.loss })
+    Ok(UnsupervisedFit { record: s, readout: r.readout, readout_loss: r.loss })
 }
 
 /// A read-out fitted by [`fit_readout`], with its cost.

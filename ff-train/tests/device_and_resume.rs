@@ -47,7 +47,7 @@ fn two_epochs_then_resume_equals_four_epochs_bit_for_bit() {
     assert_eq!(bits(&straight.model.state), bits(&resumed.model.state));
     assert_eq!(resumed.pnn.history.len(), 4);
     assert_eq!(straight.pnn.history[3].loss, resumed.pnn.history[3].loss);
-    assert_eq!(straight.pnn.train_physical_queries, resumed.pnn.train_physical_queries);
+    assert_eq!(straight.pnn.training.physical_queries, resumed.pnn.training.physical_queries);
     assert_eq!(load_checkpoint::<f32>(&dir.join(CHECKPOINT_FILE)).unwrap().progress.epochs_done, 4);
     let err = resume::<f32>(&dir, Some(3), |_, _| {}).err().unwrap().to_string();
     assert!(err.contains("resume with --epochs 4 or more"), "{err}");
@@ -81,9 +81,8 @@ fn the_ablation_of_a_system_without_skip_is_the_digital_network_so_it_can_run_ch
     let optics = train::<f32>(&ExperimentConfig { ablation: true, ..small(2) }, None, |_, _| {}).unwrap();
     let digital = train::<f32>(&ExperimentConfig { system: SystemKind::Digital, ..small(2) }, None, |_, _| {}).unwrap();
     let ablation = optics.ablation.unwrap();
-    let curve = |s: &ff_train::trainer::FitSummary| {
-        s.history.iter().map(|r| (r.loss.clone(), r.test_accuracy)).collect::<Vec<_>>()
-    };
+    let curve =
+        |s: &ff_train::RunRecord| s.history.iter().map(|r| (r.loss.clone(), r.test_accuracy)).collect::<Vec<_>>();
     assert_eq!(curve(&ablation), curve(&digital.pnn));
     assert_eq!(
         (ablation.test_accuracy, ablation.train_accuracy),

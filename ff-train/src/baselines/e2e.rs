@@ -8,9 +8,9 @@
 //! `h' = W_k u + b_k`; the read-out is `logits = R h_L + c`, loss softmax cross-entropy, Adam
 //! on all affine maps and the read-out at once.
 
-use super::MethodRun;
 use crate::config::ExperimentConfig;
-use crate::driver::{drive, Driven, EvalSchedule, Learner, OnEval, Plan, Split, Stop};
+use crate::driver::{drive, EvalSchedule, Learner, OnEval, Plan, Split, Stop};
+use crate::record::{add_counters, RunRecord};
 use crate::systems::twin::{rmse_between, rmse_of_mean, AdamMlp};
 use anyhow::{Context, Result};
 use ff_core::rng::{rng_for, MiniBatches};
@@ -794,27 +794,9 @@ impl<F: Real> Learner for E2eLearner<'_, F> {
     }
 }
 
-/// The record of a method driven for `epochs` epochs with the test split scored after each.
-fn method_run(method: &str, d: Driven, epochs: usize) -> MethodRun {
-    let p = d.progress;
-    MethodRun {
-        method: method.into(),
-        test_accuracy: p.test_accuracy,
-        train_accuracy: d.train_accuracy,
-        wall_seconds: p.wall_seconds,
-        train_physical_queries: p.train_queries(),
-        eval_physical_queries: p.eval_physical_queries,
-        digital_flops: p.counters.digital_flops.saturating_sub(p.eval_digital_flops),
-        eval_flops: p.eval_digital_flops,
-        twin_flops: 0,
-        twin_queries: 0,
-        epochs,
-        test_accuracy_history: d.points.iter().map(|pt| pt.test_accuracy).collect(),
-    }
-}
-
 /// Trains the block network end to end on `blocks` and evaluates it deployed (test accuracy
-/// after every epoch, train accuracy at the end). `method` names the run.
+/// after every epoch, train accuracy at the end). `method` names the run; its record holds no
+/// twin work (the caller that fitted the twins adds it).
 ///
 /// # Errors
 /// System failures, shape errors, a diverging run.
@@ -824,11 +806,11 @@ pub fn train_end_to_end<F: Real>(
     data: &E2eData<'_, F>,
     opts: &E2eOptions,
     mut on_epoch: impl FnMut(usize, f64),
-) -> Result<MethodRun> {
+) -> Result<RunRecord> {
     let mut learner = E2eLearner::new(blocks, data, opts)?;
     let mut progress = OnEval(|p: &crate::driver::EvalPoint| on_epoch(p.epoch, p.test_accuracy));
     let d = drive(&mut learner, &opts.plan(data.train_x.rows(), method), None, None, &mut [&mut progress])?;
-    Ok(method_run(method, d, opts.epochs))
+    Ok(RunRecord::from_driven(method, d))
 }
 
 /// [`train_end_to_end`] for methods that learn through twins, also measuring every twin
@@ -844,7 +826,7 @@ pub fn train_end_to_end_seen<F: Real>(
     data: &E2eData<'_, F>,
     opts: &E2eOptions,
     mut on_epoch: impl FnMut(usize, f64),
-) -> Result<(MethodRun, Vec<SeenTwinFit>)> {
+) -> Result<(RunRecord, Vec<SeenTwinFit>)> {
     let mut learner = E2eLearner::new(blocks, data, opts)?;
     let sample = data.train_x.slice_rows(0, data.train_x.rows().min(512));
     let mut check = Counters::default();
@@ -860,9 +842,8 @@ pub fn train_end_to_end_seen<F: Real>(
     let mut progress = OnEval(|p: &crate::driver::EvalPoint| on_epoch(p.epoch, p.test_accuracy));
     let d = drive(&mut learner, &opts.plan(data.train_x.rows(), method), None, None, &mut [&mut progress])?;
     let end = seen(&mut learner)?;
-    let mut run = method_run(method, d, opts.epochs);
-    run.eval_physical_queries += check.physical_queries;
-    run.eval_flops += check.digital_flops;
+    let mut run = RunRecord::from_driven(method, d);
+    run.evaluation = add_counters(run.evaluation, check);
     let fits = start
         .into_iter()
         .zip(end)
@@ -969,12 +950,12 @@ pub fn train_digital_mlp<F: Real>(
     blocks: usize,
     opts: &E2eOptions,
     mut on_epoch: impl FnMut(usize, f64),
-) -> Result<MethodRun> {
+) -> Result<RunRecord> {
     const METHOD: &str = "digital MLP (BP)";
     let mut learner = MlpLearner::new(data, blocks, opts)?;
     let mut progress = OnEval(|p: &crate::driver::EvalPoint| on_epoch(p.epoch, p.test_accuracy));
     let d = drive(&mut learner, &opts.plan(data.train_x.rows(), METHOD), None, None, &mut [&mut progress])?;
-    Ok(method_run(METHOD, d, opts.epochs))
+    Ok(RunRecord::from_driven(METHOD, d))
 }
 
 #[cfg(test)]

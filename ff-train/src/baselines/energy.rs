@@ -5,19 +5,13 @@
 //!   FLOP at the core (Horowitz, ISSCC 2014: a 64-bit floating-point FMA costs ~20 pJ at
 //!   45 nm, ~1-4 pJ at recent nodes, before memory traffic); 1 pJ is the optimistic end,
 //!   so it favours the digital methods.
-//! - **Optics** (SLM + camera, one frame per query): 1 mJ. A liquid-crystal SLM and a
-//!   CMOS camera draw a few watts together and run at ~1 kHz at best, so one frame costs
-//!   ~1-5 mJ of electronics; the laser light itself (mW for 1 ms, ~uJ) is negligible.
-//! - **Microwave** (metasurface reconfiguration + 20-point |S21| sweep): 10 mJ: a compact
-//!   vector network analyser draws ~10 W and sweeps 20 points in ~1 ms.
-//! - **Acoustic** (loudspeaker multi-tone burst + microphone + FFT): 0.1 J: ~1 W of audio
-//!   electronics for a ~100 ms recording (the tones must ring through the cavity).
-//! - **Emulator**: 0.1 J, the acoustic device it stands for (the measured pairs are acoustic);
-//!   change it when the emulator stands for something else.
-//! - **Free space** (SLM + camera, as optics): 1 mJ.
-//! - **Fibre** (pulse shaper + spectrometer, one spectrum per query): 1 mJ, the same order as
-//!   an SLM frame (a programmable pulse shaper is an SLM).
+//! - **A physical query**: each kind's own default, with its reasoning, in its entry of the
+//!   table of kinds ([`crate::systems::SystemKindSpec::joules_per_query`]): optics 1 mJ (SLM +
+//!   camera frame), microwave 10 mJ (metasurface + `|S21|` sweep), acoustic 0.1 J (a ~100 ms
+//!   recording), emulator 0.1 J (the acoustic device it stands for), free space 1 mJ, fibre 1 mJ
+//!   (pulse shaper + spectrometer); none for an external device (give `--joules-per-query`).
 
+use crate::config::SystemKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -33,18 +27,14 @@ pub struct EnergyModel {
 }
 
 impl Default for EnergyModel {
-    /// The defaults documented in the module docs.
+    /// The defaults documented in the module docs: 1 pJ per FLOP, and the default per query of
+    /// every kind that has one.
     fn default() -> Self {
-        let joules_per_query = [
-            ("optics", 1e-3),
-            ("microwave", 1e-2),
-            ("acoustic", 1e-1),
-            ("emulator", 1e-1),
-            ("freespace", 1e-3),
-            ("fiber", 1e-3),
-        ]
-        .map(|(k, v)| (k.to_string(), v));
-        EnergyModel { joules_per_flop: 1e-12, joules_per_query: joules_per_query.into_iter().collect() }
+        let joules_per_query = SystemKind::ALL
+            .into_iter()
+            .filter_map(|k| Some((k.name().to_string(), k.spec().joules_per_query()?)))
+            .collect();
+        EnergyModel { joules_per_flop: 1e-12, joules_per_query }
     }
 }
 
@@ -79,5 +69,23 @@ mod tests {
         assert!((e - (1.0 + 2.0)).abs() < 1e-12, "{e}");
         assert_eq!(m.energy("nowhere", 0, 10).unwrap(), 1e-11);
         assert!(m.energy("nowhere", 1, 0).unwrap_err().to_string().contains("nowhere"));
+    }
+
+    /// The per-query defaults, gathered from the table of kinds, are the numbers the model had
+    /// when it listed them itself.
+    #[test]
+    fn default_energies_per_query() {
+        let model = EnergyModel::default();
+        let got: Vec<(&str, f64)> = model.joules_per_query.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let want = [
+            ("acoustic", 0.1),
+            ("emulator", 0.1),
+            ("fiber", 0.001),
+            ("freespace", 0.001),
+            ("microwave", 0.01),
+            ("optics", 0.001),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(model.joules_per_flop, 1e-12);
     }
 }

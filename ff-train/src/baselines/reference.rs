@@ -4,9 +4,9 @@
 //! A physical network that does not beat them has not shown that its physics or its training
 //! earn their place.
 
-use crate::trainer::FitSummary;
+use crate::record::RunRecord;
 use anyhow::{ensure, Context, Result};
-use ff_core::{gemm, LinearReadout, Matrix, Op, ReadoutConfig, Real};
+use ff_core::{gemm, Counters, LinearReadout, Matrix, Op, ReadoutConfig, Real};
 use ff_data::Dataset;
 use std::time::Instant;
 
@@ -17,15 +17,16 @@ pub const KNN_K: usize = 5;
 /// `KNN_CHUNK x n_train` values).
 const KNN_CHUNK: usize = 256;
 
-/// The two reference classifiers of a run, as table rows (no physical queries, no history).
+/// The two reference classifiers of a run, as table rows (no physical queries, no epochs, no
+/// history; all their digital FLOPs are booked as training work).
 #[derive(Clone, Debug, PartialEq)]
 pub struct References {
     /// k-nearest neighbours ([`KNN_K`]) on features standardised with the training split's mean
     /// and standard deviation.
-    pub knn: FitSummary,
+    pub knn: RunRecord,
     /// Logistic regression: [`LinearReadout`] fitted on the raw inputs by [`logistic_config`]
     /// (Adam at 1e-2, mini-batches of 128, at least [`LOGISTIC_STEPS`] steps).
-    pub logistic: FitSummary,
+    pub logistic: RunRecord,
 }
 
 impl References {
@@ -65,7 +66,7 @@ pub fn references<F: Real>(train: &Dataset<F>, test: &Dataset<F>, seed: u64) -> 
     let started = Instant::now();
     let (knn_test, knn_flops) = knn_accuracy(train, test, KNN_K).context("k-nearest-neighbour reference")?;
     // No train accuracy: a k-NN finds each training point among its own neighbours.
-    let knn = summary(knn_test, None, started, knn_flops);
+    let knn = record(format!("{KNN_K}-nearest neighbours"), knn_test, None, started, knn_flops);
 
     let started = Instant::now();
     let (readout, fit) =
@@ -74,7 +75,7 @@ pub fn references<F: Real>(train: &Dataset<F>, test: &Dataset<F>, seed: u64) -> 
     let test_acc = readout.accuracy(test.x.view(), &test.y)?;
     let train_acc = readout.accuracy(train.x.view(), &train.y)?;
     let flops = fit.digital_flops + readout.flops_predict(train.len() + test.len());
-    let logistic = summary(test_acc, Some(train_acc), started, flops);
+    let logistic = record("logistic regression".into(), test_acc, Some(train_acc), started, flops);
     Ok(References { knn, logistic })
 }
 
@@ -83,18 +84,25 @@ fn f64_of<F: Real>(v: F) -> f64 {
     v.to_f64().unwrap_or(f64::NAN)
 }
 
-fn summary(test_accuracy: f64, train_accuracy: Option<f64>, started: Instant, digital_flops: u64) -> FitSummary {
-    FitSummary {
-        train_accuracy,
+fn record(
+    method: String,
+    test_accuracy: f64,
+    train_accuracy: Option<f64>,
+    started: Instant,
+    digital_flops: u64,
+) -> RunRecord {
+    RunRecord {
+        method,
         test_accuracy,
+        train_accuracy,
         wall_seconds: started.elapsed().as_secs_f64(),
-        train_physical_queries: 0,
-        eval_physical_queries: 0,
-        digital_flops,
-        eval_digital_flops: 0,
+        training: Counters { physical_queries: 0, digital_flops },
+        evaluation: Counters::default(),
+        twin: Counters::default(),
+        epochs: 0,
         history: Vec::new(),
-        kept_epoch: None,
-        validation_accuracy: None,
+        points: Vec::new(),
+        kept: None,
     }
 }
 
@@ -251,7 +259,7 @@ mod tests {
         assert!(r.logistic.test_accuracy >= 0.95, "{r:?}");
         assert_eq!(r.best_test_accuracy(), 1.0);
         assert!(r.knn.train_accuracy.is_none() && r.logistic.train_accuracy.is_some());
-        assert_eq!(r.knn.train_physical_queries + r.logistic.train_physical_queries, 0);
+        assert_eq!(r.knn.total_queries() + r.logistic.total_queries(), 0);
         // Labels unrelated to the features: both near chance (400 test samples: within 0.1).
         let r = references(&make(400, false), &make(400, false), 0).unwrap();
         assert!((r.knn.test_accuracy - 0.5).abs() < 0.1 && (r.logistic.test_accuracy - 0.5).abs() < 0.1, "{r:?}");

@@ -5,17 +5,18 @@ use crate::baselines::e2e::{
     fit_block_twins, train_digital_mlp, train_end_to_end, train_end_to_end_seen, BlockModel, E2eData, E2eOptions,
     TwinInputs,
 };
-use crate::baselines::{optics_vjp_flops, EnergyModel, MethodRun};
-use crate::config::{ExperimentConfig, Mode, SystemKind};
+use crate::baselines::EnergyModel;
+use crate::config::{ExperimentConfig, Mode, ToChecked};
 use crate::io::write_atomic;
 use crate::output::plot;
 use crate::output::report::{flops, thousands};
-use crate::run::{build_network, prepare, Prepared};
-use crate::systems::build_blocks;
+use crate::record::RunRecord;
+use crate::run::{build_network, prepare, Prepared, ABLATION_METHOD};
 use crate::systems::twin::TwinConfig;
-use crate::trainer::{fit, FitOptions};
+use crate::systems::{build_blocks, build_exact_blocks};
+use crate::trainer::{fit, FitOptions, FF_METHOD};
 use anyhow::Result;
-use ff_core::{Differentiable, LabelEmbedding, Matrix, PhysicalSystem};
+use ff_core::{Counters, Differentiable, LabelEmbedding, Matrix, PhysicalSystem};
 use ff_physics::fft::FftReal;
 use ff_physics::optics::{OpticsConfig, OpticsSystem};
 use ff_physics::slm::Placement;
@@ -88,8 +89,15 @@ pub struct MethodSummary {
     pub eval_flops: u64,
     /// Mean energy per seed, in joules, from the energy model.
     pub energy_joules: f64,
-    /// Every seed's run.
-    pub runs: Vec<MethodRun>,
+    /// Every seed's run. In the file each is an object with the fields `method`,
+    /// `test_accuracy`, `train_accuracy`, `wall_seconds`, `train_physical_queries`,
+    /// `eval_physical_queries`, `digital_flops` (training only), `eval_flops`, `twin_flops`,
+    /// `twin_queries`, `epochs` and `test_accuracy_history` (the test accuracy after every
+    /// epoch). A run read back from a file holds only what the file holds: no per-epoch history,
+    /// no kept epoch, and evaluation points at epochs `1..=n` whose training queries are unknown
+    /// (0).
+    #[serde(with = "comparison_run")]
+    pub runs: Vec<RunRecord>,
     /// Methods trained through digital twins (PAT, in-silico): the worst, over blocks and
     /// seeds, of a twin's validation RMSE divided by the mean predictor's (1: the twin
     /// predicts nothing the mean does not; below 1/[`TWIN_FIT_FACTOR`]: a fit that matters).
@@ -145,6 +153,84 @@ impl TwinBlock {
 /// A twin is fit to stand in for its block when its validation RMSE is at least this many
 /// times below the mean predictor's (the RMSE of predicting every output by its mean).
 pub const TWIN_FIT_FACTOR: f64 = 3.0;
+
+/// How a [`RunRecord`] is written in `comparison.json` and compare's `result.json` (see
+/// [`MethodSummary::runs`]): the schema these files had before the run record, kept.
+mod comparison_run {
+    use super::{Counters, RunRecord};
+    use crate::driver::EvalPoint;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// The file's object of one run.
+    #[derive(Serialize, Deserialize)]
+    struct Run {
+        method: String,
+        test_accuracy: f64,
+        train_accuracy: Option<f64>,
+        wall_seconds: f64,
+        train_physical_queries: u64,
+        eval_physical_queries: u64,
+        digital_flops: u64,
+        #[serde(default)]
+        eval_flops: u64,
+        twin_flops: u64,
+        twin_queries: u64,
+        epochs: usize,
+        test_accuracy_history: Vec<f64>,
+    }
+
+    impl From<&RunRecord> for Run {
+        fn from(r: &RunRecord) -> Self {
+            Run {
+                method: r.method.clone(),
+                test_accuracy: r.test_accuracy,
+                train_accuracy: r.train_accuracy,
+                wall_seconds: r.wall_seconds,
+                train_physical_queries: r.training.physical_queries,
+                eval_physical_queries: r.evaluation.physical_queries,
+                digital_flops: r.training.digital_flops,
+                eval_flops: r.evaluation.digital_flops,
+                twin_flops: r.twin.digital_flops,
+                twin_queries: r.twin.physical_queries,
+                epochs: r.epochs,
+                test_accuracy_history: r.test_accuracy_history(),
+            }
+        }
+    }
+
+    impl From<Run> for RunRecord {
+        fn from(r: Run) -> Self {
+            let points = (1..)
+                .zip(r.test_accuracy_history)
+                .map(|(epoch, test_accuracy)| EvalPoint { epoch, train_queries: 0, test_accuracy })
+                .collect();
+            RunRecord {
+                method: r.method,
+                test_accuracy: r.test_accuracy,
+                train_accuracy: r.train_accuracy,
+                wall_seconds: r.wall_seconds,
+                training: Counters { physical_queries: r.train_physical_queries, digital_flops: r.digital_flops },
+                evaluation: Counters { physical_queries: r.eval_physical_queries, digital_flops: r.eval_flops },
+                twin: Counters { physical_queries: r.twin_queries, digital_flops: r.twin_flops },
+                epochs: r.epochs,
+                history: Vec::new(),
+                points,
+                kept: None,
+            }
+        }
+    }
+
+    /// Writes `runs` as the file's objects.
+    pub fn serialize<S: Serializer>(runs: &[RunRecord], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(runs.iter().map(Run::from))
+    }
+
+    /// Reads the file's objects (see [`super::MethodSummary::runs`] for what a run read back
+    /// holds).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RunRecord>, D::Error> {
+        Ok(Vec::<Run>::deserialize(d)?.into_iter().map(RunRecord::from).collect())
+    }
+}
 
 /// The outcome of [`compare`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -202,32 +288,20 @@ pub fn blank<F: FftReal>(prep: &Prepared<F>, x: &Matrix<F>) -> Result<Matrix<F>>
 /// Name of the FF run whose schedule matches the gradient methods' (see [`compare`]).
 pub const FF_MATCHED: &str = "FF (matched updates)";
 
+/// FF (or its ablation) under the name `name`, the test split scored after every epoch.
 fn ff_run<F: FftReal>(
     cfg: &ExperimentConfig,
     prep: &Prepared<F>,
     name: &str,
     ablation: bool,
     progress: &mut dyn FnMut(&str, usize, f64),
-) -> Result<MethodRun> {
+) -> Result<RunRecord> {
     let opts = FitOptions { eval_every: 1, ..cfg.fit_options() };
     let mut net = build_network(cfg, prep, ablation)?;
-    let s = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| {
+    let run = fit(&mut net, &prep.data.train, &prep.data.test, &opts, |r| {
         progress(name, r.epoch, r.test_accuracy.unwrap_or(f64::NAN))
     })?;
-    Ok(MethodRun {
-        method: name.into(),
-        test_accuracy: s.test_accuracy,
-        train_accuracy: s.train_accuracy,
-        wall_seconds: s.wall_seconds,
-        train_physical_queries: s.train_physical_queries,
-        eval_physical_queries: s.eval_physical_queries,
-        digital_flops: s.digital_flops - s.eval_digital_flops,
-        eval_flops: s.eval_digital_flops,
-        twin_flops: 0,
-        twin_queries: 0,
-        epochs: cfg.epochs,
-        test_accuracy_history: s.history.iter().map(|r| r.test_accuracy.unwrap_or(f64::NAN)).collect(),
-    })
+    Ok(run.named(name))
 }
 
 /// Runs every method for every seed. `progress(method, epoch, test_accuracy)` is told about
@@ -236,14 +310,15 @@ fn ff_run<F: FftReal>(
 /// # Errors
 /// Invalid configuration, data, systems, a diverging method, output I/O.
 pub fn compare<F>(
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     opts: &CompareOptions,
     mut progress: impl FnMut(&str, usize, f64),
 ) -> Result<CompareReport>
 where
     F: FftReal + Serialize,
 {
-    cfg.validate()?;
+    let checked = cfg.to_checked()?;
+    let cfg: &ExperimentConfig = &checked;
     anyhow::ensure!(
         cfg.mode == Mode::Supervised,
         "invalid mode: phyff compare runs the supervised methods; compare unsupervised FF with supervised FF by `phyff train --unsupervised` (drop --unsupervised here)"
@@ -253,9 +328,7 @@ where
     opts.twin.validate()?;
     opts.twin_inputs.validate()?;
     let system = cfg.system.name();
-    // Ideal backprop needs the exact adjoint, which the optical simulator has.
-    let differentiable = cfg.system == SystemKind::Optics;
-    let mut runs: Vec<Vec<MethodRun>> = Vec::new();
+    let mut runs: Vec<Vec<RunRecord>> = Vec::new();
     // Every twin as PAT and in-silico saw it (per seed and block), and the classes.
     let (mut twin_blocks, mut classes) = (std::collections::BTreeMap::<String, Vec<TwinBlock>>::new(), 2usize);
     for s in 0..opts.seeds {
@@ -265,8 +338,8 @@ where
         classes = prep.data.train.num_classes;
         let bp_batch = if opts.bp_batch_size == 0 { c.batch_size } else { opts.bp_batch_size };
         let mut seed_runs = vec![
-            ff_run(&c, &prep, "FF (PhyLL)", false, &mut progress)?,
-            ff_run(&c, &prep, "physics removed (FF)", true, &mut progress)?,
+            ff_run(&c, &prep, FF_METHOD, false, &mut progress)?,
+            ff_run(&c, &prep, ABLATION_METHOD, true, &mut progress)?,
         ];
         if c.n_inner != 1 || c.batch_size != bp_batch {
             // FF with the gradient methods' schedule: one optimiser step per mini-batch of
@@ -277,15 +350,10 @@ where
         let (train_x, test_x) = (blank(&prep, &prep.data.train.x)?, blank(&prep, &prep.data.test.x)?);
         let data = E2eData::new(&train_x, &test_x, &prep.data);
         let eo = E2eOptions::of(&c, bp_batch);
-        if differentiable {
-            let ocfgs = optics_configs(&c, &prep.embedding, prep.data.train.dim());
-            let vjp_flops: Vec<u64> = ocfgs.iter().map(optics_vjp_flops).collect();
-            // Ideal backprop through the exact optical model.
-            let exact: Vec<BlockModel<F>> = optics_systems::<F>(&ocfgs)?
-                .into_iter()
-                .zip(&vjp_flops)
-                .map(|(s, &f)| BlockModel::Exact { system: Box::new(s) as Box<dyn Differentiable<F>>, vjp_flops: f })
-                .collect();
+        // Ideal backprop needs the exact adjoint (the optical simulator has it).
+        if let Some(models) = build_exact_blocks::<F>(&c, &prep.embedding, prep.data.train.dim())? {
+            let exact: Vec<BlockModel<F>> =
+                models.into_iter().map(|m| BlockModel::Exact { system: m.system, vjp_flops: m.vjp_flops }).collect();
             seed_runs.push(train_end_to_end("ideal BP", exact, &data, &eo, |e, a| progress("ideal BP", e, a))?);
         }
         let physical = || -> Result<Vec<Box<dyn PhysicalSystem<F>>>> {
@@ -300,7 +368,7 @@ where
         let mut phys = physical()?;
         let (twins, fits, range_queries) =
             fit_block_twins(&mut phys, &train_x, &eo, &opts.twin, c.seed, opts.twin_inputs)?;
-        let (mut twin_flops, mut twin_queries) = (0u64, range_queries);
+        let mut twin_work = Counters { physical_queries: range_queries, digital_flops: 0 };
         for (k, (twin, (range, f))) in twins.iter().zip(&fits).enumerate() {
             eprintln!(
                 "twin of block {}: inputs in [{:.3}, {:.3}], train RMSE {:.4}, validation RMSE {:.4} (mean predictor {:.4})",
@@ -314,8 +382,8 @@ where
             if let Some(dir) = &opts.out {
                 twin.save(&dir.join(format!("twin_seed{}_block{}.json", c.seed, k + 1)))?;
             }
-            twin_flops += f.digital_flops;
-            twin_queries += f.physical_queries;
+            twin_work.digital_flops += f.digital_flops;
+            twin_work.physical_queries += f.physical_queries;
         }
         let twin_seconds = start.elapsed().as_secs_f64();
         for pat in [true, false] {
@@ -360,8 +428,7 @@ where
                 );
                 twin_blocks.entry(name.to_string()).or_default().push(tb);
             }
-            r.twin_flops = twin_flops;
-            r.twin_queries = twin_queries;
+            r.twin = twin_work;
             r.wall_seconds += twin_seconds;
             seed_runs.push(r);
         }
@@ -370,9 +437,9 @@ where
     }
     let mut methods = Vec::new();
     for m in 0..runs[0].len() {
-        let rs: Vec<MethodRun> = runs.iter().map(|r| r[m].clone()).collect();
+        let rs: Vec<RunRecord> = runs.iter().map(|r| r[m].clone()).collect();
         let n = rs.len() as f64;
-        let mean = |f: &dyn Fn(&MethodRun) -> f64| rs.iter().map(f).sum::<f64>() / n;
+        let mean = |f: &dyn Fn(&RunRecord) -> f64| rs.iter().map(f).sum::<f64>() / n;
         let acc = mean(&|r| r.test_accuracy);
         let sd = if rs.len() > 1 {
             (rs.iter().map(|r| (r.test_accuracy - acc).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
@@ -392,7 +459,7 @@ where
             physical_queries: queries,
             digital_flops: fl,
             digital_flops_per_epoch: learning / cfg.epochs.max(1) as u64,
-            eval_flops: mean(&|r| r.eval_flops as f64).round() as u64,
+            eval_flops: mean(&|r| r.evaluation.digital_flops as f64).round() as u64,
             energy_joules: opts.energy.energy(system, queries, fl)?,
             runs: rs,
             twin_rmse_ratio,
@@ -409,11 +476,11 @@ where
             .methods
             .iter()
             .map(|m| {
-                let e = m.runs[0].test_accuracy_history.len();
+                let e = m.runs[0].points.len();
                 (
                     m.method.clone(),
                     (0..e)
-                        .map(|i| m.runs.iter().map(|r| r.test_accuracy_history[i]).sum::<f64>() / m.runs.len() as f64)
+                        .map(|i| m.runs.iter().map(|r| r.points[i].test_accuracy).sum::<f64>() / m.runs.len() as f64)
                         .collect(),
                 )
             })
@@ -626,14 +693,16 @@ mod tests {
         );
         for m in &report.methods {
             assert!((0.0..=1.0).contains(&m.test_accuracy), "{}: {}", m.method, m.test_accuracy);
-            assert_eq!(m.runs[0].test_accuracy_history.len(), 2, "{}", m.method);
+            assert_eq!(m.runs[0].test_accuracy_history().len(), 2, "{}", m.method);
         }
         let get = |n: &str| report.methods.iter().find(|m| m.method == n).unwrap();
         assert_eq!(get("digital MLP (BP)").physical_queries, 0);
         assert_eq!(get("physics removed (FF)").physical_queries, 0);
-        assert!(get("ideal BP").physical_queries > 0 && get("PAT").runs[0].twin_flops > 0);
+        assert!(get("ideal BP").physical_queries > 0 && get("PAT").runs[0].twin.digital_flops > 0);
         // PAT queries the physics in training; in-silico only to sample its twins and to deploy.
-        assert!(get("PAT").runs[0].train_physical_queries > 0 && get("in-silico").runs[0].train_physical_queries == 0);
+        assert!(
+            get("PAT").runs[0].training.physical_queries > 0 && get("in-silico").runs[0].training.physical_queries == 0
+        );
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap()).unwrap();
         for rec in json.as_array().unwrap() {
@@ -651,10 +720,47 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap()).unwrap();
         let pat = json["methods"].as_array().unwrap().iter().find(|m| m["method"] == "PAT").unwrap();
         assert!(pat["twin_blocks"][1]["end_rmse_of_mean"].as_f64().is_some(), "{pat}");
+        // Every run keeps the file's schema: the record's work under the file's names, with
+        // `digital_flops` the training part only.
+        let (file, r) = (&pat["runs"][0], &get("PAT").runs[0]);
+        let mut keys: Vec<&str> = file.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "digital_flops",
+                "epochs",
+                "eval_flops",
+                "eval_physical_queries",
+                "method",
+                "test_accuracy",
+                "test_accuracy_history",
+                "train_accuracy",
+                "train_physical_queries",
+                "twin_flops",
+                "twin_queries",
+                "wall_seconds"
+            ]
+        );
+        let work = [
+            ("train_physical_queries", r.training.physical_queries),
+            ("digital_flops", r.training.digital_flops),
+            ("eval_physical_queries", r.evaluation.physical_queries),
+            ("eval_flops", r.evaluation.digital_flops),
+            ("twin_queries", r.twin.physical_queries),
+            ("twin_flops", r.twin.digital_flops),
+            ("epochs", 2),
+        ];
+        for (k, v) in work {
+            assert_eq!(file[k].as_u64(), Some(v), "{k}");
+        }
+        // Read back and written again, the file is the same.
+        let back: CompareReport = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
         // Evaluation is counted, but apart from learning.
         for m in &report.methods {
             let r = &m.runs[0];
-            assert!(r.eval_flops > 0, "{}: evaluation FLOPs not counted", m.method);
+            assert!(r.evaluation.digital_flops > 0, "{}: evaluation FLOPs not counted", m.method);
             assert_eq!(m.digital_flops, r.total_flops(), "{}", m.method);
             assert_eq!(m.digital_flops_per_epoch, r.learning_flops() / 2, "{}", m.method);
         }

@@ -48,11 +48,12 @@
 
 use super::compare::blank;
 use crate::baselines::e2e::{fit_block_twins, BlockModel, E2eData, E2eLearner, E2eOptions, TwinInputs};
-use crate::config::{ExperimentConfig, SystemKind};
+use crate::config::{ExperimentConfig, ToChecked};
 use crate::driver::{drive, EvalPoint, EvalSchedule, FitProgress, Learner, Observer, OnEval, Plan, Split, Stop};
 use crate::io::write_atomic;
 use crate::output::plot;
 use crate::output::report::thousands;
+use crate::record::RunRecord;
 use crate::run::{prepare, Prepared};
 use crate::systems::twin::{Twin, TwinConfig, TwinFit};
 use crate::systems::{build_blocks, build_drifting_blocks};
@@ -69,8 +70,8 @@ use std::time::Instant;
 /// Accuracy within this much (absolute, 2 points) of the pre-change accuracy counts as recovered.
 pub const RECOVERY_TOLERANCE: f64 = 0.02;
 
-/// Name of FF's record.
-pub const FF_METHOD: &str = "FF (PhyLL)";
+/// Name of FF's record (the name of `trainer::fit`'s).
+pub const FF_METHOD: &str = crate::trainer::FF_METHOD;
 /// Name of PAT's record.
 pub const PAT_METHOD: &str = "PAT (pre-drift twin)";
 /// Name of the record of PAT whose twins are refitted after the sudden change.
@@ -216,29 +217,98 @@ pub fn summarize(points: &[DriftPoint], sudden_at: u64) -> Option<ChangeSummary>
     })
 }
 
-/// One method's run under drift: the record of `drift.json`.
+/// One method's run under drift: its [`RunRecord`] and what only a drift run has.
+///
+/// In `drift.json` a method is one object with the fields `method`, `points`, the fields of
+/// [`ChangeSummary`], `train_queries` (the record's training queries: the drift clock at the
+/// end), `eval_queries` (its evaluation queries, which the clock does not count),
+/// `twin_queries` (its twin sampling queries: the pre-drift fit and an oracle's free refit; a
+/// paid refit's queries are training queries), `wall_seconds` (twin fitting included) and,
+/// for PAT, `twin_error`. Read back from a file, the record holds only these: no FLOPs,
+/// epochs, history or evaluation points (the points are in [`DriftMethod::points`]), and its
+/// test accuracy is the final one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "DriftMethodFile", from = "DriftMethodFile")]
 pub struct DriftMethod {
-    /// Method name.
-    pub method: String,
-    /// Every evaluation, in query order (the first before training, at 0 queries).
+    /// The run: name, accuracies, training, evaluation and twin work, epochs, history.
+    pub run: RunRecord,
+    /// Every evaluation on the drift clock, in query order (the first before training, at 0
+    /// queries): the record's evaluation points.
     pub points: Vec<DriftPoint>,
     /// Accuracy just before the sudden change, its minimum after it, the final accuracy and
     /// the recovery time in training queries.
-    #[serde(flatten)]
     pub change: ChangeSummary,
-    /// Training queries spent (the drift clock at the end).
-    pub train_queries: u64,
-    /// Physical queries spent on evaluations (not counted by the drift clock).
-    pub eval_queries: u64,
-    /// Physical queries spent sampling the undrifted device to fit the twins (PAT).
-    pub twin_queries: u64,
-    /// Wall time of the run, twin fitting included, in seconds.
-    pub wall_seconds: f64,
-    /// PAT: at every evaluation, how far each block's (pre-drift) twin is from the device as
-    /// it is then, on the test inputs the block sees then. Empty for FF.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// PAT: at every evaluation, how far each block's twin is from the device as it is then,
+    /// on the test inputs the block sees then. Empty for FF.
     pub twin_error: Vec<TwinErrorPoint>,
+}
+
+impl DriftMethod {
+    /// The drift method of `run`, whose sudden change came at `sudden_at` training queries.
+    ///
+    /// # Errors
+    /// A run with no evaluation before or none at or after the change.
+    pub fn new(run: RunRecord, sudden_at: u64, twin_error: Vec<TwinErrorPoint>) -> Result<Self> {
+        let points: Vec<DriftPoint> = run
+            .points
+            .iter()
+            .map(|p| DriftPoint { queries: p.train_queries, test_accuracy: p.test_accuracy })
+            .collect();
+        let change = summarize(&points, sudden_at)
+            .with_context(|| format!("{}: no evaluation before or after the sudden change", run.method))?;
+        Ok(DriftMethod { run, points, change, twin_error })
+    }
+}
+
+/// A [`DriftMethod`] as `drift.json` holds it.
+#[derive(Serialize, Deserialize)]
+struct DriftMethodFile {
+    method: String,
+    points: Vec<DriftPoint>,
+    #[serde(flatten)]
+    change: ChangeSummary,
+    train_queries: u64,
+    eval_queries: u64,
+    twin_queries: u64,
+    wall_seconds: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    twin_error: Vec<TwinErrorPoint>,
+}
+
+impl From<DriftMethod> for DriftMethodFile {
+    fn from(m: DriftMethod) -> Self {
+        let r = m.run;
+        DriftMethodFile {
+            method: r.method,
+            points: m.points,
+            change: m.change,
+            train_queries: r.training.physical_queries,
+            eval_queries: r.evaluation.physical_queries,
+            twin_queries: r.twin.physical_queries,
+            wall_seconds: r.wall_seconds,
+            twin_error: m.twin_error,
+        }
+    }
+}
+
+impl From<DriftMethodFile> for DriftMethod {
+    fn from(f: DriftMethodFile) -> Self {
+        let queries = |physical_queries| Counters { physical_queries, digital_flops: 0 };
+        let run = RunRecord {
+            method: f.method,
+            test_accuracy: f.change.final_accuracy,
+            train_accuracy: None,
+            wall_seconds: f.wall_seconds,
+            training: queries(f.train_queries),
+            evaluation: queries(f.eval_queries),
+            twin: queries(f.twin_queries),
+            epochs: 0,
+            history: Vec::new(),
+            points: Vec::new(),
+            kept: None,
+        };
+        DriftMethod { run, points: f.points, change: f.change, twin_error: f.twin_error }
+    }
 }
 
 /// The error of PAT's twins at one evaluation.
@@ -345,17 +415,22 @@ fn eval_marks(budget: u64, evals: usize, sudden_at: u64) -> Vec<u64> {
 }
 
 /// Checks the configuration and the options for a drift run: both valid, and a system with a
-/// drift model (optics, microwave, acoustic).
+/// drift model ([`crate::systems::SystemKindSpec::has_drift_model`]: optics, microwave, acoustic).
 ///
 /// # Errors
 /// The first problem, naming the flag and the value.
-pub fn check(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
-    cfg.validate()?;
+pub fn check(cfg: &impl ToChecked, opts: &DriftOptions) -> Result<()> {
+    check_checked(&*cfg.to_checked()?, opts)
+}
+
+/// [`check`] of a configuration already validated.
+fn check_checked(cfg: &ExperimentConfig, opts: &DriftOptions) -> Result<()> {
     opts.validate()?;
     anyhow::ensure!(
-        matches!(cfg.system, SystemKind::Optics | SystemKind::Microwave | SystemKind::Acoustic),
-        "invalid --system for drift: {} has no drift model; use optics, microwave or acoustic",
-        cfg.system.name()
+        cfg.system.spec().has_drift_model(),
+        "invalid --system for drift: {} has no drift model; use {}",
+        cfg.system.name(),
+        crate::systems::kinds::names_where(|s| s.has_drift_model())
     );
     cfg.require_plain_adam("phyff drift trains for a budget of physical queries")?;
     Ok(())
@@ -373,12 +448,14 @@ pub fn budget(cfg: &ExperimentConfig, n_train: usize) -> u64 {
 /// Invalid options or configuration, a system that cannot drift, data errors, a diverging
 /// method, output I/O.
 pub fn drift_experiment<F: FftReal>(
-    cfg: &ExperimentConfig,
+    cfg: &impl ToChecked,
     opts: &DriftOptions,
     mut progress: impl FnMut(&str, u64, f64),
     mut log: impl FnMut(&str),
 ) -> Result<DriftReport> {
-    check(cfg, opts)?;
+    let checked = cfg.to_checked()?;
+    let cfg: &ExperimentConfig = &checked;
+    check_checked(cfg, opts)?;
     let prep = prepare::<F>(cfg)?;
     let n_train = prep.data.train.len();
     anyhow::ensure!(n_train > 0 && !prep.data.test.is_empty(), "drift needs non-empty train and test sets");
@@ -389,11 +466,9 @@ pub fn drift_experiment<F: FftReal>(
     let ff = ff_under_drift(cfg, &prep, &drift, b, &marks, &mut progress)?;
     let mut pat = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, None, &mut progress, &mut log)?;
     let twins = std::mem::take(&mut pat.twins);
-    let mut runs = vec![(FF_METHOD, ff), (PAT_METHOD, pat)];
+    let mut runs = vec![ff, pat];
     let (mut refit_twins, mut oracle_twins) = (Vec::new(), Vec::new());
-    for (on, method, on_clock) in
-        [(opts.refit_twins, PAT_REFIT_METHOD, true), (opts.oracle_twins, PAT_ORACLE_METHOD, false)]
-    {
+    for (on, on_clock) in [(opts.refit_twins, true), (opts.oracle_twins, false)] {
         if on {
             let refit = Some(Refit { at: s, on_clock });
             let mut run = pat_under_drift(cfg, opts, &prep, &drift, b, &marks, refit, &mut progress, &mut log)?;
@@ -404,25 +479,11 @@ pub fn drift_experiment<F: FftReal>(
             } else {
                 oracle_twins = fits;
             }
-            runs.push((method, run));
+            runs.push(run);
         }
     }
-    let methods = runs
-        .into_iter()
-        .map(|(method, run)| {
-            let change = summarize(&run.points, s).context("no evaluation before or after the sudden change")?;
-            Ok(DriftMethod {
-                method: method.into(),
-                points: run.points,
-                change,
-                train_queries: run.train_queries,
-                eval_queries: run.eval_queries,
-                twin_queries: run.twin_queries,
-                wall_seconds: run.wall_seconds,
-                twin_error: run.twin_error,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let methods =
+        runs.into_iter().map(|run| DriftMethod::new(run.record, s, run.twin_error)).collect::<Result<Vec<_>>>()?;
     let report = DriftReport {
         system: cfg.system.name().into(),
         data: cfg.data.clone(),
@@ -460,19 +521,16 @@ pub fn drift_plot(report: &DriftReport) -> plot::XyPlot {
         series: report
             .methods
             .iter()
-            .map(|m| (m.method.clone(), m.points.iter().map(|p| (p.queries as f64, p.test_accuracy)).collect()))
+            .map(|m| (m.run.method.clone(), m.points.iter().map(|p| (p.queries as f64, p.test_accuracy)).collect()))
             .collect(),
         markers: vec![(format!("sudden change ({})", report.sudden_strength), report.sudden_at_queries as f64)],
     }
 }
 
-/// What one method's run produced.
+/// What one method's run produced: its record (wall time from before its twins were fitted)
+/// and the drift-only outputs.
 struct Run {
-    points: Vec<DriftPoint>,
-    train_queries: u64,
-    eval_queries: u64,
-    twin_queries: u64,
-    wall_seconds: f64,
+    record: RunRecord,
     twins: Vec<TwinSummary>,
     refit_twins: Vec<TwinSummary>,
     twin_error: Vec<TwinErrorPoint>,
@@ -509,22 +567,10 @@ fn ff_under_drift<F: FftReal>(
     let mut net = Network::new(raw, prep.embedding, cfg.train_config(), specs, cfg.seed)?;
     let mut learner = FfLearner::new(&mut net, train, test, Schedule::Supervised, cfg.seed).pausing(clock);
     let plan = drift_plan(learner.batches(cfg.batch_size), budget, marks, FF_METHOD);
-    let mut points = Vec::new();
-    let mut record = OnEval(|p: &EvalPoint| {
-        points.push(DriftPoint { queries: p.train_queries, test_accuracy: p.test_accuracy });
-        progress(FF_METHOD, p.train_queries, p.test_accuracy);
-    });
-    let books = drive(&mut learner, &plan, None, None, &mut [&mut record])?.progress;
-    Ok(Run {
-        points,
-        train_queries: books.train_queries(),
-        eval_queries: books.eval_physical_queries,
-        twin_queries: 0,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        twins: Vec::new(),
-        refit_twins: Vec::new(),
-        twin_error: Vec::new(),
-    })
+    let mut told = OnEval(|p: &EvalPoint| progress(FF_METHOD, p.train_queries, p.test_accuracy));
+    let mut record = RunRecord::from_driven(FF_METHOD, drive(&mut learner, &plan, None, None, &mut [&mut told])?);
+    record.wall_seconds = start.elapsed().as_secs_f64();
+    Ok(Run { record, twins: Vec::new(), refit_twins: Vec::new(), twin_error: Vec::new() })
 }
 
 /// When PAT refits its twins, and whether the refit runs on the drift clock.
@@ -700,11 +746,7 @@ fn pat_under_drift<F: FftReal>(
     let inner = E2eLearner::new(blocks, &data, &eo)?;
     let mut learner = PatUnderDrift { inner, clock, twins, twin_error: Vec::new(), refit_queries: 0 };
     let plan = drift_plan(MiniBatches::new(train_x.rows(), eo.batch_size, cfg.seed), budget, marks, method);
-    let mut points = Vec::new();
-    let mut record = OnEval(|p: &EvalPoint| {
-        points.push(DriftPoint { queries: p.train_queries, test_accuracy: p.test_accuracy });
-        progress(method, p.train_queries, p.test_accuracy);
-    });
+    let mut told = OnEval(|p: &EvalPoint| progress(method, p.train_queries, p.test_accuracy));
     let mut refitter = Refitter {
         refit: refit.unwrap_or(Refit { at: u64::MAX, on_clock: true }),
         method,
@@ -716,17 +758,17 @@ fn pat_under_drift<F: FftReal>(
         free_queries: 0,
         log: &mut log_fits,
     };
-    let books = drive(&mut learner, &plan, None, None, &mut [&mut record, &mut refitter])?.progress;
-    Ok(Run {
-        points,
-        train_queries: books.train_queries(),
-        eval_queries: books.eval_physical_queries,
-        twin_queries: fit_queries(range_queries, &fits) + refitter.free_queries,
-        wall_seconds: start.elapsed().as_secs_f64(),
-        twins: summaries(&fits),
-        refit_twins: summaries(&refitter.fits),
-        twin_error: learner.twin_error,
-    })
+    let d = drive(&mut learner, &plan, None, None, &mut [&mut told, &mut refitter])?;
+    let mut record = RunRecord::from_driven(method, d);
+    // The twins' sampling queries (a paid refit's are training queries, already booked) and
+    // the FLOPs of every fit.
+    let fit_flops = |fits: &[BlockFit]| fits.iter().map(|(_, f)| f.digital_flops).sum::<u64>();
+    record.twin = Counters {
+        physical_queries: fit_queries(range_queries, &fits) + refitter.free_queries,
+        digital_flops: fit_flops(&fits) + fit_flops(&refitter.fits),
+    };
+    record.wall_seconds = start.elapsed().as_secs_f64();
+    Ok(Run { record, twins: summaries(&fits), refit_twins: summaries(&refitter.fits), twin_error: learner.twin_error })
 }
 
 fn summaries(fits: &[((f64, f64), TwinFit)]) -> Vec<TwinSummary> {
@@ -765,14 +807,14 @@ pub fn drift_table(report: &DriftReport) -> String {
         let c = &m.change;
         s.push_str(&format!(
             "{:<36} {:>8.4} {:>10.4} {:>8.4} {:>18} {:>14} {:>13} {:>12}\n",
-            m.method,
+            m.run.method,
             c.accuracy_before_change,
             c.min_accuracy_after_change,
             c.final_accuracy,
             c.recovery_queries.map_or_else(|| "never".to_string(), thousands),
-            thousands(m.train_queries),
-            thousands(m.eval_queries),
-            thousands(m.twin_queries)
+            thousands(m.run.training.physical_queries),
+            thousands(m.run.evaluation.physical_queries),
+            thousands(m.run.twin.physical_queries)
         ));
     }
     s

@@ -1,5 +1,5 @@
 //! Experiments that run several methods side by side on the same blocks, data split and seed:
-//! [`compare`] (forward-forward against the baselines of [`crate::baselines`], with their costs)
+//! [`compare`](mod@compare) (forward-forward against the baselines of [`crate::baselines`], with their costs)
 //! and [`drift`] (FF against PAT while the physical system changes under them).
 
 pub mod compare;

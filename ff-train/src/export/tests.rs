@@ -4,6 +4,7 @@
 //! compared bit for bit with the model's own parameters.
 
 use super::*;
+use crate::config::SystemKind;
 use crate::model::{MODEL_FORMAT, MODEL_VERSION};
 use ff_core::{LabelEmbedding, LinearReadout, LocalLayer, Matrix, NetworkState, Optimizer, ReadoutConfig};
 

@@ -2,10 +2,12 @@
 
 use crate::baselines::reference::{References, KNN_K};
 use crate::config::ExperimentConfig;
-use crate::trainer::FitSummary;
+use crate::record::RunRecord;
 use serde::{Deserialize, Serialize};
 
-/// The content of `result.json` written by `phyff train --out DIR`.
+/// The content of `result.json` written by `phyff train --out DIR`: a document of several runs
+/// (the physical network's, and the accuracies of its ablation, the supervised network, the
+/// untrained control and the references), filled from their [`RunRecord`]s.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TrainResult {
     /// phyff version that produced the file.
@@ -30,7 +32,8 @@ pub struct TrainResult {
     pub physical_queries: u64,
     /// Physical queries spent on evaluation.
     pub eval_physical_queries: u64,
-    /// Digital floating-point operations of the physical network's run.
+    /// Digital floating-point operations of the physical network's run, training and
+    /// evaluation ([`RunRecord::total_flops`]).
     pub digital_flops: u64,
     /// The seed of the run.
     pub seed: u64,
@@ -125,8 +128,8 @@ fn network_label(system: &str, trained: bool) -> String {
 /// reference classifiers on the same split.
 pub fn train_table(
     system: &str,
-    pnn: &FitSummary,
-    ablation: Option<&FitSummary>,
+    pnn: &RunRecord,
+    ablation: Option<&RunRecord>,
     references: Option<&References>,
 ) -> String {
     let mut rows = vec![(network_label(system, true), pnn)];
@@ -136,7 +139,7 @@ pub fn train_table(
 }
 
 /// Appends the two reference rows.
-fn reference_rows<'a>(rows: &mut Vec<(String, &'a FitSummary)>, references: Option<&'a References>) {
+fn reference_rows<'a>(rows: &mut Vec<(String, &'a RunRecord)>, references: Option<&'a References>) {
     if let Some(r) = references {
         rows.push((format!("reference: {KNN_K}-nearest neighbours"), &r.knn));
         rows.push(("reference: logistic regression".to_string(), &r.logistic));
@@ -185,10 +188,10 @@ pub fn verdict(network: &str, test_accuracy: f64, ablation: Option<f64>, referen
 /// each when run.
 pub fn unsupervised_table(
     system: &str,
-    unsupervised: &FitSummary,
-    supervised: Option<&FitSummary>,
-    untrained: Option<&FitSummary>,
-    ablation: Option<&FitSummary>,
+    unsupervised: &RunRecord,
+    supervised: Option<&RunRecord>,
+    untrained: Option<&RunRecord>,
+    ablation: Option<&RunRecord>,
     references: Option<&References>,
 ) -> String {
     let trained = network_label(system, true);
@@ -200,10 +203,11 @@ pub fn unsupervised_table(
     table(&rows)
 }
 
-/// One row per run: accuracies, wall time, training queries, digital work. The model column
+/// One row per run: accuracies, wall time, training queries, digital work (training,
+/// evaluation and twin fitting: [`RunRecord::total_flops`]). The model column
 /// is at least 28 characters wide, wider for longer names; a train accuracy that was not
 /// measured shows as `-`.
-fn table(rows: &[(String, &FitSummary)]) -> String {
+fn table(rows: &[(String, &RunRecord)]) -> String {
     let w = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0).max(28);
     let mut s = String::new();
     s.push_str(&format!(
@@ -217,8 +221,8 @@ fn table(rows: &[(String, &FitSummary)]) -> String {
             f.test_accuracy,
             f.train_accuracy.map_or_else(|| "-".to_string(), |a| format!("{a:.4}")),
             f.wall_seconds,
-            thousands(f.train_physical_queries),
-            flops(f.digital_flops)
+            thousands(f.training.physical_queries),
+            flops(f.total_flops())
         ));
     }
     s
@@ -227,6 +231,7 @@ fn table(rows: &[(String, &FitSummary)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ff_core::Counters;
 
     #[test]
     fn number_formatting() {
@@ -237,25 +242,41 @@ mod tests {
         assert_eq!(flops(2_500_000_000), "2.50 GFLOP");
     }
 
+    /// A run with test accuracy `acc` and nothing else.
+    fn record(acc: f64) -> RunRecord {
+        RunRecord {
+            method: "m".into(),
+            test_accuracy: acc,
+            train_accuracy: None,
+            wall_seconds: 0.1,
+            training: Counters { physical_queries: 0, digital_flops: 1000 },
+            evaluation: Counters::default(),
+            twin: Counters::default(),
+            epochs: 0,
+            history: Vec::new(),
+            points: Vec::new(),
+            kept: None,
+        }
+    }
+
     #[test]
     fn tables_align_their_columns() {
-        let f = |acc| FitSummary {
+        let f = |acc| RunRecord {
             train_accuracy: Some(acc),
             test_accuracy: acc,
             wall_seconds: 1.0,
-            train_physical_queries: 1234,
-            eval_physical_queries: 0,
-            digital_flops: 5_000_000,
-            eval_digital_flops: 0,
-            history: Vec::new(),
-            kept_epoch: None,
-            validation_accuracy: None,
+            training: Counters { physical_queries: 1234, digital_flops: 4_000_000 },
+            evaluation: Counters { physical_queries: 10, digital_flops: 1_000_000 },
+            ..record(acc)
         };
         let t = train_table("optics", &f(0.9), Some(&f(0.8)), None);
         assert!(t.starts_with(&format!("{:<28} ", "model")), "{t}");
+        // Training queries, and all the digital work, evaluation included.
+        let row = t.lines().nth(1).unwrap();
+        assert!(row.contains(" 1,234 ") && row.contains("5.00 MFLOP"), "{t}");
         assert!(t.contains("PNN (optics + FF)") && t.contains("physics removed (ablation)"), "{t}");
         // A train accuracy that was not measured is shown as missing, not as 0.
-        let skipped = FitSummary { train_accuracy: None, ..f(0.8) };
+        let skipped = RunRecord { train_accuracy: None, ..f(0.8) };
         let t = train_table("digital", &skipped, None, None);
         let row = t.lines().nth(1).unwrap();
         assert!(row.contains("0.8000") && row.contains(" - ") && !row.contains("0.0000"), "{t}");
@@ -275,18 +296,7 @@ mod tests {
 
     #[test]
     fn the_verdict_compares_with_the_references_and_the_ablation() {
-        let f = |acc| FitSummary {
-            train_accuracy: None,
-            test_accuracy: acc,
-            wall_seconds: 0.1,
-            train_physical_queries: 0,
-            eval_physical_queries: 0,
-            digital_flops: 1000,
-            eval_digital_flops: 0,
-            history: Vec::new(),
-            kept_epoch: None,
-            validation_accuracy: None,
-        };
+        let f = record;
         let refs = References { knn: f(0.88), logistic: f(0.80) };
         let t = train_table("optics", &f(0.9), Some(&f(0.85)), Some(&refs));
         assert!(t.contains("reference: 5-nearest neighbours") && t.contains("reference: logistic regression"), "{t}");

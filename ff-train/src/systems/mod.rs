@@ -1,26 +1,24 @@
 //! Builds each block's physical system from the experiment configuration.
 //!
-//! The geometry of a block's input decides the encoding: the first block sees the labelled
-//! sample (an image when the data are images, else a `1 x d` strip); later blocks see the
-//! previous block's output. The physics-removed ablation replaces every system by a digital
-//! stand-in with the same widths: the identity for blocks without skip (each block sees its
-//! input directly), zeros for blocks with skip (the physical part of `u = [p; h]` is zeroed).
+//! What is particular to each kind of system (how a block builds it, its checks, memory,
+//! FLOPs, energy, drift model and exact adjoint) is its entry in [`kinds`], the table of
+//! kinds; this module lays out the blocks and asks the table. The geometry of a block's input
+//! decides the encoding: the first block sees the labelled sample (an image when the data are
+//! images, else a `1 x d` strip); later blocks see the previous block's output. The
+//! physics-removed ablation replaces every system by a digital stand-in with the same widths:
+//! the identity for blocks without skip (each block sees its input directly), zeros for blocks
+//! with skip (the physical part of `u = [p; h]` is zeroed).
 
+pub mod kinds;
 pub mod twin;
 
-use crate::config::{ExperimentConfig, SystemKind};
-use anyhow::{Context, Result};
-use ff_core::{BlockSpec, Identity, LabelEmbedding, MatMut, MatRef, PhysicalSystem, Real, SystemError, Zeros};
-use ff_physics::adapt::Resampled;
-use ff_physics::device::{DeviceConfig, DeviceSystem, Transport};
+pub use kinds::{optics_for_block, ExactModel, SystemKindBuilder, SystemKindSpec};
+
+use crate::config::ExperimentConfig;
+use anyhow::Result;
+use ff_core::{BlockSpec, Identity, LabelEmbedding, PhysicalSystem, Zeros};
 use ff_physics::fft::FftReal;
-use ff_physics::optics::{OpticsConfig, OpticsSystem};
-use ff_physics::slm::Placement;
-use ff_physics::{
-    AcousticCavity, Drift, DriftClock, DriftConfig, FiberSystem, FreeSpaceSystem, MicrowaveCavity, PerturbableSystem,
-};
-use std::sync::Mutex;
-use twin::Twin;
+use ff_physics::{Drift, DriftClock, DriftConfig, PerturbableSystem};
 
 /// The systems, skip flags and output sizes of every block.
 ///
@@ -32,16 +30,16 @@ pub fn build_blocks<F: FftReal>(
     raw_len: usize,
     ablation: bool,
 ) -> Result<Vec<BlockSpec<F>>> {
-    let skip = cfg.skip();
+    // The digital-only network (no physical system) has no skip connection and is its own
+    // ablation.
+    let physical_kind = cfg.system.spec().is_physical();
+    let skip = physical_kind && cfg.skip();
+    let builder = cfg.system.builder::<F>();
     let mut specs = Vec::with_capacity(cfg.blocks);
     for (k, shape) in block_shapes(cfg, embedding, raw_len).into_iter().enumerate() {
         let d = shape.0 * shape.1;
-        if cfg.system == SystemKind::Digital {
-            specs.push(BlockSpec { system: Box::new(Identity::new(d)), skip: false, out_dim: cfg.hidden });
-            continue;
-        }
-        let physical = physical_system::<F>(cfg, k, shape)?;
-        let system: Box<dyn PhysicalSystem<F>> = match (ablation, skip) {
+        let physical = builder.build(cfg, k, shape)?;
+        let system: Box<dyn PhysicalSystem<F>> = match (ablation && physical_kind, skip) {
             (false, _) => physical,
             (true, false) => Box::new(Identity::new(d)),
             (true, true) => Box::new(Zeros::new(d, physical.output_len())),
@@ -99,41 +97,10 @@ fn square_or_strip(d: usize) -> (usize, usize) {
     }
 }
 
-/// The physical system of block `k` for inputs of shape `shape` (`h x w`, row-major).
-fn physical_system<F: FftReal>(
-    cfg: &ExperimentConfig,
-    k: usize,
-    shape: (usize, usize),
-) -> Result<Box<dyn PhysicalSystem<F>>> {
-    let d = shape.0 * shape.1;
-    match cfg.system {
-        SystemKind::Optics | SystemKind::Microwave | SystemKind::Acoustic => {
-            Ok(Box::new(perturbable_system::<F>(cfg, k, shape)?))
-        }
-        SystemKind::Freespace => {
-            let mut f = cfg.freespace.clone();
-            f.input_shape = shape;
-            let n = f.grid.n;
-            f.placement = if k == 0 || shape.0 == 1 {
-                Placement::Tile
-            } else {
-                Placement::Upsample { factor: n.div_ceil(shape.0).max(1) }
-            };
-            Ok(Box::new(FreeSpaceSystem::<F>::new(f).with_context(|| format!("block {}", k + 1))?))
-        }
-        SystemKind::Fiber => {
-            let fiber = FiberSystem::<F>::new(cfg.fiber.clone())?;
-            Ok(Box::new(Resampled::new::<F>(fiber, d)))
-        }
-        SystemKind::Device => device_for_block::<F>(cfg, k, shape),
-        SystemKind::Emulator => Ok(Box::new(Resampled::new::<F>(Emulated(emulator::<F>(cfg)?), d))),
-        SystemKind::Digital => Ok(Box::new(Identity::new(d))),
-    }
-}
-
 /// The system of block `k` for inputs of shape `shape`, for the kinds whose internal
-/// parameters can be disturbed (see [`ff_physics::Perturbable`]): the optical medium, the
-/// microwave and the acoustic cavity (behind their input resampling).
+/// parameters can be disturbed (see [`ff_physics::Perturbable`]): those whose
+/// [`SystemKindSpec::has_drift_model`] holds (the optical medium, the microwave and the
+/// acoustic cavity, behind their input resampling).
 ///
 /// # Errors
 /// Another system kind, or invalid system parameters.
@@ -142,146 +109,41 @@ pub fn perturbable_system<F: FftReal>(
     k: usize,
     shape: (usize, usize),
 ) -> Result<Box<dyn PerturbableSystem<F>>> {
-    let d = shape.0 * shape.1;
-    match cfg.system {
-        SystemKind::Optics => {
-            let o = optics_for_block(&cfg.optics, k, shape);
-            Ok(Box::new(OpticsSystem::<F>::new(o).with_context(|| format!("block {}", k + 1))?))
-        }
-        SystemKind::Microwave => {
-            let cavity = MicrowaveCavity::new(cfg.microwave.clone())?;
-            Ok(Box::new(Resampled::new::<F>(cavity, d)))
-        }
-        SystemKind::Acoustic => {
-            let cavity = AcousticCavity::new(cfg.acoustic.clone())?;
-            Ok(Box::new(Resampled::new::<F>(cavity, d)))
-        }
-        other => anyhow::bail!(
-            "the {} system cannot be perturbed (no drift model); use optics, microwave or acoustic",
-            other.name()
-        ),
-    }
+    cfg.system.builder::<F>().build_perturbable(cfg, k, shape).unwrap_or_else(|| {
+        Err(anyhow::anyhow!(
+            "the {} system cannot be perturbed (no drift model); use {}",
+            cfg.system.name(),
+            kinds::names_where(|s| s.has_drift_model())
+        ))
+    })
 }
 
-/// A twin standing in for the hardware it was fitted to: its queries count as physical.
-struct Emulated<F: Real>(Twin<F>);
-
-impl<F: Real> PhysicalSystem<F> for Emulated<F> {
-    fn name(&self) -> String {
-        format!("emulator ({})", self.0.name())
-    }
-    fn input_len(&self) -> usize {
-        self.0.input_len()
-    }
-    fn output_len(&self) -> usize {
-        self.0.output_len()
-    }
-    fn is_physical(&self) -> bool {
-        true
-    }
-    fn forward_batch(&mut self, input: MatRef<'_, F>, output: MatMut<'_, F>) -> Result<(), SystemError> {
-        self.0.forward_batch(input, output)
-    }
-}
-
-/// The emulator of `cfg.emulator`, fitted once per process and configuration (every block,
-/// the ablation and every method of a comparison reuse the same fit).
-fn emulator<F: Real>(cfg: &ExperimentConfig) -> Result<Twin<F>> {
-    static FITTED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-    let e = &cfg.emulator;
-    let source = match (&e.inputs, &e.outputs) {
-        (Some(xp), Some(yp)) => Some((xp, yp)),
-        (None, None) => None,
-        _ => anyhow::bail!(
-            "system \"emulator\" needs both emulator.inputs and emulator.outputs (measured pair CSVs), or neither for the built-in acoustic pairs"
-        ),
-    };
-    let from = match source {
-        Some((xp, yp)) => format!("{} and {}", xp.display(), yp.display()),
-        None => "the built-in acoustic measurements".to_string(),
-    };
-    let key = format!("{from}|{}|{}", serde_json::to_string(&e.twin)?, std::any::type_name::<F>());
-    let mut fitted = FITTED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, json)) = fitted.iter().find(|(k, _)| *k == key) {
-        return Ok(serde_json::from_str(json)?);
-    }
-    let (x, y) = match source {
-        Some((xp, yp)) => ff_data::read_pairs::<F>(xp, yp)?,
-        None => ff_data::builtin_acoustic_pairs::<F>()?,
-    };
-    let (twin, fit) = Twin::fit_pairs("emulator", &x, &y, &e.twin)?;
-    eprintln!(
-        "emulator fitted on {} pairs from {}: train RMSE {:.4}, validation RMSE {:.4} (mean predictor {:.4})",
-        x.rows(),
-        from,
-        fit.train_rmse,
-        fit.val_rmse,
-        fit.val_rmse_of_mean
-    );
-    fitted.push((key, serde_json::to_string(&twin)?));
-    Ok(twin)
-}
-
-/// The optical configuration of block `k` (from 0) for inputs of shape `shape`: block 1 tiles
-/// the labelled image, later blocks upsample the previous output to fill the field. Shared with
-/// `phyff-device`, so that a served optical device is the same device as the in-process one.
-pub fn optics_for_block(base: &OpticsConfig, k: usize, shape: (usize, usize)) -> OpticsConfig {
-    let mut o = base.clone();
-    o.input_shape = shape;
-    o.placement = if k == 0 || shape.0 == 1 {
-        Placement::Tile
-    } else {
-        Placement::Upsample { factor: o.field_size.div_ceil(shape.0).max(1) }
-    };
-    o
-}
-
-/// Connects block `k`'s device and checks that it takes the block's input width.
-fn device_for_block<F: FftReal>(
+/// The exact differentiable model of every block (ideal backprop), laid out as
+/// [`build_blocks`] lays out the systems; `None` when the kind has no exact adjoint
+/// ([`SystemKindSpec::has_exact_adjoint`]).
+///
+/// # Errors
+/// Invalid system parameters, naming the block.
+pub fn build_exact_blocks<F: FftReal>(
     cfg: &ExperimentConfig,
-    k: usize,
-    shape: (usize, usize),
-) -> Result<Box<dyn PhysicalSystem<F>>> {
-    let d = &cfg.device;
-    let transport = match (&d.command, &d.tcp) {
-        (Some(cmd), _) => {
-            let line = cmd
-                .replace("{block}", &k.to_string())
-                .replace("{rows}", &shape.0.to_string())
-                .replace("{cols}", &shape.1.to_string());
-            Transport::command_line(&line)?
+    embedding: &LabelEmbedding,
+    raw_len: usize,
+) -> Result<Option<Vec<ExactModel<F>>>> {
+    let builder = cfg.system.builder::<F>();
+    let mut models = Vec::with_capacity(cfg.blocks);
+    for (k, shape) in block_shapes(cfg, embedding, raw_len).into_iter().enumerate() {
+        match builder.build_exact(cfg, k, shape) {
+            Some(model) => models.push(model?),
+            None => return Ok(None),
         }
-        (None, Some(list)) => {
-            let addrs: Vec<&str> = list.split(',').map(str::trim).collect();
-            let a = if addrs.len() == 1 { addrs[0] } else { addrs.get(k).copied().unwrap_or("") };
-            let addr = a.parse().map_err(|e| {
-                anyhow::anyhow!(
-                    "block {}: invalid device address {a:?} in {list:?} ({e}); give HOST:PORT, one for all blocks or one per block",
-                    k + 1
-                )
-            })?;
-            Transport::Tcp(addr)
-        }
-        (None, None) => anyhow::bail!("system \"device\" needs --device-cmd or --device-tcp"),
-    };
-    let dev = DeviceSystem::<F>::connect(DeviceConfig { transport, timeout_ms: d.timeout_ms, attempts: d.attempts })
-        .with_context(|| format!("block {}", k + 1))?;
-    let want = shape.0 * shape.1;
-    anyhow::ensure!(
-        dev.input_len() == want,
-        "block {}: the device {} takes {} inputs but the block feeds it {want} ({} x {}); start the device for this block's input shape",
-        k + 1,
-        dev.name(),
-        dev.input_len(),
-        shape.0,
-        shape.1
-    );
-    Ok(Box::new(dev))
+    }
+    Ok(Some(models))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SystemKind;
     use ff_core::Matrix;
 
     /// Every selectable system builds for the digits geometry (labelled 28 x 8 images, 2 blocks)

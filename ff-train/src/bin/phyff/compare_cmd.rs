@@ -4,7 +4,7 @@ use crate::TrainArgs;
 use anyhow::Result;
 use clap::Args;
 use ff_train::baselines::TwinInputs;
-use ff_train::config::Precision;
+use ff_train::config::{ExperimentConfig, Precision};
 use ff_train::experiments::compare::compare_table;
 use ff_train::experiments::{compare, CompareOptions};
 use ff_train::systems::twin::TwinConfig;
@@ -69,8 +69,8 @@ impl TwinArgs {
 
 /// Runs the comparison and prints the table.
 pub fn compare_cmd(args: &CompareArgs) -> Result<()> {
-    let mut cfg = args.train.resolve()?;
-    cfg.ablation = true;
+    // Compare always runs the ablation: the resolved configuration with it on, checked again.
+    let cfg = ExperimentConfig { ablation: true, ..args.train.resolve()?.into_inner() }.validate()?;
     let mut opts = CompareOptions { seeds: args.seeds, out: args.train.out.clone(), ..CompareOptions::default() };
     (opts.twin, opts.twin_inputs) = args.twins.resolve(&opts.twin, opts.twin_inputs)?;
     if let Some(j) = args.joules_per_flop {

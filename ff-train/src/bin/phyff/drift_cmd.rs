@@ -134,7 +134,7 @@ pub fn drift_cmd(args: &DriftArgs) -> Result<()> {
         ];
         println!(
             "{}: twins' RMSE on the blocks' test inputs against the device then, relative to a constant (per block):",
-            pat.method
+            pat.run.method
         );
         for (when, e) in pick {
             if let Some(e) = e {

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ff_core::{LrSchedule, NegativeMode};
-use ff_train::config::{ExperimentConfig, Mode, Objective, Precision, SystemKind};
+use ff_train::config::{CheckedConfig, ExperimentConfig, Mode, Objective, Precision, SystemKind};
 use ff_train::output::report::{train_table, unsupervised_table, verdict};
 use ff_train::trainer::EpochRecord;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -211,7 +211,7 @@ const RESUMABLE_FLAGS: [&str; 6] =
 impl TrainArgs {
     /// The configuration of a new run: the `--config` file (or the defaults) with every flag
     /// given applied on top, validated.
-    pub(crate) fn resolve(&self) -> Result<ExperimentConfig> {
+    pub(crate) fn resolve(&self) -> Result<CheckedConfig> {
         let (mut c, file_names_system) = match &self.config {
             Some(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
@@ -227,14 +227,13 @@ impl TrainArgs {
         if self.system.is_none() && !file_names_system {
             c.system = ff_train::config::default_system_for(&c.data);
         }
-        c.validate()?;
-        Ok(c)
+        c.validate()
     }
 
     /// The configuration of a resumed run: the `saved` one with the flags given applied. A flag
     /// that would change the saved run (anything but [`RESUMABLE_FLAGS`]) is refused, naming
     /// it and the saved value; a flag that repeats the saved value is accepted.
-    pub(crate) fn resolve_resume(&self, saved: &ExperimentConfig, dir: &std::path::Path) -> Result<ExperimentConfig> {
+    pub(crate) fn resolve_resume(&self, saved: &ExperimentConfig, dir: &std::path::Path) -> Result<CheckedConfig> {
         let mut c = saved.clone();
         let mut refused = Vec::new();
         for (flag, set) in self.setters() {
@@ -260,8 +259,7 @@ impl TrainArgs {
             if refused.len() == 1 { "this flag" } else { "these flags" },
             if refused.len() == 1 { "it" } else { "them" },
         );
-        c.validate()?;
-        Ok(c)
+        c.validate()
     }
 
     /// Every flag given, in command-line order of the help, with how it sets the configuration.
@@ -525,7 +523,7 @@ fn train_cmd(args: &TrainArgs) -> Result<()> {
         let d = pnn.test_accuracy - a.test_accuracy;
         println!("\nThe physics changes test accuracy by {:+.2} points over the same digital layers alone.", 100.0 * d);
     }
-    let network = if cfg.system == SystemKind::Digital { "digital FF network" } else { "PNN" };
+    let network = if cfg.system.spec().is_physical() { "PNN" } else { "digital FF network" };
     let ablation_accuracy = ablation.as_ref().map(|a| a.test_accuracy);
     println!("{}", verdict(network, pnn.test_accuracy, ablation_accuracy, &references));
     if let Some(dir) = out {

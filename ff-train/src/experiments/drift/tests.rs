@@ -81,30 +81,35 @@ fn the_experiment_runs_end_to_end_and_writes_its_records() {
     let b = report.budget_queries;
     assert_eq!(b, 2 * 2 * 1437 * 2, "2 passes x 2 blocks x 1437 training digits x 2 epochs");
     assert_eq!(report.sudden_at_queries, (0.4 * b as f64).round() as u64);
-    let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+    let names: Vec<&str> = report.methods.iter().map(|m| m.run.method.as_str()).collect();
     assert_eq!(names, [FF_METHOD, PAT_METHOD]);
     // Per FF mini-batch: 256 samples x 2 passes x 2 blocks; per PAT mini-batch 32 x 2 blocks.
     for (m, per_batch) in report.methods.iter().zip([1024u64, 64]) {
-        assert!(m.train_queries >= b && m.train_queries < b + per_batch, "{}: {}", m.method, m.train_queries);
-        assert_eq!(m.points[0].queries, 0, "{}: evaluated before training", m.method);
-        assert_eq!(m.points.last().unwrap().queries, m.train_queries);
-        assert!(m.points.windows(2).all(|w| w[0].queries < w[1].queries), "{}", m.method);
-        assert!(m.points.iter().all(|p| (0.0..=1.0).contains(&p.test_accuracy)), "{}", m.method);
+        assert!(
+            m.run.training.physical_queries >= b && m.run.training.physical_queries < b + per_batch,
+            "{}: {}",
+            m.run.method,
+            m.run.training.physical_queries
+        );
+        assert_eq!(m.points[0].queries, 0, "{}: evaluated before training", m.run.method);
+        assert_eq!(m.points.last().unwrap().queries, m.run.training.physical_queries);
+        assert!(m.points.windows(2).all(|w| w[0].queries < w[1].queries), "{}", m.run.method);
+        assert!(m.points.iter().all(|p| (0.0..=1.0).contains(&p.test_accuracy)), "{}", m.run.method);
         // One point per mark at most (marks: B/4, S, B/2, 3B/4, B) plus the one at 0.
-        assert!((4..=6).contains(&m.points.len()), "{}: {} points", m.method, m.points.len());
+        assert!((4..=6).contains(&m.points.len()), "{}: {} points", m.run.method, m.points.len());
         let s = report.sudden_at_queries;
         let first_after = m.points.iter().find(|p| p.queries >= s).unwrap();
         assert!(
             first_after.queries < s + per_batch,
             "{}: first point after the change at {}",
-            m.method,
+            m.run.method,
             first_after.queries
         );
         assert_eq!(m.change, summarize(&m.points, s).unwrap());
-        assert!(m.eval_queries > 0);
+        assert!(m.run.evaluation.physical_queries > 0);
     }
-    assert_eq!(report.methods[0].twin_queries, 0);
-    assert!(report.methods[1].twin_queries >= 2 * 64, "PAT sampled the device for its twins");
+    assert_eq!(report.methods[0].run.twin.physical_queries, 0);
+    assert!(report.methods[1].run.twin.physical_queries >= 2 * 64, "PAT sampled the device for its twins");
     assert_eq!(report.twin_inputs, "data");
     assert_eq!(report.twins.iter().map(|t| t.block).collect::<Vec<_>>(), [1, 2]);
     assert!(report.twins.iter().all(|t| t.val_rmse.is_finite() && t.val_rmse_of_mean > 0.0));
@@ -133,8 +138,21 @@ fn the_experiment_runs_end_to_end_and_writes_its_records() {
         assert!(m["recovery_queries"].is_null() || m["recovery_queries"].is_u64());
         assert!(m["points"][0].get("queries").is_some() && m["points"][0].get("test_accuracy").is_some());
     }
-    let back: DriftReport = serde_json::from_value(json).unwrap();
-    assert_eq!(back, report);
+    // The file is the report, and read back and written again it is the same file.
+    assert_eq!(serde_json::to_value(&report).unwrap(), json);
+    let back: DriftReport = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    for (b, m) in back.methods.iter().zip(&report.methods) {
+        assert_eq!((&b.run.method, b.run.test_accuracy), (&m.run.method, m.change.final_accuracy));
+        assert_eq!(
+            (b.run.training.physical_queries, b.run.twin.physical_queries),
+            (m.run.training.physical_queries, m.run.twin.physical_queries)
+        );
+    }
+    // The record holds what the file does not: the FLOPs, PAT's twin fits included.
+    assert!(report.methods.iter().all(|m| m.run.training.digital_flops > 0 && m.run.evaluation.digital_flops > 0));
+    assert_eq!(report.methods[0].run.twin, ff_core::Counters::default());
+    assert!(report.methods[1].run.twin.digital_flops > 0);
     let svg = std::fs::read_to_string(dir.join("drift.svg")).unwrap();
     // The change is a dashed grey line (many short segments) with its label; both methods named.
     let dashes = svg.lines().filter(|l| l.contains("<polyline") && l.contains("stroke=\"#555555\"")).count();
@@ -152,7 +170,7 @@ fn refitted_pat_follows_pat_until_the_change_then_pays_for_the_refit() {
     let cfg = small_config();
     let opts = DriftOptions { refit_twins: true, ..small_options() };
     let report = drift_experiment::<f32>(&cfg, &opts, |_, _, _| {}, |_| {}).unwrap();
-    let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+    let names: Vec<&str> = report.methods.iter().map(|m| m.run.method.as_str()).collect();
     assert_eq!(names, [FF_METHOD, PAT_METHOD, PAT_REFIT_METHOD]);
     let (pat, refit) = (&report.methods[1], &report.methods[2]);
     let s = report.sudden_at_queries;
@@ -160,13 +178,16 @@ fn refitted_pat_follows_pat_until_the_change_then_pays_for_the_refit() {
     let upto = |m: &DriftMethod| m.points.iter().filter(|p| p.queries < s + 64).copied().collect::<Vec<_>>();
     assert_eq!(upto(pat), upto(refit));
     assert!(upto(pat).last().unwrap().queries >= s);
-    assert_eq!(refit.twin_queries, pat.twin_queries, "the refit is paid from the budget, not counted here");
+    assert_eq!(
+        refit.run.twin.physical_queries, pat.run.twin.physical_queries,
+        "the refit is paid from the budget, not counted here"
+    );
     assert_eq!(report.refit_twins.len(), 2);
     assert!(report.refit_twins.iter().all(|t| t.val_rmse.is_finite()));
     // Box refit: 256 rows per block for the ranges and 64 samples per block, on the clock.
     let next = refit.points.iter().find(|p| p.queries >= s + 64).unwrap();
     assert!(next.queries >= s + 2 * 256 + 2 * 64, "first point after the refit at {}", next.queries);
-    assert!(refit.train_queries >= report.budget_queries);
+    assert!(refit.run.training.physical_queries >= report.budget_queries);
     assert_ne!(pat.twin_error.last(), refit.twin_error.last(), "errors are of the refitted twins");
 }
 
@@ -177,7 +198,7 @@ fn the_oracle_refits_like_the_refitted_pat_but_off_the_clock() {
     let cfg = small_config();
     let opts = DriftOptions { refit_twins: true, oracle_twins: true, ..small_options() };
     let report = drift_experiment::<f32>(&cfg, &opts, |_, _, _| {}, |_| {}).unwrap();
-    let names: Vec<&str> = report.methods.iter().map(|m| m.method.as_str()).collect();
+    let names: Vec<&str> = report.methods.iter().map(|m| m.run.method.as_str()).collect();
     assert_eq!(names, [FF_METHOD, PAT_METHOD, PAT_REFIT_METHOD, PAT_ORACLE_METHOD]);
     let (pat, refit, oracle) = (&report.methods[1], &report.methods[2], &report.methods[3]);
     let s = report.sudden_at_queries;
@@ -185,12 +206,15 @@ fn the_oracle_refits_like_the_refitted_pat_but_off_the_clock() {
     assert_eq!(upto(pat), upto(oracle));
     // Box refit: 256 rows per block for the ranges and 64 samples per block, counted as twin
     // queries, not on the clock: the next mark (B/2) is reached at the same batch as PAT's.
-    assert_eq!(oracle.twin_queries, 2 * pat.twin_queries);
-    assert_eq!(pat.twin_queries, 2 * 256 + 2 * 64);
+    assert_eq!(oracle.run.twin.physical_queries, 2 * pat.run.twin.physical_queries);
+    assert_eq!(pat.run.twin.physical_queries, 2 * 256 + 2 * 64);
     let next = |m: &DriftMethod| m.points.iter().find(|p| p.queries >= s + 64).unwrap().queries;
     assert_eq!(next(oracle), next(pat));
     assert!(next(refit) > next(oracle));
-    assert!(oracle.train_queries >= report.budget_queries && oracle.train_queries < report.budget_queries + 64);
+    assert!(
+        oracle.run.training.physical_queries >= report.budget_queries
+            && oracle.run.training.physical_queries < report.budget_queries + 64
+    );
     // From the first evaluation after the refit on, the errors are those of the new twins.
     let first_err = |m: &DriftMethod| m.twin_error.iter().find(|e| e.queries >= s + 64).unwrap().clone();
     assert_ne!(first_err(oracle).relative_rmse, first_err(pat).relative_rmse);
@@ -208,14 +232,17 @@ fn evaluation_does_not_advance_the_drift_and_runs_repeat_exactly() {
     let run = |evals: usize| {
         let mut r =
             drift_experiment::<f32>(&cfg, &DriftOptions { evals, ..small_options() }, |_, _, _| {}, |_| {}).unwrap();
-        r.methods.iter_mut().for_each(|m| m.wall_seconds = 0.0);
+        for m in &mut r.methods {
+            m.run.wall_seconds = 0.0;
+            m.run.history.iter_mut().for_each(|e| e.wall_seconds = 0.0);
+        }
         r
     };
     let (few, many) = (run(2), run(7));
     for (a, b) in few.methods.iter().zip(&many.methods) {
-        assert!(b.points.len() > a.points.len() + 3, "{}", a.method);
-        assert_eq!(a.train_queries, b.train_queries, "{}", a.method);
-        assert_eq!(a.points.last(), b.points.last(), "{}: the final accuracy depends on the evaluations", a.method);
+        assert!(b.points.len() > a.points.len() + 3, "{}", a.run.method);
+        assert_eq!(a.run.training.physical_queries, b.run.training.physical_queries, "{}", a.run.method);
+        assert_eq!(a.points.last(), b.points.last(), "{}: the final accuracy depends on the evaluations", a.run.method);
     }
     assert_eq!(run(2), few, "same seed, same bits");
 }
@@ -255,6 +282,6 @@ fn without_drift_the_methods_are_the_usual_ones() {
     }
     let data = E2eData::new(&train_x, &test_x, &prep.data);
     let pat = train_end_to_end("PAT", blocks, &data, &eo, |_, _| {}).unwrap();
-    assert_eq!(report.methods[1].train_queries, pat.train_physical_queries);
+    assert_eq!(report.methods[1].run.training.physical_queries, pat.training.physical_queries);
     assert_eq!(report.methods[1].change.final_accuracy, pat.test_accuracy);
 }
