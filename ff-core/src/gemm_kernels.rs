@@ -57,10 +57,44 @@ impl Kernel {
         Kernel::Matrixmultiply
     }
 
-    /// A short name for reports, e.g. `"gemm crate (AVX-512)"`.
+    /// The environment variable that overrides [`Kernel::detect`]: `matrixmultiply` or
+    /// `gemm-crate` (e.g. `PHYFF_GEMM=matrixmultiply` on an AVX-512 machine reproduces, bit for
+    /// bit, figures measured on a machine without it, or before the `gemm` crate was adopted).
+    pub const ENV: &'static str = "PHYFF_GEMM";
+
+    /// The kernel named by `name` (`matrixmultiply` or `gemm-crate`).
+    ///
+    /// # Errors
+    /// Any other name, with the accepted ones.
+    pub fn parse(name: &str) -> Result<Kernel, String> {
+        match name.trim() {
+            "matrixmultiply" => Ok(Kernel::Matrixmultiply),
+            "gemm-crate" => Ok(Kernel::GemmCrate),
+            other => Err(format!(
+                "{}={other:?} is not a GEMM kernel; use {}=matrixmultiply or {}=gemm-crate, or unset it to let phyff choose",
+                Kernel::ENV,
+                Kernel::ENV,
+                Kernel::ENV
+            )),
+        }
+    }
+
+    /// The kernel [`Kernel::ENV`] asks for: `Ok(None)` when it is unset or empty.
+    ///
+    /// # Errors
+    /// A value that [`Kernel::parse`] rejects (programs should report it and stop; the GEMM
+    /// itself falls back to [`Kernel::detect`] on such a value).
+    pub fn from_env() -> Result<Option<Kernel>, String> {
+        match std::env::var(Kernel::ENV) {
+            Ok(v) if !v.trim().is_empty() => Kernel::parse(&v).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// A short name for reports, e.g. `"gemm crate"`.
     pub fn name(self) -> &'static str {
         match self {
-            Kernel::GemmCrate => "gemm crate (AVX-512)",
+            Kernel::GemmCrate => "gemm crate",
             Kernel::Matrixmultiply => "matrixmultiply",
         }
     }
@@ -409,6 +443,14 @@ fn by_elements_body<F: Real, const FUSED: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_names_parse_and_a_wrong_one_names_the_variable_and_the_choices() {
+        assert_eq!(Kernel::parse("matrixmultiply"), Ok(Kernel::Matrixmultiply));
+        assert_eq!(Kernel::parse(" gemm-crate "), Ok(Kernel::GemmCrate));
+        let e = Kernel::parse("openblas").unwrap_err();
+        assert!(e.contains("PHYFF_GEMM") && e.contains("openblas") && e.contains("matrixmultiply"), "{e}");
+    }
 
     #[test]
     fn blocks_cover_the_inner_dimension_within_bounds() {

@@ -364,10 +364,12 @@ pub fn gemm_serial<F: Real>(
     gemm_with(kernel(), false, alpha, a, op_a, b, op_b, beta, c);
 }
 
-/// The kernel [`gemm`] uses in this process (detected once).
+/// The kernel [`gemm`] uses in this process, chosen once: the one the environment variable
+/// [`Kernel::ENV`] names, else [`Kernel::detect`] (also on a value it does not accept, which
+/// `phyff` reports as an error before any work).
 pub fn kernel() -> Kernel {
     static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
-    *KERNEL.get_or_init(Kernel::detect)
+    *KERNEL.get_or_init(|| Kernel::from_env().ok().flatten().unwrap_or_else(Kernel::detect))
 }
 
 /// [`gemm`] by a given kernel, on rayon's threads if `parallel`; for comparing the kernels.
