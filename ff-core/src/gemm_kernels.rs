@@ -13,7 +13,7 @@
 //! bits never depend on its batch, `A B^T` equals `A (B^T stored)`, and `gemm` equals
 //! `gemm_serial`:
 //! - matrixmultiply accumulates every element over the whole inner dimension with one kernel;
-//!   the blocks of a split are whole multiples of [`SPLIT_ALIGN`] rows or columns. (Its kernels
+//!   the blocks of a split are whole multiples of `SPLIT_ALIGN` rows or columns. (Its kernels
 //!   for whole and partial panels round `alpha A B + beta C` differently, so with `alpha != 1`
 //!   a row alone and the same row in a batch may differ in the last bit.)
 //! - The `gemm` crate's blocked kernel computes each element as one chain of multiply-adds over
@@ -21,11 +21,11 @@
 //!   `C`; it chooses the blocks by the shape, and gives some shapes to other kernels
 //!   (matrix-vector kernels when `C` is one row or column, dot-product kernels for a `C` of at
 //!   most 256 elements, rank-1 and rank-2 updates when `k <= 2`) whose order differs and
-//!   depends on the strides. So this module cuts the inner dimension itself ([`k_blocks`], a
-//!   function of `k` alone, blocks of 3 to [`K_BLOCK`]) and hands the crate one block at a time,
+//!   depends on the strides. So this module cuts the inner dimension itself (`k_blocks`, a
+//!   function of `k` alone, blocks of 3 to `K_BLOCK`) and hands the crate one block at a time,
 //!   which its blocked kernel then takes whole; and it computes the shapes the crate would give
-//!   to other kernels ([`by_elements_shape`]) element by element in the blocked kernel's order
-//!   ([`gemm_by_elements`]). Threads share the tiles of `C`, each tile computed whole by one.
+//!   to other kernels (`by_elements_shape`) element by element in the blocked kernel's order
+//!   (`gemm_by_elements`). Threads share the tiles of `C`, each tile computed whole by one.
 //!
 //! The `gemm` crate's order, for `C <- alpha op(A) op(B) + beta C` and one element `c`: for each
 //! block `[p0, p1)`, `acc = 0; acc = fma(a_p, b_p, acc)` for `p` in order; then for the first
