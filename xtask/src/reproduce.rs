@@ -255,6 +255,67 @@ fn si(x: f64) -> String {
     format!("{v:.2} {p}")
 }
 
+/// The Markdown table of a compare experiment from its `comparison.json`: per method the test
+/// accuracy (mean ± sd over `seeds`), wall time, physical queries, digital FLOPs (all, and of
+/// learning per epoch), the modelled energy and, for the methods that learn through digital
+/// twins, how much better than the mean predictor the worst twin is; a method is marked
+/// "twin unfit" or "at chance" as `phyff compare` marks it. Then every twin, block by block.
+fn compare_table(report: &Value, seeds: usize) -> Result<String> {
+    let methods = report["methods"].as_array().context("comparison.json: no methods")?;
+    let mut md = format!(
+        "| method | test accuracy (mean ± sd, {seeds} seeds) | wall s | physical queries | digital FLOPs | \
+         learning FLOPs / epoch | energy J | twin: mean predictor's RMSE / twin's (worst block) |\n\
+         |---|---|---|---|---|---|---|---|\n"
+    );
+    let mut twins = String::new();
+    for m in methods {
+        let name = m["method"].as_str().unwrap_or("?");
+        let flags: Vec<&str> = [("twin_unfit", "twin unfit"), ("at_chance", "at chance")]
+            .into_iter()
+            .filter(|(k, _)| m.get(*k).and_then(Value::as_bool) == Some(true))
+            .map(|(_, f)| f)
+            .collect();
+        let label = if flags.is_empty() { name.to_string() } else { format!("{name} **[{}]**", flags.join(", ")) };
+        let twin =
+            m.get("twin_rmse_ratio").and_then(Value::as_f64).map_or_else(|| "-".into(), |r| format!("{:.2}x", 1.0 / r));
+        md.push_str(&format!(
+            "| {label} | {:.4} ± {:.4} | {:.1} | {} | {}FLOP | {}FLOP | {:.3e} | {twin} |\n",
+            num(m, "test_accuracy"),
+            num(m, "test_accuracy_sd"),
+            num(m, "wall_seconds"),
+            si(num(m, "physical_queries")),
+            si(num(m, "digital_flops")),
+            si(num(m, "digital_flops_per_epoch")),
+            num(m, "energy_joules"),
+        ));
+        for b in m.get("twin_blocks").and_then(Value::as_array).into_iter().flatten() {
+            let x = |a: &str, mean: &str| num(b, mean) / num(b, a);
+            twins.push_str(&format!(
+                "- {name}, seed {}, block {}: held out {:.4} vs {:.4} for the mean predictor ({:.2}x); on the \
+                 block's training inputs {:.2}x at the start, {:.2}x at the end\n",
+                num(b, "seed"),
+                num(b, "block"),
+                num(b, "val_rmse"),
+                num(b, "val_rmse_of_mean"),
+                x("val_rmse", "val_rmse_of_mean"),
+                x("start_rmse", "start_rmse_of_mean"),
+                x("end_rmse", "end_rmse_of_mean"),
+            ));
+        }
+    }
+    md.push_str(
+        "\nDigital FLOPs: training, evaluation and twin fitting; learning FLOPs / epoch: training and twin \
+         fitting per epoch, evaluation excluded; energy: the modelled joules of all queries and FLOPs \
+         (`phyff compare --help`). A twin is fit to stand in for its block when the mean predictor's RMSE \
+         is at least 3x the twin's; below that the method is marked **twin unfit**, and a method within \
+         2 points of chance **at chance**.\n",
+    );
+    if !twins.is_empty() {
+        md.push_str(&format!("\nTwins (RMSE against the system's output, and the mean predictor's):\n\n{twins}"));
+    }
+    Ok(md)
+}
+
 /// What to do for one seed of a `train` experiment.
 #[derive(Debug, PartialEq)]
 enum TrainStep {
@@ -309,24 +370,14 @@ fn run_one(phyff: &Path, e: &Experiment, dir: &Path, resume: bool) -> Result<Str
         args.extend(e.flags.iter().cloned());
         commands.push(format!("phyff {}", args.join(" ")));
         run_phyff(phyff, &args, &dir.join("log.txt"))?;
-        let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json"))?)?;
-        md.push_str(&format!(
-            "| method | test accuracy (mean ± sd, {} seeds) | wall s | physical queries | digital FLOPs | learning FLOPs / epoch |\n|---|---|---|---|---|---|\n",
-            e.seeds
-        ));
-        for m in report["methods"].as_array().context("comparison.json: methods")? {
-            md.push_str(&format!(
-                "| {} | {:.4} ± {:.4} | {:.1} | {} | {}FLOP | {}FLOP |\n",
-                m["method"].as_str().unwrap_or("?"),
-                num(m, "test_accuracy"),
-                num(m, "test_accuracy_sd"),
-                num(m, "wall_seconds"),
-                si(num(m, "physical_queries")),
-                si(num(m, "digital_flops")),
-                si(num(m, "digital_flops_per_epoch")),
-            ));
-        }
+        let json = dir.join("comparison.json");
+        let text = std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+        let report: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", json.display()))?;
+        md.push_str(&compare_table(&report, e.seeds)?);
         md.push_str(&format!("\n![accuracy vs epoch]({}/accuracy.png)\n", e.name));
+        if dir.join("cost.png").exists() {
+            md.push_str(&format!("\n![modelled energy per run]({}/cost.png)\n", e.name));
+        }
     } else {
         let (mut acc, mut abl, mut wall) = (Vec::new(), Vec::new(), Vec::new());
         for s in 0..e.seeds {
@@ -583,10 +634,12 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(p) = publish {
         std::fs::create_dir_all(&p)?;
         for e in &exps {
-            let png = out.join(e.name).join("accuracy.png");
-            if png.exists() {
-                std::fs::create_dir_all(p.join(e.name))?;
-                std::fs::copy(&png, p.join(e.name).join("accuracy.png"))?;
+            for plot in ["accuracy.png", "cost.png"] {
+                let png = out.join(e.name).join(plot);
+                if png.exists() {
+                    std::fs::create_dir_all(p.join(e.name))?;
+                    std::fs::copy(&png, p.join(e.name).join(plot))?;
+                }
             }
         }
         // `report.md`, not `README.md`: the folder's README is a hand-kept overview of runs
@@ -687,6 +740,39 @@ mod tests {
         assert!(missing_data(&e, true).unwrap().unwrap().contains("/nonexistent/mnist"));
         e.needs.clear();
         assert!(missing_data(&e, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_compare_table_shows_energy_and_marks_twins_and_chance() {
+        let report = serde_json::json!({
+            "system": "optics", "data": "mnist:data/mnist",
+            "methods": [
+                {"method": "FF (PhyLL)", "test_accuracy": 0.95, "test_accuracy_sd": 0.0, "wall_seconds": 12.34,
+                 "physical_queries": 240000u64, "digital_flops": 3.2e12, "digital_flops_per_epoch": 1.5e12,
+                 "eval_flops": 1u64, "energy_joules": 243.5, "runs": [], "twin_unfit": false, "at_chance": false},
+                {"method": "PAT", "test_accuracy": 0.1012, "test_accuracy_sd": 0.0, "wall_seconds": 162.3,
+                 "physical_queries": 114096u64, "digital_flops": 8.15e12, "digital_flops_per_epoch": 8.12e12,
+                 "eval_flops": 1u64, "energy_joules": 122.2, "runs": [], "twin_rmse_ratio": 12.5,
+                 "twin_unfit": true, "at_chance": true,
+                 "twin_blocks": [{"seed": 0, "block": 2, "val_rmse": 0.014, "val_rmse_of_mean": 0.0742,
+                                  "start_rmse": 0.0111, "start_rmse_of_mean": 0.0682,
+                                  "end_rmse": 6.7963, "end_rmse_of_mean": 0.5299}]},
+            ]
+        });
+        let md = compare_table(&report, 1).unwrap();
+        assert!(md.contains("| energy J | twin: mean predictor's RMSE / twin's (worst block) |"), "{md}");
+        assert!(
+            md.contains("| FF (PhyLL) | 0.9500 ± 0.0000 | 12.3 | 240.00 k | 3.20 TFLOP | 1.50 TFLOP | 2.435e2 | - |"),
+            "{md}"
+        );
+        assert!(md.contains("| PAT **[twin unfit, at chance]** | 0.1012 ± 0.0000 |"), "{md}");
+        assert!(md.contains("| 1.222e2 | 0.08x |"), "{md}");
+        assert!(
+            md.contains("- PAT, seed 0, block 2: held out 0.0140 vs 0.0742 for the mean predictor (5.30x)"),
+            "{md}"
+        );
+        assert!(md.contains("6.14x at the start, 0.08x at the end"), "{md}");
+        assert!(compare_table(&serde_json::json!({}), 1).is_err());
     }
 
     #[test]
