@@ -98,6 +98,9 @@ fn experiments(quick: bool) -> Vec<Experiment> {
             String::new()
         }
     };
+    // mnist-compare: training images, epochs, batch, twin inputs and twin epochs.
+    let (mc_train, mc_epochs, mc_batch, mc_twin, mc_twin_epochs) =
+        (q(20_000, 3000), q(6, 2), q(1000, 500), q(20_000, 2000), q(20, 5));
     vec![
         Experiment {
             name: "vowels-acoustic-emulator",
@@ -158,6 +161,45 @@ fn experiments(quick: bool) -> Vec<Experiment> {
                    about 9 TFLOP of dense updates (about 75 s on 2 cores, 2026-12-06), so the full 350 \
                    epochs take hours; measured progress in docs/reproduction/README.md"
                 .into(),
+        },
+        Experiment {
+            name: "mnist-compare",
+            title: "MNIST: FF against ideal BP, PAT and in-silico through the optical system",
+            kind: Kind::Compare,
+            seeds: 1,
+            toml: format!(
+                "data = \"mnist:{}\"\nsystem = \"optics\"\nblocks = 2\nhidden = 676\nlr = 2e-4\nn_inner = 20\nepochs = {}\n\
+                 batch_size = {}\nalpha = 5.0\nprecision = \"f32\"\neval_every = 1\ntrain_eval = false\n\
+                 train_limit = {}\n{}[optics]\nfield_size = 52\ninput_pupil_radius_px = 15.7\noutput_pupil_radius_px = 15.7\n",
+                mnist.display(),
+                mc_epochs,
+                mc_batch,
+                mc_train,
+                if quick { "test_limit = 1000\n" } else { "" },
+            ),
+            flags: {
+                let mut f = twin_flags(mc_twin, mc_twin_epochs);
+                f.extend(["--twin-inputs".to_string(), "data".into()]);
+                f
+            },
+            needs: vec![(mnist.to_path_buf(), mnist_how)],
+            paper: "PAT on MNIST about 0.87 (mechanical) / 0.93 (electronic) (docs/science.md); no FF-against-PAT \
+                    figure on the same system in the paper",
+            note: format!(
+                "every method of `phyff compare` on the `mnist-optics` system (2 blocks of 676, 52 x 52 field, \
+                 pupils 15.7 px, alpha 5, n_inner 20), one seed and split for all: the first {} training images \
+                 and {} test images, {} epochs, batch {} (the gradient methods: 32), lr 2e-4 (4 x the paper's \
+                 step), f32 (the f64 parity check of one FF epoch is in docs/reproduction/README.md); the full \
+                 run is sized for about 40 minutes on 2 cores. The twins of PAT and in-silico: 1 024 SiLU units \
+                 fitted for {} epochs on {} inputs, the training images pushed through the initial blocks with \
+                 jitter (`--twin-inputs data`; docs/reproduction/README.md says why not inputs drawn from a box)",
+                mc_train,
+                if quick { "the first 1 000" } else { "all 10 000" },
+                mc_epochs,
+                mc_batch,
+                mc_twin_epochs,
+                mc_twin,
+            ),
         },
         Experiment {
             name: "fashion-digital",
@@ -721,7 +763,7 @@ mod tests {
     fn quick_experiments_need_only_what_the_repository_holds_and_a_missing_need_fails() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let quick = experiments(true);
-        assert!(quick.iter().any(|e| e.name.starts_with("vowels-")) && quick.len() >= 7);
+        assert!(quick.iter().any(|e| e.name.starts_with("vowels-")) && quick.len() >= 8);
         for e in &quick {
             for (p, _) in &e.needs {
                 assert!(p.is_relative(), "{}: {} must be relative to the root", e.name, p.display());
