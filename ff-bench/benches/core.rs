@@ -14,7 +14,7 @@ fn gemm_kernels(c: &mut Criterion) {
         let b = random_matrix::<f32>(n, n, 2);
         let mut out = Matrix::<f32>::zeros(n, n);
         g.throughput(Throughput::Elements((2 * n * n * n) as u64));
-        g.bench_with_input(BenchmarkId::new("matrixmultiply", n), &n, |bench, _| {
+        g.bench_with_input(BenchmarkId::new("phyff", n), &n, |bench, _| {
             bench.iter(|| gemm(1.0, a.view(), Op::N, b.view(), Op::T, 0.0, &mut out.view_mut()))
         });
         if n <= 256 {

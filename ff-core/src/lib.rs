@@ -36,6 +36,7 @@ pub mod activation;
 pub mod conformance;
 pub mod embed;
 pub mod error;
+pub mod gemm_kernels;
 pub mod goodness;
 pub mod hybrid;
 pub mod layer;

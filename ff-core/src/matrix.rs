@@ -5,8 +5,8 @@
 //! `W: d_out x d_in`, also row-major.
 
 use crate::error::{CoreError, Result};
+use crate::gemm_kernels::Kernel;
 use crate::real::Real;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// An owned dense row-major matrix.
@@ -329,14 +329,22 @@ pub enum Op {
     T,
 }
 
-/// General matrix multiply `C <- alpha * op(A) op(B) + beta * C` on row-major operands.
+/// General matrix multiply `C <- alpha * op(A) op(B) + beta * C` on row-major operands, by
+/// the kernel chosen for this machine ([`Kernel::detect`]: the `gemm` crate's AVX-512 kernels
+/// where AVX-512F is present, `matrixmultiply` elsewhere); large products use rayon's threads.
+///
+/// Every element of `C` is computed by the same operations in the same order whatever the
+/// shape, the storage of the operands and the thread count (see [`crate::gemm_kernels`]; with
+/// `matrixmultiply`, for `alpha == 1`): a row of a batch gives the same bits alone or in any
+/// batch, `A B^T` the same as `A (B^T stored)`, and [`gemm_serial`] the same as [`gemm`] (for
+/// every `alpha`).
 ///
 /// With `beta == 0` the previous contents of `C` are ignored (NaN in `C` does not propagate).
 ///
 /// # Panics
 /// If the shapes do not agree (a caller bug: shapes are validated at the API boundary).
 pub fn gemm<F: Real>(alpha: F, a: MatRef<'_, F>, op_a: Op, b: MatRef<'_, F>, op_b: Op, beta: F, c: &mut MatMut<'_, F>) {
-    gemm_impl(true, alpha, a, op_a, b, op_b, beta, c);
+    gemm_with(kernel(), true, alpha, a, op_a, b, op_b, beta, c);
 }
 
 /// [`gemm`] on the calling thread only (never split): for callers that already run in
@@ -353,11 +361,24 @@ pub fn gemm_serial<F: Real>(
     beta: F,
     c: &mut MatMut<'_, F>,
 ) {
-    gemm_impl(false, alpha, a, op_a, b, op_b, beta, c);
+    gemm_with(kernel(), false, alpha, a, op_a, b, op_b, beta, c);
 }
 
+/// The kernel [`gemm`] uses in this process, chosen once: the one the environment variable
+/// [`Kernel::ENV`] names, else [`Kernel::detect`] (also on a value it does not accept, which
+/// `phyff` reports as an error before any work).
+pub fn kernel() -> Kernel {
+    static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *KERNEL.get_or_init(|| Kernel::from_env().ok().flatten().unwrap_or_else(Kernel::detect))
+}
+
+/// [`gemm`] by a given kernel, on rayon's threads if `parallel`; for comparing the kernels.
+///
+/// # Panics
+/// If the shapes do not agree.
 #[allow(clippy::too_many_arguments)]
-fn gemm_impl<F: Real>(
+pub fn gemm_with<F: Real>(
+    kernel: Kernel,
     parallel: bool,
     alpha: F,
     a: MatRef<'_, F>,
@@ -368,12 +389,12 @@ fn gemm_impl<F: Real>(
     c: &mut MatMut<'_, F>,
 ) {
     let (m, ka, rsa, csa) = match op_a {
-        Op::N => (a.rows, a.cols, a.cols as isize, 1isize),
-        Op::T => (a.cols, a.rows, 1isize, a.cols as isize),
+        Op::N => (a.rows, a.cols, a.cols, 1),
+        Op::T => (a.cols, a.rows, 1, a.cols),
     };
     let (kb, n, rsb, csb) = match op_b {
-        Op::N => (b.rows, b.cols, b.cols as isize, 1isize),
-        Op::T => (b.cols, b.rows, 1isize, b.cols as isize),
+        Op::N => (b.rows, b.cols, b.cols, 1),
+        Op::T => (b.cols, b.rows, 1, b.cols),
     };
     assert_eq!(ka, kb, "gemm inner dimensions differ: {ka} vs {kb}");
     assert_eq!((c.rows, c.cols), (m, n), "gemm output shape");
@@ -386,83 +407,7 @@ fn gemm_impl<F: Real>(
         }
         return;
     }
-    let cs = c.cols as isize;
-    let parts = if parallel { parallel_parts(m, n, ka) } else { 1 };
-    if parts <= 1 {
-        // SAFETY: shapes and strides were checked above; `c` is a unique borrow distinct from a and b.
-        unsafe {
-            F::gemm_raw(
-                m,
-                ka,
-                n,
-                alpha,
-                a.data.as_ptr(),
-                rsa,
-                csa,
-                b.data.as_ptr(),
-                rsb,
-                csb,
-                beta,
-                c.data.as_mut_ptr(),
-                cs,
-                1,
-            );
-        }
-        return;
-    }
-    // Split the longer side of C into `parts` disjoint blocks, one product each. Every element
-    // of C is still accumulated over the whole inner dimension by the same kernel, so the
-    // result is bit for bit the single-threaded one.
-    let split_rows = m >= n;
-    let len = if split_rows { m } else { n };
-    let step = len.div_ceil(parts).next_multiple_of(SPLIT_ALIGN).min(len);
-    let (pa, pb, pc) = (a.data.as_ptr() as usize, b.data.as_ptr() as usize, c.data.as_mut_ptr() as usize);
-    (0..len.div_ceil(step)).into_par_iter().for_each(|p| {
-        let start = p * step;
-        let count = step.min(len - start);
-        // SAFETY: the block [start, start + count) of C's rows (or columns) is disjoint from every
-        // other block, lies inside C, and reads the matching rows of op(A) (or columns of op(B)),
-        // which lie inside A (or B); A and B are only read.
-        unsafe {
-            if split_rows {
-                let off = start as isize;
-                F::gemm_raw(
-                    count,
-                    ka,
-                    n,
-                    alpha,
-                    (pa as *const F).offset(off * rsa),
-                    rsa,
-                    csa,
-                    pb as *const F,
-                    rsb,
-                    csb,
-                    beta,
-                    (pc as *mut F).offset(off * cs),
-                    cs,
-                    1,
-                );
-            } else {
-                let off = start as isize;
-                F::gemm_raw(
-                    m,
-                    ka,
-                    count,
-                    alpha,
-                    pa as *const F,
-                    rsa,
-                    csa,
-                    (pb as *const F).offset(off * csb),
-                    rsb,
-                    csb,
-                    beta,
-                    (pc as *mut F).offset(off),
-                    cs,
-                    1,
-                );
-            }
-        }
-    });
+    crate::gemm_kernels::run(kernel, parallel, (m, ka, n), alpha, (a.data, rsa, csa), (b.data, rsb, csb), beta, c.data);
 }
 
 /// Multiply-adds per thread below which a product runs on the calling thread: splitting a
@@ -471,25 +416,6 @@ fn gemm_impl<F: Real>(
 /// costs about 1 us: with 2 threads, 2^17 gave 0.89-0.92 ms per epoch, 2^19 1.07-1.08 ms and
 /// no splitting 1.34-1.37 ms. From a thread outside the pool a hand-off costs about 17 us.
 pub const PARALLEL_MIN_MULS: usize = 1 << 17;
-
-/// Blocks of a split product are whole multiples of this many rows or columns (a multiple of
-/// every GEMM micro-kernel's panel width): matrixmultiply's kernels for whole and partial
-/// panels round `alpha A B + beta C` differently, so a split inside a panel would change bits
-/// (caught by `split_products_equal_the_unsplit_one` with 8).
-const SPLIT_ALIGN: usize = 16;
-
-/// How many blocks [`gemm`] splits an `m x k` by `k x n` product into: one per rayon thread
-/// for large products, fewer for small ones, one below [`PARALLEL_MIN_MULS`].
-fn parallel_parts(m: usize, n: usize, k: usize) -> usize {
-    let muls = m.saturating_mul(n).saturating_mul(k);
-    let min_muls = PARALLEL_MIN_MULS;
-    if muls < 2 * min_muls {
-        return 1;
-    }
-    let by_size = muls / min_muls;
-    let by_shape = m.max(n).div_ceil(SPLIT_ALIGN);
-    rayon::current_num_threads().min(by_size).min(by_shape).max(1)
-}
 
 /// Naive triple-loop reference of [`gemm`] (for tests and as a benchmark baseline).
 pub fn gemm_naive<F: Real>(
@@ -525,7 +451,18 @@ pub fn gemm_naive<F: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gemm_kernels::{crate_fuses, parallel_parts, parallel_threads};
     use proptest::prelude::*;
+
+    /// The kernels testable here: matrixmultiply always; the `gemm` crate where its kernels
+    /// fuse multiply-adds (as its AVX-512 ones, the only ones `gemm` picks, do).
+    fn kernels() -> Vec<Kernel> {
+        let mut k = vec![Kernel::Matrixmultiply];
+        if crate_fuses() {
+            k.push(Kernel::GemmCrate);
+        }
+        k
+    }
 
     proptest! {
         #[test]
@@ -537,18 +474,21 @@ mod tests {
             let b = Matrix::from_fn(br, bc, |r, c| val(r * 17 + c + 500));
             let c0 = Matrix::from_fn(m, n, |r, c| val(r * 7 + c + 900));
             let (opa, opb) = (if ta { Op::T } else { Op::N }, if tb { Op::T } else { Op::N });
-            let mut c1 = c0.clone();
             let mut c2 = c0.clone();
-            gemm(0.7, a.view(), opa, b.view(), opb, 0.3, &mut c1.view_mut());
             gemm_naive(0.7, a.view(), opa, b.view(), opb, 0.3, &mut c2.view_mut());
-            for (x, y) in c1.data().iter().zip(c2.data()) {
-                prop_assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()) * (k as f64 + 1.0));
+            for kernel in kernels() {
+                let mut c1 = c0.clone();
+                gemm_with(kernel, true, 0.7, a.view(), opa, b.view(), opb, 0.3, &mut c1.view_mut());
+                for (x, y) in c1.data().iter().zip(c2.data()) {
+                    prop_assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()) * (k as f64 + 1.0), "{kernel:?}");
+                }
             }
         }
     }
 
     /// A product large enough to be split across threads gives, bit for bit, the unsplit
-    /// single-threaded product, whichever side is split and for every transpose.
+    /// single-threaded product, whichever side is split and for every transpose
+    /// (matrixmultiply's blocks of rows or columns against one call of its kernel).
     #[test]
     fn split_products_equal_the_unsplit_one() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
@@ -566,7 +506,17 @@ mod tests {
                 let mut split = c0.clone();
                 pool.install(|| {
                     assert!(parallel_parts(m, n, k) > 1);
-                    gemm(0.7, a.view(), opa, b.view(), opb, 0.3, &mut split.view_mut());
+                    gemm_with(
+                        Kernel::Matrixmultiply,
+                        true,
+                        0.7,
+                        a.view(),
+                        opa,
+                        b.view(),
+                        opb,
+                        0.3,
+                        &mut split.view_mut(),
+                    );
                 });
                 let mut whole = c0.clone();
                 let (rsa, csa) = if ta { (1, ac as isize) } else { (ac as isize, 1) };
@@ -592,6 +542,184 @@ mod tests {
                 }
                 assert_eq!(split, whole, "{m}x{k}x{n}, transposes {ta}/{tb}");
             }
+        }
+    }
+
+    /// With either kernel, a product large enough to be shared among threads gives, bit for
+    /// bit, the single-threaded product ([`gemm_serial`]), for every transpose, every kind of
+    /// `beta` (`0` with NaN in `C`, which must not propagate, `1`, and another), and inner
+    /// dimensions cut into several blocks (the FF step's gradient sums over `2n` rows).
+    #[test]
+    fn threaded_products_equal_the_serial_one() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 1000.0 - 1.0;
+        // (20, 40, 412), (20, 412, 40): the FF inner step of the acoustic configuration
+        // (forward, weight gradient); (64, 1500, 80): a gradient-like product with a long inner
+        // dimension; (3, 2000, 300): a thin one.
+        let shapes = [
+            (301, 97, 45),
+            (45, 97, 301),
+            (128, 128, 128),
+            (20, 40, 412),
+            (20, 412, 40),
+            (64, 1500, 80),
+            (3, 2000, 300),
+        ];
+        for kernel in kernels() {
+            for (m, k, n) in shapes {
+                let threads = pool.install(|| match kernel {
+                    Kernel::GemmCrate => parallel_threads(m, n, k),
+                    Kernel::Matrixmultiply => parallel_parts(m, n, k),
+                });
+                assert!(threads > 1, "{m}x{k}x{n} must be large enough to share");
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                    let (br, bc) = if tb { (n, k) } else { (k, n) };
+                    let a = Matrix::from_fn(ar, ac, |r, c| val(r * 131 + c));
+                    let b = Matrix::from_fn(br, bc, |r, c| val(r * 71 + c + 5000));
+                    let (opa, opb) = (if ta { Op::T } else { Op::N }, if tb { Op::T } else { Op::N });
+                    for (alpha, beta) in [(1.0, 0.0), (0.7, 1.0), (0.7, 0.3)] {
+                        let c0 = if beta == 0.0 {
+                            Matrix::from_fn(m, n, |_, _| f32::NAN)
+                        } else {
+                            Matrix::from_fn(m, n, |r, c| val(r * 7 + c + 900))
+                        };
+                        let mut threaded = c0.clone();
+                        pool.install(|| {
+                            gemm_with(kernel, true, alpha, a.view(), opa, b.view(), opb, beta, &mut threaded.view_mut())
+                        });
+                        let mut serial = c0.clone();
+                        gemm_with(kernel, false, alpha, a.view(), opa, b.view(), opb, beta, &mut serial.view_mut());
+                        assert!(threaded.find_non_finite().is_none(), "{kernel:?} {m}x{k}x{n}: NaN in C propagated");
+                        assert_eq!(threaded, serial, "{kernel:?} {m}x{k}x{n}, transposes {ta}/{tb}, beta {beta}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// With either kernel, a product gives the same bits whichever way its operands are stored
+    /// (`A` as `m x k` or as its transpose, the same for `B`): also for the shapes the `gemm`
+    /// crate would give to its matrix-vector, dot-product or rank-1/2 kernels (a single row or
+    /// column of `C`, a small `C`, `k <= 2`).
+    #[test]
+    fn the_storage_of_the_operands_does_not_change_the_bits() {
+        let val = |i: usize| ((i as u64 * 2654435761) % 2001) as f32 / 1000.0 - 1.0;
+        let transpose = |x: &Matrix<f32>| Matrix::from_fn(x.cols(), x.rows(), |r, c| x.get(c, r));
+        for (m, k, n) in
+            [(1, 300, 40), (40, 300, 1), (1, 7, 1), (12, 500, 20), (16, 16, 16), (3, 1, 90), (30, 2, 30), (40, 90, 30)]
+        {
+            let a = Matrix::from_fn(m, k, |r, c| val(r * 131 + c));
+            let b = Matrix::from_fn(k, n, |r, c| val(r * 71 + c + 5000));
+            let (at, bt) = (transpose(&a), transpose(&b));
+            for kernel in kernels() {
+                let mut want = Matrix::zeros(m, n);
+                gemm_with(kernel, true, 1.0, a.view(), Op::N, b.view(), Op::N, 0.0, &mut want.view_mut());
+                for (x, opa, y, opb) in [(&at, Op::T, &b, Op::N), (&a, Op::N, &bt, Op::T), (&at, Op::T, &bt, Op::T)] {
+                    let mut got = Matrix::zeros(m, n);
+                    gemm_with(kernel, true, 1.0, x.view(), opa, y.view(), opb, 0.0, &mut got.view_mut());
+                    assert_eq!(got, want, "{kernel:?} {m}x{k}x{n}, transposes {opa:?}/{opb:?}");
+                }
+            }
+        }
+    }
+
+    /// With either kernel, a row (or a column) of a product is the same bits computed alone,
+    /// whatever the batch around it (for the `gemm` crate: the element-by-element path, one row
+    /// or column, and its blocked kernel, the batch, follow one order of operations), for every
+    /// kind of `beta` (and of `alpha` with the `gemm` crate), inner dimensions of one block and
+    /// of several, in both precisions.
+    #[test]
+    fn a_row_or_column_alone_gives_the_same_bits_as_in_a_batch() {
+        fn check<F: Real>(kernel: Kernel) {
+            let val = |i: usize| F::c(((i as u64 * 2654435761) % 2001) as f64 / 1000.0 - 1.0);
+            for (m, k, n) in [(37, 100, 45), (20, 1100, 70), (70, 513, 20), (40, 2000, 33)] {
+                let a = Matrix::from_fn(m, k, |r, c| val(r * 131 + c));
+                let b = Matrix::from_fn(n, k, |r, c| val(r * 71 + c + 5000));
+                // matrixmultiply rounds `alpha A B + beta C` differently in whole and partial
+                // panels of rows: a row alone and in a batch agree for alpha = 1 only.
+                let scalars: &[(f64, f64)] = match kernel {
+                    Kernel::GemmCrate => &[(1.0, 0.0), (1.0, 1.0), (0.7, 1.0), (-1.5, 0.3)],
+                    Kernel::Matrixmultiply => &[(1.0, 0.0), (1.0, 1.0)],
+                };
+                for &(alpha, beta) in scalars {
+                    let (alpha, beta) = (F::c(alpha), F::c(beta));
+                    let c0 =
+                        Matrix::from_fn(m, n, |r, c| if beta == F::zero() { F::nan() } else { val(r * 7 + c + 900) });
+                    let mut batch = c0.clone();
+                    gemm_with(kernel, true, alpha, a.view(), Op::N, b.view(), Op::T, beta, &mut batch.view_mut());
+                    for i in [0, m / 2, m - 1] {
+                        let mut row = c0.slice_rows(i, i + 1);
+                        gemm_with(
+                            kernel,
+                            true,
+                            alpha,
+                            a.view().slice_rows(i, i + 1),
+                            Op::N,
+                            b.view(),
+                            Op::T,
+                            beta,
+                            &mut row.view_mut(),
+                        );
+                        assert_eq!(
+                            row.row(0),
+                            batch.row(i),
+                            "{kernel:?} {} {m}x{k}x{n} row {i}, alpha {alpha}, beta {beta}",
+                            F::NAME
+                        );
+                    }
+                    for j in [0, n - 1] {
+                        let mut col = Matrix::from_fn(m, 1, |r, _| c0.get(r, j));
+                        gemm_with(
+                            kernel,
+                            true,
+                            alpha,
+                            a.view(),
+                            Op::N,
+                            b.view().slice_rows(j, j + 1),
+                            Op::T,
+                            beta,
+                            &mut col.view_mut(),
+                        );
+                        let want: Vec<F> = (0..m).map(|r| batch.get(r, j)).collect();
+                        assert_eq!(
+                            col.data(),
+                            &want[..],
+                            "{kernel:?} {} {m}x{k}x{n} column {j}, alpha {alpha}, beta {beta}",
+                            F::NAME
+                        );
+                    }
+                }
+            }
+        }
+        for kernel in kernels() {
+            check::<f32>(kernel);
+            check::<f64>(kernel);
+        }
+    }
+
+    /// Large products agree with the naive triple loop to within the rounding of a `k`-term
+    /// sum (the proptest above covers small ones), in both precisions.
+    #[test]
+    fn large_products_match_naive() {
+        fn check<F: Real>(kernel: Kernel, tol: f64) {
+            let val = |i: usize| F::c(((i as u64 * 2654435761) % 2001) as f64 / 1000.0 - 1.0);
+            for (m, k, n) in [(70, 600, 33), (33, 5, 130)] {
+                let a = Matrix::from_fn(k, m, |r, c| val(r * 13 + c));
+                let b = Matrix::from_fn(k, n, |r, c| val(r * 29 + c + 77));
+                let c0 = Matrix::from_fn(m, n, |r, c| val(r * 3 + c + 9));
+                let (mut fast, mut slow) = (c0.clone(), c0.clone());
+                gemm_with(kernel, true, F::c(0.5), a.view(), Op::T, b.view(), Op::N, F::c(-2.0), &mut fast.view_mut());
+                gemm_naive(F::c(0.5), a.view(), Op::T, b.view(), Op::N, F::c(-2.0), &mut slow.view_mut());
+                for (x, y) in fast.data().iter().zip(slow.data()) {
+                    let (x, y) = (x.to_f64().unwrap(), y.to_f64().unwrap());
+                    assert!((x - y).abs() <= tol * k as f64 * (1.0 + y.abs()), "{m}x{k}x{n} {}: {x} vs {y}", F::NAME);
+                }
+            }
+        }
+        for kernel in kernels() {
+            check::<f32>(kernel, 1e-6);
+            check::<f64>(kernel, 1e-15);
         }
     }
 

@@ -71,7 +71,7 @@ fn watch(done: &AtomicBool) {
             continue;
         }
         idle_rounds += 1;
-        if idle_rounds % 64 != 0 {
+        if !idle_rounds.is_multiple_of(64) {
             std::hint::spin_loop();
             continue;
         }

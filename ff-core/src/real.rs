@@ -60,7 +60,8 @@ pub trait Real:
     }
 
     /// Raw strided GEMM: `C <- alpha * A B + beta * C` with `A: m x k`, `B: k x n`, `C: m x n`,
-    /// each described by a row stride and a column stride in elements.
+    /// each described by a row stride and a column stride in elements, by `matrixmultiply`
+    /// on the calling thread.
     ///
     /// # Safety
     /// The pointers and strides must describe valid, non-overlapping (for `C`) memory regions
@@ -82,6 +83,80 @@ pub trait Real:
         rsc: isize,
         csc: isize,
     );
+
+    /// [`Real::gemm_raw`] by the `gemm` crate's kernel for this precision (AVX-512, AVX2+FMA,
+    /// NEON or scalar, chosen by the crate at run time). With `beta == 0`, `C` is not read
+    /// (NaN in it does not propagate).
+    ///
+    /// `threads > 1` lets the kernel share its tiles of `C` among that many threads of the
+    /// current rayon pool; `1` runs on the calling thread. Each element of `C` is computed by
+    /// the same operations in the same order whatever `threads` is (the threads take whole
+    /// tiles; the inner dimension is never split between them), so the result is bit for bit
+    /// the same. The order may still depend on the shape and the strides (the crate picks its
+    /// kernel and its blocks of the inner dimension by them): [`crate::matrix::gemm`] removes
+    /// that dependence.
+    ///
+    /// # Safety
+    /// The pointers and non-negative strides must describe valid memory regions of the stated
+    /// shapes; `C` must not overlap `A` or `B`, and two distinct indices of `C` must not
+    /// address the same element.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_crate_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+        threads: usize,
+    );
+}
+
+/// The `gemm` crate's threading for `threads` threads of the current rayon pool.
+fn parallelism(threads: usize) -> gemm_common::Parallelism {
+    if threads > 1 {
+        gemm_common::Parallelism::Rayon(threads)
+    } else {
+        gemm_common::Parallelism::None
+    }
+}
+
+/// Calls a `gemm` crate kernel (`dst <- alpha_dst * dst + beta_prod * lhs rhs`, column-major
+/// preferred) for a row-major-preferring `C <- alpha A B + beta C`: it computes
+/// `C^T = B^T A^T`, whose column-major layout is `C`'s row-major one, so the kernel writes
+/// whole columns of its destination (rows of `C`) with unit stride.
+macro_rules! call_gemm_crate {
+    ($kernel:expr, $m:expr, $k:expr, $n:expr, $alpha:expr, $a:expr, $rsa:expr, $csa:expr, $b:expr, $rsb:expr, $csb:expr, $beta:expr, $c:expr, $rsc:expr, $csc:expr, $threads:expr) => {
+        ($kernel)(
+            $n,           // rows of C^T
+            $m,           // columns of C^T
+            $k,           // inner dimension
+            $c,           // C^T
+            $rsc,         // its column stride (C's row stride)
+            $csc,         // its row stride (C's column stride)
+            $beta != 0.0, // read C only when beta is not zero
+            $b,           // B^T: n x k
+            $rsb,         // its column stride
+            $csb,         // its row stride
+            $a,           // A^T: k x m
+            $rsa,         // its column stride
+            $csa,         // its row stride
+            $beta,        // the crate's factor on the destination
+            $alpha,       // the crate's factor on the product
+            false,        // no conjugation (real)
+            false,
+            false,
+            parallelism($threads),
+        )
+    };
 }
 
 /// `v` in precision `F`, or `None` when `v` is finite but overflows `F` (`1e39` in `f32`,
@@ -128,6 +203,46 @@ impl Real for f32 {
         // SAFETY: forwarded contract of `gemm_raw`.
         unsafe { matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
+    unsafe fn gemm_crate_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f32,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+        csc: isize,
+        threads: usize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_crate_raw` (the transposed call addresses the
+        // same elements).
+        unsafe {
+            call_gemm_crate!(
+                gemm_f32::gemm::f32::get_gemm_fn(),
+                m,
+                k,
+                n,
+                alpha,
+                a,
+                rsa,
+                csa,
+                b,
+                rsb,
+                csb,
+                beta,
+                c,
+                rsc,
+                csc,
+                threads
+            )
+        }
+    }
 }
 
 impl Real for f64 {
@@ -150,6 +265,46 @@ impl Real for f64 {
     ) {
         // SAFETY: forwarded contract of `gemm_raw`.
         unsafe { matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+    }
+    unsafe fn gemm_crate_raw(
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: f64,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+        csc: isize,
+        threads: usize,
+    ) {
+        // SAFETY: forwarded contract of `gemm_crate_raw` (the transposed call addresses the
+        // same elements).
+        unsafe {
+            call_gemm_crate!(
+                gemm_f64::gemm::f64::get_gemm_fn(),
+                m,
+                k,
+                n,
+                alpha,
+                a,
+                rsa,
+                csa,
+                b,
+                rsb,
+                csb,
+                beta,
+                c,
+                rsc,
+                csc,
+                threads
+            )
+        }
     }
 }
 

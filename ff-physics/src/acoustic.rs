@@ -295,7 +295,7 @@ pub enum ToneSpacing {
 /// `{a, b} = {c, d}` since `p` is prime and `a, b, c, d < p`.) The largest mark is below
 /// `2p n`; for `n = 20`, `p = 23` and it is 890.
 pub fn sidon_marks(n: usize) -> Vec<u64> {
-    let is_prime = |q: u64| q >= 2 && (2..).take_while(|d| d * d <= q).all(|d| q % d != 0);
+    let is_prime = |q: u64| q >= 2 && (2..).take_while(|d| d * d <= q).all(|d| !q.is_multiple_of(d));
     let p = (n.max(2) as u64..).find(|&q| is_prime(q)).expect("there is always a larger prime");
     (0..n as u64).map(|k| 2 * p * k + (k * k) % p).collect()
 }

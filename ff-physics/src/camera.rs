@@ -140,7 +140,7 @@ impl Pooling {
 /// # Panics
 /// If the output grid does not divide the input grid or the buffer lengths disagree.
 pub fn bin_sum<F: FftReal>(src: &[F], rows: usize, cols: usize, out_rows: usize, out_cols: usize, dst: &mut [F]) {
-    assert!(out_rows > 0 && out_cols > 0 && rows % out_rows == 0 && cols % out_cols == 0);
+    assert!(out_rows > 0 && out_cols > 0 && rows.is_multiple_of(out_rows) && cols.is_multiple_of(out_cols));
     assert_eq!(src.len(), rows * cols, "binning input length");
     assert_eq!(dst.len(), out_rows * out_cols, "binning output length");
     let (br, bc) = (rows / out_rows, cols / out_cols);

@@ -316,7 +316,7 @@ impl FreeSpaceConfig {
             }
         }
         let (orows, ocols) = self.output_shape;
-        if orows == 0 || ocols == 0 || n % orows != 0 || n % ocols != 0 {
+        if orows == 0 || ocols == 0 || !n.is_multiple_of(orows) || !n.is_multiple_of(ocols) {
             return Err(CoreError::config(
                 "freespace.output_shape",
                 format!("{orows} x {ocols} must divide the {n} x {n} camera into whole bins"),

@@ -417,7 +417,7 @@ pub fn drive<L: Learner>(
         let last = planned == Some(epoch);
         let (mut tr, mut te) = (None, None);
         if let EvalSchedule::EveryEpochs(k) = plan.eval {
-            if epoch % k.max(1) == 0 || last {
+            if epoch.is_multiple_of(k.max(1)) || last {
                 let (train_acc, test_acc) = score(&mut p, learner, last && plan.train_eval)?;
                 tr = train_acc;
                 te = Some(test_acc);

@@ -162,7 +162,7 @@ fn core_round_trip_ns(batches: usize, per_batch: usize) -> f64 {
                     spins = 0;
                 }
                 spins += 1;
-                if spins % patience == 0 {
+                if spins.is_multiple_of(patience) {
                     std::thread::yield_now();
                 }
                 std::hint::spin_loop();
@@ -176,7 +176,7 @@ fn core_round_trip_ns(batches: usize, per_batch: usize) -> f64 {
                 let mut spins = 0u32;
                 while flag.load(Ordering::Acquire) != v + 2 {
                     spins += 1;
-                    if spins % patience == 0 {
+                    if spins.is_multiple_of(patience) {
                         std::thread::yield_now();
                     }
                     std::hint::spin_loop();

@@ -514,7 +514,7 @@ fn thousands(q: u64) -> String {
     let s = q.to_string();
     let mut t = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             t.push(',');
         }
         t.push(c);

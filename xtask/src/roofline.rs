@@ -1,7 +1,7 @@
 //! `cargo xtask roofline [--quick]`: builds and runs ff-bench's `roofline` binary in release,
-//! which measures every kernel and simulator beside its kernel bound in one process, prints
-//! the table and writes `target/roofline.json` (`name`, `achieved_gflops`, `bound_gflops`,
-//! `ratio` per record).
+//! which measures the machine's FMA peak and every kernel and simulator against it in one
+//! process, prints the table and writes `target/roofline.json` (`name`, `achieved_gflops`,
+//! `bound_gflops`, `ratio`, `bound_kind`, `best_gemm_gflops` per record).
 
 use anyhow::{bail, Context, Result};
 use std::process::Command;

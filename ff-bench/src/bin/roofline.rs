@@ -1,6 +1,6 @@
-//! `roofline [--quick] [--out FILE]`: measures every kernel and simulator beside its kernel
-//! bound in this process, prints a table and writes the records as JSON (default
-//! `target/roofline.json`). Run it through `cargo xtask roofline`.
+//! `roofline [--quick] [--out FILE]`: measures the machine's FMA peak and every kernel and
+//! simulator against it in this process, prints a table and writes the records as JSON
+//! (default `target/roofline.json`). Run it through `cargo xtask roofline`.
 
 use anyhow::{bail, Context, Result};
 use ff_bench::roofline::{measure_all, table};
@@ -18,16 +18,17 @@ fn main() -> Result<()> {
         }
     }
     eprintln!(
-        "roofline: {} rayon threads, {} mode; each line is a median of several runs",
+        "roofline: {} rayon threads, {} mode; each line is a median of several runs, its ratio against the \
+         first peak measurement (the table's: against the faster of two, at the start and at the end)",
         rayon::current_num_threads(),
         if quick { "quick (smoke, small shapes)" } else { "full" }
     );
     let records = measure_all(quick, |r| {
         eprintln!(
-            "  {:<72} {:>8.2} GFLOP/s{}",
+            "  {:<84} {:>8.2} GFLOP/s{}",
             r.name,
             r.achieved_gflops,
-            r.ratio.map_or(String::new(), |x| format!("  ratio {x:.3}"))
+            r.ratio.map_or(String::new(), |x| format!("  {x:.3} of {}", r.bound_kind))
         )
     });
     println!("{}", table(&records));

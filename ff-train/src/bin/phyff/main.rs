@@ -553,6 +553,10 @@ fn eval_cmd(model: &std::path::Path, first_block: usize) -> Result<()> {
 
 fn main() {
     let cli = Cli::parse();
+    if let Err(e) = ff_core::gemm_kernels::Kernel::from_env() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     let r = match &cli.command {
         Command::Train(a) => train_cmd(a),
         Command::Eval { model, score_from_block } => eval_cmd(model, *score_from_block),
