@@ -6,8 +6,9 @@
 //!
 //! Each experiment is a TOML configuration (written next to its results, so the report shows
 //! exactly what ran) plus the `phyff` subcommand: `compare` (every method, several seeds) for
-//! the vowel experiments, `train` (PhyLL and its physics-removed ablation, one run per seed)
-//! for the image experiments, whose baselines would cost hours here; `drift` (FF against PAT
+//! the vowel experiments and for `mnist-compare` (one seed, on a subset of the training images
+//! so that every baseline fits in under an hour here), `train` (PhyLL and its physics-removed
+//! ablation, one run per seed) for the other image experiments; `drift` (FF against PAT
 //! while the optical medium drifts and is replaced, one run per seed) for `drift-optics`, whose
 //! table gives each method's recovery after the change. `--quick` shrinks epochs,
 //! seeds and data so the whole set runs in minutes; the full set uses the paper's
@@ -98,6 +99,9 @@ fn experiments(quick: bool) -> Vec<Experiment> {
             String::new()
         }
     };
+    // mnist-compare: training images, epochs, batch, twin inputs and twin epochs.
+    let (mc_train, mc_epochs, mc_batch, mc_twin, mc_twin_epochs) =
+        (q(20_000, 3000), q(10, 2), q(1000, 500), q(20_000, 2000), q(20, 5));
     vec![
         Experiment {
             name: "vowels-acoustic-emulator",
@@ -158,6 +162,45 @@ fn experiments(quick: bool) -> Vec<Experiment> {
                    about 9 TFLOP of dense updates (about 75 s on 2 cores, 2026-12-06), so the full 350 \
                    epochs take hours; measured progress in docs/reproduction/README.md"
                 .into(),
+        },
+        Experiment {
+            name: "mnist-compare",
+            title: "MNIST: FF against ideal BP, PAT and in-silico through the optical system",
+            kind: Kind::Compare,
+            seeds: 1,
+            toml: format!(
+                "data = \"mnist:{}\"\nsystem = \"optics\"\nblocks = 2\nhidden = 676\nlr = 2e-4\nn_inner = 20\nepochs = {}\n\
+                 batch_size = {}\nalpha = 5.0\nprecision = \"f32\"\neval_every = 1\ntrain_eval = false\n\
+                 train_limit = {}\n{}[optics]\nfield_size = 52\ninput_pupil_radius_px = 15.7\noutput_pupil_radius_px = 15.7\n",
+                mnist.display(),
+                mc_epochs,
+                mc_batch,
+                mc_train,
+                if quick { "test_limit = 1000\n" } else { "" },
+            ),
+            flags: {
+                let mut f = twin_flags(mc_twin, mc_twin_epochs);
+                f.extend(["--twin-inputs".to_string(), "data".into()]);
+                f
+            },
+            needs: vec![(mnist.to_path_buf(), mnist_how)],
+            paper: "PAT on MNIST about 0.87 (mechanical) / 0.93 (electronic) (docs/science.md); no FF-against-PAT \
+                    figure on the same system in the paper",
+            note: format!(
+                "every method of `phyff compare` on the `mnist-optics` system (2 blocks of 676, 52 x 52 field, \
+                 pupils 15.7 px, alpha 5, n_inner 20), one seed and split for all: the first {} training images \
+                 and {} test images, {} epochs, batch {} (the gradient methods: 32), lr 2e-4 (4 x the paper's \
+                 step), f32 (the f64 parity check of one FF epoch is in docs/reproduction/README.md); the full \
+                 run is sized for about 40 minutes on 2 cores. The twins of PAT and in-silico: 1 024 SiLU units \
+                 fitted for {} epochs on {} inputs, the training images pushed through the initial blocks with \
+                 jitter (`--twin-inputs data`; docs/reproduction/README.md says why not inputs drawn from a box)",
+                mc_train,
+                if quick { "the first 1 000" } else { "all 10 000" },
+                mc_epochs,
+                mc_batch,
+                mc_twin_epochs,
+                mc_twin,
+            ),
         },
         Experiment {
             name: "fashion-digital",
@@ -255,6 +298,67 @@ fn si(x: f64) -> String {
     format!("{v:.2} {p}")
 }
 
+/// The Markdown table of a compare experiment from its `comparison.json`: per method the test
+/// accuracy (mean ± sd over `seeds`), wall time, physical queries, digital FLOPs (all, and of
+/// learning per epoch), the modelled energy and, for the methods that learn through digital
+/// twins, how much better than the mean predictor the worst twin is; a method is marked
+/// "twin unfit" or "at chance" as `phyff compare` marks it. Then every twin, block by block.
+fn compare_table(report: &Value, seeds: usize) -> Result<String> {
+    let methods = report["methods"].as_array().context("comparison.json: no methods")?;
+    let mut md = format!(
+        "| method | test accuracy (mean ± sd, {seeds} seeds) | wall s | physical queries | digital FLOPs | \
+         learning FLOPs / epoch | energy J | twin: mean predictor's RMSE / twin's (worst block) |\n\
+         |---|---|---|---|---|---|---|---|\n"
+    );
+    let mut twins = String::new();
+    for m in methods {
+        let name = m["method"].as_str().unwrap_or("?");
+        let flags: Vec<&str> = [("twin_unfit", "twin unfit"), ("at_chance", "at chance")]
+            .into_iter()
+            .filter(|(k, _)| m.get(*k).and_then(Value::as_bool) == Some(true))
+            .map(|(_, f)| f)
+            .collect();
+        let label = if flags.is_empty() { name.to_string() } else { format!("{name} **[{}]**", flags.join(", ")) };
+        let twin =
+            m.get("twin_rmse_ratio").and_then(Value::as_f64).map_or_else(|| "-".into(), |r| format!("{:.2}x", 1.0 / r));
+        md.push_str(&format!(
+            "| {label} | {:.4} ± {:.4} | {:.1} | {} | {}FLOP | {}FLOP | {:.3e} | {twin} |\n",
+            num(m, "test_accuracy"),
+            num(m, "test_accuracy_sd"),
+            num(m, "wall_seconds"),
+            si(num(m, "physical_queries")),
+            si(num(m, "digital_flops")),
+            si(num(m, "digital_flops_per_epoch")),
+            num(m, "energy_joules"),
+        ));
+        for b in m.get("twin_blocks").and_then(Value::as_array).into_iter().flatten() {
+            let x = |a: &str, mean: &str| num(b, mean) / num(b, a);
+            twins.push_str(&format!(
+                "- {name}, seed {}, block {}: held out {:.4} vs {:.4} for the mean predictor ({:.2}x); on the \
+                 block's training inputs {:.2}x at the start, {:.2}x at the end\n",
+                num(b, "seed"),
+                num(b, "block"),
+                num(b, "val_rmse"),
+                num(b, "val_rmse_of_mean"),
+                x("val_rmse", "val_rmse_of_mean"),
+                x("start_rmse", "start_rmse_of_mean"),
+                x("end_rmse", "end_rmse_of_mean"),
+            ));
+        }
+    }
+    md.push_str(
+        "\nDigital FLOPs: training, evaluation and twin fitting; learning FLOPs / epoch: training and twin \
+         fitting per epoch, evaluation excluded; energy: the modelled joules of all queries and FLOPs \
+         (`phyff compare --help`). A twin is fit to stand in for its block when the mean predictor's RMSE \
+         is at least 3x the twin's; below that the method is marked **twin unfit**, and a method within \
+         2 points of chance **at chance**.\n",
+    );
+    if !twins.is_empty() {
+        md.push_str(&format!("\nTwins (RMSE against the system's output, and the mean predictor's):\n\n{twins}"));
+    }
+    Ok(md)
+}
+
 /// What to do for one seed of a `train` experiment.
 #[derive(Debug, PartialEq)]
 enum TrainStep {
@@ -309,24 +413,14 @@ fn run_one(phyff: &Path, e: &Experiment, dir: &Path, resume: bool) -> Result<Str
         args.extend(e.flags.iter().cloned());
         commands.push(format!("phyff {}", args.join(" ")));
         run_phyff(phyff, &args, &dir.join("log.txt"))?;
-        let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json"))?)?;
-        md.push_str(&format!(
-            "| method | test accuracy (mean ± sd, {} seeds) | wall s | physical queries | digital FLOPs | learning FLOPs / epoch |\n|---|---|---|---|---|---|\n",
-            e.seeds
-        ));
-        for m in report["methods"].as_array().context("comparison.json: methods")? {
-            md.push_str(&format!(
-                "| {} | {:.4} ± {:.4} | {:.1} | {} | {}FLOP | {}FLOP |\n",
-                m["method"].as_str().unwrap_or("?"),
-                num(m, "test_accuracy"),
-                num(m, "test_accuracy_sd"),
-                num(m, "wall_seconds"),
-                si(num(m, "physical_queries")),
-                si(num(m, "digital_flops")),
-                si(num(m, "digital_flops_per_epoch")),
-            ));
-        }
+        let json = dir.join("comparison.json");
+        let text = std::fs::read_to_string(&json).with_context(|| format!("reading {}", json.display()))?;
+        let report: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", json.display()))?;
+        md.push_str(&compare_table(&report, e.seeds)?);
         md.push_str(&format!("\n![accuracy vs epoch]({}/accuracy.png)\n", e.name));
+        if dir.join("cost.png").exists() {
+            md.push_str(&format!("\n![modelled energy per run]({}/cost.png)\n", e.name));
+        }
     } else {
         let (mut acc, mut abl, mut wall) = (Vec::new(), Vec::new(), Vec::new());
         for s in 0..e.seeds {
@@ -536,7 +630,9 @@ pub fn run(args: &[String]) -> Result<()> {
     if !status.success() {
         bail!("building phyff failed ({status})");
     }
-    let phyff = root.join("target/release/phyff");
+    // Where cargo put it: CARGO_TARGET_DIR when set (relative to the root), else target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |t| root.join(t));
+    let phyff = target.join("release/phyff");
     let start = Instant::now();
     let mut report = format!(
         "# phyff reproduction report ({mode})\n\nGenerated by `cargo xtask reproduce{}{}` on {} ({} logical CPUs). \
@@ -581,10 +677,12 @@ pub fn run(args: &[String]) -> Result<()> {
     if let Some(p) = publish {
         std::fs::create_dir_all(&p)?;
         for e in &exps {
-            let png = out.join(e.name).join("accuracy.png");
-            if png.exists() {
-                std::fs::create_dir_all(p.join(e.name))?;
-                std::fs::copy(&png, p.join(e.name).join("accuracy.png"))?;
+            for plot in ["accuracy.png", "cost.png"] {
+                let png = out.join(e.name).join(plot);
+                if png.exists() {
+                    std::fs::create_dir_all(p.join(e.name))?;
+                    std::fs::copy(&png, p.join(e.name).join(plot))?;
+                }
             }
         }
         // `report.md`, not `README.md`: the folder's README is a hand-kept overview of runs
@@ -666,7 +764,7 @@ mod tests {
     fn quick_experiments_need_only_what_the_repository_holds_and_a_missing_need_fails() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let quick = experiments(true);
-        assert!(quick.iter().any(|e| e.name.starts_with("vowels-")) && quick.len() >= 7);
+        assert!(quick.iter().any(|e| e.name.starts_with("vowels-")) && quick.len() >= 8);
         for e in &quick {
             for (p, _) in &e.needs {
                 assert!(p.is_relative(), "{}: {} must be relative to the root", e.name, p.display());
@@ -685,6 +783,39 @@ mod tests {
         assert!(missing_data(&e, true).unwrap().unwrap().contains("/nonexistent/mnist"));
         e.needs.clear();
         assert!(missing_data(&e, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_compare_table_shows_energy_and_marks_twins_and_chance() {
+        let report = serde_json::json!({
+            "system": "optics", "data": "mnist:data/mnist",
+            "methods": [
+                {"method": "FF (PhyLL)", "test_accuracy": 0.95, "test_accuracy_sd": 0.0, "wall_seconds": 12.34,
+                 "physical_queries": 240000u64, "digital_flops": 3.2e12, "digital_flops_per_epoch": 1.5e12,
+                 "eval_flops": 1u64, "energy_joules": 243.5, "runs": [], "twin_unfit": false, "at_chance": false},
+                {"method": "PAT", "test_accuracy": 0.1012, "test_accuracy_sd": 0.0, "wall_seconds": 162.3,
+                 "physical_queries": 114096u64, "digital_flops": 8.15e12, "digital_flops_per_epoch": 8.12e12,
+                 "eval_flops": 1u64, "energy_joules": 122.2, "runs": [], "twin_rmse_ratio": 12.5,
+                 "twin_unfit": true, "at_chance": true,
+                 "twin_blocks": [{"seed": 0, "block": 2, "val_rmse": 0.014, "val_rmse_of_mean": 0.0742,
+                                  "start_rmse": 0.0111, "start_rmse_of_mean": 0.0682,
+                                  "end_rmse": 6.7963, "end_rmse_of_mean": 0.5299}]},
+            ]
+        });
+        let md = compare_table(&report, 1).unwrap();
+        assert!(md.contains("| energy J | twin: mean predictor's RMSE / twin's (worst block) |"), "{md}");
+        assert!(
+            md.contains("| FF (PhyLL) | 0.9500 ± 0.0000 | 12.3 | 240.00 k | 3.20 TFLOP | 1.50 TFLOP | 2.435e2 | - |"),
+            "{md}"
+        );
+        assert!(md.contains("| PAT **[twin unfit, at chance]** | 0.1012 ± 0.0000 |"), "{md}");
+        assert!(md.contains("| 1.222e2 | 0.08x |"), "{md}");
+        assert!(
+            md.contains("- PAT, seed 0, block 2: held out 0.0140 vs 0.0742 for the mean predictor (5.30x)"),
+            "{md}"
+        );
+        assert!(md.contains("6.14x at the start, 0.08x at the end"), "{md}");
+        assert!(compare_table(&serde_json::json!({}), 1).is_err());
     }
 
     #[test]
