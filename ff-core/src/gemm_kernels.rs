@@ -135,13 +135,9 @@ pub(crate) const SPLIT_ALIGN: usize = 16;
 /// per rayon thread for large products, fewer for small ones, one below twice
 /// [`PARALLEL_MIN_MULS`].
 pub(crate) fn parallel_parts(m: usize, n: usize, k: usize) -> usize {
-    let muls = m.saturating_mul(n).saturating_mul(k);
-    if muls < 2 * PARALLEL_MIN_MULS {
-        return 1;
-    }
-    let by_size = muls / PARALLEL_MIN_MULS;
-    let by_shape = m.max(n).div_ceil(SPLIT_ALIGN);
-    rayon::current_num_threads().min(by_size).min(by_shape).max(1)
+    // The threads the product's size warrants, no more blocks than whole panels of its
+    // longer side.
+    parallel_threads(m, n, k).min(m.max(n).div_ceil(SPLIT_ALIGN)).max(1)
 }
 
 #[allow(clippy::too_many_arguments)]
